@@ -1,0 +1,24 @@
+"""Errors that oplearn reports to users as one clear line."""
+
+
+class OplearnError(Exception):
+    """A user-facing error: the message says what is wrong and how to fix it.
+
+    The command-line interface prints ``error: <message>`` and exits with status 2.
+    """
+
+
+class DataError(OplearnError):
+    """A data file or array is missing, truncated, malformed or inconsistent."""
+
+
+class ConfigError(OplearnError):
+    """A configuration key is unknown, missing, or has the wrong type."""
+
+
+class CheckpointError(OplearnError):
+    """A checkpoint is missing, corrupt, or unsafe to load."""
+
+
+class TrainingDiverged(OplearnError):
+    """The training loss became NaN or infinite."""

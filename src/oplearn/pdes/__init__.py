@@ -1,0 +1,9 @@
+"""PDE families, one per module, all implementing :class:`oplearn.pdes.base.PDE`."""
+
+from oplearn.pdes.base import PDE
+from oplearn.pdes.darcy import Darcy
+
+#: The PDE families known to ``oplearn generate``, by name.
+PDES: dict[str, type[PDE]] = {Darcy.name: Darcy}
+
+__all__ = ["PDE", "Darcy", "PDES"]

@@ -1,0 +1,82 @@
+"""The PDE interface shared by data generation, physics losses and inverse problems.
+
+A PDE object owns everything about one equation family: the distribution of its inputs,
+a verified reference solver, the discrete residual, and the metadata that makes a dataset
+reproducible. Each equation is written once and used everywhere.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+import torch
+
+from oplearn.grids import Grid, subsample
+
+
+class PDE(abc.ABC):
+    """A family of PDE problems mapping an input field to a solution field.
+
+    Subclasses set :attr:`name`, :attr:`input_names`, :attr:`output_names` and
+    :attr:`periodic`, and implement :meth:`sample_input`, :meth:`solve`,
+    :meth:`residual` and :meth:`params`.
+
+    Shapes
+    ------
+    inputs : ``(batch, len(input_names), *grid.shape)``
+    outputs : ``(batch, len(output_names), *grid.shape)`` (time-dependent PDEs add a time
+    axis after the batch axis: ``(batch, time, channels, *grid.shape)``)
+    """
+
+    name: ClassVar[str]
+    input_names: ClassVar[tuple[str, ...]]
+    output_names: ClassVar[tuple[str, ...]]
+    periodic: ClassVar[bool]
+    ndim: ClassVar[int]
+
+    #: Refinement factor of the reference solve: solve on ``grid.refine(refine)`` and
+    #: subsample. Subclasses take it as a constructor argument.
+    refine: int = 1
+
+    def grid(self, resolution: int) -> Grid:
+        """The unit-box grid with ``resolution`` nodes per dimension."""
+        return Grid((resolution,) * self.ndim, periodic=self.periodic)
+
+    @abc.abstractmethod
+    def sample_input(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``n`` inputs from the standard distribution, evaluated on ``grid``.
+
+        The same generator state gives the same underlying functions at every resolution.
+        Returns ``(n, len(input_names), *grid.shape)``, float64.
+        """
+
+    @abc.abstractmethod
+    def solve(self, inputs: torch.Tensor, grid: Grid) -> torch.Tensor:
+        """Reference solution of the PDE for each input, on the same grid.
+
+        ``inputs``: ``(batch, len(input_names), *grid.shape)`` ->
+        ``(batch, len(output_names), *grid.shape)``.
+        """
+
+    @abc.abstractmethod
+    def residual(self, outputs: torch.Tensor, inputs: torch.Tensor, grid: Grid) -> torch.Tensor:
+        """Discrete PDE residual of ``outputs`` given ``inputs`` (differentiable, torch).
+
+        Zero (to solver tolerance) for ``outputs = solve(inputs)``. The shape is documented
+        by each PDE (interior points for Dirichlet problems).
+        """
+
+    @abc.abstractmethod
+    def params(self) -> dict[str, Any]:
+        """JSON-serialisable parameters that, with the seed, reproduce a dataset."""
+
+    def generate(self, n: int, resolution: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sample inputs and solve them, on a ``refine``-times finer grid, then subsample.
+
+        Returns ``(inputs, outputs)`` on ``self.grid(resolution)``.
+        """
+        fine = self.grid(resolution).refine(self.refine)
+        inputs = self.sample_input(n, fine, generator)
+        outputs = self.solve(inputs, fine)
+        return subsample(inputs, self.refine, self.ndim), subsample(outputs, self.refine, self.ndim)
