@@ -1,0 +1,128 @@
+"""The ``oplearn`` command line: generate, train, evaluate, report, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from oplearn.errors import OplearnError
+
+
+def _params(pairs: list[str]) -> dict:
+    from oplearn.config import parse_override
+
+    params = {}
+    for pair in pairs:
+        path, value = parse_override(pair)
+        params[".".join(path)] = value
+    return params
+
+
+def cmd_generate(args) -> None:
+    from oplearn.data.generate import generate_dataset, make_pde
+
+    params = _params(args.param)
+    if args.refine is not None:
+        params["refine"] = args.refine
+    pde = make_pde(args.pde, params)
+    path = generate_dataset(pde, args.n, args.resolution, args.out, seed=args.seed, chunk_size=args.chunk_size,
+                            overwrite=args.overwrite, progress=not args.no_progress)
+    print(f"wrote {args.n} {args.pde} samples at {args.resolution} to {path}")
+
+
+def cmd_train(args) -> None:
+    from oplearn.config import load_config
+    from oplearn.evaluate import evaluate_run, format_table
+    from oplearn.training.run import train
+
+    config = load_config(args.config, args.set)
+    summary = train(config, args.out, resume=args.resume, progress=not args.no_progress)
+    print(f"trained {summary['epochs']} epochs; run saved in {args.out}")
+    if config.data.test:
+        rows = evaluate_run(args.out, [t.path for t in config.data.test])
+        print(format_table(rows))
+
+
+def cmd_evaluate(args) -> None:
+    from oplearn.evaluate import evaluate_run, format_table
+
+    rows = evaluate_run(args.run_dir, args.data, batch_size=args.batch_size)
+    print(format_table(rows))
+    print(f"metrics written to {Path(args.run_dir) / 'metrics.json'}")
+
+
+def cmd_report(args) -> None:
+    from oplearn.report import make_report
+
+    path = make_report(args.run_dir, args.data or None, args.out)
+    print(f"report written to {path} (and report.md beside it)")
+
+
+def cmd_demo(args) -> None:
+    from oplearn.demo import run_demo
+
+    path = run_demo(args.out, args.set, progress=not args.no_progress)
+    print(f"demo report: {path} (and report.md beside it)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oplearn", description="Neural PDE solvers: generate data, train operators, evaluate.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="generate a reference dataset (HDF5)")
+    p.add_argument("pde", help="PDE family, e.g. darcy")
+    p.add_argument("--n", type=int, required=True, help="number of samples")
+    p.add_argument("--resolution", type=int, required=True, help="grid nodes per dimension")
+    p.add_argument("--out", required=True, help="output .h5 file")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--refine", type=int, help="solve on a grid this many times finer, then subsample")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="PDE parameter, e.g. high=12")
+    p.add_argument("--chunk-size", type=int, default=32, help="samples per chunk (part of the recipe)")
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("train", help="train a neural operator from a YAML config")
+    p.add_argument("config")
+    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a trained run on dataset files")
+    p.add_argument("run_dir")
+    p.add_argument("--data", nargs="+", action="extend", required=True, metavar="FILE.h5")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("report", help="figures and an HTML/Markdown report of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--data", nargs="+", action="extend", metavar="FILE.h5")
+    p.add_argument("--out", help="report directory (default RUN_DIR/report)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("demo", help="Darcy end to end on a small embedded default")
+    p.add_argument("--out", default="runs/demo")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a demo config key")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except OplearnError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command (with --resume for train) to continue", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

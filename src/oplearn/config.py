@@ -1,0 +1,196 @@
+"""Typed, validated run configuration.
+
+A run is described by one YAML file (see ``configs/``) plus ``--set key=value``
+overrides with dotted keys. Unknown keys and wrong types are reported as one line that
+names the key. The fully resolved configuration is saved in the run directory.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from oplearn.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class GenerateSpec(_Strict):
+    """The recipe of a dataset file, used to create it when it does not exist yet."""
+
+    pde: str
+    n: int = Field(gt=0)
+    resolution: int = Field(gt=2)
+    seed: int = 0
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class DatasetSpec(_Strict):
+    """A dataset file, optionally with the recipe that makes it."""
+
+    path: str
+    generate: GenerateSpec | None = None
+
+
+class DataConfig(_Strict):
+    """Training data: the first ``n_train`` samples of ``path`` train, the next ``n_val`` validate."""
+
+    path: str
+    generate: GenerateSpec | None = None
+    n_train: int | None = Field(default=None, gt=0)
+    n_val: int = Field(default=0, ge=0)
+    test: list[DatasetSpec] = Field(default_factory=list)
+    batch_size: int = Field(default=20, gt=0)
+
+    @property
+    def train_spec(self) -> DatasetSpec:
+        return DatasetSpec(path=self.path, generate=self.generate)
+
+
+class FNOConfig(_Strict):
+    """Fourier neural operator (:class:`oplearn.models.FNO`)."""
+
+    name: Literal["fno"] = "fno"
+    modes: int = Field(default=12, gt=0)
+    width: int = Field(default=32, gt=0)
+    n_layers: int = Field(default=4, gt=0)
+    lifting_channels: int | None = None
+    projection_channels: int = Field(default=128, gt=0)
+    padding: float = Field(default=0.0, ge=0.0, lt=1.0)
+
+    def build(self, in_channels: int, out_channels: int, n_dim: int):
+        from oplearn.models import FNO
+
+        return FNO(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            modes=(self.modes,) * n_dim,
+            width=self.width,
+            n_layers=self.n_layers,
+            lifting_channels=self.lifting_channels,
+            projection_channels=self.projection_channels,
+            padding=self.padding,
+        )
+
+
+ModelConfig = Annotated[Union[FNOConfig], Field(discriminator="name")]
+
+
+class TrainConfig(_Strict):
+    """Optimisation: AdamW with a cosine or step learning-rate schedule."""
+
+    epochs: int = Field(default=100, gt=0)
+    lr: float = Field(default=1e-3, gt=0)
+    weight_decay: float = Field(default=1e-4, ge=0)
+    scheduler: Literal["cosine", "step", "constant"] = "cosine"
+    step_size: int = Field(default=50, gt=0)
+    gamma: float = Field(default=0.5, gt=0)
+    loss: Literal["relative_l2", "relative_h1"] = "relative_l2"
+    positional_features: bool = True
+    checkpoint_every: int = Field(default=1, gt=0)
+    device: str = "auto"
+    threads: int | None = Field(default=None, gt=0)
+
+
+class RunConfig(_Strict):
+    """Everything that defines a training run."""
+
+    seed: int = 0
+    data: DataConfig
+    model: ModelConfig = Field(default_factory=FNOConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+def _format_validation_error(err: ValidationError, model: type[BaseModel]) -> str:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in {"fno"}))
+    if first["type"] == "extra_forbidden":
+        parent = first["loc"][:-1]
+        known = _known_keys(model, parent)
+        hint = difflib.get_close_matches(str(first["loc"][-1]), known, n=1)
+        suggestion = f" (did you mean '{'.'.join([*map(str, parent), hint[0]])}'?)" if hint else ""
+        return f"config: unknown key '{key}'{suggestion}"
+    if first["type"] == "missing":
+        return f"config: missing required key '{key}'"
+    return f"config: key '{key}': {first['msg']} (got {first.get('input')!r})"
+
+
+def _known_keys(model: type[BaseModel], path: tuple) -> list[str]:
+    for part in path:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return []
+        annotation = field.annotation
+        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not candidates:
+            args = [getattr(a, "__args__", ()) for a in getattr(annotation, "__args__", ())]
+            candidates = [a for group in args for a in group if isinstance(a, type) and issubclass(a, BaseModel)]
+        if not candidates:
+            return []
+        model = candidates[0]
+    return list(model.model_fields)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``a.b.c=value`` into the key path and the YAML-parsed value."""
+    if "=" not in text:
+        raise ConfigError(f"override '{text}' is not of the form key=value (e.g. --set train.epochs=10)")
+    key, raw = text.split("=", 1)
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{text}' has an empty key")
+    try:
+        value = yaml.safe_load(raw) if raw != "" else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict, overrides: list[str]) -> dict:
+    """Set dotted keys in a nested dict (creating sections as needed)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for part in path[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise ConfigError(f"override '{text}': '{part}' is a value, not a section")
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def validate_config(raw: dict) -> RunConfig:
+    """Validate a plain dict into a :class:`RunConfig`, raising a one-line ConfigError."""
+    if not isinstance(raw, dict):
+        raise ConfigError("config: the top level must be a mapping of sections (seed, data, model, train)")
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, RunConfig)) from None
+
+
+def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    """Read a YAML config file and apply ``key=value`` overrides."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"config file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from None
+    return validate_config(apply_overrides(raw, list(overrides)))
+
+
+def dump_config(config: RunConfig) -> str:
+    """The fully resolved configuration as YAML."""
+    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,140 @@
+"""The oplearn dataset file: one HDF5 file of input/output field pairs.
+
+Layout
+------
+``inputs``
+    ``(n, c_in, *spatial)`` float32, attribute ``names`` (channel names).
+``outputs``
+    ``(n, c_out, *spatial)`` float32 (time-dependent data: ``(n, time, c_out, *spatial)``
+    with a ``time`` dataset), attribute ``names``.
+root attributes
+    ``format = "oplearn-dataset"``, ``format_version``, ``pde``, ``pde_params`` (JSON),
+    ``grid`` (JSON: shape, domain, periodic), ``seed``, ``n``, ``chunk_size``,
+    ``n_complete`` (samples written so far), ``versions`` (JSON), ``created``.
+
+A file is *complete* when ``n_complete == n``. Writers work on ``<name>.partial`` and
+rename it to its final name only when complete, so a file under its final name is never
+half-written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import torch
+
+from oplearn.errors import DataError
+from oplearn.grids import Grid
+
+FORMAT = "oplearn-dataset"
+FORMAT_VERSION = 1
+
+
+@dataclass
+class FieldData:
+    """Fields loaded from a dataset file.
+
+    Attributes
+    ----------
+    inputs : ``(n, c_in, *grid.shape)`` tensor
+    outputs : ``(n, c_out, *grid.shape)`` tensor
+    grid : the grid the fields live on
+    meta : root attributes (JSON decoded)
+    path : where they came from
+    """
+
+    inputs: torch.Tensor
+    outputs: torch.Tensor
+    grid: Grid
+    meta: dict[str, Any]
+    path: Path
+
+    @property
+    def resolution(self) -> str:
+        return "x".join(str(n) for n in self.grid.shape)
+
+    def __len__(self) -> int:
+        return self.inputs.shape[0]
+
+
+def decode_attrs(attrs) -> dict[str, Any]:
+    """Root attributes with JSON-encoded values decoded."""
+    out = {}
+    for key, value in attrs.items():
+        if isinstance(value, bytes):
+            value = value.decode()
+        if isinstance(value, np.generic):
+            value = value.item()
+        if isinstance(value, str) and value[:1] in "{[":
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+        out[key] = value
+    return out
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """Open and check a dataset file's header without reading its arrays."""
+    path = Path(path)
+    with _open(path) as f:
+        return _check_header(f, path)
+
+
+def load_fields(path: str | Path, limit: int | None = None, start: int = 0) -> FieldData:
+    """Load samples ``start .. start+limit`` of a complete dataset file into memory (float32)."""
+    path = Path(path)
+    with _open(path) as f:
+        meta = _check_header(f, path)
+        n = meta["n"]
+        stop = n if limit is None else start + limit
+        if stop > n:
+            raise DataError(f"{path}: asked for samples {start}..{stop} but the file holds {n}; lower n_train/n_val")
+        inputs = torch.from_numpy(np.asarray(f["inputs"][start:stop], dtype=np.float32))
+        outputs = torch.from_numpy(np.asarray(f["outputs"][start:stop], dtype=np.float32))
+    grid = Grid.from_dict(meta["grid"])
+    check_fields(inputs, grid, f"{path}: inputs")
+    check_fields(outputs, grid, f"{path}: outputs")
+    return FieldData(inputs, outputs, grid, meta, path)
+
+
+def check_fields(x: torch.Tensor, grid: Grid, what: str) -> None:
+    """Raise a one-line DataError unless ``x`` is finite float data of shape ``(n, c, *grid.shape)``."""
+    if not torch.is_floating_point(x):
+        raise DataError(f"{what} have dtype {x.dtype}; expected floating-point fields")
+    if x.ndim != grid.ndim + 2 or tuple(x.shape[2:]) != grid.shape:
+        raise DataError(f"{what} have shape {tuple(x.shape)}; expected (n, channels, {', '.join(map(str, grid.shape))})")
+    bad = ~torch.isfinite(x)
+    if bad.any():
+        sample = int(bad.reshape(x.shape[0], -1).any(1).nonzero()[0])
+        raise DataError(f"{what} contain NaN or infinite values (first in sample {sample}); regenerate or clean the data")
+
+
+def _open(path: Path) -> h5py.File:
+    if not path.exists():
+        partial = path.with_name(path.name + ".partial")
+        hint = f"; an unfinished '{partial.name}' exists: rerun the same generate command to resume it" if partial.exists() else ""
+        raise DataError(f"data file '{path}' does not exist{hint}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise DataError(f"data file '{path}' is not a readable HDF5 file (truncated or corrupt?): {err}") from None
+
+
+def _check_header(f: h5py.File, path: Path) -> dict[str, Any]:
+    meta = decode_attrs(f.attrs)
+    if meta.get("format") != FORMAT:
+        raise DataError(f"'{path}' is not an oplearn dataset (no format attribute); create it with 'oplearn generate'")
+    if meta.get("format_version", 0) > FORMAT_VERSION:
+        raise DataError(f"'{path}' has format version {meta['format_version']}; this oplearn reads up to {FORMAT_VERSION}: upgrade oplearn")
+    for key in ("inputs", "outputs"):
+        if key not in f:
+            raise DataError(f"'{path}' has no '{key}' dataset; the file is damaged, regenerate it")
+    if meta.get("n_complete") != meta.get("n") or f["inputs"].shape[0] != meta.get("n"):
+        raise DataError(f"'{path}' is incomplete ({meta.get('n_complete')} of {meta.get('n')} samples); rerun its generate command to finish it")
+    return meta

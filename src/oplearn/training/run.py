@@ -1,0 +1,273 @@
+"""A training run: data, model, optimiser and schedule from a :class:`RunConfig`, in a run directory.
+
+Run directory layout
+--------------------
+``config.yaml``           the fully resolved configuration
+``metrics.jsonl``         one JSON line per epoch (losses, validation metrics, lr, time)
+``checkpoints/last.pt``   model, optimiser, scheduler, RNG state and epoch (for ``--resume``)
+``checkpoints/best.pt``   the model with the lowest validation relative L2
+``metrics.json``          test metrics per dataset (written by evaluation)
+
+Resuming replays nothing: each epoch's shuffle comes from a generator seeded by
+``(seed, epoch)``, so a run killed after epoch ``k`` and resumed reaches the same weights
+as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from oplearn.config import DatasetSpec, RunConfig, dump_config, validate_config
+from oplearn.data.files import FieldData, load_fields, read_meta
+from oplearn.data.generate import generate_dataset, make_pde
+from oplearn.errors import ConfigError, OplearnError, TrainingDiverged
+from oplearn.grids import Grid
+from oplearn.losses import RelativeH1Loss, RelativeL2Loss
+from oplearn.metrics import relative_l2
+from oplearn.models.operator import OperatorModel
+from oplearn.seeding import generator
+from oplearn.training.checkpoint import load_checkpoint, save_checkpoint
+
+CONFIG_FILE = "config.yaml"
+LOG_FILE = "metrics.jsonl"
+LAST = Path("checkpoints") / "last.pt"
+BEST = Path("checkpoints") / "best.pt"
+
+
+def ensure_dataset(spec: DatasetSpec, progress: bool = True) -> Path:
+    """The dataset file of ``spec``, generated from its recipe first if it does not exist."""
+    path = Path(spec.path)
+    if not path.exists() and spec.generate is not None:
+        g = spec.generate
+        generate_dataset(make_pde(g.pde, g.params), g.n, g.resolution, path, seed=g.seed, progress=progress)
+    return path
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"config: key 'train.device': '{name}' is not a device (use auto, cpu, cuda, cuda:1)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config: train.device is 'cuda' but no CUDA device is available; use --set train.device=cpu")
+    return device
+
+
+def build_operator(config: RunConfig, in_channels: int, out_channels: int, grid: Grid) -> OperatorModel:
+    """The model of ``config`` wrapped to take and return physical fields on ``grid``'s domain."""
+    extra = grid.ndim if config.train.positional_features else 0
+    net = config.model.build(in_channels + extra, out_channels, grid.ndim)
+    return OperatorModel(
+        net, in_channels, out_channels, grid.domain, grid.periodic, config.train.positional_features, grid.shape
+    )
+
+
+def model_from_checkpoint(state: dict) -> tuple[OperatorModel, RunConfig]:
+    """Rebuild the operator saved in a checkpoint (last or best)."""
+    config = validate_config(json.loads(state["config"]))
+    info = json.loads(state["data"])
+    model = build_operator(config, info["in_channels"], info["out_channels"], Grid.from_dict(info["grid"]))
+    model.load_state_dict(state["model"])
+    return model.eval(), config
+
+
+def load_run(run_dir: str | Path, which: str = "best") -> tuple[OperatorModel, RunConfig]:
+    """The trained operator of a run directory (``best`` falls back to ``last``)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise OplearnError(f"run directory '{run_dir}' does not exist; train one with 'oplearn train CONFIG --out {run_dir}'")
+    path = run_dir / (BEST if which == "best" and (run_dir / BEST).exists() else LAST)
+    return model_from_checkpoint(load_checkpoint(path))
+
+
+def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
+    t = config.train
+    if t.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t.epochs)
+    if t.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.step_size, gamma=t.gamma)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+
+
+def _loss(config: RunConfig, grid: Grid) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if config.train.loss == "relative_h1":
+        h1 = RelativeH1Loss()
+        return lambda pred, true: h1(pred, true, grid)
+    return RelativeL2Loss()
+
+
+def _split(config: RunConfig, progress: bool) -> tuple[FieldData, FieldData | None]:
+    path = ensure_dataset(config.data.train_spec, progress)
+    n_file = read_meta(path)["n"]
+    n_val = config.data.n_val
+    n_train = config.data.n_train if config.data.n_train is not None else n_file - n_val
+    if n_train <= 0 or n_train + n_val > n_file:
+        raise ConfigError(
+            f"config: data.n_train={n_train} + data.n_val={n_val} exceeds the {n_file} samples in '{path}'"
+        )
+    data = load_fields(path, limit=n_train + n_val)
+    train = FieldData(data.inputs[:n_train], data.outputs[:n_train], data.grid, data.meta, path)
+    val = FieldData(data.inputs[n_train:], data.outputs[n_train:], data.grid, data.meta, path) if n_val else None
+    return train, val
+
+
+@torch.no_grad()
+def predict(model: OperatorModel, inputs: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+    """Run ``model`` over ``inputs`` in batches, returning predictions on the CPU."""
+    model.eval()
+    return torch.cat([model(inputs[i : i + batch_size].to(device)).cpu() for i in range(0, len(inputs), batch_size)])
+
+
+def _append_log(path: Path, record: dict) -> None:
+    with open(path, "a") as fh:
+        fh.write(json.dumps(record) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _truncate_log(path: Path, last_epoch: int) -> None:
+    """Keep the log lines of epochs up to the resumed checkpoint."""
+    if not path.exists():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["epoch"] <= last_epoch]
+    path.write_text("".join(line + "\n" for line in lines))
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _check_resume_config(run_dir: Path, config: RunConfig) -> None:
+    saved_path = run_dir / CONFIG_FILE
+    if not saved_path.exists():
+        raise OplearnError(f"cannot resume: '{saved_path}' is missing")
+    saved = validate_config(yaml.safe_load(saved_path.read_text())).model_dump(mode="json")
+    now = config.model_dump(mode="json")
+
+    def diff(a, b, prefix=""):
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in sorted(set(a) | set(b)):
+                yield from diff(a.get(key), b.get(key), f"{prefix}{key}.")
+        elif a != b:
+            yield prefix[:-1]
+
+    differing = list(diff(saved, now))
+    if differing:
+        raise OplearnError(
+            f"cannot resume: the config differs from the run's saved config in {', '.join(differing)}; "
+            "use the same config and overrides, or start a new --out"
+        )
+
+
+def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
+    """Train the operator described by ``config`` in ``run_dir``; returns a summary dict."""
+    run_dir = Path(run_dir)
+    if resume:
+        if not (run_dir / LAST).exists():
+            raise OplearnError(f"nothing to resume in '{run_dir}': no {LAST}; drop --resume to start a new run")
+        _check_resume_config(run_dir, config)
+    elif (run_dir / LAST).exists():
+        raise OplearnError(f"'{run_dir}' already holds a run; pass --resume to continue it or choose another --out")
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    device = resolve_device(config.train.device)
+
+    train_data, val_data = _split(config, progress)
+    for spec in config.data.test:
+        ensure_dataset(spec, progress)
+    grid = train_data.grid
+    torch.manual_seed(config.seed)
+    model = build_operator(config, train_data.inputs.shape[1], train_data.outputs.shape[1], grid)
+    model.input_norm.fit(train_data.inputs)
+    model.output_norm.fit(train_data.outputs)
+    model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    scheduler = _scheduler(config, optimizer)
+    loss_fn = _loss(config, grid)
+    data_info = json.dumps(
+        {"in_channels": train_data.inputs.shape[1], "out_channels": train_data.outputs.shape[1], "grid": grid.to_dict()}
+    )
+
+    log_path = run_dir / LOG_FILE
+    start_epoch, best_val = 0, math.inf
+    if resume:
+        state = load_checkpoint(run_dir / LAST, map_location=device)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        start_epoch, best_val = int(state["epoch"]), float(state["best_val"])
+        _truncate_log(log_path, start_epoch)
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_text_atomic(run_dir / CONFIG_FILE, dump_config(config))
+        log_path.unlink(missing_ok=True)
+
+    def checkpoint(epoch: int) -> dict:
+        return {
+            "config": config.model_dump_json(),
+            "data": data_info,
+            "model": model.state_dict(),
+            "epoch": epoch,
+            "best_val": best_val,
+        }
+
+    saved_epoch = start_epoch
+    n = len(train_data)
+    batch_size = config.data.batch_size
+    epochs = config.train.epochs
+    bar = tqdm(range(start_epoch, epochs), initial=start_epoch, total=epochs, desc="train", unit="epoch",
+               disable=not progress or None)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.randperm(n, generator=generator(config.seed, 1, epoch))
+        total, count = 0.0, 0
+        for i in range(0, n, batch_size):
+            idx = order[i : i + batch_size]
+            x, y = train_data.inputs[idx].to(device), train_data.outputs[idx].to(device)
+            loss = loss_fn(model(x), y)
+            if not torch.isfinite(loss):
+                kept = (f"the last good checkpoint (epoch {saved_epoch}) is kept in {run_dir / LAST}"
+                        if saved_epoch else "no checkpoint had been written yet")
+                raise TrainingDiverged(
+                    f"training loss became {loss.item()} in epoch {epoch + 1}; {kept}; lower train.lr or check the data"
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += loss.item() * len(idx)
+            count += len(idx)
+        lr = optimizer.param_groups[0]["lr"]
+        scheduler.step()
+        record = {"epoch": epoch + 1, "train_loss": total / count, "lr": lr}
+        if val_data is not None:
+            pred = predict(model, val_data.inputs, batch_size, device)
+            record["val_relative_l2"] = relative_l2(pred, val_data.outputs).mean().item()
+            if record["val_relative_l2"] < best_val:
+                best_val = record["val_relative_l2"]
+                save_checkpoint(checkpoint(epoch + 1), run_dir / BEST)
+        record["seconds"] = time.perf_counter() - t0
+        _append_log(log_path, record)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in ("train_loss", "val_relative_l2")})
+        if (epoch + 1) % config.train.checkpoint_every == 0 or epoch + 1 == epochs:
+            state = checkpoint(epoch + 1)
+            state.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=torch.get_rng_state())
+            save_checkpoint(state, run_dir / LAST)
+            saved_epoch = epoch + 1
+    if val_data is None:
+        save_checkpoint(checkpoint(epochs), run_dir / BEST)
+    return {"run_dir": str(run_dir), "epochs": epochs, "best_val_relative_l2": best_val}
