@@ -116,9 +116,12 @@ def _format_validation_error(err: ValidationError, model: type[BaseModel]) -> st
         hint = difflib.get_close_matches(str(first["loc"][-1]), known, n=1)
         suggestion = f" (did you mean '{'.'.join([*map(str, parent), hint[0]])}'?)" if hint else ""
         return f"config: unknown key '{key}'{suggestion}"
+    if first["type"] == "union_tag_invalid":
+        ctx = first.get("ctx", {})
+        return f"config: key '{key}.{ctx.get('discriminator', 'name').strip(chr(39))}': unknown choice {ctx.get('tag')!r}; expected one of: {ctx.get('expected_tags')}"
     if first["type"] == "missing":
         return f"config: missing required key '{key}'"
-    return f"config: key '{key}': {first['msg']} (got {first.get('input')!r})"
+    return f"config: key '{key}': {first['msg']} (got {str(first.get('input'))[:80]!r})"
 
 
 def _known_keys(model: type[BaseModel], path: tuple) -> list[str]:

@@ -181,8 +181,16 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
         _check_resume_config(run_dir, config)
     elif (run_dir / LAST).exists():
         raise OplearnError(f"'{run_dir}' already holds a run; pass --resume to continue it or choose another --out")
+    threads = torch.get_num_threads()
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
+    try:
+        return _fit(config, run_dir, resume, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict:
     device = resolve_device(config.train.device)
 
     train_data, val_data = _split(config, progress)

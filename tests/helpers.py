@@ -1,0 +1,33 @@
+"""Shared helpers for tests that run the command line or train small models."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def run_cli(*args, cwd=None, check=True, timeout=300) -> subprocess.CompletedProcess:
+    """Run ``python -m oplearn.cli ARGS`` in a subprocess, as a user would."""
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "oplearn.cli", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"oplearn {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def tiny_config(path: Path, data: Path, epochs: int = 3, test=(), **train) -> Path:
+    """A small FNO config on ``data`` (CPU, one thread, so runs are bit-reproducible)."""
+    config = {
+        "seed": 0,
+        "data": {"path": str(data), "n_val": 8, "batch_size": 8, "test": [{"path": str(t)} for t in test]},
+        "model": {"name": "fno", "modes": 4, "width": 8, "n_layers": 2, "projection_channels": 16, "padding": 0.1},
+        "train": {"epochs": epochs, "lr": 5e-3, "threads": 1, **train},
+    }
+    path.write_text(yaml.safe_dump(config))
+    return path

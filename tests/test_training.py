@@ -1,0 +1,127 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from helpers import SRC, tiny_config
+from oplearn.config import load_config
+from oplearn.data.generate import generate_dataset, make_pde
+from oplearn.errors import CheckpointError, OplearnError, TrainingDiverged
+from oplearn.training import run as run_module
+from oplearn.training.checkpoint import load_checkpoint, save_checkpoint
+from oplearn.training.run import LAST, load_run, train
+
+
+@pytest.fixture(scope="module")
+def darcy16(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "darcy16.h5"
+    return generate_dataset(make_pde("darcy"), 72, 16, path, seed=0, progress=False)
+
+
+def test_training_decreases_loss_and_saves_a_reloadable_model(tmp_path, darcy16):
+    config = load_config(tiny_config(tmp_path / "c.yaml", darcy16, epochs=8))
+    train(config, tmp_path / "run", progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == list(range(1, 9))
+    assert log[-1]["train_loss"] < 0.6 * log[0]["train_loss"]
+    assert log[-1]["val_relative_l2"] < log[0]["val_relative_l2"]
+    model, saved = load_run(tmp_path / "run")
+    assert saved == config
+    x = torch.rand(2, 1, 24, 24) * 9 + 3
+    assert model(x).shape == (2, 1, 24, 24)
+
+
+def _train_subprocess(config_path, run_dir, *extra):
+    env = {**os.environ, "PYTHONPATH": SRC}
+    cmd = [sys.executable, "-m", "oplearn.cli", "train", str(config_path), "--out", str(run_dir), "--no-progress", *extra]
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_resume_after_kill_reaches_the_same_weights(tmp_path, darcy16):
+    epochs = 30
+    config_path = tiny_config(tmp_path / "c.yaml", darcy16, epochs=epochs)
+    reference = tmp_path / "uninterrupted"
+    train(load_config(config_path), reference, progress=False)
+
+    run_dir = tmp_path / "killed"
+    proc = _train_subprocess(config_path, run_dir)
+    log = run_dir / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(run_dir / LAST)["epoch"]
+    assert proc.returncode == -signal.SIGKILL and 1 <= killed_at < epochs, "the run must really be killed mid-way"
+
+    proc = _train_subprocess(config_path, run_dir, "--resume")
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    final = load_checkpoint(run_dir / LAST)
+    expected = load_checkpoint(reference / LAST)
+    assert final["epoch"] == epochs
+    for key, value in expected["model"].items():
+        torch.testing.assert_close(final["model"][key], value, rtol=0, atol=1e-6, msg=key)
+    epochs_logged = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert epochs_logged == list(range(1, epochs + 1))
+
+
+def test_run_directory_guards(tmp_path, darcy16):
+    config = load_config(tiny_config(tmp_path / "c.yaml", darcy16, epochs=1))
+    with pytest.raises(OplearnError, match="nothing to resume"):
+        train(config, tmp_path / "run", resume=True, progress=False)
+    train(config, tmp_path / "run", progress=False)
+    with pytest.raises(OplearnError, match="already holds a run; pass --resume"):
+        train(config, tmp_path / "run", progress=False)
+    changed = load_config(tiny_config(tmp_path / "c2.yaml", darcy16, epochs=1, lr=1e-2))
+    with pytest.raises(OplearnError, match="differs .* train.lr"):
+        train(changed, tmp_path / "run", resume=True, progress=False)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, darcy16, monkeypatch):
+    calls = {"n": 0}
+    n_batches = 64 // 8  # 72 samples minus 8 for validation, batch 8
+
+    class PoisonedAfterOneEpoch(torch.nn.Module):
+        def forward(self, pred, true):
+            calls["n"] += 1
+            loss = ((pred - true) ** 2).mean()
+            return loss * float("nan") if calls["n"] > n_batches + 2 else loss
+
+    monkeypatch.setattr(run_module, "RelativeL2Loss", PoisonedAfterOneEpoch)
+    config = load_config(tiny_config(tmp_path / "c.yaml", darcy16, epochs=5))
+    with pytest.raises(TrainingDiverged, match="loss became nan in epoch 2; the last good checkpoint \\(epoch 1\\)"):
+        train(config, tmp_path / "run", progress=False)
+    state = load_checkpoint(tmp_path / "run" / LAST)
+    assert state["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in state["model"].values())
+
+
+class Evil:
+    def __reduce__(self):
+        return (print, ("this would run code",))
+
+
+def test_checkpoint_with_pickled_objects_is_refused(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"format": "oplearn-checkpoint", "model": Evil()}, path)
+    with pytest.raises(CheckpointError, match="refusing to load .* pickled Python objects"):
+        load_checkpoint(path)
+
+
+def test_truncated_and_missing_checkpoints(tmp_path):
+    path = tmp_path / "ok.pt"
+    save_checkpoint({"model": {"w": torch.ones(1000)}}, path)
+    assert load_checkpoint(path)["model"]["w"].sum() == 1000
+    path.write_bytes(path.read_bytes()[:300])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="does not exist"):
+        load_checkpoint(tmp_path / "nope.pt")
