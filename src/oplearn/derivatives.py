@@ -38,3 +38,48 @@ def gradient(u: torch.Tensor, grid: Grid) -> torch.Tensor:
         return torch.stack(parts, dim=u.ndim - grid.ndim)
     parts = torch.gradient(u, spacing=list(grid.spacing), dim=list(dims), edge_order=2)
     return torch.stack(parts, dim=u.ndim - grid.ndim)
+
+
+def face_average(a: torch.Tensor, axis: int) -> torch.Tensor:
+    """Coefficients on the faces between neighbouring nodes, ``a_{i+1/2} = (a_i + a_{i+1}) / 2``.
+
+    The one face rule shared by :func:`divergence_form` and the elliptic solver, so the
+    residual and the solver discretise the same operator.
+
+    Shapes: ``(..., n, ...) -> (..., n - 1, ...)`` along ``axis``.
+    """
+    n = a.shape[axis]
+    return 0.5 * (a.narrow(axis, 1, n - 1) + a.narrow(axis, 0, n - 1))
+
+
+def divergence_form(u: torch.Tensor, a: torch.Tensor, grid: Grid) -> torch.Tensor:
+    r"""The conservative finite-difference :math:`\nabla \cdot (a \nabla u)` at interior nodes.
+
+    .. math::
+
+        \sum_d \frac{a_{i+1/2}(u_{i+1} - u_i) - a_{i-1/2}(u_i - u_{i-1})}{h_d^2},
+        \qquad a_{i \pm 1/2} = \frac{a_i + a_{i \pm 1}}{2},
+
+    the 5-point stencil in 2D (``2 d + 1`` points in ``d`` dimensions), second-order
+    accurate for smooth ``a`` and ``u``. Only bounded (non-periodic) grids.
+
+    Shapes: ``u (..., *grid.shape)``, ``a (..., *grid.shape)`` with broadcasting leading axes
+    ``-> (..., n_1 - 2, ..., n_d - 2)``.
+    """
+    if grid.periodic:
+        raise ValueError("divergence_form acts on the interior of a bounded grid; got a periodic grid")
+    for name, t in (("u", u), ("a", a)):
+        if tuple(t.shape[t.ndim - grid.ndim:]) != grid.shape:
+            raise ValueError(f"{name} of shape {tuple(t.shape)} does not end with the grid shape {grid.shape}")
+    if any(n < 3 for n in grid.shape):
+        raise ValueError(f"grid shape {grid.shape} has no interior nodes")
+    interior = [slice(1, -1)] * grid.ndim
+    total = 0
+    for d, h in enumerate(grid.spacing):
+        axis_u, axis_a = u.ndim - grid.ndim + d, a.ndim - grid.ndim + d
+        flux = face_average(a, axis_a) * torch.diff(u, dim=axis_u)  # (..., n_d - 1 faces, ...)
+        rest = interior.copy()
+        rest[d] = slice(None)
+        flux = flux[(Ellipsis, *rest)]
+        total = total + torch.diff(flux, dim=-grid.ndim + d) / h**2
+    return total
