@@ -35,7 +35,7 @@ def make_pde(name: str, params: dict | None = None) -> PDE:
         raise DataError(f"unknown PDE '{name}'; choose one of: {', '.join(sorted(PDES))}")
     try:
         return PDES[name](**(params or {}))
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise DataError(f"bad parameters for PDE '{name}': {err}") from None
 
 
