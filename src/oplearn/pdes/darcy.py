@@ -100,7 +100,7 @@ class Darcy(PDE):
         """Draw ``n`` permeabilities on ``grid``: ``(n, 1, *grid.shape)``, values in ``{low, high}``."""
         self._check_grid(grid)
         g = self.field.sample(n, grid, generator)
-        return torch.where(g >= self.threshold, self.high, self.low).unsqueeze(1)
+        return torch.where(g >= self.threshold, g.new_tensor(self.high), g.new_tensor(self.low)).unsqueeze(1)
 
     def solve(self, inputs: torch.Tensor, grid: Grid, forcing: torch.Tensor | None = None) -> torch.Tensor:
         """Solve for each permeability: ``(batch, 1, *grid.shape) -> (batch, 1, *grid.shape)``.

@@ -1,0 +1,101 @@
+"""Problems with exact solutions, shared by the tests of solvers and PDEs.
+
+Each elliptic problem gives a closed-form solution ``u`` vanishing on the boundary of its
+box, a smooth positive coefficient ``a`` and a reaction constant ``c``; the right-hand side
+``f = -div(a grad u) + c u`` is obtained by differentiating the closed forms exactly with
+autograd, so no hand-derived formula can be wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from oplearn.grids import Grid
+
+Field = Callable[[torch.Tensor], torch.Tensor]  # coordinates (ndim, *shape) -> (*shape)
+
+
+@dataclass(frozen=True)
+class EllipticProblem:
+    """``-div(a grad u) + c u = f`` in a box with ``u = 0`` on its boundary."""
+
+    name: str
+    domain: tuple[tuple[float, float], ...]
+    solution: Field
+    coefficient: Field
+    reaction: float = 0.0
+
+    @property
+    def ndim(self) -> int:
+        return len(self.domain)
+
+    def grid(self, n: int) -> Grid:
+        return Grid((n,) * self.ndim, self.domain)
+
+    def fields(self, grid: Grid) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(a, f, u)`` at the nodes of ``grid``, each ``(*grid.shape)``, float64."""
+        x = grid.coordinates(torch.float64).requires_grad_(True)
+        u = self.solution(x)
+        a = self.coefficient(x)
+        (grad_u,) = torch.autograd.grad(u.sum(), x, create_graph=True)
+        divergence = sum(torch.autograd.grad((a * grad_u[d]).sum(), x, retain_graph=True)[0][d] for d in range(self.ndim))
+        f = -divergence + self.reaction * u
+        return a.detach(), f.detach(), u.detach()
+
+
+def _bump(x: torch.Tensor, domain) -> torch.Tensor:
+    """prod_i sin(pi (x_i - lo_i) / L_i): zero on the boundary of the box."""
+    return math.prod(torch.sin(math.pi * (x[i] - lo) / (hi - lo)) for i, (lo, hi) in enumerate(domain))
+
+
+UNIT_SQUARE = ((0.0, 1.0), (0.0, 1.0))
+RECTANGLE = ((0.0, 2.0), (-0.5, 0.5))
+
+ELLIPTIC_PROBLEMS = [
+    EllipticProblem(
+        "variable-2d",
+        UNIT_SQUARE,
+        solution=lambda x: _bump(x, UNIT_SQUARE) * torch.exp(x[0] - 0.5 * x[1]),
+        coefficient=lambda x: 1 + 0.5 * torch.sin(2 * math.pi * x[0]) * torch.cos(3 * math.pi * x[1]),
+    ),
+    EllipticProblem(
+        "rectangle-2d",
+        RECTANGLE,
+        solution=lambda x: _bump(x, RECTANGLE) * (1 + x[0] * x[1]),
+        coefficient=lambda x: torch.exp(0.3 * x[0] + 0.2 * x[1]) * (1 + 0.25 * torch.sin(math.pi * x[0] * x[1])),
+    ),
+    EllipticProblem(
+        "helmholtz-2d",
+        UNIT_SQUARE,
+        solution=lambda x: torch.sin(math.pi * x[0]) * torch.sin(2 * math.pi * x[1]) * (1 + x[0] * x[1]),
+        coefficient=lambda x: torch.ones_like(x[0]),
+        reaction=-10.0,
+    ),
+    EllipticProblem(
+        "reaction-1d",
+        ((0.0, 1.0),),
+        solution=lambda x: torch.sin(math.pi * x[0]) * (x[0] + 1),
+        coefficient=lambda x: 2 + torch.cos(3 * x[0]),
+        reaction=1.0,
+    ),
+    EllipticProblem(
+        "variable-3d",
+        ((0.0, 1.0),) * 3,
+        solution=lambda x: _bump(x, ((0.0, 1.0),) * 3),
+        coefficient=lambda x: 1 + 0.5 * x[0] * x[1] * x[2],
+    ),
+]
+
+PROBLEMS_BY_NAME = {p.name: p for p in ELLIPTIC_PROBLEMS}
+
+
+def observed_order(spacings, errors) -> float:
+    """Least-squares slope of log(error) against log(h)."""
+    h = torch.log(torch.tensor(spacings, dtype=torch.float64))
+    e = torch.log(torch.tensor(errors, dtype=torch.float64))
+    h = h - h.mean()
+    return float((h * (e - e.mean())).sum() / (h * h).sum())
