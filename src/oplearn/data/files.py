@@ -42,8 +42,9 @@ class FieldData:
     Attributes
     ----------
     inputs : ``(n, c_in, *grid.shape)`` tensor
-    outputs : ``(n, c_out, *grid.shape)`` tensor
+    outputs : ``(n, c_out, *grid.shape)`` tensor, or ``(n, time, c_out, *grid.shape)``
     grid : the grid the fields live on
+    time : output times ``(time,)`` of trajectory data, else ``None``
     meta : root attributes (JSON decoded)
     path : where they came from
     """
@@ -53,6 +54,7 @@ class FieldData:
     grid: Grid
     meta: dict[str, Any]
     path: Path
+    time: torch.Tensor | None = None
 
     @property
     def resolution(self) -> str:
@@ -97,17 +99,19 @@ def load_fields(path: str | Path, limit: int | None = None, start: int = 0) -> F
             raise DataError(f"{path}: asked for samples {start}..{stop} but the file holds {n}; lower n_train/n_val")
         inputs = torch.from_numpy(np.asarray(f["inputs"][start:stop], dtype=np.float32))
         outputs = torch.from_numpy(np.asarray(f["outputs"][start:stop], dtype=np.float32))
+        time = torch.from_numpy(np.asarray(f["time"][:], dtype=np.float64)) if "time" in f else None
     grid = Grid.from_dict(meta["grid"])
     check_fields(inputs, grid, f"{path}: inputs")
     check_fields(outputs, grid, f"{path}: outputs")
-    return FieldData(inputs, outputs, grid, meta, path)
+    return FieldData(inputs, outputs, grid, meta, path, time)
 
 
 def check_fields(x: torch.Tensor, grid: Grid, what: str) -> None:
-    """Raise a one-line DataError unless ``x`` is finite float data of shape ``(n, c, *grid.shape)``."""
+    """Raise a one-line DataError unless ``x`` is finite float data of shape
+    ``(n, c, *grid.shape)`` (or ``(n, time, c, *grid.shape)``)."""
     if not torch.is_floating_point(x):
         raise DataError(f"{what} have dtype {x.dtype}; expected floating-point fields")
-    if x.ndim != grid.ndim + 2 or tuple(x.shape[2:]) != grid.shape:
+    if x.ndim not in (grid.ndim + 2, grid.ndim + 3) or tuple(x.shape[-grid.ndim:]) != grid.shape:
         raise DataError(f"{what} have shape {tuple(x.shape)}; expected (n, channels, {', '.join(map(str, grid.shape))})")
     bad = ~torch.isfinite(x)
     if bad.any():

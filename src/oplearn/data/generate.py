@@ -81,7 +81,7 @@ def generate_dataset(
 
     start = _resume_point(partial, recipe)
     if start == 0:
-        _create(partial, recipe, pde, n, grid.shape)
+        _create(partial, recipe, pde, n, resolution)
 
     n_chunks = -(-n // chunk_size)
     with h5py.File(partial, "r+") as f, tqdm(
@@ -124,7 +124,7 @@ def _resume_point(partial: Path, recipe: dict) -> int:
     return int(meta.get("n_complete", 0))
 
 
-def _create(partial: Path, recipe: dict, pde: PDE, n: int, shape: tuple[int, ...]) -> None:
+def _create(partial: Path, recipe: dict, pde: PDE, n: int, resolution: int) -> None:
     with h5py.File(partial, "w") as f:
         for key, value in recipe.items():
             f.attrs[key] = value
@@ -139,6 +139,13 @@ def _create(partial: Path, recipe: dict, pde: PDE, n: int, shape: tuple[int, ...
                 "python": platform.python_version(),
             }
         )
-        for key, names in (("inputs", pde.input_names), ("outputs", pde.output_names)):
-            dset = f.create_dataset(key, shape=(n, len(names), *shape), dtype="float32", chunks=(1, len(names), *shape))
+        grid = pde.grid(resolution)
+        shape = grid.shape
+        for key, names, sample_shape in (
+            ("inputs", pde.input_names, (len(pde.input_names), *shape)),
+            ("outputs", pde.output_names, pde.output_shape(grid)),
+        ):
+            dset = f.create_dataset(key, shape=(n, *sample_shape), dtype="float32", chunks=(1, *sample_shape))
             dset.attrs["names"] = json.dumps(list(names))
+        if pde.times is not None:
+            f["time"] = np.asarray(pde.times, dtype=np.float64)

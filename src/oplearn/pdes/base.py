@@ -35,6 +35,9 @@ class PDE(abc.ABC):
     periodic: ClassVar[bool]
     ndim: ClassVar[int]
 
+    #: Output times of a time-dependent PDE (1D tensor), ``None`` for a steady one.
+    times: torch.Tensor | None = None
+
     #: Refinement factor of the reference solve: solve on ``grid.refine(refine)`` and
     #: subsample. Subclasses take it as a constructor argument.
     refine: int = 1
@@ -42,6 +45,12 @@ class PDE(abc.ABC):
     def grid(self, resolution: int) -> Grid:
         """The unit-box grid with ``resolution`` nodes per dimension."""
         return Grid((resolution,) * self.ndim, periodic=self.periodic)
+
+    def output_shape(self, grid: Grid) -> tuple[int, ...]:
+        """Shape of one sample's output: ``(channels, *grid.shape)``, with a leading time
+        axis ``(len(times), channels, *grid.shape)`` for time-dependent PDEs."""
+        steady = (len(self.output_names), *grid.shape)
+        return steady if self.times is None else (len(self.times), *steady)
 
     @abc.abstractmethod
     def sample_input(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
