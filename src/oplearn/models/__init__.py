@@ -1,0 +1,17 @@
+"""Neural operators: plain ``nn.Module`` s mapping ``(batch, in_channels, *spatial)`` to
+``(batch, out_channels, *spatial)``."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from oplearn.models.fno import FNO
+
+__all__ = ["FNO", "count_parameters"]
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of real scalars in the parameters of ``model``: a complex entry counts as two,
+    the same as oplearn's complex weights stored with a trailing real/imaginary axis."""
+    params = (p for p in model.parameters() if p.requires_grad or not trainable_only)
+    return sum(p.numel() * (2 if p.is_complex() else 1) for p in params)
