@@ -1,0 +1,231 @@
+r"""Error metrics between predicted and true fields, each defined exactly by its formula.
+
+Every metric acts per sample: ``pred, true: (batch, channels, *spatial) -> (batch,)``
+(:func:`frmse` returns a dict of such tensors). Notation: for one sample, :math:`p` and
+:math:`t` are the predicted and true fields, :math:`e = p - t`, :math:`\sum_x` runs over
+the :math:`N` grid points, :math:`\mathrm{mean}_x = \frac{1}{N}\sum_x`, and :math:`c` indexes
+the :math:`C` channels. Metrics are meant for physical (un-normalised) units.
+
+Trajectories ``(batch, time, channels, *spatial)`` are scored per time step with
+:func:`per_time_step`, which returns ``(batch, time)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from oplearn.derivatives import gradient
+from oplearn.grids import Grid
+
+Metric = Callable[..., "torch.Tensor | dict[str, torch.Tensor]"]
+
+#: Radial Fourier-mode bands of :func:`frmse`: ``name -> [lo, hi)`` in mode index.
+FRMSE_BANDS = {"low": (0, 4), "mid": (4, 12), "high": (12, math.inf)}
+
+#: Variance floor of :func:`vrmse` (as in The Well).
+VRMSE_EPS = 1e-7
+
+
+def _check(pred: torch.Tensor, true: torch.Tensor, min_ndim: int = 2) -> None:
+    if pred.shape != true.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and true {tuple(true.shape)} differ in shape")
+    if pred.ndim < min_ndim:
+        raise ValueError(f"expected (batch, channels, *spatial) fields, got shape {tuple(pred.shape)}")
+
+
+def relative_l2(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    r"""Relative L2 error over all points and channels (the FNO papers' metric).
+
+    .. math:: \frac{\lVert p - t \rVert_2}{\lVert t \rVert_2}, \qquad
+              \lVert f \rVert_2^2 = \sum_c \sum_x f_c(x)^2
+
+    On a uniform grid the ratio of sums equals the ratio of integrals (the cell volume
+    cancels), so the value does not depend on the resolution.
+
+    Shapes: ``(batch, ...) -> (batch,)``.
+    """
+    _check(pred, true)
+    return (pred - true).flatten(1).norm(dim=1) / true.flatten(1).norm(dim=1)
+
+
+def relative_h1(pred: torch.Tensor, true: torch.Tensor, grid: Grid) -> torch.Tensor:
+    r"""Relative H1 error over all points and channels.
+
+    .. math:: \sqrt{\frac{\lVert e \rVert^2 + \lVert \nabla e \rVert^2}
+                         {\lVert t \rVert^2 + \lVert \nabla t \rVert^2}}, \qquad
+              \lVert f \rVert^2 = h^d \sum_c \sum_x f_c(x)^2,
+
+    with :math:`h^d` the grid's cell volume (it cancels) and :math:`\nabla` from
+    :func:`oplearn.derivatives.gradient` (spectral on periodic grids, second-order finite
+    differences otherwise) in the grid's physical units, so the value does not depend on
+    the resolution.
+
+    Shapes: ``(batch, ..., *grid.shape) -> (batch,)``.
+    """
+    _check(pred, true)
+    e = pred - true
+
+    def squared_norm(f: torch.Tensor) -> torch.Tensor:
+        return f.flatten(1).square().sum(dim=1) + gradient(f, grid).flatten(1).square().sum(dim=1)
+
+    return torch.sqrt(squared_norm(e) / squared_norm(true))
+
+
+def rmse(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    r"""Root-mean-square error over all points and channels.
+
+    .. math:: \sqrt{\frac{1}{C}\sum_c \mathrm{mean}_x\, e_c(x)^2}
+
+    Shapes: ``(batch, ...) -> (batch,)``.
+    """
+    _check(pred, true)
+    return (pred - true).flatten(1).square().mean(dim=1).sqrt()
+
+
+def nrmse(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    r"""Normalised RMSE (PDEBench's nRMSE), per channel then averaged over channels.
+
+    .. math:: \frac{1}{C}\sum_c \frac{\sqrt{\mathrm{mean}_x\, e_c(x)^2}}{\sqrt{\mathrm{mean}_x\, t_c(x)^2}}
+
+    For trajectories PDEBench averages this over time steps: use :func:`per_time_step`.
+
+    Shapes: ``(batch, channels, *spatial) -> (batch,)``.
+    """
+    _check(pred, true, 3)
+    e2 = (pred - true).flatten(2).square().mean(dim=2)
+    t2 = true.flatten(2).square().mean(dim=2)
+    return (e2.sqrt() / t2.sqrt()).mean(dim=1)
+
+
+def max_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    r"""Largest absolute error over all points and channels.
+
+    .. math:: \max_{c, x} \lvert e_c(x) \rvert
+
+    Shapes: ``(batch, ...) -> (batch,)``.
+    """
+    _check(pred, true)
+    return (pred - true).flatten(1).abs().amax(dim=1)
+
+
+def vrmse(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    r"""Variance-scaled RMSE (The Well's VRMSE), per channel then averaged over channels.
+
+    .. math:: \frac{1}{C}\sum_c \sqrt{\frac{\mathrm{mean}_x\, e_c(x)^2}
+              {\mathrm{mean}_x \big(t_c(x) - \mathrm{mean}_x\, t_c\big)^2 + 10^{-7}}}
+
+    Predicting the spatial mean of the truth scores (almost exactly) 1.
+
+    Shapes: ``(batch, channels, *spatial) -> (batch,)``.
+    """
+    _check(pred, true, 3)
+    e2 = (pred - true).flatten(2).square().mean(dim=2)
+    var = true.flatten(2).var(dim=2, correction=0)
+    return torch.sqrt(e2 / (var + VRMSE_EPS)).mean(dim=1)
+
+
+def radial_mode_index(shape: tuple[int, ...], device=None) -> torch.Tensor:
+    r"""The radial index :math:`r(k) = \lfloor \lVert k \rVert_2 \rfloor` of every DFT mode.
+
+    :math:`k` is the signed integer mode vector of ``torch.fft.fftn`` ordering
+    (``fftfreq(n) * n`` per axis), i.e. the number of periods across the domain.
+
+    Shapes: ``shape`` of the grid ``-> shape`` (int64).
+    """
+    ks = [torch.fft.fftfreq(n, d=1.0 / n, dtype=torch.float64, device=device) for n in shape]
+    squared = sum(k.square() for k in torch.meshgrid(*ks, indexing="ij"))
+    return torch.floor(torch.sqrt(squared)).long()
+
+
+def frmse(pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
+    r"""RMSE carried by the low, mid and high Fourier bands (PDEBench's fRMSE bands).
+
+    .. math::
+
+        \hat e_c(k) = \frac{1}{N}\sum_x e_c(x)\, e^{-2\pi i\, k \cdot j(x) / n}, \qquad
+        \mathrm{fRMSE}_B = \sqrt{\frac{1}{C}\sum_c \sum_{k:\ r(k) \in B} \lvert \hat e_c(k) \rvert^2},
+
+    over the full (two-sided) spectrum, with :math:`r(k)` from :func:`radial_mode_index` and
+    bands ``low`` :math:`[0, 4)`, ``mid`` :math:`[4, 12)`, ``high`` :math:`[12, \infty)`
+    (:data:`FRMSE_BANDS`). By Parseval the bands split the RMSE exactly:
+    :math:`\sum_B \mathrm{fRMSE}_B^2 = \mathrm{RMSE}^2`. A sinusoid error
+    :math:`A \sin(2\pi k \cdot x / L)` scores :math:`A / \sqrt{2}` in the band of
+    :math:`r(k)`. PDEBench's code normalises differently (it sums only the non-negative
+    quadrant into shells and averages the shells' amplitudes within a band), so its
+    numbers are not directly comparable.
+
+    Shapes: ``(batch, channels, *spatial) -> {"low", "mid", "high"}: (batch,)``.
+    """
+    _check(pred, true, 3)
+    spatial = tuple(pred.shape[2:])
+    dims = tuple(range(2, pred.ndim))
+    power = torch.fft.fftn(pred - true, dim=dims, norm="forward").abs().square()  # |e_hat_c(k)|^2
+    r = radial_mode_index(spatial, device=pred.device)
+    out = {}
+    for name, (lo, hi) in FRMSE_BANDS.items():
+        band = ((r >= lo) & (r < hi)).to(power.dtype)
+        out[name] = (power * band).flatten(2).sum(dim=2).mean(dim=1).sqrt()
+    return out
+
+
+def per_time_step(metric: Metric, pred: torch.Tensor, true: torch.Tensor, *args) -> "torch.Tensor | dict[str, torch.Tensor]":
+    """A metric of every time step of trajectories, each step scored as a sample.
+
+    ``metric(pred[:, s], true[:, s], *args)`` for every step ``s``, computed in one call.
+
+    Shapes: ``(batch, time, channels, *spatial) -> (batch, time)`` (or a dict of those).
+    """
+    _check(pred, true, 4)
+    batch, time = pred.shape[:2]
+    value = metric(pred.flatten(0, 1), true.flatten(0, 1), *args)
+    if isinstance(value, dict):
+        return {k: v.view(batch, time) for k, v in value.items()}
+    return value.view(batch, time)
+
+
+#: Name -> metric function. Metrics in :data:`GRID_METRICS` also take the grid.
+METRICS: dict[str, Metric] = {
+    "relative_l2": relative_l2,
+    "relative_h1": relative_h1,
+    "rmse": rmse,
+    "nrmse": nrmse,
+    "max_error": max_error,
+    "vrmse": vrmse,
+    "frmse": frmse,
+}
+GRID_METRICS = frozenset({"relative_h1"})
+
+
+@torch.no_grad()
+def evaluate_metrics(pred: torch.Tensor, true: torch.Tensor, grid: Grid) -> dict[str, float]:
+    """Every metric of :data:`METRICS`, averaged over samples, in double precision.
+
+    Trajectories ``(batch, time, channels, *grid.shape)`` are scored per time step
+    (:func:`per_time_step`) and averaged over samples and time steps. :func:`frmse` gives
+    the keys ``frmse_low``, ``frmse_mid`` and ``frmse_high``.
+
+    Shapes: ``pred, true: (batch, channels, *grid.shape)`` or
+    ``(batch, time, channels, *grid.shape)``.
+    """
+    _check(pred, true, grid.ndim + 2)
+    if tuple(pred.shape[-grid.ndim:]) != grid.shape:
+        raise ValueError(f"fields of shape {tuple(pred.shape)} do not end with the grid shape {grid.shape}")
+    if pred.ndim not in (grid.ndim + 2, grid.ndim + 3):
+        raise ValueError(
+            f"expected (batch, channels, *spatial) or (batch, time, channels, *spatial) fields on a "
+            f"{grid.ndim}D grid, got shape {tuple(pred.shape)}"
+        )
+    pred, true = pred.double(), true.double()
+    trajectory = pred.ndim == grid.ndim + 3
+    out: dict[str, float] = {}
+    for name, metric in METRICS.items():
+        args = (grid,) if name in GRID_METRICS else ()
+        value = per_time_step(metric, pred, true, *args) if trajectory else metric(pred, true, *args)
+        if isinstance(value, dict):
+            out.update({f"{name}_{band}": v.mean().item() for band, v in value.items()})
+        else:
+            out[name] = value.mean().item()
+    return out
