@@ -99,3 +99,15 @@ def observed_order(spacings, errors) -> float:
     e = torch.log(torch.tensor(errors, dtype=torch.float64))
     h = h - h.mean()
     return float((h * (e - e.mean())).sum() / (h * h).sum())
+
+
+# Appended for the Poisson / Helmholtz tests: a constant coefficient and no reaction.
+ELLIPTIC_PROBLEMS.append(
+    EllipticProblem(
+        "poisson-2d",
+        UNIT_SQUARE,
+        solution=lambda x: _bump(x, UNIT_SQUARE) * torch.exp(x[0] - 0.5 * x[1]) * (1 + x[1] ** 2),
+        coefficient=lambda x: torch.ones_like(x[0]),
+    )
+)
+PROBLEMS_BY_NAME["poisson-2d"] = ELLIPTIC_PROBLEMS[-1]

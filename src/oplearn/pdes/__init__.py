@@ -2,8 +2,13 @@
 
 from oplearn.pdes.base import PDE
 from oplearn.pdes.darcy import Darcy
+from oplearn.pdes.poisson import Helmholtz, Poisson
 
 #: The PDE families known to ``oplearn generate``, by name.
-PDES: dict[str, type[PDE]] = {Darcy.name: Darcy}
+PDES: dict[str, type[PDE]] = {
+    Darcy.name: Darcy,
+    Poisson.name: Poisson,
+    Helmholtz.name: Helmholtz,
+}
 
-__all__ = ["PDE", "Darcy", "PDES"]
+__all__ = ["PDE", "Darcy", "Poisson", "Helmholtz", "PDES"]
