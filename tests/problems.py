@@ -111,3 +111,94 @@ ELLIPTIC_PROBLEMS.append(
     )
 )
 PROBLEMS_BY_NAME["poisson-2d"] = ELLIPTIC_PROBLEMS[-1]
+
+
+# Appended for the diffusion-reaction tests: a time-dependent pair with zero normal derivative.
+SQUARE = ((-1.0, 1.0), (-1.0, 1.0))
+TimeFunction = Callable[[torch.Tensor], torch.Tensor]  # t (0-dim) -> 0-dim
+
+
+@dataclass(frozen=True)
+class ReactionDiffusionProblem:
+    """``y_t = D Lap y + R(y) + s`` with zero normal derivative, for a closed-form ``y = (u, v)``.
+
+    ``y`` is a sum of separable terms ``(species, a(t), phi(x))``; every ``phi`` has zero normal
+    derivative on the box. The source ``s`` comes from differentiating the closed forms with
+    autograd (once per grid for the spatial parts), either with the exact Laplacian
+    (:meth:`source`: the discrete solution then converges to ``y`` as the grid is refined) or
+    with the PDE's own discrete diffusion (:meth:`discrete_source`: ``y`` at the cell centres
+    is then an exact solution of the semi-discrete system, so only the time integrator errs).
+    """
+
+    name: str
+    domain: tuple[tuple[float, float], ...]
+    terms: tuple[tuple[int, TimeFunction, Field], ...]
+
+    def _spatial(self, grid: Grid) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each term's ``phi`` and exact ``Lap phi`` at the nodes, ``(terms, *grid.shape)`` each."""
+        x = grid.coordinates(torch.float64).requires_grad_(True)
+        phis, laplacians = [], []
+        for _, _, phi in self.terms:
+            value = phi(x)
+            (grad,) = torch.autograd.grad(value.sum(), x, create_graph=True)
+            laplacians.append(sum(torch.autograd.grad(grad[d].sum(), x, retain_graph=True)[0][d] for d in range(grid.ndim)))
+            phis.append(value)
+        return torch.stack(phis).detach(), torch.stack(laplacians).detach()
+
+    def _combine(self, weights: list[torch.Tensor], parts: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros((2, *parts.shape[1:]), dtype=torch.float64)
+        for (species, _, _), w, part in zip(self.terms, weights, parts):
+            out[species] += w * part
+        return out
+
+    def _time_parts(self, t: float) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Each term's ``a(t)`` and ``a'(t)``."""
+        values, rates = [], []
+        for _, a, _ in self.terms:
+            time = torch.tensor(float(t), dtype=torch.float64, requires_grad=True)
+            value = a(time) * torch.ones((), dtype=torch.float64)
+            (rate,) = torch.autograd.grad(value, time, allow_unused=True)
+            values.append(value.detach())
+            rates.append(torch.zeros((), dtype=torch.float64) if rate is None else rate)
+        return values, rates
+
+    def values(self, grid: Grid, t: float) -> torch.Tensor:
+        """``y`` at the nodes of ``grid``: ``(1, 2, *grid.shape)``, float64."""
+        phis, _ = self._spatial(grid)
+        return self._combine(self._time_parts(t)[0], phis)[None]
+
+    def source(self, pde, grid: Grid) -> Callable[[float], torch.Tensor]:
+        """``s(t) = y_t - D Lap y - R(y)`` with the exact Laplacian, ``(1, 2, *grid.shape)``."""
+        phis, laplacians = self._spatial(grid)
+        diffusivity = torch.tensor([pde.du, pde.dv], dtype=torch.float64).reshape(2, 1, 1)
+
+        def s(t: float) -> torch.Tensor:
+            a, a_t = self._time_parts(t)
+            y = self._combine(a, phis)
+            return (self._combine(a_t, phis) - diffusivity * self._combine(a, laplacians) - pde.reaction(y))[None]
+
+        return s
+
+    def discrete_source(self, pde, grid: Grid) -> Callable[[float], torch.Tensor]:
+        """``s(t) = y_t - pde.rate(y)`` at the nodes, ``(1, 2, *grid.shape)``."""
+        phis, _ = self._spatial(grid)
+
+        def s(t: float) -> torch.Tensor:
+            a, a_t = self._time_parts(t)
+            return (self._combine(a_t, phis) - pde.rate(self._combine(a, phis), grid))[None]
+
+        return s
+
+
+REACTION_DIFFUSION_PROBLEMS = [
+    ReactionDiffusionProblem(
+        "fitzhugh-nagumo-smooth",
+        SQUARE,
+        terms=(
+            (0, lambda t: torch.exp(-t / 2), lambda x: torch.cos(math.pi * x[0]) * torch.cos(math.pi * x[1])),
+            (0, lambda t: 0.2 * t, lambda x: (x[0] ** 2 - 1) ** 2),
+            (1, lambda t: 0.5 * torch.cos(t), lambda x: torch.cos(2 * math.pi * x[1])),
+            (1, lambda t: 0.3 + 0 * t, lambda x: (x[1] ** 2 - 1) ** 2 * torch.cos(math.pi * x[0])),
+        ),
+    )
+]

@@ -2,6 +2,7 @@
 
 from oplearn.pdes.base import PDE
 from oplearn.pdes.darcy import Darcy
+from oplearn.pdes.diffusion_reaction import DiffusionReaction
 from oplearn.pdes.poisson import Helmholtz, Poisson
 
 #: The PDE families known to ``oplearn generate``, by name.
@@ -9,6 +10,7 @@ PDES: dict[str, type[PDE]] = {
     Darcy.name: Darcy,
     Poisson.name: Poisson,
     Helmholtz.name: Helmholtz,
+    DiffusionReaction.name: DiffusionReaction,
 }
 
-__all__ = ["PDE", "Darcy", "Poisson", "Helmholtz", "PDES"]
+__all__ = ["PDE", "Darcy", "Poisson", "Helmholtz", "DiffusionReaction", "PDES"]
