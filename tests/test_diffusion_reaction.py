@@ -42,8 +42,8 @@ def test_initial_condition_is_standard_normal_and_prefix_stable():
     assert torch.equal(pde.sample_input(2, grid, seeded(1)), y0[:2])
 
 
-def test_standard_recipe_runs_and_stays_in_the_invariant_square():
-    pde = DiffusionReaction()
+def test_standard_recipe_with_the_stability_bound_alone_stays_in_the_invariant_square():
+    pde = DiffusionReaction(max_dt=None)
     grid = pde.grid(24)
     y0 = pde.sample_input(2, grid, seeded(2))
     y = pde.solve(y0, grid)
@@ -116,12 +116,13 @@ def test_residual_is_second_order_in_the_frame_spacing_and_differentiable():
 
 
 def test_stable_step_shrinks_with_the_cell_width_and_the_amplitude():
-    pde = DiffusionReaction()
+    pde = DiffusionReaction(max_dt=None)
     y = torch.zeros(2, 2, 32, 32, dtype=torch.float64)
     y[1] = 4.0
     dt = pde.stable_dt(y, pde.grid(32))
     assert dt[1] < dt[0]
     assert pde.stable_dt(torch.zeros(1, 2, 64, 64, dtype=torch.float64), pde.grid(64))[0] < dt[0]
+    assert (DiffusionReaction().stable_dt(y, pde.grid(32)) == 0.0025).all()  # the default accuracy cap
 
 
 @pytest.mark.parametrize(
