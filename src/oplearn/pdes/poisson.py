@@ -124,7 +124,12 @@ class Poisson(_RandomSourceProblem):
 
     The defaults are the DiffusionPDE / FunDPS data recipe: ``f`` a cosine-basis Gaussian random
     field with ``alpha = 2``, ``tau = 3`` (the Darcy field before thresholding), solved with the
-    5-point stencil at the stored resolution (128^2 in those papers).
+    5-point stencil at the stored resolution (128^2 in those papers). One difference in scale:
+    their field expands in the L2-normalised cosines (``sqrt(2) cos`` per non-constant
+    direction) while :class:`~oplearn.fields.GaussianRandomField` uses plain cosines, so their
+    ``f`` (and ``u``) is about twice as large (exactly 2 on modes with both indices non-zero,
+    ``sqrt(2)`` on the others). Relative errors do not depend on it; ``sigma=6.0`` matches
+    their scale on the dominant modes.
 
     Parameters
     ----------
