@@ -127,7 +127,7 @@ def test_stable_step_shrinks_with_the_cell_width_and_the_amplitude():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(du=0.0), dict(dv=-1.0), dict(k=float("nan")), dict(t_end=0.0), dict(frames=1), dict(frames=2.5), dict(max_dt=0.0)],
+    [dict(du=0.0), dict(dv=-1.0), dict(k=float("nan")), dict(t_end=0.0), dict(frames=1), dict(frames=2.5), dict(max_dt=0.0), dict(refine=2)],
 )
 def test_invalid_parameters(kwargs):
     with pytest.raises(ValueError):

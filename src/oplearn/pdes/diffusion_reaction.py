@@ -147,6 +147,9 @@ class DiffusionReaction(PDE):
     max_dt : float or None
         Upper bound on the time step (the accuracy cap above); ``None`` leaves only the
         stability bound, which always applies.
+    refine : int
+        Must be 1 (accepted so that a refinement request gets a clear refusal): cell-centred
+        data are not refined and subsampled (module docstring).
 
     Shapes
     ------
@@ -177,7 +180,13 @@ class DiffusionReaction(PDE):
         t_end: float = 5.0,
         frames: int = 101,
         max_dt: float | None = 0.0025,
+        refine: int = 1,
     ):
+        if refine != 1:
+            raise ValueError(
+                f"refine must be 1, got {refine}: refined cell centres do not include the coarse ones, "
+                "so a refined solve cannot be subsampled; generate at the wanted resolution"
+            )
         if not (du > 0 and dv > 0 and math.isfinite(du) and math.isfinite(dv)):
             raise ValueError(f"diffusivities must be positive and finite, got du={du}, dv={dv}")
         if not math.isfinite(k):
@@ -202,7 +211,8 @@ class DiffusionReaction(PDE):
             "frames": self.frames,
             "max_dt": self.max_dt,
             "initial_condition": "independent standard normal values in every cell",
-            "solver": "cell-centred finite volumes, no-flux boundaries, classical RK4 with a stability-bounded step",
+            "refine": 1,
+            "solver": "cell-centred finite volumes, no-flux boundaries, classical RK4, stability-bounded and accuracy-capped step",
         }
 
     def grid(self, resolution: int) -> Grid:
