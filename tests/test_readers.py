@@ -30,6 +30,17 @@ def test_neuraloperator_pt_dictionaries(tmp_path):
     assert len(read_dataset(tmp_path / "darcy_train_16.pt", limit=2)) == 2
 
 
+def test_neuraloperator_1d_trajectories_and_boolean_masks(tmp_path):
+    x, y = torch.rand(3, 16, dtype=torch.float64), torch.rand(3, 5, 16, dtype=torch.float64)
+    torch.save({"x": x, "y": y, "visc": torch.tensor([[0.01]])}, tmp_path / "burgers_test_16.pt")
+    data = read_dataset(tmp_path / "burgers_test_16.pt", periodic=True)
+    assert data.inputs.shape == (3, 1, 16) and data.outputs.shape == (3, 5, 1, 16) and data.grid.periodic
+    assert torch.allclose(data.outputs[:, :, 0], y.float()) and torch.equal(data.time, torch.arange(5.0, dtype=torch.float64))
+    assert data.meta["scalars"] == {"visc": pytest.approx(0.01)} and "frame index" in data.meta["time_unit"]
+    torch.save({"x": torch.rand(2, 8, 8) > 0.5, "y": torch.rand(2, 8, 8)}, tmp_path / "mask.pt")
+    assert set(read_dataset(tmp_path / "mask.pt").inputs.unique().tolist()) <= {0.0, 1.0}
+
+
 def test_neuraloperator_refuses_pickled_objects_and_bad_content(tmp_path):
     torch.save({"x": torch.zeros(2, 4, 4), "y": torch.zeros(2, 4, 4), "args": argparse.Namespace(a=1)}, tmp_path / "evil.pt")
     with pytest.raises(DataError, match="weights_only"):
@@ -40,6 +51,9 @@ def test_neuraloperator_refuses_pickled_objects_and_bad_content(tmp_path):
     torch.save({"x": torch.zeros(2, 4, 4), "y": torch.zeros(3, 4, 4)}, tmp_path / "sizes.pt")
     with pytest.raises(DataError, match="disagree"):
         read_dataset(tmp_path / "sizes.pt")
+    torch.save({"x": torch.zeros(2, 4, 4), "y": torch.zeros(2, 4)}, tmp_path / "layout.pt")
+    with pytest.raises(DataError, match="does not fit"):
+        read_dataset(tmp_path / "layout.pt")
 
 
 def test_pdebench_1d_single_file(tmp_path):

@@ -6,10 +6,13 @@ Supported layouts
     oplearn's own files (:func:`oplearn.data.files.load_fields`).
 ``neuraloperator``
     The NeuralOperator library's ``.pt`` dictionaries with tensors ``x`` (input) and ``y``
-    (output) of shape ``(n, s)`` (1D), ``(n, s1, s2)`` or ``(n, c, s1, s2)`` (2D), loaded with
-    ``torch.load(weights_only=True)``: no code in the file is ever run. The files store no
-    coordinates: the grid is the unit box, bounded unless ``periodic=True`` (their Darcy sets
-    are bounded, their Navier-Stokes sets periodic).
+    (output), loaded with ``torch.load(weights_only=True)``: no code in the file is ever run.
+    ``x`` is ``(n, s)`` (1D) or ``(n, s1, s2)``, ``(n, c, s1, s2)`` (2D); ``y`` has the same
+    layout, or is a 1D trajectory ``(n, t, s)`` (their Burgers sets, whose frame times are not
+    stored: ``time`` is the frame index). Other small tensors (``visc``) go to
+    ``meta["scalars"]``. The files store no coordinates: the grid is the unit box, bounded
+    unless ``periodic=True`` (their Darcy sets are bounded, their Burgers and Navier-Stokes
+    sets periodic). Boolean inputs (their Darcy masks) become 0/1.
 ``pdebench``
     PDEBench HDF5 files, two layouts. *Single file*: ``tensor`` ``(n, t, x[, y[, z]])``
     with ``x-coordinate`` (``y-``, ``z-``) and ``t-coordinate`` (its first ``t`` entries are
@@ -131,28 +134,49 @@ def read_neuraloperator(path: str | Path, limit: int | None = None, periodic: bo
     x, y = (content[key] for key in ("x", "y"))
     if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
         raise DataError(f"'{path}': 'x' and 'y' must be tensors, got {type(x).__name__} and {type(y).__name__}")
-    x, y = _neuraloperator_channels(x, path, "x"), _neuraloperator_channels(y, path, "y")
-    if x.shape[0] != y.shape[0] or x.shape[2:] != y.shape[2:]:
-        raise DataError(f"'{path}': 'x' {tuple(x.shape)} and 'y' {tuple(y.shape)} disagree in samples or grid")
+    x, y, time = _neuraloperator_layout(x, y, path)
     stop = _stop(limit, x.shape[0], path)
     grid = Grid(tuple(x.shape[2:]), periodic=periodic)
+    scalars = {
+        key: value.reshape(-1).tolist() if value.numel() > 1 else value.item()
+        for key, value in content.items()
+        if key not in ("x", "y") and isinstance(value, torch.Tensor) and value.numel() <= 16
+    }
+    channels = y.shape[-1 - grid.ndim]
     meta = {
         "format": "neuraloperator",
         "input_names": [f"x{c}" if x.shape[1] > 1 else "x" for c in range(x.shape[1])],
-        "output_names": [f"y{c}" if y.shape[1] > 1 else "y" for c in range(y.shape[1])],
+        "output_names": [f"y{c}" if channels > 1 else "y" for c in range(channels)],
         "periodic": periodic,
+        "scalars": scalars,
         "n": stop,
     }
-    return _field_data(x[:stop], y[:stop], grid, meta, path)
+    if time is not None:
+        meta["time_unit"] = "frame index (the file stores no times)"
+    return _field_data(x[:stop], y[:stop], grid, meta, path, time)
 
 
-def _neuraloperator_channels(t: torch.Tensor, path: Path, key: str) -> torch.Tensor:
-    """``(n, s)`` and ``(n, s1, s2)`` gain a channel axis; ``(n, c, s1, s2)`` is kept."""
-    if t.ndim in (2, 3):
-        return t.unsqueeze(1)
-    if t.ndim == 4:
-        return t
-    raise DataError(f"'{path}': '{key}' has shape {tuple(t.shape)}; expected (n, s), (n, s1, s2) or (n, c, s1, s2)")
+def _neuraloperator_layout(x: torch.Tensor, y: torch.Tensor, path: Path):
+    """``(inputs, outputs, time)`` in oplearn's layout from the ``x`` and ``y`` tensors.
+
+    ``x`` fixes the dimension: ``(n, s)`` is 1D, ``(n, s1, s2)`` and ``(n, c, s1, s2)`` are 2D.
+    In 1D, ``y`` is ``(n, s)`` or a trajectory ``(n, t, s)`` (their Burgers sets; ``time`` is
+    then the frame index); in 2D, ``(n, s1, s2)`` or ``(n, c, s1, s2)``.
+    """
+    if x.ndim not in (2, 3, 4):
+        raise DataError(f"'{path}': 'x' has shape {tuple(x.shape)}; expected (n, s), (n, s1, s2) or (n, c, s1, s2)")
+    ndim = 1 if x.ndim == 2 else 2
+    x = x.unsqueeze(1) if x.ndim < 4 else x
+    time = None
+    if ndim == 1 and y.ndim == 3:
+        y, time = y.unsqueeze(2), torch.arange(y.shape[1], dtype=torch.float64)
+    elif y.ndim == ndim + 1:
+        y = y.unsqueeze(1)
+    elif not (ndim == 2 and y.ndim == 4):
+        raise DataError(f"'{path}': 'y' has shape {tuple(y.shape)}, which does not fit 'x' of shape {tuple(x.shape)}")
+    if x.shape[0] != y.shape[0] or x.shape[2:] != y.shape[y.ndim - ndim :]:
+        raise DataError(f"'{path}': 'x' {tuple(x.shape)} and 'y' {tuple(y.shape)} disagree in samples or grid")
+    return x, y, time
 
 
 # --- PDEBench ----------------------------------------------------------------------------
