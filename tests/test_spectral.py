@@ -100,3 +100,23 @@ def test_invalid_modes():
         SpectralConv(1, 1, (2, 2, 2, 2))
     with pytest.raises(ValueError, match="modes"):
         SpectralConv(1, 1, (0, 3))
+
+
+def test_reduced_precision_runs_the_ffts_in_float32():
+    layer = SpectralConv(3, 2, (4, 4))
+    x = torch.randn(2, 3, 16, 16)
+    reference = layer(x)
+    y = layer.to(torch.bfloat16)(x.to(torch.bfloat16))
+    assert y.dtype == torch.bfloat16
+    torch.testing.assert_close(y.float(), reference, rtol=0.05, atol=0.05 * reference.abs().max().item())
+    layer.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.isfinite(layer(x.to(torch.bfloat16))).all()
+
+
+def test_wrong_input_shape():
+    layer = SpectralConv(3, 2, (4, 4))
+    with pytest.raises(ValueError, match=r"expects \(batch, 3, n, n\)"):
+        layer(torch.zeros(2, 2, 16, 16))
+    with pytest.raises(ValueError, match="expects"):
+        layer(torch.zeros(3, 16, 16))

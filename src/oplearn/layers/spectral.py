@@ -73,51 +73,67 @@ class SpectralConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``."""
         d = len(self.modes)
+        if x.ndim != d + 2 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"SpectralConv expects (batch, {self.in_channels}, {', '.join(['n'] * d)}), got {tuple(x.shape)}"
+            )
         spatial = tuple(x.shape[-d:])
         self.check_size(spatial)
-        u_hat = self._truncated_rfftn(x)  # (batch, in, 2 m_1, ..., m_d)
-        v_hat = self._mix(u_hat)  # (batch, out, 2 m_1, ..., m_d)
-        return self._padded_irfftn(v_hat, spatial)
+        # FFTs lack bfloat16 (and half for most sizes): the spectral path always runs in at
+        # least float32, also under autocast, and the result comes back in the input's dtype.
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        with torch.autocast(x.device.type, enabled=False):
+            u_hat = self._truncated_rfftn(x.to(dtype))  # (2 m_1, ..., m_d, batch, in, 2)
+            v_hat = self._mix(u_hat, self.weight.to(dtype))  # (2 m_1, ..., m_d, batch, out, 2)
+            return self._padded_irfftn(v_hat, spatial).to(x.dtype)
+
+    # The kept modes travel "mode-major" as real tensors (*kept, batch, channels, 2): the
+    # layout the batched matrix product over modes reads and writes, so that gathering and
+    # zero-padding the modes are the only copies between the FFTs and the product.
 
     def _truncated_rfftn(self, x: torch.Tensor) -> torch.Tensor:
-        """The kept modes of ``rfftn(x)``, transforming the last axis first so that the
-        other axes are only transformed on the ``m_d`` kept columns."""
+        """The kept modes of ``rfftn(x)``, mode-major. The last axis is transformed first so
+        that the other axes are only transformed on its ``m_d`` kept columns."""
         d = len(self.modes)
         u_hat = torch.fft.rfft(x, dim=-1)[..., : self.modes[-1]]
-        if d == 1:
-            return u_hat
-        u_hat = torch.fft.fftn(u_hat, dim=tuple(range(-d, -1)))
-        for axis, m in zip(range(-d, -1), self.modes):
-            n = u_hat.shape[axis]
+        if d > 1:
+            u_hat = torch.fft.fftn(u_hat, dim=tuple(range(-d, -1)))
+        u = torch.view_as_real(u_hat).permute(*range(2, d + 2), 0, 1, d + 2)
+        for axis, m in enumerate(self.modes[:-1]):
+            n = u.shape[axis]
             if n > 2 * m:
-                u_hat = torch.cat([u_hat.narrow(axis, 0, m), u_hat.narrow(axis, n - m, m)], dim=axis)
-        return u_hat
+                u = torch.cat([u.narrow(axis, 0, m), u.narrow(axis, n - m, m)], dim=axis)
+        return u
 
-    def _padded_irfftn(self, v_hat: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
-        """``irfftn`` of the kept modes ``v_hat`` with every other mode zero, at size ``spatial``."""
+    def _padded_irfftn(self, v: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
+        """``irfftn`` at size ``spatial`` of the mode-major kept modes ``v``, every other mode zero."""
         d = len(self.modes)
-        for axis, m, n in zip(range(-d, -1), self.modes, spatial):
+        for axis, (m, n) in enumerate(zip(self.modes[:-1], spatial)):
             if n > 2 * m:
-                shape = list(v_hat.shape)
+                shape = list(v.shape)
                 shape[axis] = n - 2 * m
-                zeros = v_hat.new_zeros(shape)
-                v_hat = torch.cat([v_hat.narrow(axis, 0, m), zeros, v_hat.narrow(axis, m, m)], dim=axis)
+                v = torch.cat([v.narrow(axis, 0, m), v.new_zeros(shape), v.narrow(axis, m, m)], dim=axis)
+        v_hat = torch.view_as_complex(v.permute(d, d + 1, *range(d), d + 2))  # (batch, out, n_1, ..., m_d)
         if d > 1:
             v_hat = torch.fft.ifftn(v_hat, dim=tuple(range(-d, -1)))
         return torch.fft.irfft(v_hat, n=spatial[-1], dim=-1)
 
-    def _mix(self, u_hat: torch.Tensor) -> torch.Tensor:
-        """``v[b, o, k] = sum_i u[b, i, k] W[i, o, k]`` as one real batched matrix product.
+    def _mix(self, u: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+        """``v[k, b, o] = sum_i u[k, b, i] W[i, o, k]`` as one real batched matrix product.
 
-        With :math:`W = A + iB`, the real row vector ``[Re u, Im u]`` times the block matrix
-        ``[[A, B], [-B, A]]`` is ``[Re v, Im v]``; batching over the kept modes ``k`` turns
-        the whole contraction into a single ``bmm`` of shape ``(K, batch, 2 in) @ (K, 2 in, 2 out)``.
+        With :math:`W = A + iB`, the real row vector ``[Re u_i, Im u_i]_i`` times the block
+        matrix with ``2 x 2`` blocks ``[[A_io, B_io], [-B_io, A_io]]`` is
+        ``[Re v_o, Im v_o]_o``; batching over the kept modes turns the contraction into one
+        ``bmm`` of shape ``(K, batch, 2 in) @ (K, 2 in, 2 out)``.
+
+        Shapes: ``u: (*kept, batch, in, 2)``, ``weight`` like :attr:`weight`
+        ``-> (*kept, batch, out, 2)``.
         """
-        batch, c_in, *kept = u_hat.shape
+        *kept, batch, c_in, _ = u.shape
         c_out = self.out_channels
         k = math.prod(kept)
-        u = torch.view_as_real(u_hat).reshape(batch, c_in, k, 2).permute(2, 0, 3, 1).reshape(k, batch, 2 * c_in)
-        a, b = self.weight.reshape(c_in, c_out, k, 2).permute(2, 0, 1, 3).unbind(-1)  # (K, in, out) each
-        w = torch.cat([torch.cat([a, b], dim=2), torch.cat([-b, a], dim=2)], dim=1)  # (K, 2 in, 2 out)
-        v = torch.bmm(u, w).view(k, batch, 2, c_out).permute(1, 3, 0, 2).contiguous()
-        return torch.view_as_complex(v).view(batch, c_out, *kept)
+        w = weight.reshape(c_in, c_out, k, 2).permute(2, 0, 1, 3)  # (K, in, out, 2): rows [A, B]
+        a, b = w.unbind(-1)
+        w = torch.stack([w, torch.stack([-b, a], dim=-1)], dim=2).view(k, 2 * c_in, 2 * c_out)
+        v = torch.bmm(u.reshape(k, batch, 2 * c_in), w)
+        return v.view(*kept, batch, c_out, 2)
