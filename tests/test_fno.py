@@ -4,7 +4,7 @@ import torch
 from oplearn.models import FNO, count_parameters
 from oplearn.models.fno import Pointwise
 
-from test_spectral import band_limited
+from test_spectral_conv import band_limited
 
 
 @pytest.mark.parametrize(
