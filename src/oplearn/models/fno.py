@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import math
 
 import torch
@@ -12,7 +11,6 @@ from torch import nn
 from oplearn.layers.spectral import SpectralConv
 
 ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh, "identity": nn.Identity}
-
 
 
 class Pointwise(nn.Module):
@@ -119,7 +117,6 @@ class FNO(nn.Module):
         self.out_channels = out_channels
         self.modes = modes
         self.padding = float(padding)
-        d = len(modes)
         act = ACTIVATIONS[activation]
         if lifting_channels is None or lifting_channels == width:
             self.lifting = Pointwise(in_channels, width)
@@ -147,9 +144,9 @@ class FNO(nn.Module):
         if any(pads):
             v = F.pad(v, [p for pad in reversed(pads) for p in (0, pad)])
         last = len(self.spectral) - 1
-        for l, (spectral, skip) in enumerate(zip(self.spectral, self.skip)):
-            v = skip(v, add=spectral(v))
-            if l < last:
+        for i, (spectral, skip) in enumerate(zip(self.spectral, self.skip)):
+            v = skip(v, add=spectral(v))  # K_i v + W_i v
+            if i < last:
                 v = self.activation(v)
         if any(pads):
             v = v[(Ellipsis, *(slice(0, n) for n in spatial))]
