@@ -109,7 +109,15 @@ def test_radial_mode_index():
 
 @pytest.mark.parametrize(
     "k, band",
-    [((2, 0), "low"), ((2, 3), "low"), ((3, 3), "mid"), ((0, 11), "mid"), ((3, -4), "mid"), ((12, 0), "high"), ((9, 9), "high")],
+    [
+        ((2, 0), "low"),
+        ((2, 3), "low"),
+        ((3, 3), "mid"),
+        ((0, 11), "mid"),
+        ((3, -4), "mid"),
+        ((12, 0), "high"),
+        ((9, 9), "high"),
+    ],
 )
 def test_frmse_puts_a_sinusoid_in_its_band(k, band):
     """e = A sin(2 pi k.x) carries |e_hat| = A / 2 at +-k, so its band scores A / sqrt 2."""
@@ -135,7 +143,8 @@ def test_frmse_bands_split_the_rmse():
 def test_frmse_1d_and_3d():
     x = periodic_1d(16)
     true = torch.zeros(1, 1, 16, dtype=torch.float64)
-    torch.testing.assert_close(frmse(true + torch.cos(2 * math.pi * 5 * x), true)["mid"], torch.tensor([math.sqrt(0.5)], dtype=torch.float64))
+    mid = frmse(true + torch.cos(2 * math.pi * 5 * x), true)["mid"]
+    torch.testing.assert_close(mid, torch.tensor([math.sqrt(0.5)], dtype=torch.float64))
     e = torch.randn(2, 1, 6, 6, 6, dtype=torch.float64)
     bands = frmse(e, torch.zeros_like(e))
     torch.testing.assert_close(sum(v.square() for v in bands.values()), rmse(e, torch.zeros_like(e)).square())

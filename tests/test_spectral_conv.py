@@ -80,7 +80,9 @@ def test_resolution_invariance_in_float32():
     assert ((coarse - fine).norm() / coarse.norm()).item() < 1e-5
 
 
-@pytest.mark.parametrize("modes, spatial", [((8, 8), (15, 32)), ((8, 8), (16, 13)), ((6,), (9,)), ((4, 4, 4), (8, 8, 5))])
+@pytest.mark.parametrize(
+    "modes, spatial", [((8, 8), (15, 32)), ((8, 8), (16, 13)), ((6,), (9,)), ((4, 4, 4), (8, 8, 5))]
+)
 def test_too_small_grid_is_a_clear_error(modes, spatial):
     layer = SpectralConv(1, 1, modes)
     with pytest.raises(ValueError) as err:

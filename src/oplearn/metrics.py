@@ -171,7 +171,9 @@ def frmse(pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
     return out
 
 
-def per_time_step(metric: Metric, pred: torch.Tensor, true: torch.Tensor, *args) -> "torch.Tensor | dict[str, torch.Tensor]":
+def per_time_step(
+    metric: Metric, pred: torch.Tensor, true: torch.Tensor, *args
+) -> "torch.Tensor | dict[str, torch.Tensor]":
     """A metric of every time step of trajectories, each step scored as a sample.
 
     ``metric(pred[:, s], true[:, s], *args)`` for every step ``s``, computed in one call.
