@@ -83,3 +83,24 @@ def divergence_form(u: torch.Tensor, a: torch.Tensor, grid: Grid) -> torch.Tenso
         flux = flux[(Ellipsis, *rest)]
         total = total + torch.diff(flux, dim=-grid.ndim + d) / h**2
     return total
+
+
+def time_derivative(frames: torch.Tensor, times: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    r"""The time derivative of a trajectory stored at (possibly unevenly spaced) ``times``.
+
+    Second-order finite differences: the three-point central formula for uneven spacing
+    at interior frames, the three-point one-sided formulas at the first and last frame
+    (``torch.gradient`` with ``edge_order=2``). The error is :math:`O(\Delta t^2)` in the
+    frame spacing, so residuals built on it measure the stored frames, not the solver.
+
+    Shapes: ``frames (..., len(times), ...)`` with the time axis at ``dim`` -> the same.
+    """
+    times = torch.as_tensor(times, dtype=frames.dtype, device=frames.device)
+    if times.ndim != 1 or len(times) != frames.shape[dim]:
+        raise ValueError(f"times of shape {tuple(times.shape)} do not match the {frames.shape[dim]} frames on axis {dim}")
+    if len(times) < 3:
+        raise ValueError(f"a second-order time derivative needs at least 3 frames, got {len(times)}")
+    if not (torch.diff(times) > 0).all():
+        raise ValueError("frame times must be strictly increasing")
+    (derivative,) = torch.gradient(frames, spacing=(times,), dim=dim, edge_order=2)
+    return derivative
