@@ -1,122 +1,124 @@
-import itertools
 import math
 
 import pytest
 import torch
 
-from oplearn.layers.spectral import SpectralConv
+from oplearn.derivatives import gradient, time_derivative
+from oplearn.grids import Grid
+from oplearn.solvers.spectral import Fourier
+from oplearn.solvers.stepping import CrankNicolsonHeun, ETDRK4, ExponentialEuler, integrate
+from problems import observed_order
+from time_problems import SEMILINEAR_ODES, STEPPERS, ode_errors, one_thread  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def dense_reference(layer: SpectralConv, x: torch.Tensor) -> torch.Tensor:
-    """The layer's definition written out: full rfftn, one mode at a time, irfftn."""
-    d = len(layer.modes)
-    dims = tuple(range(-d, 0))
-    u_hat = torch.fft.rfftn(x, dim=dims)
-    w = torch.view_as_complex(layer.weight)
-    v_hat = torch.zeros(x.shape[0], layer.out_channels, *u_hat.shape[2:], dtype=u_hat.dtype)
-    kept = [list(range(m)) + list(range(n - m, n)) for m, n in zip(layer.modes[:-1], x.shape[2:-1])]
-    kept.append(list(range(layer.modes[-1])))
-    for position in itertools.product(*(range(len(k)) for k in kept)):
-        mode = (slice(None), slice(None), *(k[p] for k, p in zip(kept, position)))
-        v_hat[mode] = torch.einsum("bi,io->bo", u_hat[mode], w[(slice(None), slice(None), *position)])
-    return torch.fft.irfftn(v_hat, s=x.shape[2:], dim=dims)
+def trig(grid: Grid, kx: int, ky: int) -> torch.Tensor:
+    x, y = grid.coordinates(torch.float64)
+    lx, ly = grid.lengths
+    return torch.sin(2 * math.pi * (kx * x / lx + ky * y / ly) + 0.3)
 
 
-@pytest.mark.parametrize(
-    "modes, spatial",
-    [((5,), (20,)), ((5,), (9,)), ((3, 4), (10, 9)), ((3, 4), (6, 6)), ((2, 3, 2), (6, 8, 5)), ((2, 2, 3), (7, 4, 4))],
-)
-def test_matches_dense_definition_and_shapes(modes, spatial):
-    layer = SpectralConv(3, 4, modes).double()
-    with torch.no_grad():
-        layer.weight.normal_()
-    x = torch.randn(2, 3, *spatial, dtype=torch.float64)
-    y = layer(x)
-    assert y.shape == (2, 4, *spatial)
-    torch.testing.assert_close(y, dense_reference(layer, x), rtol=0, atol=1e-12)
+def test_wavenumbers_follow_the_rfft_layout():
+    grid = Grid((6, 8), domain=((0.0, 2.0), (0.0, 1.0)), periodic=True)
+    fourier = Fourier(grid)
+    assert fourier.spectral_shape == (6, 5) and fourier.forward(torch.zeros(3, 6, 8)).shape == (3, 6, 5)
+    assert torch.allclose(fourier.k[0].flatten(), math.pi * torch.tensor([0, 1, 2, -3, -2, -1.0], dtype=torch.float64))
+    assert torch.allclose(fourier.k[1].flatten(), 2 * math.pi * torch.arange(5, dtype=torch.float64))
+    assert fourier.ik[0].flatten()[3] == 0 and fourier.ik[1].flatten()[4] == 0  # Nyquist: no derivative
+    assert fourier.k2[3, 4] == pytest.approx((3 * math.pi) ** 2 + (8 * math.pi) ** 2)
+    # 2/3 rule: keep 3|j| < n, i.e. |j| <= 1 of 6 and |j| <= 2 of 8
+    assert fourier.mask[:, 0].tolist() == [True, True, False, False, False, True]
+    assert fourier.mask[0].tolist() == [True, True, True, False, False]
+    assert Fourier(grid, dealias=False).mask.all()
+    with pytest.raises(ValueError, match="periodic"):
+        Fourier(Grid((8, 8)))
 
 
-def test_weights_are_real_with_trailing_complex_axis_and_scaled():
-    layer = SpectralConv(6, 5, (4, 3))
-    assert not layer.weight.is_complex()
-    assert layer.weight.shape == (6, 5, 8, 3, 2)
-    assert 0 <= layer.weight.min() and layer.weight.max() <= 1 / 30
+def test_symbols_differentiate_trigonometric_fields_exactly():
+    grid = Grid((16, 12), domain=((0.0, 1.0), (-1.0, 2.0)), periodic=True)
+    fourier = Fourier(grid)
+    u = trig(grid, 3, 2)
+    u_hat = fourier.forward(u)
+    assert torch.allclose(fourier.inverse(u_hat), u, atol=1e-14)
+    k = [2 * math.pi * 3, 2 * math.pi * 2 / 3]
+    x, y = grid.coordinates(torch.float64)
+    cos = torch.cos(2 * math.pi * (3 * x + 2 * y / 3) + 0.3)
+    for d in range(2):
+        assert torch.allclose(fourier.inverse(fourier.ik[d] * u_hat), k[d] * cos, atol=1e-11)
+    # the spectral gradient of derivatives.py agrees
+    assert torch.allclose(gradient(u, grid), torch.stack([k[0] * cos, k[1] * cos]), atol=1e-11)
+    assert torch.allclose(fourier.inverse(-fourier.k2 * u_hat), -(k[0] ** 2 + k[1] ** 2) * u, atol=1e-9)
+    v = u + 2.5  # the mean is lost by the inverse Laplacian, nothing else
+    psi = fourier.inverse(fourier.inverse_laplacian(fourier.forward(v)))
+    assert abs(psi.mean()) < 1e-14 and torch.allclose(psi, -u / (k[0] ** 2 + k[1] ** 2), atol=1e-14)
 
 
-def test_gradients_flow_to_input_and_weight():
-    layer = SpectralConv(2, 3, (3, 3))
-    x = torch.randn(4, 2, 12, 12, requires_grad=True)
-    layer(x).square().sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
-    assert layer.weight.grad is not None and torch.isfinite(layer.weight.grad).all()
-    assert layer.weight.grad.abs().sum() > 0
+def test_dealiased_product_has_no_aliasing_error():
+    # On n = 12 the 2/3 band is |j| <= 3. Two factors at j = 3 multiply into j = 0 and j = 6;
+    # the truncated product keeps exactly the band part (the constant).
+    grid = Grid((12,), periodic=True)
+    fourier = Fourier(grid)
+    (x,) = grid.coordinates(torch.float64)
+    a, b = torch.cos(2 * math.pi * 3 * x), torch.sin(2 * math.pi * 3 * x + 1)
+    product = fourier.dealias(fourier.forward(a * b))
+    exact = 0.5 * torch.sin(torch.tensor(1.0, dtype=torch.float64))  # a b = (sin(12 pi x + 1) + sin(1)) / 2
+    assert torch.allclose(fourier.inverse(product), exact.expand(12), atol=1e-14)
+    # without the rule the j = 6 term survives as the Nyquist mode (-1)^j sin(1) / 2
+    assert not torch.allclose(fourier.inverse(fourier.forward(a * b)), exact.expand(12), atol=1e-3)
 
 
-def band_limited(n: int, kmax: int = 10, channels: int = 3, seed: int = 0) -> torch.Tensor:
-    """Random trigonometric polynomial (|k_j| <= kmax) sampled on the periodic n x n grid."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.arange(n, dtype=torch.float64) / n
-    X, Y = torch.meshgrid(x, x, indexing="ij")
-    f = torch.zeros(2, channels, n, n, dtype=torch.float64)
-    for kx, ky in itertools.product(range(-kmax, kmax + 1), range(kmax + 1)):
-        amplitude = torch.randn(2, channels, 1, 1, generator=g, dtype=torch.float64) / (1 + kx * kx + ky * ky)
-        phase = 2 * math.pi * torch.rand(2, channels, 1, 1, generator=g, dtype=torch.float64)
-        f += amplitude * torch.cos(2 * math.pi * (kx * X + ky * Y) + phase)
-    return f
+@pytest.mark.parametrize("stepper", STEPPERS, ids=lambda s: s.__name__)
+@pytest.mark.parametrize("ode", SEMILINEAR_ODES, ids=lambda o: o.name)
+def test_observed_order_matches_the_stated_order(stepper, ode):
+    steps, errors = ode_errors(stepper, ode)
+    order = observed_order(steps, errors)
+    assert stepper.order - 0.15 < order < stepper.order + 0.2, (order, errors)
 
 
-def test_resolution_invariance_on_band_limited_field():
-    """The same band-limited field at 32^2 and 64^2 gives the same output at shared nodes."""
-    layer = SpectralConv(3, 2, (8, 8)).double()
-    coarse = layer(band_limited(32))
-    fine = layer(band_limited(64))[..., ::2, ::2]
-    assert ((coarse - fine).norm() / coarse.norm()).item() < 1e-10
+def test_linear_equations_are_integrated_exactly_by_the_exponential_steppers():
+    linear = torch.tensor([-3.0 + 40j, 25j, -0.5], dtype=torch.complex128)
+    u0 = torch.tensor([[1.0, 2.0 - 1j, 0.5]], dtype=torch.complex128)
+    times = [0.3, 1.0, 2.5]
+    exact = torch.stack([u0 * torch.exp(linear * t) for t in times], dim=1)
+    for stepper in (ExponentialEuler, ETDRK4):
+        assert torch.allclose(integrate(stepper(linear, None), u0, times, None), exact, rtol=1e-13, atol=1e-14)
+    # Crank-Nicolson is only second order for the same problem
+    assert not torch.allclose(integrate(CrankNicolsonHeun(linear, None), u0, times, 0.1), exact, atol=1e-3)
 
 
-def test_resolution_invariance_in_float32():
-    layer = SpectralConv(3, 2, (8, 8))
-    coarse = layer(band_limited(32).float())
-    fine = layer(band_limited(64).float())[..., ::2, ::2]
-    assert ((coarse - fine).norm() / coarse.norm()).item() < 1e-5
+def test_integrate_hits_every_output_time_and_repeats_equal_ones():
+    calls = []
+
+    def nonlinear(u, t):
+        calls.append(t)
+        return torch.ones_like(u)
+
+    stepper = ExponentialEuler(torch.zeros(1, dtype=torch.float64), nonlinear)  # u' = 1
+    u = integrate(stepper, torch.zeros(2, 1, dtype=torch.float64), [0.0, 0.25, 0.25, 1.0], dt=0.3, t0=0.0)
+    assert u.shape == (2, 4, 1)
+    assert torch.allclose(u[0, :, 0], torch.tensor([0.0, 0.25, 0.25, 1.0], dtype=torch.float64), atol=1e-15)
+    # 0.25 in one step, 0.75 in three steps of 0.25; no step beyond an output time
+    assert calls == pytest.approx([0.0, 0.25, 0.5, 0.75])
+    observed = integrate(stepper, torch.zeros(2, 1, dtype=torch.float64), [1.0], dt=0.5, observe=lambda v: 2 * v)
+    assert torch.allclose(observed, torch.full((2, 1, 1), 2.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="non-decreasing"):
+        integrate(stepper, torch.zeros(1, 1), [0.5, 0.2], dt=0.1)
+    with pytest.raises(ValueError, match="time step"):
+        integrate(stepper, torch.zeros(1, 1), [0.5], dt=0.0)
 
 
-@pytest.mark.parametrize("modes, spatial", [((8, 8), (15, 32)), ((8, 8), (16, 13)), ((6,), (9,)), ((4, 4, 4), (8, 8, 5))])
-def test_too_small_grid_is_a_clear_error(modes, spatial):
-    layer = SpectralConv(1, 1, modes)
-    with pytest.raises(ValueError) as err:
-        layer(torch.zeros(1, 1, *spatial))
-    message = str(err.value)
-    assert str(tuple(spatial)) in message and str(modes) in message
-    assert "finer grid or fewer modes" in message
-
-
-def test_smallest_grid_for_the_modes_is_accepted():
-    layer = SpectralConv(1, 1, (8, 8))
-    assert layer(torch.zeros(1, 1, 16, 14)).shape == (1, 1, 16, 14)
-
-
-def test_invalid_modes():
-    with pytest.raises(ValueError, match="modes"):
-        SpectralConv(1, 1, (2, 2, 2, 2))
-    with pytest.raises(ValueError, match="modes"):
-        SpectralConv(1, 1, (0, 3))
-
-
-def test_reduced_precision_runs_the_ffts_in_float32():
-    layer = SpectralConv(3, 2, (4, 4))
-    x = torch.randn(2, 3, 16, 16)
-    reference = layer(x)
-    y = layer.to(torch.bfloat16)(x.to(torch.bfloat16))
-    assert y.dtype == torch.bfloat16
-    torch.testing.assert_close(y.float(), reference, rtol=0.05, atol=0.05 * reference.abs().max().item())
-    layer.float()
-    with torch.autocast("cpu", dtype=torch.bfloat16):
-        assert torch.isfinite(layer(x.to(torch.bfloat16))).all()
-
-
-def test_wrong_input_shape():
-    layer = SpectralConv(3, 2, (4, 4))
-    with pytest.raises(ValueError, match=r"expects \(batch, 3, n, n\)"):
-        layer(torch.zeros(2, 2, 16, 16))
-    with pytest.raises(ValueError, match="expects"):
-        layer(torch.zeros(3, 16, 16))
+def test_time_derivative_is_second_order_on_uneven_frames():
+    errors, spacings = [], []
+    for n in (10, 20, 40):
+        t = torch.linspace(0, 1, n, dtype=torch.float64) ** 1.5  # uneven spacing
+        frames = torch.sin(3 * t)[None, :, None] * torch.ones(2, 1, 5, dtype=torch.float64)
+        derivative = time_derivative(frames, t, dim=1)
+        assert derivative.shape == frames.shape
+        errors.append((derivative[0, :, 0] - 3 * torch.cos(3 * t)).abs().max().item())
+        spacings.append(1 / n)
+    assert 1.8 < observed_order(spacings, errors) < 2.3, errors
+    with pytest.raises(ValueError, match="at least 3"):
+        time_derivative(torch.zeros(1, 2, 4), torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="increasing"):
+        time_derivative(torch.zeros(1, 3, 4), torch.tensor([0.0, 1.0, 1.0]))
