@@ -10,10 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
-
-from oplearn.grids import Grid
-from oplearn.pdes.evolution import PeriodicEvolution, Terms, check_positive_integer, output_times
+from oplearn.pdes.evolution import PeriodicEvolution, Terms
 from oplearn.pdes.random_sines import RandomSines
 from oplearn.solvers.spectral import Fourier
 from oplearn.solvers.stepping import ExponentialEuler
@@ -69,11 +66,8 @@ class Advection(PeriodicEvolution):
         if not math.isfinite(beta):
             raise ValueError(f"beta must be finite, got {beta}")
         self.beta = float(beta)
+        self._set_schedule(t_final, n_times, include_initial=True, dt=None, refine=refine)  # one exact step per frame
         self.initial = RandomSines(k_max=k_max)
-        self.times = output_times(t_final, n_times, include_initial=True)
-        self.t_final, self.n_times = float(t_final), len(self.times)
-        self.dt = None  # one exact step per frame interval
-        self.refine = check_positive_integer("refine", refine)
 
     def terms(self, fourier: Fourier) -> Terms:
         # The full symbol -i beta k, Nyquist mode included: a shift by whole cells then
@@ -90,8 +84,3 @@ class Advection(PeriodicEvolution):
             "refine": self.refine,
             "solver": "exact Fourier shift (trigonometric interpolation of the initial condition)",
         }
-
-    def sample_input(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` initial conditions on ``grid``: ``(n, 1, n_x)``, float64."""
-        self._check_grid(grid)
-        return self.initial.sample(n, grid, generator).unsqueeze(1)

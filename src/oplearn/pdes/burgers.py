@@ -17,8 +17,7 @@ from typing import Any
 import torch
 
 from oplearn.fields import GaussianRandomField
-from oplearn.grids import Grid
-from oplearn.pdes.evolution import PeriodicEvolution, Terms, check_positive_integer, check_time_step, output_times
+from oplearn.pdes.evolution import PeriodicEvolution, Terms, check_positive
 from oplearn.pdes.random_sines import RandomSines
 from oplearn.solvers.spectral import Fourier
 from oplearn.solvers.stepping import ETDRK4
@@ -109,15 +108,10 @@ class Burgers(ViscousBurgers):
         modes: int = 128,
         refine: int = 1,
     ):
-        if not (nu > 0 and math.isfinite(nu)):
-            raise ValueError(f"nu must be positive and finite, got {nu}")
-        self.field = GaussianRandomField(alpha, tau, sigma=sigma, boundary="periodic", modes=modes)
-        self.viscosity = self.nu = float(nu)
-        self.times = output_times(t_final, n_times, include_initial=False)
-        self.t_final, self.n_times = float(t_final), len(self.times)
-        self.dt = check_time_step(dt)
+        self.viscosity = self.nu = check_positive("nu", nu)
+        self._set_schedule(t_final, n_times, include_initial=False, dt=dt, refine=refine)
+        self.initial = GaussianRandomField(alpha, tau, sigma=sigma, boundary="periodic", modes=modes)
         self.alpha, self.tau, self.sigma, self.modes = float(alpha), float(tau), float(sigma), int(modes)
-        self.refine = check_positive_integer("refine", refine)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -132,11 +126,6 @@ class Burgers(ViscousBurgers):
             "refine": self.refine,
             "solver": SOLVER,
         }
-
-    def sample_input(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` initial conditions on ``grid``: ``(n, 1, n_x)``, float64."""
-        self._check_grid(grid)
-        return self.field.sample(n, grid, generator).unsqueeze(1)
 
 
 class BurgersPDEBench(ViscousBurgers):
@@ -192,15 +181,10 @@ class BurgersPDEBench(ViscousBurgers):
         k_max: int = 4,
         refine: int = 1,
     ):
-        if not (nu > 0 and math.isfinite(nu)):
-            raise ValueError(f"nu must be positive and finite, got {nu}")
-        self.initial = RandomSines(k_max=k_max)
-        self.nu = float(nu)
+        self.nu = check_positive("nu", nu)
         self.viscosity = self.nu / math.pi
-        self.times = output_times(t_final, n_times, include_initial=True)
-        self.t_final, self.n_times = float(t_final), len(self.times)
-        self.dt = check_time_step(dt)
-        self.refine = check_positive_integer("refine", refine)
+        self._set_schedule(t_final, n_times, include_initial=True, dt=dt, refine=refine)
+        self.initial = RandomSines(k_max=k_max)
 
     def params(self) -> dict[str, Any]:
         return {
@@ -212,8 +196,3 @@ class BurgersPDEBench(ViscousBurgers):
             "refine": self.refine,
             "solver": SOLVER,
         }
-
-    def sample_input(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` initial conditions on ``grid``: ``(n, 1, n_x)``, float64."""
-        self._check_grid(grid)
-        return self.initial.sample(n, grid, generator).unsqueeze(1)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import abc
 import math
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Union
+from typing import Any, Callable, ClassVar, Union
 
 import torch
 
@@ -52,38 +52,20 @@ class Terms:
     forcing: torch.Tensor | None = None
 
 
-def output_times(t_final: float, n_times: int, include_initial: bool) -> torch.Tensor:
-    """``n_times`` evenly spaced output times ending at ``t_final``: from ``0`` when
-    ``include_initial``, else from ``t_final / n_times``. float64, shape ``(n_times,)``."""
-    if not (t_final > 0 and math.isfinite(t_final)):
-        raise ValueError(f"t_final must be positive and finite, got {t_final}")
-    if int(n_times) != n_times or n_times < (2 if include_initial else 1):
-        raise ValueError(f"n_times must be an integer >= {2 if include_initial else 1}, got {n_times}")
-    n_times = int(n_times)
-    if include_initial:
-        return torch.linspace(0.0, t_final, n_times, dtype=torch.float64)
-    return t_final * torch.arange(1, n_times + 1, dtype=torch.float64) / n_times
-
-
-def check_positive_integer(name: str, value) -> int:
-    if int(value) != value or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value}")
-    return int(value)
-
-
-def check_time_step(dt) -> float | None:
-    if dt is not None and not (dt > 0 and math.isfinite(dt)):
-        raise ValueError(f"dt must be positive and finite, got {dt}")
-    return None if dt is None else float(dt)
+def check_positive(name: str, value) -> float:
+    """``value`` as a float after checking that it is positive and finite."""
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be positive and finite, got {value}")
+    return float(value)
 
 
 class PeriodicEvolution(PDE):
     r"""A scalar evolution equation :math:`u_t = L u + N(u) + f` on a periodic box.
 
-    Subclasses set :attr:`stepper` and, in their constructor, :attr:`times` (the stored
-    output times, after :math:`t = 0`, or starting at it), :attr:`dt` (the largest time
-    step; ``None``: one step per output interval) and :attr:`refine`, and implement
-    :meth:`terms`, :meth:`sample_input` and :meth:`params`.
+    Subclasses set :attr:`stepper`, call :meth:`_set_schedule` and set :attr:`initial`
+    (the initial-condition sampler: anything with ``sample(n, grid, generator)``, such as
+    :class:`~oplearn.fields.GaussianRandomField`) in their constructor, and implement
+    :meth:`terms` and :meth:`params`.
 
     Shapes
     ------
@@ -94,17 +76,46 @@ class PeriodicEvolution(PDE):
     periodic = True
     stepper: ClassVar[type[Stepper]]
     times: torch.Tensor
+    #: The largest time step; ``None``: one step per output interval.
     dt: float | None
+    initial: Any
 
     @abc.abstractmethod
     def terms(self, fourier: Fourier) -> Terms:
         """The right-hand side on ``fourier.grid``, dealiased through ``fourier``."""
 
+    def _set_schedule(self, t_final: float, n_times: int, include_initial: bool, dt: float | None, refine: int) -> None:
+        """Check and store the output times, the time step and the refinement.
+
+        :attr:`times` holds ``n_times`` evenly spaced times ending at ``t_final``: from
+        ``0`` (the first frame repeats the initial condition) when ``include_initial``,
+        else from ``t_final / n_times``.
+        """
+        check_positive("t_final", t_final)
+        minimum = 2 if include_initial else 1
+        if int(n_times) != n_times or n_times < minimum:
+            raise ValueError(f"n_times must be an integer >= {minimum}, got {n_times}")
+        if include_initial:
+            self.times = torch.linspace(0.0, t_final, int(n_times), dtype=torch.float64)
+        else:
+            self.times = t_final * torch.arange(1, int(n_times) + 1, dtype=torch.float64) / int(n_times)
+        self.t_final, self.n_times = float(t_final), int(n_times)
+        self.dt = None if dt is None else check_positive("dt", dt)
+        if int(refine) != refine or refine < 1:
+            raise ValueError(f"refine must be a positive integer, got {refine}")
+        self.refine = int(refine)
+
+    def sample_input(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Draw ``n`` initial conditions from :attr:`initial` on ``grid``: ``(n, 1, *grid.shape)``, float64."""
+        self._check_grid(grid)
+        return self.initial.sample(n, grid, generator).unsqueeze(1)
+
     def solve(self, inputs: torch.Tensor, grid: Grid, forcing: Forcing | None = None) -> torch.Tensor:
         """Integrate each initial condition: ``(batch, 1, *grid.shape) -> (batch, len(times), 1, *grid.shape)``.
 
-        Runs on the device and in the precision of ``inputs``. ``forcing`` replaces the
-        default source (a manufactured solution's, say).
+        Runs on the device of ``inputs`` in double precision (the Fourier symbols are
+        float64) and returns the dtype of ``inputs``. ``forcing`` replaces the default
+        source (a manufactured solution's, say).
         """
         u0 = self._check_inputs(inputs, grid)
         fourier = Fourier(grid, u0.device, dealias=True)
