@@ -12,6 +12,7 @@ from oplearn.grids import Grid
 from oplearn.pdes import PDES, NavierStokes
 from oplearn.pdes.navier_stokes import velocity
 from oplearn.solvers.spectral import Fourier
+from helpers import run_cli
 from problems import observed_order
 from time_problems import FORCED_VORTICITY, navier_stokes_space_errors, navier_stokes_time_errors, one_thread  # noqa: F401
 
@@ -28,6 +29,7 @@ def test_registered_with_the_fno_defaults():
     assert pde.nu == 1e-3 and pde.t_final == 50 and pde.times.tolist() == list(map(float, range(1, 51)))
     assert pde.dt == 1e-4 and pde.refine == 4 and pde.sigma == pytest.approx(math.sqrt(2) * 7**1.5)
     assert make_pde("navier_stokes", {"nu": 1e-4}).t_final == 30 and make_pde("navier_stokes", {"nu": 1e-5}).n_times == 20
+    assert make_pde("navier_stokes", {"nu": "1e-4", "dt": "1e-3"}).dt == 1e-3  # --param nu=1e-4 arrives as text
     assert NavierStokes(nu=2e-3, t_final=4.0).times.tolist() == [1.0, 2.0, 3.0, 4.0]
     params = json.loads(json.dumps(pde.params()))
     assert params["forcing_amplitude"] == 0.1 and "Crank-Nicolson" in params["solver"]
@@ -121,6 +123,15 @@ def test_dataset_is_reproducible(tmp_path):
         assert a["inputs"].shape == (3, 1, 16, 16) and a["outputs"].shape == (3, 2, 1, 16, 16)
         assert np.array_equal(a["outputs"][:], b["outputs"][:])
         assert np.allclose(a["time"][:], [0.01, 0.02])
+
+
+def test_command_line_generates_a_trajectory_dataset(tmp_path):
+    out = tmp_path / "ns.h5"
+    run_cli("generate", "navier_stokes", "--n", 2, "--resolution", 8, "--refine", 2, "--out", out, "--no-progress",
+            "--param", "nu=1e-4", "--param", "t_final=0.02", "--param", "n_times=2", "--param", "dt=1e-2")
+    with h5py.File(out) as f:
+        assert f["outputs"].shape == (2, 2, 1, 8, 8) and np.allclose(f["time"][:], [0.01, 0.02])
+        assert json.loads(f.attrs["pde_params"])["nu"] == 1e-4
 
 
 @pytest.mark.parametrize("kwargs", [dict(nu=-1.0), dict(dt=0.0), dict(t_final=math.inf), dict(n_times=0), dict(refine=0), dict(forcing_amplitude=math.nan)])

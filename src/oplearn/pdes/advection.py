@@ -63,9 +63,9 @@ class Advection(PeriodicEvolution):
     stepper = ExponentialEuler
 
     def __init__(self, beta: float = 0.1, t_final: float = 2.0, n_times: int = 201, k_max: int = 4, refine: int = 1):
-        if not math.isfinite(beta):
-            raise ValueError(f"beta must be finite, got {beta}")
         self.beta = float(beta)
+        if not math.isfinite(self.beta):
+            raise ValueError(f"beta must be finite, got {beta}")
         self._set_schedule(t_final, n_times, include_initial=True, dt=None, refine=refine)  # one exact step per frame
         self.initial = RandomSines(k_max=k_max)
 

@@ -53,7 +53,15 @@ class Terms:
 
 
 def check_positive(name: str, value) -> float:
-    """``value`` as a float after checking that it is positive and finite."""
+    """``value`` as a float after checking that it is positive and finite.
+
+    Numeric strings are accepted: ``--param nu=1e-4`` arrives as the string ``"1e-4"``
+    (YAML 1.1 reads exponents without a decimal point as text).
+    """
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
     if not (value > 0 and math.isfinite(value)):
         raise ValueError(f"{name} must be positive and finite, got {value}")
     return float(value)
@@ -91,7 +99,7 @@ class PeriodicEvolution(PDE):
         ``0`` (the first frame repeats the initial condition) when ``include_initial``,
         else from ``t_final / n_times``.
         """
-        check_positive("t_final", t_final)
+        t_final = check_positive("t_final", t_final)
         minimum = 2 if include_initial else 1
         if int(n_times) != n_times or n_times < minimum:
             raise ValueError(f"n_times must be an integer >= {minimum}, got {n_times}")
@@ -99,7 +107,7 @@ class PeriodicEvolution(PDE):
             self.times = torch.linspace(0.0, t_final, int(n_times), dtype=torch.float64)
         else:
             self.times = t_final * torch.arange(1, int(n_times) + 1, dtype=torch.float64) / int(n_times)
-        self.t_final, self.n_times = float(t_final), int(n_times)
+        self.t_final, self.n_times = t_final, int(n_times)
         self.dt = None if dt is None else check_positive("dt", dt)
         if int(refine) != refine or refine < 1:
             raise ValueError(f"refine must be a positive integer, got {refine}")

@@ -106,7 +106,7 @@ class NavierStokes(PeriodicEvolution):
         modes: int = 64,
         refine: int = 4,
     ):
-        self.nu = check_positive("nu", nu)
+        self.nu = nu = check_positive("nu", nu)
         if t_final is None:
             t_final = next((t for v, t in FNO_FINAL_TIMES.items() if math.isclose(v, nu)), None)
             if t_final is None:
@@ -114,9 +114,9 @@ class NavierStokes(PeriodicEvolution):
         if n_times is None:
             n_times = max(1, round(check_positive("t_final", t_final)))
         self._set_schedule(t_final, n_times, include_initial=False, dt=dt, refine=refine)
-        if not math.isfinite(forcing_amplitude):
-            raise ValueError(f"forcing_amplitude must be finite, got {forcing_amplitude}")
         self.forcing_amplitude = float(forcing_amplitude)
+        if not math.isfinite(self.forcing_amplitude):
+            raise ValueError(f"forcing_amplitude must be finite, got {forcing_amplitude}")
         sigma = math.sqrt(2) * tau ** (alpha - 1) if sigma is None else sigma
         self.initial = GaussianRandomField(alpha, tau, sigma=sigma, boundary="periodic", modes=modes)
         self.alpha, self.tau, self.sigma, self.modes = float(alpha), float(tau), float(sigma), int(modes)
