@@ -17,6 +17,8 @@ def workspace(tmp_path_factory):
 
 def test_generate_train_evaluate_report_end_to_end(workspace):
     root = workspace
+    card = run_cli("info", root / "test31.h5").stdout
+    assert "darcy" in card and "31 x 31" in card and "complete (8 of 8 samples)" in card
     config = tiny_config(root / "c.yaml", root / "missing.h5", epochs=2)
     proc = run_cli("train", config, "--out", root / "run", "--set", f"data.path={root / 'train.h5'}",
                    "--set", "train.epochs=3", "--set", "seed=4", "--no-progress")

@@ -2,7 +2,7 @@ import copy
 
 import pytest
 
-from oplearn.config import apply_overrides, load_config, validate_config
+from oplearn.config import apply_overrides, load_config, parse_override, validate_config
 from oplearn.errors import ConfigError
 
 BASE = {"seed": 1, "data": {"path": "train.h5"}, "model": {"name": "fno", "modes": 8}, "train": {"epochs": 3}}
@@ -53,3 +53,9 @@ def test_load_config_file_errors(tmp_path):
     bad.write_text("data: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_override_values_in_exponent_notation_are_numbers():
+    assert parse_override("nu=1e-4") == (["nu"], 1e-4)
+    assert parse_override("train.lr=3E-3") == (["train", "lr"], 3e-3)
+    assert parse_override("data.path=run1e5") == (["data", "path"], "run1e5")

@@ -1,4 +1,4 @@
-"""The ``oplearn`` command line: generate, train, evaluate, report, demo."""
+"""The ``oplearn`` command line: generate, info, train, evaluate, report, demo."""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ def cmd_generate(args) -> None:
     path = generate_dataset(pde, args.n, args.resolution, args.out, seed=args.seed, chunk_size=args.chunk_size,
                             overwrite=args.overwrite, progress=not args.no_progress)
     print(f"wrote {args.n} {args.pde} samples at {args.resolution} to {path}")
+
+
+def cmd_info(args) -> None:
+    from oplearn.data.info import describe
+
+    print(describe(args.path))
 
 
 def cmd_train(args) -> None:
@@ -82,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("info", help="print a dataset card: PDE, parameters, grid, shapes, seed, versions")
+    p.add_argument("path", metavar="FILE.h5")
+    p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("train", help="train a neural operator from a YAML config")
     p.add_argument("config")
