@@ -20,15 +20,33 @@ def _params(pairs: list[str]) -> dict:
 
 
 def cmd_generate(args) -> None:
-    from oplearn.data.generate import generate_dataset, make_pde
+    import os
+
+    from oplearn.data.generate import generate_dataset, generate_parallel, make_pde, parse_shard, shard_from_env
+    from oplearn.errors import DataError
 
     params = _params(args.param)
     if args.refine is not None:
         params["refine"] = args.refine
+    shard = parse_shard(args.shard) if args.shard is not None else None
+    if shard is None and args.workers is None and "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+        shard = "auto"  # launched by torchrun: one shard per rank
+    if shard == "auto":
+        shard = shard_from_env()
     pde = make_pde(args.pde, params)
+    if args.workers is not None:
+        if shard is not None:
+            raise DataError("--workers and --shard (or torchrun's RANK/WORLD_SIZE) exclude each other; use one of them")
+        path = generate_parallel(pde, args.n, args.resolution, args.out, args.workers, seed=args.seed,
+                                 chunk_size=args.chunk_size, overwrite=args.overwrite, progress=not args.no_progress)
+        print(f"wrote {args.n} {args.pde} samples at {args.resolution} to {path} ({args.workers} workers)")
+        return
     path = generate_dataset(pde, args.n, args.resolution, args.out, seed=args.seed, chunk_size=args.chunk_size,
-                            overwrite=args.overwrite, progress=not args.no_progress)
-    print(f"wrote {args.n} {args.pde} samples at {args.resolution} to {path}")
+                            overwrite=args.overwrite, progress=not args.no_progress, shard=shard)
+    if shard is not None and path != Path(args.out):
+        print(f"wrote shard {shard[0]}/{shard[1]} of {args.pde} to {path}; {args.out} is assembled when all shards are done")
+    else:
+        print(f"wrote {args.n} {args.pde} samples at {args.resolution} to {path}")
 
 
 def cmd_info(args) -> None:
@@ -87,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=32, help="samples per chunk (part of the recipe)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--shard", metavar="I/N", help="compute only shard I of N (from 0) into OUT.shards/; OUT is assembled when all "
+                   "are done ('auto', the default under torchrun: RANK/WORLD_SIZE)")
+    p.add_argument("--workers", type=int, metavar="K", help="generate with K local processes (one shard each), then assemble")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("info", help="print a dataset card: PDE, parameters, grid, shapes, seed, versions")

@@ -12,7 +12,12 @@ root attributes
     ``grid`` (JSON: shape, domain, periodic), ``seed``, ``n``, ``chunk_size``,
     ``n_complete`` (samples written so far), ``versions`` (JSON), ``created``.
 
-A file is *complete* when ``n_complete == n``. Writers work on ``<name>.partial`` and
+A file is *complete* when ``n_complete == n``.
+
+A dataset generated in shards (:mod:`oplearn.data.generate`) is read through a small
+*assembled* file whose ``inputs``/``outputs`` are HDF5 virtual datasets over the shard files;
+it has the same root attributes plus ``shard_count`` and ``shard_files`` (JSON list of paths
+relative to its folder, checked to exist when it is opened). Writers work on ``<name>.partial`` and
 rename it to its final name only when complete, so a file under its final name is never
 half-written.
 """
@@ -141,4 +146,7 @@ def _check_header(f: h5py.File, path: Path) -> dict[str, Any]:
             raise DataError(f"'{path}' has no '{key}' dataset; the file is damaged, regenerate it")
     if meta.get("n_complete") != meta.get("n") or f["inputs"].shape[0] != meta.get("n"):
         raise DataError(f"'{path}' is incomplete ({meta.get('n_complete')} of {meta.get('n')} samples); rerun its generate command to finish it")
+    for name in meta.get("shard_files") or []:  # an assembled file: its arrays live in these files
+        if not (path.parent / name).is_file():
+            raise DataError(f"'{path}' is assembled from shard files and '{name}' is missing next to it; move the .shards folder along with it")
     return meta

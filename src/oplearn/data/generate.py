@@ -6,6 +6,29 @@ stream ``derive_seed(seed, c)``, so the file's content depends only on the recip
 into ``<out>.partial``; after every chunk the file is flushed and ``n_complete`` advanced,
 so a killed job resumes at the first unfinished chunk. The final name appears only
 when all samples are written (``os.replace``).
+
+Parallel generation (shards)
+----------------------------
+``generate_dataset(..., shard=(i, N))`` computes only the chunks ``c`` with ``c % N == i``
+(with the same chunk seeds, so the shards together hold exactly the samples of the
+unsharded file) into ``<out>.shards/shard-0000i-of-0000N.h5``. Each shard file is itself a
+complete oplearn dataset of its samples (``n`` = its sample count), written atomically and
+resumably like an unsharded file, with root attributes ``n_total``, ``shard_index``,
+``shard_count`` and a ``sample_index`` dataset of the global indices it holds.
+
+When all ``N`` shards are complete, ``<out>`` is *assembled*: a small HDF5 file whose
+``inputs``/``outputs`` are virtual datasets (h5py VDS) mapping every shard's samples to their
+global positions, with the same root attributes as an unsharded file (``n_complete = n``)
+plus ``shard_count`` and ``shard_files`` (paths relative to ``<out>``'s folder, so the folder
+can be moved as a whole). Readers (:func:`~oplearn.data.files.load_fields`,
+:class:`~oplearn.data.dataset.FieldDataset`, ``oplearn info``) see one ordinary dataset.
+The shard that finishes last assembles (two finishing at once both write the same file
+through a private temporary name and ``os.replace``, which is harmless);
+:func:`assemble_shards` does it explicitly, e.g. after shards ran on different machines.
+
+``shard="auto"`` takes ``(RANK, WORLD_SIZE)`` from the environment that ``torchrun`` sets
+(no process group is needed); :func:`generate_parallel` runs ``K`` local worker processes
+(``oplearn generate ... --workers K``).
 """
 
 from __future__ import annotations
@@ -13,7 +36,10 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import h5py
@@ -23,10 +49,15 @@ import torch
 from tqdm.auto import tqdm
 
 import oplearn
-from oplearn.data.files import FORMAT, FORMAT_VERSION, decode_attrs
+from oplearn.data.files import FORMAT, FORMAT_VERSION, decode_attrs, read_meta
 from oplearn.errors import DataError
 from oplearn.pdes import PDE, PDES
 from oplearn.seeding import generator
+
+Shard = tuple[int, int]
+_SHARD_NAME = re.compile(r"shard-(\d+)-of-(\d+)\.h5")
+# root attributes shared by all shards of one dataset and copied into the assembled file
+_SHARED = ("format", "format_version", "pde", "pde_params", "grid", "seed", "chunk_size")
 
 
 def make_pde(name: str, params: dict | None = None) -> PDE:
@@ -53,6 +84,67 @@ def _recipe(pde: PDE, n: int, resolution: int, seed: int, chunk_size: int) -> di
     }
 
 
+def parse_shard(text: str) -> Shard | str:
+    """``"I/N"`` -> ``(I, N)``; ``"auto"`` stays ``"auto"``. Raises a one-line DataError."""
+    text = str(text).strip()
+    if text == "auto":
+        return "auto"
+    match = re.fullmatch(r"(\d+)\s*/\s*(\d+)", text)
+    if not match:
+        raise DataError(f"--shard must look like I/N (e.g. 2/4, counting from 0) or 'auto', got '{text}'")
+    return _check_shard((int(match[1]), int(match[2])))
+
+
+def _check_shard(shard) -> Shard:
+    try:
+        index, count = (int(v) for v in shard)
+    except (TypeError, ValueError):
+        raise DataError(f"shard must be (index, count), 'auto' or None, got {shard!r}") from None
+    if count < 1 or not 0 <= index < count:
+        raise DataError(f"shard {index}/{count} is out of range: the index counts from 0 to count - 1")
+    return index, count
+
+
+def shard_from_env(environ=None) -> Shard | None:
+    """``(RANK, WORLD_SIZE)`` as set by ``torchrun``, or ``None`` outside a multi-process launch."""
+    environ = os.environ if environ is None else environ
+    if "RANK" not in environ or "WORLD_SIZE" not in environ:
+        return None
+    try:
+        rank, world = int(environ["RANK"]), int(environ["WORLD_SIZE"])
+    except ValueError:
+        raise DataError(f"RANK={environ['RANK']!r} and WORLD_SIZE={environ['WORLD_SIZE']!r} must be integers") from None
+    return None if world <= 1 else _check_shard((rank, world))
+
+
+def _resolve_shard(shard) -> Shard | None:
+    if shard is None:
+        return None
+    if isinstance(shard, str):
+        shard = parse_shard(shard)
+        if shard == "auto":
+            return shard_from_env()
+    shard = _check_shard(shard)
+    return None if shard[1] == 1 else shard
+
+
+def shard_dir(out: str | Path) -> Path:
+    """The folder ``<out>.shards`` holding the shard files of ``out``."""
+    out = Path(out)
+    return out.with_name(out.name + ".shards")
+
+
+def shard_path(out: str | Path, index: int, count: int) -> Path:
+    """Where shard ``index`` of ``count`` of ``out`` is written."""
+    return shard_dir(out) / f"shard-{index:05d}-of-{count:05d}.h5"
+
+
+def _shard_chunks(n: int, chunk_size: int, index: int, count: int) -> list[tuple[int, int, int]]:
+    """``(chunk, lo, hi)`` of the global chunks that shard ``index`` of ``count`` computes."""
+    n_chunks = -(-n // chunk_size)
+    return [(c, c * chunk_size, min(n, (c + 1) * chunk_size)) for c in range(index, n_chunks, count)]
+
+
 def generate_dataset(
     pde: PDE,
     n: int,
@@ -62,46 +154,104 @@ def generate_dataset(
     chunk_size: int = 32,
     overwrite: bool = False,
     progress: bool = True,
+    shard: Shard | str | None = None,
+    assemble: bool = True,
 ) -> Path:
     """Generate ``n`` samples of ``pde`` at ``resolution`` into the HDF5 file ``out``.
 
     Resumes ``<out>.partial`` if it exists with the same recipe. Returns the final path.
+
+    With ``shard=(i, N)`` (or ``"auto"``: ``RANK``/``WORLD_SIZE`` from ``torchrun``) only the
+    chunks ``c % N == i`` are computed, into :func:`shard_path` ``(out, i, N)`` (resumed from
+    its ``.partial``; skipped if already complete with the same recipe). If all ``N`` shards
+    are then complete and ``assemble`` is true, ``out`` is assembled and returned; otherwise
+    the shard file is returned. ``N == 1`` is the same as no sharding.
     """
     out = Path(out)
     if n <= 0:
         raise DataError(f"--n must be positive, got {n}")
     if chunk_size <= 0:
         raise DataError(f"chunk size must be positive, got {chunk_size}")
+    shard = _resolve_shard(shard)
     if out.exists() and not overwrite:
         raise DataError(f"'{out}' already exists; choose another --out or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
     recipe = _recipe(pde, n, resolution, seed, chunk_size)
-    grid = pde.grid(resolution)
+    if shard is None:
+        chunks = _shard_chunks(n, chunk_size, 0, 1)
+        _write(pde, resolution, out, recipe, chunks, seed, progress, f"{pde.name} {resolution}")
+        return out
 
+    index, count = shard
+    chunks = _shard_chunks(n, chunk_size, index, count)
+    recipe = {
+        **recipe,
+        "n": sum(hi - lo for _, lo, hi in chunks),
+        "n_total": int(n),
+        "shard_index": index,
+        "shard_count": count,
+    }
+    target = shard_path(out, index, count)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        differing = _differing(target, recipe)
+        if differing and not overwrite:
+            raise DataError(
+                f"shard file '{target}' exists with different settings ({', '.join(differing)}); "
+                "pass --overwrite or delete it"
+            )
+        if overwrite:
+            target.unlink()
+    if not target.exists():
+        _write(pde, resolution, target, recipe, chunks, seed, progress, f"{pde.name} {resolution} shard {index}/{count}")
+    if assemble:
+        assembled = _try_assemble(out, count)
+        if assembled is not None:
+            return assembled
+    return target
+
+
+def _write(pde: PDE, resolution: int, target: Path, recipe: dict, chunks, seed: int, progress: bool, desc: str) -> None:
+    """Compute ``chunks`` (global ``(chunk, lo, hi)``) into consecutive rows of ``target``,
+    through ``<target>.partial``, resuming a matching partial file."""
+    partial = target.with_name(target.name + ".partial")
+    n_local = int(recipe["n"])
     start = _resume_point(partial, recipe)
     if start == 0:
-        _create(partial, recipe, pde, n, resolution)
+        index = None
+        if "shard_index" in recipe:  # a shard records the global indices of its rows
+            index = np.concatenate([np.arange(lo, hi) for _, lo, hi in chunks] or [np.zeros(0, np.int64)])
+        _create(partial, recipe, pde, n_local, resolution, index)
 
-    n_chunks = -(-n // chunk_size)
     with h5py.File(partial, "r+") as f, tqdm(
-        total=n, initial=start, unit="sample", desc=f"{pde.name} {resolution}", disable=not progress or None
+        total=n_local, initial=start, unit="sample", desc=desc, disable=not progress or None
     ) as bar:
-        for chunk in range(start // chunk_size, n_chunks):
-            lo, hi = chunk * chunk_size, min(n, (chunk + 1) * chunk_size)
+        pos = 0
+        for chunk, lo, hi in chunks:
+            a, b = pos, pos + hi - lo
+            pos = b
+            if b <= start:
+                continue
             inputs, outputs = pde.generate(hi - lo, resolution, generator(seed, chunk))
             if not (torch.isfinite(inputs).all() and torch.isfinite(outputs).all()):
                 raise DataError(f"the {pde.name} solver produced non-finite values in samples {lo}..{hi}; check the PDE parameters")
-            f["inputs"][lo:hi] = inputs.numpy().astype(np.float32)
-            f["outputs"][lo:hi] = outputs.numpy().astype(np.float32)
-            f.attrs["n_complete"] = hi
+            f["inputs"][a:b] = inputs.numpy().astype(np.float32)
+            f["outputs"][a:b] = outputs.numpy().astype(np.float32)
+            f.attrs["n_complete"] = b
             f.flush()
             bar.update(hi - lo)
         f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     with open(partial, "rb") as fh:
         os.fsync(fh.fileno())
-    os.replace(partial, out)
-    return out
+    os.replace(partial, target)
+
+
+def _differing(path: Path, recipe: dict) -> list[str]:
+    """Recipe keys whose values differ from the root attributes of ``path``."""
+    with h5py.File(path, "r") as f:
+        meta = decode_attrs(f.attrs)
+    expected = {k: (json.loads(v) if k in ("pde_params", "grid") else v) for k, v in recipe.items()}
+    return [k for k, v in expected.items() if meta.get(k) != v]
 
 
 def _resume_point(partial: Path, recipe: dict) -> int:
@@ -124,28 +274,188 @@ def _resume_point(partial: Path, recipe: dict) -> int:
     return int(meta.get("n_complete", 0))
 
 
-def _create(partial: Path, recipe: dict, pde: PDE, n: int, resolution: int) -> None:
+def _versions() -> str:
+    return json.dumps(
+        {
+            "oplearn": oplearn.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "scipy": scipy.__version__,
+            "h5py": h5py.__version__,
+            "python": platform.python_version(),
+        }
+    )
+
+
+def _create(partial: Path, recipe: dict, pde: PDE, n: int, resolution: int, sample_index: np.ndarray | None = None) -> None:
     with h5py.File(partial, "w") as f:
         for key, value in recipe.items():
             f.attrs[key] = value
         f.attrs["n_complete"] = 0
-        f.attrs["versions"] = json.dumps(
-            {
-                "oplearn": oplearn.__version__,
-                "torch": torch.__version__,
-                "numpy": np.__version__,
-                "scipy": scipy.__version__,
-                "h5py": h5py.__version__,
-                "python": platform.python_version(),
-            }
-        )
+        f.attrs["versions"] = _versions()
         grid = pde.grid(resolution)
         shape = grid.shape
         for key, names, sample_shape in (
             ("inputs", pde.input_names, (len(pde.input_names), *shape)),
             ("outputs", pde.output_names, pde.output_shape(grid)),
         ):
-            dset = f.create_dataset(key, shape=(n, *sample_shape), dtype="float32", chunks=(1, *sample_shape))
+            chunks = (1, *sample_shape) if n > 0 else None  # an empty shard (more shards than chunks)
+            dset = f.create_dataset(key, shape=(n, *sample_shape), dtype="float32", chunks=chunks)
             dset.attrs["names"] = json.dumps(list(names))
         if pde.times is not None:
             f["time"] = np.asarray(pde.times, dtype=np.float64)
+        if sample_index is not None:
+            f["sample_index"] = np.asarray(sample_index, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------------
+# assembly
+
+
+def _collect_shards(out: Path, count: int | None = None, quiet: bool = False) -> list[tuple[Path, dict]] | None:
+    """The complete shard files of ``out`` in shard order, checked to form one dataset.
+
+    Raises DataError when they do not (or, with ``quiet``, returns None when some are merely
+    missing or unfinished).
+    """
+    folder = shard_dir(out)
+    found: dict[int, dict[int, Path]] = {}
+    if folder.is_dir():
+        for path in folder.iterdir():
+            match = _SHARD_NAME.fullmatch(path.name)
+            if match:
+                found.setdefault(int(match[2]), {})[int(match[1])] = path
+    if count is None:
+        if not found:
+            raise DataError(f"no shard files in '{folder}'; generate them with --shard I/N or --workers K first")
+        if len(found) > 1:
+            counts = ", ".join(str(c) for c in sorted(found))
+            raise DataError(f"'{folder}' holds shard files of different shard counts ({counts}); delete the stale ones")
+        count = next(iter(found))
+    paths = found.get(count, {})
+    missing = [i for i in range(count) if i not in paths]
+    if missing:
+        if quiet:
+            return None
+        unfinished = [i for i in missing if shard_path(out, i, count).with_name(shard_path(out, i, count).name + ".partial").exists()]
+        text = ", ".join(f"{i}{' (unfinished)' if i in unfinished else ''}" for i in missing[:8])
+        more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
+        raise DataError(f"cannot assemble '{out}': shard(s) {text}{more} of {count} are missing; run them with --shard I/{count}")
+    shards = [(paths[i], read_meta(paths[i])) for i in range(count)]
+    first = shards[0][1]
+    for i, (path, meta) in enumerate(shards):
+        differing = [k for k in (*_SHARED, "n_total", "shard_count") if meta.get(k) != first.get(k)]
+        if meta.get("shard_index") != i or meta.get("shard_count") != count:
+            differing.append("shard_index")
+        if differing:
+            raise DataError(
+                f"shard file '{path}' does not match '{shards[0][0].name}' ({', '.join(differing)}); "
+                "the shards come from different recipes: delete the stale ones and regenerate them"
+            )
+        expected = sum(hi - lo for _, lo, hi in _shard_chunks(int(meta["n_total"]), int(meta["chunk_size"]), i, count))
+        if meta.get("n") != expected:
+            raise DataError(f"shard file '{path}' holds {meta.get('n')} samples; its recipe says {expected}: regenerate it")
+    return shards
+
+
+def assemble_shards(out: str | Path) -> Path:
+    """Write ``out`` presenting the complete shard files in ``<out>.shards/`` as one dataset.
+
+    Use this when the shards were generated separately (e.g. on different machines) and
+    copied into one ``<out>.shards`` folder. Replaces ``out`` atomically; returns it.
+    """
+    out = Path(out)
+    return _assemble(out, _collect_shards(out))
+
+
+def _try_assemble(out: Path, count: int) -> Path | None:
+    shards = _collect_shards(out, count, quiet=True)
+    return None if shards is None else _assemble(out, shards)
+
+
+def _assemble(out: Path, shards: list[tuple[Path, dict]]) -> Path:
+    count = len(shards)
+    first_path, first = shards[0]
+    n, chunk_size = int(first["n_total"]), int(first["chunk_size"])
+    tmp = out.with_name(f".{out.name}.assembling-{os.getpid()}")
+    try:
+        with h5py.File(first_path, "r") as src, h5py.File(tmp, "w") as f:
+            for key in _SHARED:
+                f.attrs[key] = src.attrs[key]
+            f.attrs["n"] = n
+            f.attrs["n_complete"] = n
+            f.attrs["versions"] = src.attrs.get("versions", _versions())
+            f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            f.attrs["shard_count"] = count
+            relative = [path.relative_to(out.parent).as_posix() for path, _ in shards]
+            f.attrs["shard_files"] = json.dumps(relative)
+            for key in ("inputs", "outputs"):
+                sample_shape = src[key].shape[1:]
+                layout = h5py.VirtualLayout(shape=(n, *sample_shape), dtype="float32")
+                for i, (name, (_, meta)) in enumerate(zip(relative, shards)):
+                    chunks = _shard_chunks(n, chunk_size, i, count)
+                    if not chunks:
+                        continue
+                    source = h5py.VirtualSource(name, key, shape=(int(meta["n"]), *sample_shape), dtype="float32")
+                    full = sum(1 for _, lo, hi in chunks if hi - lo == chunk_size)
+                    if full:
+                        layout[h5py.MultiBlockSlice(start=i * chunk_size, stride=count * chunk_size, count=full, block=chunk_size)] = source[: full * chunk_size]
+                    if full < len(chunks):  # the short last chunk of the dataset
+                        _, lo, hi = chunks[-1]
+                        layout[lo:hi] = source[full * chunk_size : full * chunk_size + hi - lo]
+                # a missing shard file reads as NaN, which every reader rejects
+                dset = f.create_virtual_dataset(key, layout, fillvalue=np.nan)
+                dset.attrs["names"] = src[key].attrs["names"]
+            if "time" in src:
+                f["time"] = src["time"][:]
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# local worker processes
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def generate_parallel(
+    pde: PDE,
+    n: int,
+    resolution: int,
+    out: str | Path,
+    workers: int,
+    seed: int = 0,
+    chunk_size: int = 32,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path:
+    """Generate ``out`` with ``workers`` local processes (``spawn``, one torch thread each),
+    one shard per worker, then assemble it. Resumable like :func:`generate_dataset`."""
+    out = Path(out)
+    if workers < 1:
+        raise DataError(f"--workers must be at least 1, got {workers}")
+    if n <= 0:
+        raise DataError(f"--n must be positive, got {n}")
+    if chunk_size <= 0:
+        raise DataError(f"chunk size must be positive, got {chunk_size}")
+    workers = min(workers, -(-n // chunk_size))  # no empty shards
+    if workers == 1:
+        return generate_dataset(pde, n, resolution, out, seed, chunk_size, overwrite, progress)
+    if out.exists() and not overwrite:
+        raise DataError(f"'{out}' already exists; choose another --out or pass --overwrite")
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
+        jobs = [
+            pool.submit(generate_dataset, pde, n, resolution, out, seed, chunk_size, overwrite, False, (i, workers), False)
+            for i in range(workers)
+        ]
+        with tqdm(total=workers, unit="shard", desc=f"{pde.name} {resolution}", disable=not progress or None) as bar:
+            for job in jobs:
+                job.result()
+                bar.update()
+    return _assemble(out, _collect_shards(out, workers))
