@@ -125,3 +125,16 @@ def test_truncated_and_missing_checkpoints(tmp_path):
         load_checkpoint(path)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+def test_trajectory_data_trains_with_time_as_channels(tmp_path):
+    """Burgers u0 -> u(t = 1) (stored as a one-frame trajectory) trains and evaluates in 1D."""
+    from oplearn.evaluate import evaluate_run
+
+    burgers = make_pde("burgers", {"modes": 16, "dt": 1e-2})
+    train_file = generate_dataset(burgers, 40, 32, tmp_path / "b.h5", seed=0, progress=False)
+    test_file = generate_dataset(burgers, 8, 64, tmp_path / "b64.h5", seed=1, progress=False)
+    config = load_config(tiny_config(tmp_path / "c.yaml", train_file, epochs=4, test=[test_file]), ["model.padding=0"])
+    train(config, tmp_path / "run", progress=False)
+    (row,) = evaluate_run(tmp_path / "run", [test_file])
+    assert row["resolution"] == "64" and 0 < row["metrics"]["relative_l2"] < 1

@@ -52,7 +52,7 @@ def evaluate_run(run_dir: str | Path, paths: list[str | Path], batch_size: int =
     model, _ = load_run(run_dir)
     rows = []
     for path in paths:
-        data = load_fields(path)
+        data = load_fields(path).time_as_channels()
         metrics, _ = evaluate_fields(model, data, batch_size)
         rows.append({"path": str(path), "resolution": data.resolution, "n": len(data), "metrics": metrics})
     rows.sort(key=lambda r: [int(s) for s in r["resolution"].split("x")])

@@ -107,7 +107,7 @@ def make_report(run_dir: str | Path, data_paths: list[str | Path] | None = None,
     if curve:
         figures.append(("Training curves", curve))
     for row in rows:
-        data = load_fields(row["path"], limit=min(3, row["n"]))
+        data = load_fields(row["path"], limit=min(3, row["n"])).time_as_channels()
         _, pred = evaluate_fields(model, data)
         if data.grid.ndim == 2:
             name = f"samples_{row['resolution']}.png"

@@ -68,6 +68,18 @@ class FieldData:
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
+    def time_as_channels(self) -> "FieldData":
+        """Trajectory outputs ``(n, time, c, *spatial)`` folded to ``(n, time * c, *spatial)``.
+
+        A steady operator then learns the whole stored trajectory at once (the FNO papers'
+        "time as channels" setting; for a single stored time it is plain ``u0 -> u(T)``).
+        Steady data is returned unchanged.
+        """
+        if self.outputs.ndim != self.grid.ndim + 3:
+            return self
+        outputs = self.outputs.reshape(len(self), -1, *self.grid.shape)
+        return FieldData(self.inputs, outputs, self.grid, self.meta, self.path, self.time)
+
 
 def decode_attrs(attrs) -> dict[str, Any]:
     """Root attributes with JSON-encoded values decoded."""

@@ -116,7 +116,7 @@ def _split(config: RunConfig, progress: bool) -> tuple[FieldData, FieldData | No
         raise ConfigError(
             f"config: data.n_train={n_train} + data.n_val={n_val} exceeds the {n_file} samples in '{path}'"
         )
-    data = load_fields(path, limit=n_train + n_val)
+    data = load_fields(path, limit=n_train + n_val).time_as_channels()
     train = FieldData(data.inputs[:n_train], data.outputs[:n_train], data.grid, data.meta, path)
     val = FieldData(data.inputs[n_train:], data.outputs[n_train:], data.grid, data.meta, path) if n_val else None
     return train, val
