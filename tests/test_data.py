@@ -106,3 +106,11 @@ def test_bad_files_give_clear_errors(tmp_path, damage, message):
     with pytest.raises(DataError, match=message) as info:
         load_fields(path)
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["darcy", "poisson", "helmholtz", "burgers", "burgers_pdebench", "advection", "navier_stokes", "diffusion-reaction"])
+def test_pde_rebuilds_from_recorded_parameters(name):
+    from oplearn.data.generate import make_pde
+
+    pde = make_pde(name)
+    assert make_pde(name, pde.params()).params() == pde.params()

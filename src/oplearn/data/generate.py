@@ -60,12 +60,22 @@ _SHARD_NAME = re.compile(r"shard-(\d+)-of-(\d+)\.h5")
 _SHARED = ("format", "format_version", "pde", "pde_params", "grid", "seed", "chunk_size")
 
 
+#: Entries of ``PDE.params()`` that describe rather than configure (the solver used, the
+#: full law of an initial-condition sampler).
+DESCRIPTIVE_PARAMS = frozenset({"solver", "initial"})
+
+
 def make_pde(name: str, params: dict | None = None) -> PDE:
-    """Construct a registered PDE by name with keyword parameters."""
+    """Construct a registered PDE by name with keyword parameters.
+
+    ``params`` may be a dataset's recorded ``pde_params``: its descriptive entries
+    (:data:`DESCRIPTIVE_PARAMS`) are not constructor arguments and are skipped.
+    """
     if name not in PDES:
         raise DataError(f"unknown PDE '{name}'; choose one of: {', '.join(sorted(PDES))}")
+    kwargs = {k: v for k, v in (params or {}).items() if k not in DESCRIPTIVE_PARAMS}
     try:
-        return PDES[name](**(params or {}))
+        return PDES[name](**kwargs)
     except (TypeError, ValueError) as err:
         raise DataError(f"bad parameters for PDE '{name}': {err}") from None
 

@@ -80,6 +80,7 @@ class Advection(PeriodicEvolution):
             "beta": self.beta,
             "t_final": self.t_final,
             "n_times": self.n_times,
+            "k_max": self.initial.k_max,
             "initial": self.initial.params(),
             "refine": self.refine,
             "solver": "exact Fourier shift (trigonometric interpolation of the initial condition)",

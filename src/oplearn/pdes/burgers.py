@@ -192,6 +192,7 @@ class BurgersPDEBench(ViscousBurgers):
             "t_final": self.t_final,
             "n_times": self.n_times,
             "dt": self.dt,
+            "k_max": self.initial.k_max,
             "initial": self.initial.params(),
             "refine": self.refine,
             "solver": SOLVER,

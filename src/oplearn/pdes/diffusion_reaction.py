@@ -210,7 +210,7 @@ class DiffusionReaction(PDE):
             "t_end": self.t_end,
             "frames": self.frames,
             "max_dt": self.max_dt,
-            "initial_condition": "independent standard normal values in every cell",
+            "initial": "independent standard normal values in every cell",
             "refine": 1,
             "solver": "cell-centred finite volumes, no-flux boundaries, classical RK4, stability-bounded and accuracy-capped step",
         }
