@@ -138,3 +138,15 @@ def test_trajectory_data_trains_with_time_as_channels(tmp_path):
     train(config, tmp_path / "run", progress=False)
     (row,) = evaluate_run(tmp_path / "run", [test_file])
     assert row["resolution"] == "64" and 0 < row["metrics"]["relative_l2"] < 1
+
+
+def test_bf16_autocast_runs_on_cpu_and_matches_fp32(tmp_path, darcy16):
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        config = load_config(tiny_config(tmp_path / f"{precision}.yaml", darcy16, epochs=2, precision=precision))
+        train(config, tmp_path / precision, progress=False)
+        log = [json.loads(line) for line in (tmp_path / precision / "metrics.jsonl").read_text().splitlines()]
+        losses[precision] = [r["train_loss"] for r in log]
+    for full, mixed in zip(losses["fp32"], losses["bf16"]):
+        assert abs(mixed - full) < 0.05 * full, losses
+    assert losses["bf16"] != losses["fp32"], "autocast must actually change the arithmetic"

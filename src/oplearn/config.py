@@ -86,7 +86,12 @@ ModelConfig = Annotated[Union[FNOConfig], Field(discriminator="name")]
 
 
 class TrainConfig(_Strict):
-    """Optimisation: AdamW with a cosine or step learning-rate schedule."""
+    """Optimisation: AdamW with a cosine or step learning-rate schedule.
+
+    ``precision`` selects autocast mixed precision for the forward pass (``bf16`` on CPU or
+    GPU, ``fp16`` with loss scaling on CUDA only); spectral layers keep their FFTs in
+    float32 and the loss is computed in float32.
+    """
 
     epochs: int = Field(default=100, gt=0)
     lr: float = Field(default=1e-3, gt=0)
@@ -96,6 +101,7 @@ class TrainConfig(_Strict):
     gamma: float = Field(default=0.5, gt=0)
     loss: Literal["relative_l2", "relative_h1"] = "relative_l2"
     positional_features: bool = True
+    precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     checkpoint_every: int = Field(default=1, gt=0)
     device: str = "auto"
     threads: int | None = Field(default=None, gt=0)

@@ -107,6 +107,16 @@ def _loss(config: RunConfig, grid: Grid) -> Callable[[torch.Tensor, torch.Tensor
     return RelativeL2Loss()
 
 
+def _mixed_precision(config: RunConfig, device: torch.device) -> tuple[torch.autocast, torch.amp.GradScaler]:
+    """The autocast context and gradient scaler for ``train.precision``."""
+    precision = config.train.precision
+    if precision == "fp16" and device.type != "cuda":
+        raise ConfigError("config: train.precision=fp16 needs a CUDA device; use bf16 on the CPU")
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
+    autocast = torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
+    return autocast, torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+
+
 def _split(config: RunConfig, progress: bool) -> tuple[FieldData, FieldData | None]:
     path = ensure_dataset(config.data.train_spec, progress)
     n_file = read_meta(path)["n"]
@@ -205,6 +215,7 @@ def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = _scheduler(config, optimizer)
     loss_fn = _loss(config, grid)
+    autocast, scaler = _mixed_precision(config, device)
     data_info = json.dumps(
         {"in_channels": train_data.inputs.shape[1], "out_channels": train_data.outputs.shape[1], "grid": grid.to_dict()}
     )
@@ -217,6 +228,7 @@ def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
+        scaler.load_state_dict(state["scaler"])
         start_epoch, best_val = int(state["epoch"]), float(state["best_val"])
         _truncate_log(log_path, start_epoch)
     else:
@@ -247,7 +259,9 @@ def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict
         for i in range(0, n, batch_size):
             idx = order[i : i + batch_size]
             x, y = train_data.inputs[idx].to(device), train_data.outputs[idx].to(device)
-            loss = loss_fn(model(x), y)
+            with autocast:
+                pred = model(x)
+            loss = loss_fn(pred.float(), y)
             if not torch.isfinite(loss):
                 kept = (f"the last good checkpoint (epoch {saved_epoch}) is kept in {run_dir / LAST}"
                         if saved_epoch else "no checkpoint had been written yet")
@@ -255,8 +269,9 @@ def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict
                     f"training loss became {loss.item()} in epoch {epoch + 1}; {kept}; lower train.lr or check the data"
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
             total += loss.item() * len(idx)
             count += len(idx)
         lr = optimizer.param_groups[0]["lr"]
@@ -273,7 +288,12 @@ def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict
         bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in ("train_loss", "val_relative_l2")})
         if (epoch + 1) % config.train.checkpoint_every == 0 or epoch + 1 == epochs:
             state = checkpoint(epoch + 1)
-            state.update(optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), rng=torch.get_rng_state())
+            state.update(
+                optimizer=optimizer.state_dict(),
+                scheduler=scheduler.state_dict(),
+                scaler=scaler.state_dict(),
+                rng=torch.get_rng_state(),
+            )
             save_checkpoint(state, run_dir / LAST)
             saved_epoch = epoch + 1
     if val_data is None:
