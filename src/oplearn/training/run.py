@@ -24,6 +24,7 @@ from typing import Callable
 
 import torch
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from oplearn.config import DatasetSpec, RunConfig, dump_config, validate_config
@@ -35,6 +36,7 @@ from oplearn.losses import RelativeH1Loss, RelativeL2Loss
 from oplearn.metrics import relative_l2
 from oplearn.models.operator import OperatorModel
 from oplearn.seeding import generator
+from oplearn.training import distributed
 from oplearn.training.checkpoint import load_checkpoint, save_checkpoint
 
 CONFIG_FILE = "config.yaml"
@@ -201,17 +203,28 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
 
 
 def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict:
-    device = resolve_device(config.train.device)
+    world, device = distributed.join(resolve_device(config.train.device))
+    try:
+        return _fit_in(config, run_dir, resume, progress and world.is_main, world, device)
+    finally:
+        distributed.leave(world)
 
+
+def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, world: distributed.World, device: torch.device) -> dict:
+    distributed.check_batch(config.data.batch_size, world)
+    if world.is_main:  # data generation happens once
+        ensure_dataset(config.data.train_spec, progress)
+        for spec in config.data.test:
+            ensure_dataset(spec, progress)
+    world.barrier()
     train_data, val_data = _split(config, progress)
-    for spec in config.data.test:
-        ensure_dataset(spec, progress)
     grid = train_data.grid
     torch.manual_seed(config.seed)
     model = build_operator(config, train_data.inputs.shape[1], train_data.outputs.shape[1], grid)
     model.input_norm.fit(train_data.inputs)
     model.output_norm.fit(train_data.outputs)
     model.to(device)
+    net = DistributedDataParallel(model) if world.distributed else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = _scheduler(config, optimizer)
     loss_fn = _loss(config, grid)
@@ -230,8 +243,9 @@ def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict
         torch.set_rng_state(state["rng"])
         scaler.load_state_dict(state["scaler"])
         start_epoch, best_val = int(state["epoch"]), float(state["best_val"])
-        _truncate_log(log_path, start_epoch)
-    else:
+        if world.is_main:
+            _truncate_log(log_path, start_epoch)
+    elif world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_text_atomic(run_dir / CONFIG_FILE, dump_config(config))
         log_path.unlink(missing_ok=True)
@@ -257,23 +271,27 @@ def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict
         order = torch.randperm(n, generator=generator(config.seed, 1, epoch))
         total, count = 0.0, 0
         for i in range(0, n, batch_size):
-            idx = order[i : i + batch_size]
+            batch = order[i : i + batch_size]
+            idx = batch.tensor_split(world.size)[world.rank]
             x, y = train_data.inputs[idx].to(device), train_data.outputs[idx].to(device)
             with autocast:
-                pred = model(x)
-            loss = loss_fn(pred.float(), y)
-            if not torch.isfinite(loss):
+                pred = net(x)
+            # Weighted so that the gradient averaged over ranks is that of the global batch mean.
+            local = loss_fn(pred.float(), y) if len(idx) else pred.sum() * 0.0
+            loss = local * (len(idx) * world.size / len(batch))
+            batch_loss = world.sum(local.detach().double() * len(idx)) / len(batch)
+            if not torch.isfinite(batch_loss):
                 kept = (f"the last good checkpoint (epoch {saved_epoch}) is kept in {run_dir / LAST}"
                         if saved_epoch else "no checkpoint had been written yet")
                 raise TrainingDiverged(
-                    f"training loss became {loss.item()} in epoch {epoch + 1}; {kept}; lower train.lr or check the data"
+                    f"training loss became {batch_loss.item()} in epoch {epoch + 1}; {kept}; lower train.lr or check the data"
                 )
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
-            total += loss.item() * len(idx)
-            count += len(idx)
+            total += batch_loss.item() * len(batch)
+            count += len(batch)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         record = {"epoch": epoch + 1, "train_loss": total / count, "lr": lr}
@@ -282,11 +300,13 @@ def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict
             record["val_relative_l2"] = relative_l2(pred, val_data.outputs).mean().item()
             if record["val_relative_l2"] < best_val:
                 best_val = record["val_relative_l2"]
-                save_checkpoint(checkpoint(epoch + 1), run_dir / BEST)
+                if world.is_main:
+                    save_checkpoint(checkpoint(epoch + 1), run_dir / BEST)
         record["seconds"] = time.perf_counter() - t0
-        _append_log(log_path, record)
+        if world.is_main:
+            _append_log(log_path, record)
         bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in ("train_loss", "val_relative_l2")})
-        if (epoch + 1) % config.train.checkpoint_every == 0 or epoch + 1 == epochs:
+        if world.is_main and ((epoch + 1) % config.train.checkpoint_every == 0 or epoch + 1 == epochs):
             state = checkpoint(epoch + 1)
             state.update(
                 optimizer=optimizer.state_dict(),
@@ -296,6 +316,7 @@ def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict
             )
             save_checkpoint(state, run_dir / LAST)
             saved_epoch = epoch + 1
-    if val_data is None:
+    if val_data is None and world.is_main:
         save_checkpoint(checkpoint(epochs), run_dir / BEST)
+    world.barrier()
     return {"run_dir": str(run_dir), "epochs": epochs, "best_val_relative_l2": best_val}
