@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from helpers import SRC, tiny_config
@@ -30,3 +31,35 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
         torch.testing.assert_close(ddp["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
     logs = (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()
     assert len(logs) == 3, "rank 0 alone writes the log"
+
+
+def test_a_single_process_run_resumes_on_two_processes(tmp_path, monkeypatch):
+    from oplearn.errors import TrainingDiverged
+    from oplearn.training import run as run_module
+
+    data = generate_dataset(make_pde("darcy"), 40, 16, tmp_path / "d.h5", seed=0, progress=False)
+    config_path = tiny_config(tmp_path / "c.yaml", data, epochs=3)
+    train(load_config(config_path), tmp_path / "reference", progress=False)
+
+    calls = {"n": 0}
+    real = run_module.RelativeL2Loss
+
+    class StopsInEpochTwo(real):
+        def forward(self, pred, true):
+            calls["n"] += 1
+            return super().forward(pred, true) * (float("nan") if calls["n"] > 5 else 1.0)  # 4 batches per epoch
+
+    monkeypatch.setattr(run_module, "RelativeL2Loss", StopsInEpochTwo)
+    with pytest.raises(TrainingDiverged):
+        train(load_config(config_path), tmp_path / "moved", progress=False)
+    assert load_checkpoint(tmp_path / "moved" / LAST)["epoch"] == 1
+
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "oplearn.cli", "--", "train", str(config_path), "--out", str(tmp_path / "moved"), "--resume", "--no-progress"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    resumed, reference = load_checkpoint(tmp_path / "moved" / LAST), load_checkpoint(tmp_path / "reference" / LAST)
+    assert resumed["epoch"] == 3
+    for key, value in reference["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, rtol=1e-4, atol=1e-5, msg=key)
