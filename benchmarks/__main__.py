@@ -1,0 +1,54 @@
+"""One entry point for the benchmark scripts: ``python -m benchmarks run [--quick] [NAME ...]``.
+
+Each script prints its table and writes JSON to ``benchmarks/results/``; this runner only
+runs them in sequence, in fresh processes, and reports which failed. ``--quick`` runs the
+short ones (minutes); the full set includes the 15-minute Darcy training and the
+Navier-Stokes timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+#: name -> (script, extra arguments for --quick, part of the quick set)
+BENCHMARKS = {
+    "fno_throughput": ("fno_throughput.py", ["--repeats", "3"], True),
+    "darcy_generation": ("darcy_generation.py", [], True),
+    "generation_throughput": ("generation_throughput.py", [], True),
+    "demo_time": ("demo_time.py", [], True),
+    "navier_stokes_speed": ("navier_stokes_speed.py", ["--horizon", "0.005"], False),
+    "darcy_accuracy": ("darcy_accuracy.py", [], False),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run benchmarks")
+    run.add_argument("names", nargs="*", choices=[*BENCHMARKS, []], metavar="NAME", help=", ".join(BENCHMARKS))
+    run.add_argument("--quick", action="store_true", help="only the short benchmarks, with fewer repeats")
+    args = parser.parse_args(argv)
+
+    names = args.names or [n for n, (_, _, quick) in BENCHMARKS.items() if quick or not args.quick]
+    failed = []
+    for name in names:
+        script, quick_args, _ = BENCHMARKS[name]
+        print(f"== {name}", flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(HERE / script), *(quick_args if args.quick else [])])
+        print(f"== {name}: {'ok' if proc.returncode == 0 else 'FAILED'} in {time.perf_counter() - t0:.0f} s", flush=True)
+        if proc.returncode:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
