@@ -21,12 +21,12 @@ def run_cli(*args, cwd=None, check=True, timeout=300) -> subprocess.CompletedPro
     return proc
 
 
-def tiny_config(path: Path, data: Path, epochs: int = 3, test=(), **train) -> Path:
-    """A small FNO config on ``data`` (CPU, one thread, so runs are bit-reproducible)."""
+def tiny_config(path: Path, data: Path, epochs: int = 3, test=(), model=None, **train) -> Path:
+    """A small config on ``data`` (default a small FNO; CPU, one thread, so runs are bit-reproducible)."""
     config = {
         "seed": 0,
         "data": {"path": str(data), "n_val": 8, "batch_size": 8, "test": [{"path": str(t)} for t in test]},
-        "model": {"name": "fno", "modes": 4, "width": 8, "n_layers": 2, "projection_channels": 16, "padding": 0.1},
+        "model": model or {"name": "fno", "modes": 4, "width": 8, "n_layers": 2, "projection_channels": 16, "padding": 0.1},
         "train": {"epochs": epochs, "lr": 5e-3, "threads": 1, **train},
     }
     path.write_text(yaml.safe_dump(config))

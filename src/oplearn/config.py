@@ -13,18 +13,17 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from oplearn.errors import ConfigError
+from oplearn.schema import Strict
+
+_Strict = Strict  # transitional name for model modules being written; removed at integration
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class GenerateSpec(_Strict):
+class GenerateSpec(Strict):
     """The recipe of a dataset file, used to create it when it does not exist yet."""
 
     pde: str
@@ -34,14 +33,14 @@ class GenerateSpec(_Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-class DatasetSpec(_Strict):
+class DatasetSpec(Strict):
     """A dataset file, optionally with the recipe that makes it."""
 
     path: str
     generate: GenerateSpec | None = None
 
 
-class DataConfig(_Strict):
+class DataConfig(Strict):
     """Training data: the first ``n_train`` samples of ``path`` train, the next ``n_val`` validate."""
 
     path: str
@@ -56,7 +55,7 @@ class DataConfig(_Strict):
         return DatasetSpec(path=self.path, generate=self.generate)
 
 
-class FNOConfig(_Strict):
+class FNOConfig(Strict):
     """Fourier neural operator (:class:`oplearn.models.FNO`)."""
 
     name: Literal["fno"] = "fno"
@@ -67,7 +66,8 @@ class FNOConfig(_Strict):
     projection_channels: int = Field(default=128, gt=0)
     padding: float = Field(default=0.0, ge=0.0, lt=1.0)
 
-    def build(self, in_channels: int, out_channels: int, n_dim: int):
+    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None):
+        """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
         from oplearn.models import FNO
 
         return FNO(
@@ -82,10 +82,19 @@ class FNOConfig(_Strict):
         )
 
 
-ModelConfig = Annotated[Union[FNOConfig], Field(discriminator="name")]
+def _model_configs() -> tuple[type[BaseModel], ...]:
+    """Every model's config class (each lives beside its model)."""
+    from oplearn.models.deeponet import DeepONetConfig
+    from oplearn.models.resnet import ResNetConfig
+    from oplearn.models.unet import UNetConfig
+
+    return (FNOConfig, UNetConfig, DeepONetConfig, ResNetConfig)
 
 
-class TrainConfig(_Strict):
+ModelConfig = Annotated[Union[_model_configs()], Field(discriminator="name")]
+
+
+class TrainConfig(Strict):
     """Optimisation: AdamW with a cosine or step learning-rate schedule.
 
     ``precision`` selects autocast mixed precision for the forward pass (``bf16`` on CPU or
@@ -107,7 +116,7 @@ class TrainConfig(_Strict):
     threads: int | None = Field(default=None, gt=0)
 
 
-class RunConfig(_Strict):
+class RunConfig(Strict):
     """Everything that defines a training run."""
 
     seed: int = 0
@@ -115,39 +124,46 @@ class RunConfig(_Strict):
     model: ModelConfig = Field(default_factory=FNOConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
 
+    @model_validator(mode="after")
+    def _deeponet_needs_coordinates(self) -> "RunConfig":
+        if self.model.name == "deeponet" and not self.train.positional_features:
+            raise ValueError("model deeponet evaluates its trunk at the coordinate channels: keep train.positional_features=true")
+        return self
+
 
 def _format_validation_error(err: ValidationError, model: type[BaseModel]) -> str:
     first = err.errors()[0]
-    key = ".".join(str(p) for p in first["loc"] if not (isinstance(p, str) and p in {"fno"}))
+    configs = {c.model_fields["name"].default: c for c in _model_configs()}
+    path = [p for p in first["loc"] if p not in configs]
+    key = ".".join(map(str, path))
     if first["type"] == "extra_forbidden":
-        parent = first["loc"][:-1]
-        known = _known_keys(model, parent)
-        hint = difflib.get_close_matches(str(first["loc"][-1]), known, n=1)
-        suggestion = f" (did you mean '{'.'.join([*map(str, parent), hint[0]])}'?)" if hint else ""
+        known = _known_keys(model, first["loc"][:-1], configs)
+        hint = difflib.get_close_matches(str(path[-1]), known, n=1)
+        suggestion = f" (did you mean '{'.'.join([*map(str, path[:-1]), hint[0]])}'?)" if hint else ""
         return f"config: unknown key '{key}'{suggestion}"
     if first["type"] == "union_tag_invalid":
         ctx = first.get("ctx", {})
-        return f"config: key '{key}.{ctx.get('discriminator', 'name').strip(chr(39))}': unknown choice {ctx.get('tag')!r}; expected one of: {ctx.get('expected_tags')}"
+        return f"config: key '{key}.name': unknown choice {ctx.get('tag')!r}; expected one of: {ctx.get('expected_tags')}"
     if first["type"] == "missing":
         return f"config: missing required key '{key}'"
+    if not path:  # a check across sections
+        return f"config: {first['msg'].removeprefix('Value error, ')}"
     return f"config: key '{key}': {first['msg']} (got {str(first.get('input'))[:80]!r})"
 
 
-def _known_keys(model: type[BaseModel], path: tuple) -> list[str]:
-    for part in path:
-        if isinstance(part, int):
+def _known_keys(model: type[BaseModel], loc: tuple, configs: dict[str, type[BaseModel]]) -> list[str]:
+    """The keys allowed at ``loc`` (a pydantic error location; model tags select the model)."""
+    for part in loc:
+        if part in configs:
+            model = configs[part]
             continue
         field = model.model_fields.get(str(part))
         if field is None:
             return []
         annotation = field.annotation
-        candidates = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not candidates:
-            args = [getattr(a, "__args__", ()) for a in getattr(annotation, "__args__", ())]
-            candidates = [a for group in args for a in group if isinstance(a, type) and issubclass(a, BaseModel)]
-        if not candidates:
-            return []
-        model = candidates[0]
+        nested = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if nested:
+            model = nested[0]
     return list(model.model_fields)
 
 

@@ -9,7 +9,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from oplearn.config import _Strict
+from oplearn.schema import Strict
 from oplearn.grids import Grid
 from oplearn.models.fno import ACTIVATIONS
 from oplearn.models.unet import grid_text
@@ -158,7 +158,7 @@ class DeepONet(nn.Module):
         return self.evaluate_at(x, coords).view(x.shape[0], self.out_channels, *self.grid_shape)
 
 
-class DeepONetConfig(_Strict):
+class DeepONetConfig(Strict):
     """Deep operator network (:class:`oplearn.models.deeponet.DeepONet`)."""
 
     name: Literal["deeponet"] = "deeponet"

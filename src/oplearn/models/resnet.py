@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from oplearn.config import _Strict
+from oplearn.schema import Strict
 from oplearn.models.fno import ACTIVATIONS, Pointwise
 from oplearn.models.unet import CONV
 
@@ -127,7 +127,7 @@ class DilResNet(nn.Module):
         return self.decoder(v)
 
 
-class ResNetConfig(_Strict):
+class ResNetConfig(Strict):
     """Dilated residual network (:class:`oplearn.models.resnet.DilResNet`)."""
 
     name: Literal["dil_resnet"] = "dil_resnet"

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from oplearn.config import _Strict
+from oplearn.schema import Strict
 from oplearn.models.fno import ACTIVATIONS, Pointwise
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
@@ -161,7 +161,7 @@ class UNet(nn.Module):
         return self.projection(v)
 
 
-class UNetConfig(_Strict):
+class UNetConfig(Strict):
     """U-Net on the training grid (:class:`oplearn.models.unet.UNet`)."""
 
     name: Literal["unet"] = "unet"

@@ -69,7 +69,7 @@ def resolve_device(name: str) -> torch.device:
 def build_operator(config: RunConfig, in_channels: int, out_channels: int, grid: Grid) -> OperatorModel:
     """The model of ``config`` wrapped to take and return physical fields on ``grid``'s domain."""
     extra = grid.ndim if config.train.positional_features else 0
-    net = config.model.build(in_channels + extra, out_channels, grid.ndim)
+    net = config.model.build(in_channels + extra, out_channels, grid.ndim, grid_shape=grid.shape)
     return OperatorModel(
         net, in_channels, out_channels, grid.domain, grid.periodic, config.train.positional_features, grid.shape
     )
