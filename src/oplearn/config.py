@@ -18,7 +18,6 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 from oplearn.errors import ConfigError
 from oplearn.schema import Strict
 
-_Strict = Strict  # transitional name for model modules being written; removed at integration
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
