@@ -14,6 +14,8 @@ from oplearn.training.run import load_run, train
 NAMES = [c.model_fields["name"].default for c in _model_configs()]
 SMALL = {
     "fno": {"modes": 4, "width": 8},
+    "tfno": {"modes": 4, "width": 8, "rank": 0.2},
+    "uno": {"modes": 4, "width": 4},
     "unet": {"width": 8, "levels": 2},
     "deeponet": {"branch_width": 16, "trunk_width": 16, "basis": 8},
     "dil_resnet": {"width": 8, "n_blocks": 1},

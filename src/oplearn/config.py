@@ -85,9 +85,11 @@ def _model_configs() -> tuple[type[BaseModel], ...]:
     """Every model's config class (each lives beside its model)."""
     from oplearn.models.deeponet import DeepONetConfig
     from oplearn.models.resnet import ResNetConfig
+    from oplearn.models.tfno import TFNOConfig
     from oplearn.models.unet import UNetConfig
+    from oplearn.models.uno import UNOConfig
 
-    return (FNOConfig, UNetConfig, DeepONetConfig, ResNetConfig)
+    return (FNOConfig, TFNOConfig, UNOConfig, UNetConfig, DeepONetConfig, ResNetConfig)
 
 
 ModelConfig = Annotated[Union[_model_configs()], Field(discriminator="name")]

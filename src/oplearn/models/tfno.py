@@ -86,7 +86,8 @@ class TFNOConfig(Strict):
     factorization: Literal["tucker", "cp"] = "tucker"
     rank: float = Field(default=0.1, gt=0.0)
 
-    def build(self, in_channels: int, out_channels: int, n_dim: int) -> TFNO:
+    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None) -> TFNO:
+        """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
         return TFNO(
             in_channels=in_channels,
             out_channels=out_channels,

@@ -219,7 +219,8 @@ class UNOConfig(Strict):
     scales: tuple[float, ...] = (0.5, 0.25)
     projection_channels: int = Field(default=128, gt=0)
 
-    def build(self, in_channels: int, out_channels: int, n_dim: int) -> UNO:
+    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None) -> UNO:
+        """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
         return UNO(
             in_channels=in_channels,
             out_channels=out_channels,
