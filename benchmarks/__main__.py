@@ -22,6 +22,7 @@ BENCHMARKS = {
     "darcy_generation": ("darcy_generation.py", [], True),
     "generation_throughput": ("generation_throughput.py", [], True),
     "demo_time": ("demo_time.py", [], True),
+    "model_zoo": ("model_zoo.py", [], True),
     "navier_stokes_speed": ("navier_stokes_speed.py", ["--horizon", "0.005"], False),
     "darcy_accuracy": ("darcy_accuracy.py", [], False),
 }
