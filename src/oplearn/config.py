@@ -84,12 +84,13 @@ class FNOConfig(Strict):
 def _model_configs() -> tuple[type[BaseModel], ...]:
     """Every model's config class (each lives beside its model)."""
     from oplearn.models.deeponet import DeepONetConfig
+    from oplearn.models.local_fno import LocalFNOConfig
     from oplearn.models.resnet import ResNetConfig
     from oplearn.models.tfno import TFNOConfig
     from oplearn.models.unet import UNetConfig
     from oplearn.models.uno import UNOConfig
 
-    return (FNOConfig, TFNOConfig, UNOConfig, UNetConfig, DeepONetConfig, ResNetConfig)
+    return (FNOConfig, TFNOConfig, UNOConfig, LocalFNOConfig, UNetConfig, DeepONetConfig, ResNetConfig)
 
 
 ModelConfig = Annotated[Union[_model_configs()], Field(discriminator="name")]

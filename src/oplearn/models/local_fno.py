@@ -125,7 +125,8 @@ class LocalFNOConfig(Strict):
     local_integral: bool = True
     radius: float = Field(default=0.1, gt=0.0)
 
-    def build(self, in_channels: int, out_channels: int, n_dim: int) -> LocalFNO:
+    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None) -> LocalFNO:
+        """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
         return LocalFNO(
             in_channels=in_channels,
             out_channels=out_channels,
