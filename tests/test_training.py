@@ -150,3 +150,21 @@ def test_bf16_autocast_runs_on_cpu_and_matches_fp32(tmp_path, darcy16):
     for full, mixed in zip(losses["fp32"], losses["bf16"]):
         assert abs(mixed - full) < 0.05 * full, losses
     assert losses["bf16"] != losses["fp32"], "autocast must actually change the arithmetic"
+
+
+def test_gradient_accumulation_gives_the_same_update(tmp_path, darcy16, monkeypatch):
+    from oplearn.models.operator import OperatorModel
+
+    calls = []
+    forward = OperatorModel.forward
+    monkeypatch.setattr(OperatorModel, "forward", lambda self, x: calls.append(len(x)) or forward(self, x))
+    weights, sizes = {}, {}
+    for accumulate in (1, 4):
+        calls.clear()
+        config = load_config(tiny_config(tmp_path / f"a{accumulate}.yaml", darcy16, epochs=2, accumulate=accumulate))
+        train(config, tmp_path / f"a{accumulate}", progress=False)
+        weights[accumulate] = load_checkpoint(tmp_path / f"a{accumulate}" / LAST)["model"]
+        sizes[accumulate] = sorted(set(calls))
+    assert sizes == {1: [8], 4: [2, 8]}, "micro-batches of 2 in training, full batches in validation"
+    for key, value in weights[1].items():
+        torch.testing.assert_close(weights[4][key], value, rtol=1e-4, atol=1e-6, msg=key)

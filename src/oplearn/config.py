@@ -99,7 +99,9 @@ ModelConfig = Annotated[Union[_model_configs()], Field(discriminator="name")]
 class TrainConfig(Strict):
     """Optimisation: AdamW with a cosine or step learning-rate schedule.
 
-    ``precision`` selects autocast mixed precision for the forward pass (``bf16`` on CPU or
+    ``accumulate`` splits each batch (``data.batch_size``, the global batch) into that many
+    micro-batches whose gradients are summed before the step: the same update with less
+    memory. ``precision`` selects autocast mixed precision for the forward pass (``bf16`` on CPU or
     GPU, ``fp16`` with loss scaling on CUDA only); spectral layers keep their FFTs in
     float32 and the loss is computed in float32.
     """
@@ -113,6 +115,7 @@ class TrainConfig(Strict):
     loss: Literal["relative_l2", "relative_h1"] = "relative_l2"
     positional_features: bool = True
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
+    accumulate: int = Field(default=1, gt=0)
     checkpoint_every: int = Field(default=1, gt=0)
     device: str = "auto"
     threads: int | None = Field(default=None, gt=0)

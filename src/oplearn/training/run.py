@@ -15,6 +15,7 @@ as an uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -259,6 +260,24 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
             "best_val": best_val,
         }
 
+    def train_step(batch: torch.Tensor) -> torch.Tensor:
+        """Gradients of the mean loss over the global ``batch`` (this rank's share, in
+        ``train.accumulate`` micro-batches); returns that mean loss."""
+        optimizer.zero_grad(set_to_none=True)
+        micro_batches = batch.tensor_split(world.size)[world.rank].tensor_split(config.train.accumulate)
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        for j, idx in enumerate(micro_batches):
+            last = j == len(micro_batches) - 1
+            with (net.no_sync() if world.distributed and not last else contextlib.nullcontext()):
+                x, y = train_data.inputs[idx].to(device), train_data.outputs[idx].to(device)
+                with autocast:
+                    pred = net(x)
+                local = loss_fn(pred.float(), y) if len(idx) else pred.sum() * 0.0
+                # Weighted so that the summed (and rank-averaged) gradient is that of the global batch mean.
+                scaler.scale(local * (len(idx) * world.size / len(batch))).backward()
+            loss_sum += local.detach().double() * len(idx)
+        return world.sum(loss_sum) / len(batch)
+
     saved_epoch = start_epoch
     n = len(train_data)
     batch_size = config.data.batch_size
@@ -272,22 +291,13 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
         total, count = 0.0, 0
         for i in range(0, n, batch_size):
             batch = order[i : i + batch_size]
-            idx = batch.tensor_split(world.size)[world.rank]
-            x, y = train_data.inputs[idx].to(device), train_data.outputs[idx].to(device)
-            with autocast:
-                pred = net(x)
-            # Weighted so that the gradient averaged over ranks is that of the global batch mean.
-            local = loss_fn(pred.float(), y) if len(idx) else pred.sum() * 0.0
-            loss = local * (len(idx) * world.size / len(batch))
-            batch_loss = world.sum(local.detach().double() * len(idx)) / len(batch)
+            batch_loss = train_step(batch)
             if not torch.isfinite(batch_loss):
                 kept = (f"the last good checkpoint (epoch {saved_epoch}) is kept in {run_dir / LAST}"
                         if saved_epoch else "no checkpoint had been written yet")
                 raise TrainingDiverged(
                     f"training loss became {batch_loss.item()} in epoch {epoch + 1}; {kept}; lower train.lr or check the data"
                 )
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
             scaler.step(optimizer)
             scaler.update()
             total += batch_loss.item() * len(batch)
