@@ -5,8 +5,9 @@ import torch
 from torch import nn
 
 from oplearn.layers.local import DifferentialConv, BumpKernel, LocalIntegralConv, grid_spacing
-from oplearn.models import count_parameters
+from oplearn.models import FNO, count_parameters
 from oplearn.models.local_fno import LocalFNO, LocalFNOConfig
+from oplearn.pdes import Darcy
 
 from test_spectral_conv import band_limited
 
@@ -179,3 +180,68 @@ def test_local_fno_parameter_count_and_config():
     model = full.build(c_in, 1, n_dim)
     assert count_parameters(model) == base + differential + local
     assert model(torch.randn(2, c_in, 9, 9)).shape == (2, 1, 9, 9)
+
+
+def test_differential_conv_reference_spacing_only_rescales():
+    torch.manual_seed(0)
+    unit = DifferentialConv(2, 3, n_dim=2, periodic=False)
+    scaled = DifferentialConv(2, 3, n_dim=2, periodic=False, reference_spacing=0.25)
+    scaled.load_state_dict(unit.state_dict())
+    x = torch.randn(1, 2, 9, 9)
+    torch.testing.assert_close(scaled(x), 0.25 * unit(x))
+    with pytest.raises(ValueError, match="reference_spacing"):
+        DifferentialConv(1, 1, reference_spacing=0.0)
+
+
+def test_local_fno_differential_branch_does_not_see_the_padding_jump():
+    """One block on a constant input: the lifted field is constant on the domain and zero in
+    the padding. The differential branch acts on the domain only, so it adds exactly nothing."""
+    kw = dict(width=6, n_layers=1, projection_channels=8, padding=0.25)
+    torch.manual_seed(0)
+    fno = FNO(2, 1, 3, **kw)
+    torch.manual_seed(0)
+    local = LocalFNO(2, 1, 3, local_integral=False, **kw)
+    x = torch.ones(2, 2, 12, 12)
+    torch.testing.assert_close(local(x), fno(x))
+
+
+def darcy_problem(n: int = 32, samples: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """Thresholded Darcy coefficients (values 3 and 12, raw) and their normalised solutions."""
+    a, u = Darcy().generate(samples, n, torch.Generator().manual_seed(0))
+    return a.float(), ((u - u.mean()) / u.std()).float()
+
+
+def test_local_fno_starts_at_the_scale_of_the_fno_on_darcy_inputs():
+    """With the stencils in grid units (reference_spacing=1) the jumps 3 <-> 12 of the
+    coefficient blow the output up by orders of magnitude; in units of 1/64 they do not."""
+    a, _ = darcy_problem()
+    kw = dict(width=8, n_layers=2, projection_channels=16, padding=0.125)
+    torch.manual_seed(0)
+    fno_norm = FNO(1, 1, 6, **kw)(a).norm()
+    ratios = {}
+    for h0 in (1 / 64, 1.0):
+        torch.manual_seed(0)
+        ratios[h0] = (LocalFNO(1, 1, 6, reference_spacing=h0, **kw)(a).norm() / fno_norm).item()
+    assert 1 / 3 < ratios[1 / 64] < 3
+    assert ratios[1.0] > 30
+
+
+def test_local_fno_trains_as_well_as_the_fno_on_darcy_inputs():
+    a, target = darcy_problem()
+    x = (a - a.mean()) / a.std()
+    kw = dict(width=8, n_layers=2, projection_channels=16, padding=0.125)
+
+    def fit(model: nn.Module, steps: int = 40) -> float:
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            loss = (model(x) - target).square().mean()
+            loss.backward()
+            optimizer.step()
+        return loss.item()
+
+    torch.manual_seed(0)
+    fno_loss = fit(FNO(1, 1, 6, **kw))
+    torch.manual_seed(0)
+    local_loss = fit(LocalFNO(1, 1, 6, radius=0.1, **kw))
+    assert local_loss <= 1.5 * fno_loss

@@ -60,14 +60,22 @@ class DifferentialConv(nn.Module):
 
     .. math::
 
-        y_o(x) = \frac{1}{h} \sum_i \sum_{s \in \{-1, 0, 1\}^d} \Big(w_{oi}(s) - \bar w_{oi}\Big)
+        y_o(x) = \frac{h_0}{h} \sum_i \sum_{s \in \{-1, 0, 1\}^d} \Big(w_{oi}(s) - \bar w_{oi}\Big)
         \, u_i(x + s \odot h), \qquad \bar w_{oi} = 3^{-d} \sum_s w_{oi}(s).
 
     Each stencil sums to zero, so for a smooth :math:`u` the sum is :math:`O(h)` and the layer
     converges, as :math:`h \to 0`, to the first-order differential operator
-    :math:`y_o = \sum_i c_{oi} \cdot \nabla u_i` with :math:`c_{oi} = \sum_s (w_{oi}(s) - \bar w_{oi}) \, s`
+    :math:`y_o = h_0 \sum_i c_{oi} \cdot \nabla u_i` with :math:`c_{oi} = \sum_s (w_{oi}(s) - \bar w_{oi}) \, s`
     (error :math:`O(h)`, or :math:`O(h^2)` for antisymmetric stencils). The scale :math:`h`
     is the geometric mean of the spacings of the axes (the spacing itself on square grids).
+
+    The reference spacing :math:`h_0` (default 1) only rescales the parameters: the stencil is
+    measured in units of :math:`h_0`, so on a grid of spacing :math:`h_0` the layer is an
+    ordinary zero-sum ``3^d`` convolution with the usual initialisation and optimiser step
+    sizes. With :math:`h_0 = 1` a unit jump in :math:`u` gives an output of order
+    :math:`1 / h` at initialisation, and each optimiser step moves the output by
+    :math:`\mathrm{lr} / h`, which on fields with discontinuities swamps the other branches
+    of a network.
 
     Off the grid the field is extended periodically (``periodic=True``) or by replicating the
     boundary value. Replicating keeps a zero-sum stencil exact on constants and its output
@@ -86,6 +94,8 @@ class DifferentialConv(nn.Module):
     domain_length : float or sequence of float
         Side length(s) :math:`L` of the domain, for the spacing ``L / n`` (periodic) or
         ``L / (n - 1)`` (bounded).
+    reference_spacing : float
+        The unit :math:`h_0` of the stencil, in the units of ``domain_length``.
 
     Shapes
     ------
@@ -99,6 +109,7 @@ class DifferentialConv(nn.Module):
         n_dim: int = 2,
         periodic: bool = True,
         domain_length: float | Sequence[float] = 1.0,
+        reference_spacing: float = 1.0,
     ) -> None:
         super().__init__()
         if n_dim not in _CONV:
@@ -108,11 +119,15 @@ class DifferentialConv(nn.Module):
         self.n_dim = n_dim
         self.periodic = bool(periodic)
         self.domain_length = _per_axis(domain_length, n_dim)
+        if reference_spacing <= 0:
+            raise ValueError(f"reference_spacing must be positive, got {reference_spacing}")
+        self.reference_spacing = float(reference_spacing)
         bound = 1.0 / math.sqrt(in_channels * 3**n_dim)
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, *(3,) * n_dim).uniform_(-bound, bound))
 
     def extra_repr(self) -> str:
-        return f"{self.in_channels}, {self.out_channels}, n_dim={self.n_dim}, periodic={self.periodic}"
+        geometry = f"n_dim={self.n_dim}, periodic={self.periodic}, reference_spacing={self.reference_spacing:g}"
+        return f"{self.in_channels}, {self.out_channels}, {geometry}"
 
     def stencil(self) -> torch.Tensor:
         """The zero-sum stencils :math:`w - \\bar w`, shape ``(out, in, 3, ..., 3)``."""
@@ -130,7 +145,7 @@ class DifferentialConv(nn.Module):
             spacing = grid_spacing(x.shape[2:], self.domain_length, self.periodic)
         h = math.prod(spacing) ** (1.0 / self.n_dim)
         padded = _pad(x, (1,) * self.n_dim, "circular" if self.periodic else "replicate")
-        return _CONV[self.n_dim](padded, self.stencil().to(x.dtype)) / h
+        return _CONV[self.n_dim](padded, self.stencil().to(x.dtype)) * (self.reference_spacing / h)
 
 
 class BumpKernel(nn.Module):

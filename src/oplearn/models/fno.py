@@ -136,18 +136,23 @@ class FNO(nn.Module):
         d = len(self.modes)
         if x.ndim != d + 2 or x.shape[1] != self.in_channels:
             raise ValueError(
-                f"FNO expects input (batch, {self.in_channels}, {', '.join(['n'] * d)}), got {tuple(x.shape)}"
+                f"{type(self).__name__} expects input (batch, {self.in_channels}, {', '.join(['n'] * d)}), got {tuple(x.shape)}"
             )
         spatial = tuple(x.shape[2:])
         v = self.lifting(x)
         pads = [round(self.padding * n) for n in spatial]
         if any(pads):
             v = F.pad(v, [p for pad in reversed(pads) for p in (0, pad)])
-        last = len(self.spectral) - 1
-        for i, (spectral, skip) in enumerate(zip(self.spectral, self.skip)):
-            v = skip(v, add=spectral(v))  # K_i v + W_i v
+        last = len(self.skip) - 1
+        for i, skip in enumerate(self.skip):
+            v = skip(v, add=self._kernel(i, v, spatial))  # K_i v + W_i v
             if i < last:
                 v = self.activation(v)
         if any(pads):
             v = v[(Ellipsis, *(slice(0, n) for n in spatial))]
         return self.projection(v)
+
+    def _kernel(self, index: int, v: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
+        """The integral operator :math:`K_l v` of block ``index`` on the (possibly padded) hidden
+        field ``v``; ``spatial`` is the unpadded grid size. Subclasses add kernels here."""
+        return self.spectral[index](v)

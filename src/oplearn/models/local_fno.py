@@ -26,8 +26,24 @@ class LocalFNO(FNO):
     :math:`K_l` is the spectral convolution, :math:`W_l` the pointwise map, :math:`D_l` a
     :class:`~oplearn.layers.local.DifferentialConv` (if ``differential``) and :math:`I_l` a
     :class:`~oplearn.layers.local.LocalIntegralConv` of physical radius ``radius`` (if
-    ``local_integral``). Both local branches are built from the spacing of the *unpadded*
-    input grid, so the optional domain padding of the FNO does not change their scale.
+    ``local_integral``).
+
+    The local branches act on the physical domain only: with domain padding (non-periodic
+    problems) they see the hidden field cropped to the input grid, extended past its edges
+    as their boundary rule says (replicated values for :math:`D_l`, zeros for :math:`I_l`),
+    and add nothing in the padded region, which only serves the periodic FFT of :math:`K_l`.
+    Otherwise the jump from the field to the zero padding, of size :math:`|v|`, would reach
+    :math:`D_l` as a spurious :math:`|v| / h` that grows under refinement. Their spacing is
+    that of the input grid, so the padding does not change their scale either.
+
+    The differential stencils are measured in units of ``reference_spacing`` :math:`h_0`
+    (see :class:`~oplearn.layers.local.DifferentialConv`): near that resolution
+    :math:`D_l` starts and trains like an ordinary ``3^d`` convolution, at the scale of the
+    spectral and pointwise branches. In units of the grid spacing instead, a freshly
+    initialised :math:`D_l` maps the jumps of a discontinuous coefficient (Darcy) to outputs
+    of order :math:`1 / h`, ten to a thousand times the FNO's, and its optimiser steps move
+    the output by :math:`\mathrm{lr} / h`; training then stalls far above the plain FNO.
+    :math:`h_0` rescales the parameters only, so the limit :math:`h \to 0` is unchanged.
 
     Parameters
     ----------
@@ -44,6 +60,8 @@ class LocalFNO(FNO):
         exactly when ``padding == 0`` (the FNO convention for periodic problems).
     domain_length : float or sequence of float
         Side length(s) of the physical domain.
+    reference_spacing : float
+        Unit :math:`h_0` of the differential stencils, in the units of ``domain_length``.
     **fno_kwargs
         ``width``, ``n_layers``, ``n_dim``, ``lifting_channels``, ``projection_channels``,
         ``padding``, ``activation``: as for :class:`FNO`.
@@ -68,6 +86,7 @@ class LocalFNO(FNO):
         radius: float = 0.1,
         periodic: bool | None = None,
         domain_length: float | Sequence[float] = 1.0,
+        reference_spacing: float = 1 / 64,
         **fno_kwargs: Any,
     ) -> None:
         super().__init__(in_channels, out_channels, modes, **fno_kwargs)
@@ -75,8 +94,9 @@ class LocalFNO(FNO):
         self.periodic = self.padding == 0 if periodic is None else bool(periodic)
         self.domain_length = domain_length
         geometry = dict(n_dim=n_dim, periodic=self.periodic, domain_length=domain_length)
+        stencil = dict(reference_spacing=reference_spacing, **geometry)
         self.differential = (
-            nn.ModuleList(DifferentialConv(width, width, **geometry) for _ in range(n_layers)) if differential else None
+            nn.ModuleList(DifferentialConv(width, width, **stencil) for _ in range(n_layers)) if differential else None
         )
         self.local_integral = (
             nn.ModuleList(LocalIntegralConv(width, width, radius=radius, **geometry) for _ in range(n_layers))
@@ -84,32 +104,19 @@ class LocalFNO(FNO):
             else None
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``."""
-        d = len(self.modes)
-        if x.ndim != d + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"LocalFNO expects input (batch, {self.in_channels}, {', '.join(['n'] * d)}), got {tuple(x.shape)}"
-            )
-        spatial = tuple(x.shape[2:])
+    def _kernel(self, index: int, v: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
+        """:math:`K_l v + D_l v + I_l v`; the local branches act on the physical domain only."""
+        kernel = self.spectral[index](v)
+        branches = [layers[index] for layers in (self.differential, self.local_integral) if layers is not None]
+        if not branches:
+            return kernel
         spacing = grid_spacing(spatial, self.domain_length, self.periodic)
-        v = self.lifting(x)
-        pads = [round(self.padding * n) for n in spatial]
+        u = v[(Ellipsis, *(slice(0, n) for n in spatial))]  # crop the domain padding
+        local = sum(branch(u, spacing) for branch in branches)
+        pads = [size - n for size, n in zip(v.shape[2:], spatial)]
         if any(pads):
-            v = F.pad(v, [p for pad in reversed(pads) for p in (0, pad)])
-        last = len(self.spectral) - 1
-        for i in range(last + 1):
-            kernel = self.spectral[i](v)
-            if self.differential is not None:
-                kernel = kernel + self.differential[i](v, spacing)
-            if self.local_integral is not None:
-                kernel = kernel + self.local_integral[i](v, spacing)
-            v = self.skip[i](v, add=kernel)
-            if i < last:
-                v = self.activation(v)
-        if any(pads):
-            v = v[(Ellipsis, *(slice(0, n) for n in spatial))]
-        return self.projection(v)
+            local = F.pad(local, [p for pad in reversed(pads) for p in (0, pad)])
+        return kernel + local
 
 
 class LocalFNOConfig(Strict):
@@ -124,6 +131,7 @@ class LocalFNOConfig(Strict):
     differential: bool = True
     local_integral: bool = True
     radius: float = Field(default=0.1, gt=0.0)
+    reference_spacing: float = Field(default=1 / 64, gt=0.0)
 
     def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None) -> LocalFNO:
         """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
@@ -134,6 +142,7 @@ class LocalFNOConfig(Strict):
             differential=self.differential,
             local_integral=self.local_integral,
             radius=self.radius,
+            reference_spacing=self.reference_spacing,
             width=self.width,
             n_layers=self.n_layers,
             projection_channels=self.projection_channels,
