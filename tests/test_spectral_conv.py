@@ -122,3 +122,22 @@ def test_wrong_input_shape():
         layer(torch.zeros(2, 2, 16, 16))
     with pytest.raises(ValueError, match="expects"):
         layer(torch.zeros(3, 16, 16))
+
+
+
+def test_output_size_synthesises_the_same_band_limited_output():
+    """Evaluated at another grid (finer or coarser), the output is the same band-limited field,
+    scaled by prod(input size) / prod(output size) (irfftn divides by the output's points)."""
+    layer = SpectralConv(3, 2, (8, 8)).double()
+    coarse, fine = band_limited(32), band_limited(64)
+    torch.testing.assert_close(layer(coarse, size=(64, 64)), layer(fine) / 4, rtol=0, atol=1e-10)
+    torch.testing.assert_close(layer(fine, size=(32, 16)), 8 * layer(coarse)[..., ::2], rtol=0, atol=1e-10)
+    assert layer(coarse, size=[48, 20]).shape == (2, 2, 48, 20)
+
+
+def test_too_small_output_grid_is_a_clear_error():
+    layer = SpectralConv(1, 1, (8, 8))
+    with pytest.raises(ValueError, match=r"^output resolution \(16, 13\) is too small for modes \(8, 8\).*fewer modes$"):
+        layer(torch.zeros(1, 1, 32, 32), size=(16, 13))
+    with pytest.raises(ValueError, match="output size must have 2 entries"):
+        layer(torch.zeros(1, 1, 32, 32), size=(32,))

@@ -29,7 +29,7 @@ def test_reconstruction_drives_the_dense_path(factorization):
     layer = FactorizedSpectralConv(3, 4, (3, 4), factorization=factorization, rank=0.3).double()
     dense = SpectralConv(3, 4, (3, 4)).double()
     with torch.no_grad():
-        dense.weight.copy_(layer.weight)
+        dense.weight.copy_(layer._weight())
     x = torch.randn(2, 3, 10, 9, dtype=torch.float64)
     torch.testing.assert_close(layer(x), dense(x))
     assert "weight" not in dict(layer.named_parameters())

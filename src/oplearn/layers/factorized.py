@@ -68,9 +68,10 @@ class FactorizedSpectralConv(SpectralConv):
     integer ranks follow from the fraction ``rank`` of the dense parameter count as described
     in :func:`tucker_ranks` and :func:`cp_rank`.
 
-    Only the weight differs from the dense layer: :attr:`weight` is a read-only property that
-    reconstructs the dense tensor (in :class:`SpectralConv`'s layout) from the factors on every
-    call, so the FFTs, mode gathering and mode mixing are :class:`SpectralConv`'s own. Core and
+    Only the weight differs from the dense layer: :meth:`_init_weight` creates the factors
+    instead of the dense parameter, and :meth:`_weight` reconstructs the dense tensor (in
+    :class:`SpectralConv`'s layout) from them on every call, so the FFTs, mode gathering and
+    mode mixing are :class:`SpectralConv`'s own. Core and
     factors are real parameters with a trailing real/imaginary axis of size 2. They are
     initialised as complex normals scaled so that the reconstructed entries have the standard
     deviation ``1 / (in_channels * out_channels)``, the scale of the dense initialisation.
@@ -109,17 +110,22 @@ class FactorizedSpectralConv(SpectralConv):
             raise ValueError(f"unknown factorization {factorization!r}; choose one of {list(FACTORIZATIONS)}")
         if not rank > 0:
             raise ValueError(f"rank is a fraction of the dense parameter count and must be > 0, got {rank}")
-        super().__init__(in_channels, out_channels, modes)
-        shape = tuple(self._parameters.pop("weight").shape[:-1])  # the dense weight is replaced
+        # read by _init_weight, which SpectralConv.__init__ calls (plain attributes may be set
+        # before nn.Module.__init__)
         self.factorization = factorization
+        self.rank = rank
+        super().__init__(in_channels, out_channels, modes)
+
+    def _init_weight(self, shape: tuple[int, ...]) -> None:
+        """Create the core (Tucker) and factors of the complex weight of ``shape`` ``(in, out, *kept)``."""
         self.shape = shape
-        std = 1.0 / (in_channels * out_channels)
-        if factorization == "tucker":
-            self.ranks = tucker_ranks(shape, rank)
+        std = 1.0 / (shape[0] * shape[1])
+        if self.factorization == "tucker":
+            self.ranks = tucker_ranks(shape, self.rank)
             self.core = nn.Parameter(_complex_randn(*self.ranks, std=std))
             factors = [_complex_randn(n, r, std=1.0 / math.sqrt(r)) for n, r in zip(shape, self.ranks)]
         else:
-            self.ranks = (cp_rank(shape, rank),)
+            self.ranks = (cp_rank(shape, self.rank),)
             r = self.ranks[0]
             # entry variance R * v^N = std^2 for factor entries of variance v
             v = (std**2 / r) ** (1.0 / len(shape))
@@ -129,8 +135,7 @@ class FactorizedSpectralConv(SpectralConv):
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, factorization={self.factorization!r}, ranks={self.ranks}"
 
-    @property
-    def weight(self) -> torch.Tensor:
+    def _weight(self) -> torch.Tensor:
         """The dense weight ``(in_channels, out_channels, *kept, 2)`` rebuilt from the factors."""
         n = len(self.shape)
         factors = [torch.view_as_complex(f) for f in self.factors]

@@ -17,7 +17,10 @@ class SpectralConv(nn.Module):
         \hat v_o(k) = 0 \quad \text{otherwise},
 
     with :math:`\hat u = \mathrm{rfftn}(u)` over the last ``d = len(modes)`` axes and
-    :math:`v = \mathrm{irfftn}(\hat v)` at the input's own size. The kept modes are the
+    :math:`v = \mathrm{irfftn}(\hat v)` at the input's own size, or at another grid ``size``
+    given to :meth:`forward` (the same band-limited output sampled there, times
+    :math:`\prod_j n_j / \prod_j s_j` for input size :math:`n` and output size :math:`s`,
+    since ``irfftn`` divides by the output's points). The kept modes are the
     integer frequencies :math:`-m_j \le k_j < m_j` on every axis but the last and
     :math:`0 \le k_d < m_d` on the last one (the half spectrum of a real field). Since
     ``rfftn`` is unnormalised and ``irfftn`` divides by the number of points, the layer acts
@@ -28,7 +31,8 @@ class SpectralConv(nn.Module):
     ``(in_channels, out_channels, 2 m_1, ..., 2 m_{d-1}, m_d, 2)`` (real and imaginary part
     on the trailing axis; frequency axes ordered ``0, 1, ..., m-1, -m, ..., -1``), so
     optimisers, DDP and mixed precision never see a complex parameter. They are drawn
-    uniformly from ``[0, 1 / (in_channels * out_channels))``.
+    uniformly from ``[0, 1 / (in_channels * out_channels))``. Subclasses that parametrise
+    the weight otherwise override :meth:`_init_weight` and :meth:`_weight`.
 
     Parameters
     ----------
@@ -39,8 +43,9 @@ class SpectralConv(nn.Module):
 
     Shapes
     ------
-    ``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``, where each
-    spatial size ``n_j`` satisfies ``n_j >= 2 m_j`` (``j < d``) and ``n_d // 2 + 1 >= m_d``.
+    ``x: (batch, in_channels, *spatial), size -> (batch, out_channels, *size)`` (``size``
+    defaults to ``spatial``), where each input and output size ``n_j`` satisfies
+    ``n_j >= 2 m_j`` (``j < d``) and ``n_d // 2 + 1 >= m_d``.
     """
 
     def __init__(self, in_channels: int, out_channels: int, modes: tuple[int, ...]) -> None:
@@ -52,26 +57,37 @@ class SpectralConv(nn.Module):
         self.out_channels = out_channels
         self.modes = modes
         kept = tuple(2 * m for m in modes[:-1]) + (modes[-1],)
-        scale = 1.0 / (in_channels * out_channels)
-        self.weight = nn.Parameter(scale * torch.rand(in_channels, out_channels, *kept, 2))
+        self._init_weight((in_channels, out_channels, *kept))
+
+    def _init_weight(self, shape: tuple[int, ...]) -> None:
+        """Create the learned parameters of the complex weight of ``shape`` ``(in, out, *kept)``:
+        here the dense real parameter ``weight`` of shape ``(*shape, 2)``."""
+        scale = 1.0 / (shape[0] * shape[1])
+        self.weight = nn.Parameter(scale * torch.rand(*shape, 2))
+
+    def _weight(self) -> torch.Tensor:
+        """The weight ``(in_channels, out_channels, *kept, 2)`` that :meth:`_mix` applies."""
+        return self.weight
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.out_channels}, modes={self.modes}"
 
-    def check_size(self, spatial: tuple[int, ...]) -> None:
-        """Raise a ValueError if a grid of size ``spatial`` cannot hold the kept modes."""
+    def check_size(self, spatial: tuple[int, ...], role: str = "input") -> None:
+        """Raise a ValueError if a grid of size ``spatial`` (the ``role`` grid: ``"input"`` or
+        ``"output"``) cannot hold the kept modes."""
         *lead, last = self.modes
         too_small = any(2 * m > n for m, n in zip(lead, spatial[:-1])) or last > spatial[-1] // 2 + 1
         if len(spatial) != len(self.modes) or too_small:
             need = tuple(2 * m for m in lead) + (max(2 * last - 2, 1),)
             raise ValueError(
-                f"input resolution {tuple(spatial)} is too small for modes {self.modes}: a spectral "
+                f"{role} resolution {tuple(spatial)} is too small for modes {self.modes}: a spectral "
                 f"convolution keeping frequencies -m..m-1 (and 0..m-1 on the last axis) needs at least "
                 f"{need} grid points; use a finer grid or fewer modes"
             )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``."""
+    def forward(self, x: torch.Tensor, size: tuple[int, ...] | None = None) -> torch.Tensor:
+        """``x: (batch, in_channels, *spatial) -> (batch, out_channels, *size)``, the output
+        synthesised on a grid of ``size`` points per axis (default: ``spatial``)."""
         d = len(self.modes)
         if x.ndim != d + 2 or x.shape[1] != self.in_channels:
             raise ValueError(
@@ -79,13 +95,20 @@ class SpectralConv(nn.Module):
             )
         spatial = tuple(x.shape[-d:])
         self.check_size(spatial)
+        if size is None:
+            size = spatial
+        else:
+            size = tuple(int(n) for n in size)
+            if len(size) != d:
+                raise ValueError(f"SpectralConv output size must have {d} entries, got {size}")
+            self.check_size(size, role="output")
         # FFTs lack bfloat16 (and half for most sizes): the spectral path always runs in at
         # least float32, also under autocast, and the result comes back in the input's dtype.
         dtype = torch.promote_types(x.dtype, torch.float32)
         with torch.autocast(x.device.type, enabled=False):
             u_hat = self._truncated_rfftn(x.to(dtype))  # (2 m_1, ..., m_d, batch, in, 2)
-            v_hat = self._mix(u_hat, self.weight.to(dtype))  # (2 m_1, ..., m_d, batch, out, 2)
-            return self._padded_irfftn(v_hat, spatial).to(x.dtype)
+            v_hat = self._mix(u_hat, self._weight().to(dtype))  # (2 m_1, ..., m_d, batch, out, 2)
+            return self._padded_irfftn(v_hat, size).to(x.dtype)
 
     # The kept modes travel "mode-major" as real tensors (*kept, batch, channels, 2): the
     # layout the batched matrix product over modes reads and writes, so that gathering and
@@ -126,7 +149,7 @@ class SpectralConv(nn.Module):
         ``[Re v_o, Im v_o]_o``; batching over the kept modes turns the contraction into one
         ``bmm`` of shape ``(K, batch, 2 in) @ (K, 2 in, 2 out)``.
 
-        Shapes: ``u: (*kept, batch, in, 2)``, ``weight`` like :attr:`weight`
+        Shapes: ``u: (*kept, batch, in, 2)``, ``weight`` like :meth:`_weight`
         ``-> (*kept, batch, out, 2)``.
         """
         *kept, batch, c_in, _ = u.shape

@@ -50,46 +50,12 @@ def fourier_resample(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     return torch.fft.irfftn(out, s=size, dim=dims, norm="forward")
 
 
-class ResamplingSpectralConv(SpectralConv):
-    r"""A :class:`~oplearn.layers.spectral.SpectralConv` whose output is synthesised on a grid
-    of another size.
-
-    .. math:: v(\xi) = \sum_{k \text{ kept}} \Big(\sum_i \hat u_i(k) W_{io}(k)\Big) e^{2\pi i k \cdot \xi}
-
-    sampled at ``size`` points per axis: the kept modes are mixed as in ``SpectralConv`` and
-    the inverse transform is evaluated at ``size`` instead of the input's size. Both grids
-    must hold the kept modes.
-
-    Shapes
-    ------
-    ``x: (batch, in_channels, *n), size -> (batch, out_channels, *size)``
-    """
-
-    def forward(self, x: torch.Tensor, size: tuple[int, ...] | None = None) -> torch.Tensor:
-        """``x: (batch, in_channels, *n) -> (batch, out_channels, *size)`` (``size`` defaults to ``n``)."""
-        d = len(self.modes)
-        if x.ndim != d + 2 or x.shape[1] != self.in_channels:
-            raise ValueError(
-                f"ResamplingSpectralConv expects (batch, {self.in_channels}, {', '.join(['n'] * d)}), "
-                f"got {tuple(x.shape)}"
-            )
-        spatial = tuple(x.shape[-d:])
-        size = spatial if size is None else tuple(size)
-        self.check_size(spatial)
-        self.check_size(size)
-        dtype = torch.promote_types(x.dtype, torch.float32)
-        with torch.autocast(x.device.type, enabled=False):
-            u_hat = self._truncated_rfftn(x.to(dtype))
-            v_hat = self._mix(u_hat, self.weight.to(dtype))
-            return self._padded_irfftn(v_hat, size).to(x.dtype)
-
-
 class _Block(nn.Module):
     """``sigma(K v + R(W v))`` at the output size: spectral path and resampled pointwise skip."""
 
     def __init__(self, in_channels: int, out_channels: int, modes: tuple[int, ...], activation: nn.Module) -> None:
         super().__init__()
-        self.spectral = ResamplingSpectralConv(in_channels, out_channels, modes)
+        self.spectral = SpectralConv(in_channels, out_channels, modes)
         self.skip = Pointwise(in_channels, out_channels)
         self.activation = activation
 
@@ -113,7 +79,7 @@ class UNO(nn.Module):
     where level :math:`l` lives on the grid :math:`s_l = \mathrm{round}(\text{scales}_l \, n)`
     (per axis; :math:`s_0 = n`, the input's grid) with ``width * 2**l`` channels,
     :math:`K` are spectral convolutions evaluated directly at the output grid
-    (:class:`ResamplingSpectralConv`) keeping, between levels :math:`l - 1` and :math:`l`,
+    (:class:`~oplearn.layers.spectral.SpectralConv` with its ``size``) keeping, between levels :math:`l - 1` and :math:`l`,
     :math:`\lfloor m_j \, \text{scales}_l \rfloor` (at least 1) of the ``modes`` :math:`m_j`
     (the coarser grid holds proportionally fewer), :math:`W` pointwise skips brought to that grid by
     Fourier interpolation :math:`R` (:func:`fourier_resample`), :math:`[\cdot, \cdot]`
