@@ -8,6 +8,14 @@ import torch
 from torch import nn
 
 
+def normalize_modes(modes: int | tuple[int, ...], n_dim: int) -> tuple[int, ...]:
+    """Kept modes per dimension: an int is repeated ``n_dim`` times; 1 to 3 dimensions."""
+    modes = (int(modes),) * n_dim if isinstance(modes, int) else tuple(int(m) for m in modes)
+    if not 1 <= len(modes) <= 3:
+        raise ValueError(f"spectral layers support 1 to 3 spatial dimensions, got modes={modes}")
+    return modes
+
+
 class SpectralConv(nn.Module):
     r"""Convolution with a learned kernel that is band-limited to the lowest Fourier modes.
 

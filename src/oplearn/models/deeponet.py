@@ -11,13 +11,13 @@ from torch import nn
 
 from oplearn.schema import Strict
 from oplearn.grids import Grid
-from oplearn.models.fno import ACTIVATIONS
+from oplearn.layers.activations import activation_class
 from oplearn.models.unet import grid_text
 
 
 def mlp(in_features: int, width: int, depth: int, out_features: int, activation: str, final_activation: bool) -> nn.Sequential:
     """``depth`` hidden layers of ``width`` units with the activation between them."""
-    act = ACTIVATIONS[activation]
+    act = activation_class(activation)
     sizes = [in_features, *([width] * depth), out_features]
     layers: list[nn.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
@@ -96,8 +96,6 @@ class DeepONet(nn.Module):
         n_dim = len(grid_shape)
         if not 1 <= n_dim <= 3 or any(n < 2 for n in grid_shape):
             raise ValueError(f"grid_shape must hold 1 to 3 sizes >= 2, got {grid_shape}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
         n_fields = in_channels - n_dim if coordinate_channels else in_channels
         if n_fields < 1:
             raise ValueError(f"in_channels={in_channels} leaves no field channels besides {n_dim} coordinate channels")

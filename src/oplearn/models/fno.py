@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from oplearn.layers.spectral import SpectralConv
+from oplearn.layers.activations import activation_class
+from oplearn.layers.spectral import SpectralConv, normalize_modes
 
-ACTIVATIONS = {"gelu": nn.GELU, "relu": nn.ReLU, "silu": nn.SiLU, "tanh": nn.Tanh, "identity": nn.Identity}
 
 
 class Pointwise(nn.Module):
@@ -104,11 +104,7 @@ class FNO(nn.Module):
         activation: str = "gelu",
     ) -> None:
         super().__init__()
-        modes = (int(modes),) * n_dim if isinstance(modes, int) else tuple(int(m) for m in modes)
-        if not 1 <= len(modes) <= 3:
-            raise ValueError(f"FNO supports 1 to 3 spatial dimensions, got modes={modes}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        modes = normalize_modes(modes, n_dim)
         if not 0.0 <= padding < 1.0:
             raise ValueError(f"padding is a fraction of the grid size in [0, 1), got {padding}")
         if n_layers < 1:
@@ -117,7 +113,7 @@ class FNO(nn.Module):
         self.out_channels = out_channels
         self.modes = modes
         self.padding = float(padding)
-        act = ACTIVATIONS[activation]
+        act = activation_class(activation)
         if lifting_channels is None or lifting_channels == width:
             self.lifting = Pointwise(in_channels, width)
         else:

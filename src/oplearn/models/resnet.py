@@ -9,7 +9,8 @@ from pydantic import Field
 from torch import nn
 
 from oplearn.schema import Strict
-from oplearn.models.fno import ACTIVATIONS, Pointwise
+from oplearn.layers.activations import activation_class
+from oplearn.models.fno import Pointwise
 from oplearn.models.unet import CONV
 
 DILATIONS = (1, 2, 4, 8, 4, 2, 1)
@@ -34,7 +35,7 @@ class DilatedBlock(nn.Module):
         self.convs = nn.ModuleList(
             conv(width, width, 3, padding=r, dilation=r, padding_mode=padding_mode) for r in DILATIONS
         )
-        self.activation = ACTIVATIONS[activation]()
+        self.activation = activation_class(activation)()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         v = x
@@ -100,15 +101,13 @@ class DilResNet(nn.Module):
             raise ValueError(f"DilResNet supports 1 to 3 spatial dimensions, got {n_dim}")
         if n_blocks < 1:
             raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.n_dim = n_dim
         padding_mode = "circular" if periodic else "zeros"
         self.encoder = Pointwise(in_channels, width)
         self.blocks = nn.ModuleList(DilatedBlock(width, n_dim, padding_mode, activation) for _ in range(n_blocks))
-        self.activation = ACTIVATIONS[activation]()
+        self.activation = activation_class(activation)()
         self.decoder = Pointwise(width, out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

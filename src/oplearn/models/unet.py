@@ -11,7 +11,8 @@ from pydantic import Field
 from torch import nn
 
 from oplearn.schema import Strict
-from oplearn.models.fno import ACTIVATIONS, Pointwise
+from oplearn.layers.activations import activation_class
+from oplearn.models.fno import Pointwise
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}
@@ -32,7 +33,7 @@ class ConvBlock(nn.Sequential):
     """
 
     def __init__(self, in_channels: int, out_channels: int, n_dim: int, activation: str = "gelu") -> None:
-        conv, act = CONV[n_dim], ACTIVATIONS[activation]
+        conv, act = CONV[n_dim], activation_class(activation)
         groups = math.gcd(8, out_channels)
         super().__init__(
             conv(in_channels, out_channels, 3, padding=1),
@@ -115,8 +116,6 @@ class UNet(nn.Module):
             raise ValueError(f"UNet supports 1 to 3 spatial dimensions, got {n_dim}")
         if levels < 1:
             raise ValueError(f"levels must be >= 1, got {levels}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.grid_size = grid_size

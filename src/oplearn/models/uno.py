@@ -9,9 +9,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from oplearn.layers.activations import activation_class
+from oplearn.layers.spectral import SpectralConv, normalize_modes
+from oplearn.models.fno import Pointwise
 from oplearn.schema import Strict
-from oplearn.layers.spectral import SpectralConv
-from oplearn.models.fno import ACTIVATIONS, Pointwise
 
 
 def fourier_resample(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
@@ -127,18 +128,14 @@ class UNO(nn.Module):
         activation: str = "gelu",
     ) -> None:
         super().__init__()
-        modes = (int(modes),) * n_dim if isinstance(modes, int) else tuple(int(m) for m in modes)
-        if not 1 <= len(modes) <= 3:
-            raise ValueError(f"UNO supports 1 to 3 spatial dimensions, got modes={modes}")
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        modes = normalize_modes(modes, n_dim)
         if not scales or any(not 0.0 < s <= 1.0 for s in scales):
             raise ValueError(f"scales are grid sizes as fractions of the input's in (0, 1], got {scales}")
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.modes = modes
         self.scales = tuple(float(s) for s in scales)
-        act = ACTIVATIONS[activation]
+        act = activation_class(activation)
         channels = [width * 2**level for level in range(len(scales) + 1)]
         self.lifting = Pointwise(in_channels, width)
         grid = (1.0, *self.scales)
