@@ -54,6 +54,7 @@ from oplearn.models import FNO, count_parameters  # noqa: E402
 CONFIGS = {
     "A": {"n_dim": 2, "modes": 8, "width": 24, "n_layers": 4, "batch": 64, "resolution": 16},
     "B": {"n_dim": 2, "modes": 12, "width": 32, "n_layers": 4, "batch": 16, "resolution": 64},
+    "C": {"n_dim": 2, "modes": 12, "width": 32, "n_layers": 4, "batch": 4, "resolution": 128},
 }
 TARGET_RATIO = 1.3
 
@@ -109,6 +110,23 @@ def make_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     return step
 
 
+def step_flops(step) -> int:
+    """Floating-point operations of one training step as counted by torch's FLOP counter
+    (matrix products and convolutions; FFTs and elementwise work are not counted, so the
+    achieved rate below is a lower bound)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def peak_gflops(threads: int) -> float:
+    """FP32 peak of ``threads`` cores with two AVX2 FMA units: 2 x 8 lanes x 2 flops per cycle."""
+    mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("cpu MHz")]
+    return threads * 32 * (max(mhz) if mhz else 2500.0) / 1000
+
+
 def measure(cfg: dict, steps: int, repeats: int, warmup: int) -> dict:
     torch.manual_seed(0)
     shape = (cfg["batch"], 1) + (cfg["resolution"],) * cfg["n_dim"]
@@ -118,6 +136,7 @@ def measure(cfg: dict, steps: int, repeats: int, warmup: int) -> dict:
     for step in stepper.values():
         for _ in range(warmup):
             step()
+    flops = {name: step_flops(step) for name, step in stepper.items()}
     rates: dict[str, list[float]] = {name: [] for name in models}
     for _ in range(repeats):
         for name, step in stepper.items():
@@ -132,6 +151,8 @@ def measure(cfg: dict, steps: int, repeats: int, warmup: int) -> dict:
             "repeats": rates[name],
             "parameters": count_parameters(model),
             "constructor": args,
+            "counted_flops_per_step": flops[name],
+            "achieved_gflops": flops[name] * statistics.median(rates[name]) / cfg["batch"] / 1e9,
         }
     for name in list(out):
         if name != "oplearn":
@@ -164,6 +185,7 @@ def main() -> None:
         "steps": args.steps,
         "repeats": args.repeats,
         "target_ratio": TARGET_RATIO,
+        "peak_gflops_fp32": peak_gflops(args.threads),
         "configs": {},
     }
     for key in args.configs:
@@ -171,13 +193,17 @@ def main() -> None:
         results["configs"][key] = {"config": cfg, "results": measure(cfg, args.steps, args.repeats, args.warmup)}
 
     print(f"\ntorch {torch.__version__}, {args.threads} threads, neuraloperator {neuralop_version}")
-    print("| config | model | params | samples/s | oplearn / model |")
-    print("|---|---|---|---|---|")
+    peak = results["peak_gflops_fp32"]
+    print(f"FP32 peak of {args.threads} cores (2 AVX2 FMA units): {peak:.0f} GFLOP/s")
+    print("| config | model | params | samples/s | oplearn / model | counted GFLOP/s | of peak |")
+    print("|---|---|---|---|---|---|---|")
     for key, entry in results["configs"].items():
         r = entry["results"]
         for name in (n for n in r if not n.startswith("ratio")):
             ratio = r.get(f"ratio_oplearn_over_{name}", 1.0)
-            print(f"| {key} | {name} | {r[name]['parameters']:,} | {r[name]['samples_per_s']:.0f} | {ratio:.2f} |")
+            gflops = r[name]["achieved_gflops"]
+            print(f"| {key} | {name} | {r[name]['parameters']:,} | {r[name]['samples_per_s']:.0f} | {ratio:.2f} "
+                  f"| {gflops:.1f} | {gflops / peak:.1%} |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     tmp.write_text(json.dumps(results, indent=2))
