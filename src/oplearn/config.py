@@ -64,12 +64,13 @@ class FNOConfig(Strict):
     lifting_channels: int | None = None
     projection_channels: int = Field(default=128, gt=0)
     padding: float = Field(default=0.0, ge=0.0, lt=1.0)
+    activation_checkpointing: bool = False
 
     def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None):
         """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
         from oplearn.models import FNO
 
-        return FNO(
+        model = FNO(
             in_channels=in_channels,
             out_channels=out_channels,
             modes=(self.modes,) * n_dim,
@@ -79,6 +80,8 @@ class FNOConfig(Strict):
             projection_channels=self.projection_channels,
             padding=self.padding,
         )
+        model.activation_checkpointing = self.activation_checkpointing
+        return model
 
 
 def _model_configs() -> tuple[type[BaseModel], ...]:

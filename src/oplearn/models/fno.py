@@ -7,6 +7,7 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from oplearn.layers.activations import activation_class
 from oplearn.layers.spectral import SpectralConv, normalize_modes
@@ -126,6 +127,9 @@ class FNO(nn.Module):
         self.projection = nn.Sequential(
             Pointwise(width, projection_channels), act(), Pointwise(projection_channels, out_channels)
         )
+        #: Recompute each block's activations in the backward pass instead of storing them
+        #: (less memory for large grids, about one more forward pass of time).
+        self.activation_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``."""
@@ -139,14 +143,17 @@ class FNO(nn.Module):
         pads = [round(self.padding * n) for n in spatial]
         if any(pads):
             v = F.pad(v, [p for pad in reversed(pads) for p in (0, pad)])
-        last = len(self.skip) - 1
-        for i, skip in enumerate(self.skip):
-            v = skip(v, add=self._kernel(i, v, spatial))  # K_i v + W_i v
-            if i < last:
-                v = self.activation(v)
+        recompute = self.activation_checkpointing and torch.is_grad_enabled()
+        for i in range(len(self.skip)):
+            v = checkpoint(self._block, i, v, spatial, use_reentrant=False) if recompute else self._block(i, v, spatial)
         if any(pads):
             v = v[(Ellipsis, *(slice(0, n) for n in spatial))]
         return self.projection(v)
+
+    def _block(self, index: int, v: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
+        r"""Block ``index``: :math:`\sigma(K v + W v)`, without the activation after the last."""
+        v = self.skip[index](v, add=self._kernel(index, v, spatial))
+        return self.activation(v) if index < len(self.skip) - 1 else v
 
     def _kernel(self, index: int, v: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
         """The integral operator :math:`K_l v` of block ``index`` on the (possibly padded) hidden
