@@ -107,6 +107,11 @@ class TrainConfig(Strict):
     memory. ``precision`` selects autocast mixed precision for the forward pass (``bf16`` on CPU or
     GPU, ``fp16`` with loss scaling on CUDA only); spectral layers keep their FFTs in
     float32 and the loss is computed in float32.
+
+    ``task`` ``map`` learns ``u0 -> `` the stored outputs (trajectories folded into channels);
+    ``one_step`` learns the next frame of trajectories from the last ``history`` frames,
+    training each step after ``pushforward`` unrolled steps without gradient
+    (:mod:`oplearn.training.rollout`).
     """
 
     epochs: int = Field(default=100, gt=0)
@@ -122,6 +127,9 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(default=1, gt=0)
     device: str = "auto"
     threads: int | None = Field(default=None, gt=0)
+    task: Literal["map", "one_step"] = "map"
+    history: int = Field(default=1, gt=0)
+    pushforward: int = Field(default=0, ge=0)
 
 
 class RunConfig(Strict):

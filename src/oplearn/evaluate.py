@@ -10,9 +10,10 @@ import torch
 
 from oplearn.data.files import FieldData, load_fields
 from oplearn.errors import DataError
-from oplearn.metrics import evaluate_metrics
+from oplearn.metrics import evaluate_metrics, per_time_step, relative_l2
 from oplearn.models.operator import OperatorModel
-from oplearn.training.run import load_run, predict
+from oplearn.training.rollout import full_trajectory
+from oplearn.training.run import load_run, predict, predict_rollout
 
 METRICS_FILE = "metrics.json"
 
@@ -44,14 +45,47 @@ def evaluate_fields(model: OperatorModel, data: FieldData, batch_size: int = 32,
     return evaluate_metrics(pred, data.outputs, data.grid), pred
 
 
+def evaluate_rollout(
+    model: OperatorModel, data: FieldData, history: int, batch_size: int = 32, device: str | torch.device = "cpu"
+) -> tuple[dict, list[float], torch.Tensor]:
+    """Metrics of a one-step ``model`` rolled out over ``data``'s trajectories from their first
+    ``history`` frames: sample-and-step means, the relative L2 of each step (sample means)
+    and the predictions ``(n, T + 1 - history, C, *spatial)`` of frames ``history .. T``."""
+    where = str(data.path)
+    try:
+        trajectory = full_trajectory(data.inputs, data.outputs, data.time)
+    except ValueError as err:
+        raise DataError(f"{where}: {err}") from None
+    check_compatible(model, FieldData(trajectory[:, 0].repeat(1, history, *[1] * data.grid.ndim),
+                                      trajectory[:, 0], data.grid, data.meta, data.path))
+    if trajectory.shape[1] <= history:
+        raise DataError(f"{where}: trajectories of {trajectory.shape[1]} frames leave nothing to roll out after {history}")
+    try:
+        pred = predict_rollout(model.to(device), trajectory, history, batch_size, torch.device(device))
+    except ValueError as err:
+        raise DataError(f"{where}: {err}") from None
+    true = trajectory[:, history:]
+    per_step = per_time_step(relative_l2, pred.double(), true.double()).mean(dim=0).tolist()
+    return evaluate_metrics(pred, true, data.grid), per_step, pred
+
+
 def evaluate_run(run_dir: str | Path, paths: list[str | Path], batch_size: int = 32, write: bool = True) -> list[dict]:
     """Evaluate a run's best model on each file; rows are sorted by resolution.
 
     Writes ``metrics.json`` in the run directory (``{"results": rows}``) when ``write``.
+    For a one-step run (``train.task=one_step``) each file's trajectories are rolled out from
+    their first ``train.history`` frames: ``metrics`` are averaged over samples and steps and
+    the row also holds ``relative_l2_per_step`` (a list, one value per predicted frame).
     """
-    model, _ = load_run(run_dir)
+    model, config = load_run(run_dir)
     rows = []
     for path in paths:
+        if config.train.task == "one_step":
+            data = load_fields(path)
+            metrics, per_step, _ = evaluate_rollout(model, data, config.train.history, batch_size)
+            rows.append({"path": str(path), "resolution": data.resolution, "n": len(data), "metrics": metrics,
+                         "relative_l2_per_step": per_step})
+            continue
         data = load_fields(path).time_as_channels()
         metrics, _ = evaluate_fields(model, data, batch_size)
         rows.append({"path": str(path), "resolution": data.resolution, "n": len(data), "metrics": metrics})

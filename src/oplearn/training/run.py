@@ -11,6 +11,11 @@ Run directory layout
 Resuming replays nothing: each epoch's shuffle comes from a generator seeded by
 ``(seed, epoch)``, so a run killed after epoch ``k`` and resumed reaches the same weights
 as an uninterrupted run.
+
+With ``train.task=one_step`` the operator maps the last ``train.history`` frames of a
+trajectory (stacked as channels) to the next frame: each epoch shuffles the ``(sample, t)``
+pairs of :func:`oplearn.training.rollout.windows` the same way, ``train.pushforward`` steps
+run without gradient before the trained one, and validation scores a full rollout.
 """
 
 from __future__ import annotations
@@ -34,11 +39,12 @@ from oplearn.data.generate import generate_dataset, make_pde
 from oplearn.errors import ConfigError, OplearnError, TrainingDiverged
 from oplearn.grids import Grid
 from oplearn.losses import RelativeH1Loss, RelativeL2Loss
-from oplearn.metrics import relative_l2
+from oplearn.metrics import per_time_step, relative_l2
 from oplearn.models.operator import OperatorModel
 from oplearn.seeding import generator
 from oplearn.training import distributed
 from oplearn.training.checkpoint import load_checkpoint, save_checkpoint
+from oplearn.training.rollout import full_trajectory, rollout, step, window_frames, window_targets, windows
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "metrics.jsonl"
@@ -129,10 +135,33 @@ def _split(config: RunConfig, progress: bool) -> tuple[FieldData, FieldData | No
         raise ConfigError(
             f"config: data.n_train={n_train} + data.n_val={n_val} exceeds the {n_file} samples in '{path}'"
         )
-    data = load_fields(path, limit=n_train + n_val).time_as_channels()
+    data = load_fields(path, limit=n_train + n_val)
+    if config.train.task == "one_step":
+        try:
+            trajectory = full_trajectory(data.inputs, data.outputs, data.time)
+        except ValueError as err:
+            raise ConfigError(f"config: train.task=one_step: '{path}': {err}") from None
+        # One-step data: ``outputs`` holds the whole trajectory (n, T + 1, C, *spatial).
+        data = FieldData(trajectory[:, 0], trajectory, data.grid, data.meta, path, data.time)
+    else:
+        data = data.time_as_channels()
     train = FieldData(data.inputs[:n_train], data.outputs[:n_train], data.grid, data.meta, path)
     val = FieldData(data.inputs[n_train:], data.outputs[n_train:], data.grid, data.meta, path) if n_val else None
     return train, val
+
+
+@torch.no_grad()
+def predict_rollout(model: OperatorModel, trajectory: torch.Tensor, history: int, batch_size: int, device: torch.device) -> torch.Tensor:
+    """Roll ``model`` out from the first ``history`` frames of each trajectory to its end.
+
+    Shapes: ``trajectory: (n, T + 1, C, *spatial) -> (n, T + 1 - history, C, *spatial)`` on the CPU.
+    """
+    model.eval()
+    steps = trajectory.shape[1] - history
+    return torch.cat(
+        [rollout(model, trajectory[i : i + batch_size, :history].to(device), steps).cpu()
+         for i in range(0, len(trajectory), batch_size)]
+    )
 
 
 @torch.no_grad()
@@ -221,18 +250,38 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
     train_data, val_data = _split(config, progress)
     grid = train_data.grid
     torch.manual_seed(config.seed)
-    model = build_operator(config, train_data.inputs.shape[1], train_data.outputs.shape[1], grid)
-    model.input_norm.fit(train_data.inputs)
-    model.output_norm.fit(train_data.outputs)
+    one_step = config.train.task == "one_step"
+    history, pushforward = config.train.history, config.train.pushforward
+    if one_step:
+        frames = train_data.outputs.flatten(0, 1)
+        channels = frames.shape[1]
+        model = build_operator(config, history * channels, channels, grid)
+        model.output_norm.fit(frames)
+        model.input_norm.mean.copy_(model.output_norm.mean.repeat(history))
+        model.input_norm.std.copy_(model.output_norm.std.repeat(history))
+        try:
+            pairs = windows(len(train_data), train_data.outputs.shape[1], history, pushforward)
+        except ValueError as err:
+            raise ConfigError(f"config: train.task=one_step: {err}") from None
+    else:
+        model = build_operator(config, train_data.inputs.shape[1], train_data.outputs.shape[1], grid)
+        model.input_norm.fit(train_data.inputs)
+        model.output_norm.fit(train_data.outputs)
     model.to(device)
     net = DistributedDataParallel(model) if world.distributed else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = _scheduler(config, optimizer)
     loss_fn = _loss(config, grid)
     autocast, scaler = _mixed_precision(config, device)
-    data_info = json.dumps(
-        {"in_channels": train_data.inputs.shape[1], "out_channels": train_data.outputs.shape[1], "grid": grid.to_dict()}
-    )
+    if one_step:
+        data_info = json.dumps(
+            {"in_channels": model.in_channels, "out_channels": model.out_channels, "grid": grid.to_dict(),
+             "task": "one_step", "history": history}
+        )
+    else:
+        data_info = json.dumps(
+            {"in_channels": train_data.inputs.shape[1], "out_channels": train_data.outputs.shape[1], "grid": grid.to_dict()}
+        )
 
     log_path = run_dir / LOG_FILE
     start_epoch, best_val = 0, math.inf
@@ -260,6 +309,16 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
             "best_val": best_val,
         }
 
+    def pushed_window(batch_pairs: torch.Tensor) -> torch.Tensor:
+        """The input channels of the trained step: the true window of each pair, advanced
+        ``pushforward`` steps by the model without gradient."""
+        frames = window_frames(train_data.outputs, batch_pairs, history).to(device)
+        if pushforward and len(batch_pairs):
+            with torch.no_grad(), autocast:
+                for _ in range(pushforward):
+                    frames = step(model, frames)[1].float()
+        return frames.flatten(1, 2)
+
     def train_step(batch: torch.Tensor) -> torch.Tensor:
         """Gradients of the mean loss over the global ``batch`` (this rank's share, in
         ``train.accumulate`` micro-batches); returns that mean loss."""
@@ -269,7 +328,10 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
         for j, idx in enumerate(micro_batches):
             last = j == len(micro_batches) - 1
             with (net.no_sync() if world.distributed and not last else contextlib.nullcontext()):
-                x, y = train_data.inputs[idx].to(device), train_data.outputs[idx].to(device)
+                if one_step:
+                    x, y = pushed_window(pairs[idx]), window_targets(train_data.outputs, pairs[idx], pushforward).to(device)
+                else:
+                    x, y = train_data.inputs[idx].to(device), train_data.outputs[idx].to(device)
                 with autocast:
                     pred = net(x)
                 local = loss_fn(pred.float(), y) if len(idx) else pred.sum() * 0.0
@@ -279,7 +341,7 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
         return world.sum(loss_sum) / len(batch)
 
     saved_epoch = start_epoch
-    n = len(train_data)
+    n = len(pairs) if one_step else len(train_data)
     batch_size = config.data.batch_size
     epochs = config.train.epochs
     bar = tqdm(range(start_epoch, epochs), initial=start_epoch, total=epochs, desc="train", unit="epoch",
@@ -306,8 +368,12 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
         scheduler.step()
         record = {"epoch": epoch + 1, "train_loss": total / count, "lr": lr}
         if val_data is not None:
-            pred = predict(model, val_data.inputs, batch_size, device)
-            record["val_relative_l2"] = relative_l2(pred, val_data.outputs).mean().item()
+            if one_step:
+                pred = predict_rollout(model, val_data.outputs, history, batch_size, device)
+                record["val_relative_l2"] = per_time_step(relative_l2, pred, val_data.outputs[:, history:]).mean().item()
+            else:
+                pred = predict(model, val_data.inputs, batch_size, device)
+                record["val_relative_l2"] = relative_l2(pred, val_data.outputs).mean().item()
             if record["val_relative_l2"] < best_val:
                 best_val = record["val_relative_l2"]
                 if world.is_main:
