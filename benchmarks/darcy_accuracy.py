@@ -17,7 +17,8 @@ import torch
 
 from oplearn.config import load_config
 from oplearn.evaluate import evaluate_run, format_table
-from oplearn.training.run import ensure_dataset, train
+from oplearn.training.run import train
+from oplearn.training.tasks import ensure_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -27,7 +27,7 @@ def measure(name: str, batch: int, resolution: int, threads: int) -> dict:
     from oplearn.config import validate_config
     from oplearn.grids import Grid
     from oplearn.models import count_parameters
-    from oplearn.training.run import build_operator
+    from oplearn.training.tasks import build_operator
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -35,21 +35,21 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
 
 def test_a_single_process_run_resumes_on_two_processes(tmp_path, monkeypatch):
     from oplearn.errors import TrainingDiverged
-    from oplearn.training import run as run_module
+    from oplearn.training import tasks as tasks_module
 
     data = generate_dataset(make_pde("darcy"), 40, 16, tmp_path / "d.h5", seed=0, progress=False)
     config_path = tiny_config(tmp_path / "c.yaml", data, epochs=3)
     train(load_config(config_path), tmp_path / "reference", progress=False)
 
     calls = {"n": 0}
-    real = run_module.RelativeL2Loss
+    real = tasks_module.RelativeL2Loss
 
     class StopsInEpochTwo(real):
         def forward(self, pred, true):
             calls["n"] += 1
             return super().forward(pred, true) * (float("nan") if calls["n"] > 5 else 1.0)  # 4 batches per epoch
 
-    monkeypatch.setattr(run_module, "RelativeL2Loss", StopsInEpochTwo)
+    monkeypatch.setattr(tasks_module, "RelativeL2Loss", StopsInEpochTwo)
     with pytest.raises(TrainingDiverged):
         train(load_config(config_path), tmp_path / "moved", progress=False)
     assert load_checkpoint(tmp_path / "moved" / LAST)["epoch"] == 1

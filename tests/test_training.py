@@ -12,7 +12,7 @@ from helpers import SRC, tiny_config
 from oplearn.config import load_config
 from oplearn.data.generate import generate_dataset, make_pde
 from oplearn.errors import CheckpointError, OplearnError, TrainingDiverged
-from oplearn.training import run as run_module
+from oplearn.training import tasks as tasks_module
 from oplearn.training.checkpoint import load_checkpoint, save_checkpoint
 from oplearn.training.run import LAST, load_run, train
 
@@ -95,7 +95,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, darcy16, monkey
             loss = ((pred - true) ** 2).mean()
             return loss * float("nan") if calls["n"] > n_batches + 2 else loss
 
-    monkeypatch.setattr(run_module, "RelativeL2Loss", PoisonedAfterOneEpoch)
+    monkeypatch.setattr(tasks_module, "RelativeL2Loss", PoisonedAfterOneEpoch)
     config = load_config(tiny_config(tmp_path / "c.yaml", darcy16, epochs=5))
     with pytest.raises(TrainingDiverged, match="loss became nan in epoch 2; the last good checkpoint \\(epoch 1\\)"):
         train(config, tmp_path / "run", progress=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from pathlib import Path
 
@@ -90,6 +91,10 @@ def cmd_demo(args) -> None:
     print(f"demo report: {path} (and report.md beside it)")
 
 
+COMMAND_MODULES: tuple[str, ...] = ()
+"""Modules that add a subcommand with ``add_command(subparsers)`` (their handlers set ``func``)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oplearn", description="Neural PDE solvers: generate data, train operators, evaluate.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a demo config key")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_demo)
+
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_command(sub)
     return parser
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from oplearn.errors import ConfigError
 from oplearn.schema import Strict
@@ -40,7 +40,11 @@ class DatasetSpec(Strict):
 
 
 class DataConfig(Strict):
-    """Training data: the first ``n_train`` samples of ``path`` train, the next ``n_val`` validate."""
+    """Training data: the first ``n_train`` samples of ``path`` train, the next ``n_val`` validate.
+
+    ``input_frames = k`` makes a ``map`` run on trajectories learn frames ``k ..`` from frames
+    ``0 .. k-1`` (:func:`oplearn.training.tasks.map_view`); unset, it learns all stored frames from ``u0``.
+    """
 
     path: str
     generate: GenerateSpec | None = None
@@ -48,6 +52,7 @@ class DataConfig(Strict):
     n_val: int = Field(default=0, ge=0)
     test: list[DatasetSpec] = Field(default_factory=list)
     batch_size: int = Field(default=20, gt=0)
+    input_frames: int | None = Field(default=None, gt=0)
 
     @property
     def train_spec(self) -> DatasetSpec:
@@ -108,10 +113,10 @@ class TrainConfig(Strict):
     GPU, ``fp16`` with loss scaling on CUDA only); spectral layers keep their FFTs in
     float32 and the loss is computed in float32.
 
-    ``task`` ``map`` learns ``u0 -> `` the stored outputs (trajectories folded into channels);
-    ``one_step`` learns the next frame of trajectories from the last ``history`` frames,
-    training each step after ``pushforward`` unrolled steps without gradient
-    (:mod:`oplearn.training.rollout`).
+    ``task`` names what is learned (:data:`oplearn.training.tasks.TASKS`): ``map`` learns the
+    stored outputs from the inputs (trajectories folded into channels); ``one_step`` learns the
+    next frame of trajectories from the last ``history`` frames, training each step after
+    ``pushforward`` unrolled steps without gradient (:mod:`oplearn.training.rollout`).
     """
 
     epochs: int = Field(default=100, gt=0)
@@ -127,9 +132,18 @@ class TrainConfig(Strict):
     checkpoint_every: int = Field(default=1, gt=0)
     device: str = "auto"
     threads: int | None = Field(default=None, gt=0)
-    task: Literal["map", "one_step"] = "map"
+    task: str = "map"
     history: int = Field(default=1, gt=0)
     pushforward: int = Field(default=0, ge=0)
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, name: str) -> str:
+        from oplearn.training.tasks import TASKS
+
+        if name not in TASKS:
+            raise ValueError(f"unknown task '{name}'; choose one of {', '.join(TASKS)}")
+        return name
 
 
 class RunConfig(Strict):

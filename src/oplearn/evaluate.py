@@ -13,7 +13,8 @@ from oplearn.errors import DataError
 from oplearn.metrics import evaluate_metrics, per_time_step, relative_l2
 from oplearn.models.operator import OperatorModel
 from oplearn.training.rollout import full_trajectory
-from oplearn.training.run import load_run, predict, predict_rollout
+from oplearn.training.run import load_run
+from oplearn.training.tasks import map_view, predict, predict_rollout
 
 METRICS_FILE = "metrics.json"
 
@@ -86,7 +87,7 @@ def evaluate_run(run_dir: str | Path, paths: list[str | Path], batch_size: int =
             rows.append({"path": str(path), "resolution": data.resolution, "n": len(data), "metrics": metrics,
                          "relative_l2_per_step": per_step})
             continue
-        data = load_fields(path).time_as_channels()
+        data = map_view(load_fields(path), config.data.input_frames)
         metrics, _ = evaluate_fields(model, data, batch_size)
         rows.append({"path": str(path), "resolution": data.resolution, "n": len(data), "metrics": metrics})
     rows.sort(key=lambda r: [int(s) for s in r["resolution"].split("x")])

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 from oplearn.data.files import load_fields  # noqa: E402
 from oplearn.evaluate import METRICS_FILE, evaluate_fields, evaluate_run, format_table  # noqa: E402
 from oplearn.training.run import LOG_FILE, load_run  # noqa: E402
+from oplearn.training.tasks import map_view  # noqa: E402
 
 REPORT_METRICS = ("relative_l2", "relative_h1", "nrmse", "max_error", "vrmse")
 
@@ -107,7 +108,7 @@ def make_report(run_dir: str | Path, data_paths: list[str | Path] | None = None,
     if curve:
         figures.append(("Training curves", curve))
     for row in rows:
-        data = load_fields(row["path"], limit=min(3, row["n"])).time_as_channels()
+        data = map_view(load_fields(row["path"], limit=min(3, row["n"])), config.data.input_frames)
         _, pred = evaluate_fields(model, data)
         if data.grid.ndim == 2:
             name = f"samples_{row['resolution']}.png"

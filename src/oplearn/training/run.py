@@ -12,10 +12,9 @@ Resuming replays nothing: each epoch's shuffle comes from a generator seeded by
 ``(seed, epoch)``, so a run killed after epoch ``k`` and resumed reaches the same weights
 as an uninterrupted run.
 
-With ``train.task=one_step`` the operator maps the last ``train.history`` frames of a
-trajectory (stacked as channels) to the next frame: each epoch shuffles the ``(sample, t)``
-pairs of :func:`oplearn.training.rollout.windows` the same way, ``train.pushforward`` steps
-run without gradient before the trained one, and validation scores a full rollout.
+What is learned is the run's task (``train.task``, :mod:`oplearn.training.tasks`): the loop
+here is the same for all of them. A task's own state (e.g. a target cache) is kept in the
+checkpoint beside the optimiser's.
 """
 
 from __future__ import annotations
@@ -26,39 +25,24 @@ import math
 import os
 import time
 from pathlib import Path
-from typing import Callable
 
 import torch
 import yaml
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from oplearn.config import DatasetSpec, RunConfig, dump_config, validate_config
-from oplearn.data.files import FieldData, load_fields, read_meta
-from oplearn.data.generate import generate_dataset, make_pde
+from oplearn.config import RunConfig, dump_config, validate_config
 from oplearn.errors import ConfigError, OplearnError, TrainingDiverged
-from oplearn.grids import Grid
-from oplearn.losses import RelativeH1Loss, RelativeL2Loss
-from oplearn.metrics import per_time_step, relative_l2
-from oplearn.models.operator import OperatorModel
 from oplearn.seeding import generator
 from oplearn.training import distributed
 from oplearn.training.checkpoint import load_checkpoint, save_checkpoint
-from oplearn.training.rollout import full_trajectory, rollout, step, window_frames, window_targets, windows
+from oplearn.training.tasks import ensure_dataset, rebuild_model, task_class
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "metrics.jsonl"
 LAST = Path("checkpoints") / "last.pt"
 BEST = Path("checkpoints") / "best.pt"
-
-
-def ensure_dataset(spec: DatasetSpec, progress: bool = True) -> Path:
-    """The dataset file of ``spec``, generated from its recipe first if it does not exist."""
-    path = Path(spec.path)
-    if not path.exists() and spec.generate is not None:
-        g = spec.generate
-        generate_dataset(make_pde(g.pde, g.params), g.n, g.resolution, path, seed=g.seed, progress=progress)
-    return path
 
 
 def resolve_device(name: str) -> torch.device:
@@ -73,26 +57,16 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def build_operator(config: RunConfig, in_channels: int, out_channels: int, grid: Grid) -> OperatorModel:
-    """The model of ``config`` wrapped to take and return physical fields on ``grid``'s domain."""
-    extra = grid.ndim if config.train.positional_features else 0
-    net = config.model.build(in_channels + extra, out_channels, grid.ndim, grid_shape=grid.shape)
-    return OperatorModel(
-        net, in_channels, out_channels, grid.domain, grid.periodic, config.train.positional_features, grid.shape
-    )
-
-
-def model_from_checkpoint(state: dict) -> tuple[OperatorModel, RunConfig]:
-    """Rebuild the operator saved in a checkpoint (last or best)."""
+def model_from_checkpoint(state: dict) -> tuple[nn.Module, RunConfig]:
+    """Rebuild the model saved in a checkpoint (last or best)."""
     config = validate_config(json.loads(state["config"]))
-    info = json.loads(state["data"])
-    model = build_operator(config, info["in_channels"], info["out_channels"], Grid.from_dict(info["grid"]))
+    model = rebuild_model(config, state["data"])
     model.load_state_dict(state["model"])
     return model.eval(), config
 
 
-def load_run(run_dir: str | Path, which: str = "best") -> tuple[OperatorModel, RunConfig]:
-    """The trained operator of a run directory (``best`` falls back to ``last``)."""
+def load_run(run_dir: str | Path, which: str = "best") -> tuple[nn.Module, RunConfig]:
+    """The trained model of a run directory (``best`` falls back to ``last``)."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise OplearnError(f"run directory '{run_dir}' does not exist; train one with 'oplearn train CONFIG --out {run_dir}'")
@@ -109,13 +83,6 @@ def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer) -> torch.opt
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
 
 
-def _loss(config: RunConfig, grid: Grid) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    if config.train.loss == "relative_h1":
-        h1 = RelativeH1Loss()
-        return lambda pred, true: h1(pred, true, grid)
-    return RelativeL2Loss()
-
-
 def _mixed_precision(config: RunConfig, device: torch.device) -> tuple[torch.autocast, torch.amp.GradScaler]:
     """The autocast context and gradient scaler for ``train.precision``."""
     precision = config.train.precision
@@ -124,51 +91,6 @@ def _mixed_precision(config: RunConfig, device: torch.device) -> tuple[torch.aut
     dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision, torch.float32)
     autocast = torch.autocast(device.type, dtype=dtype, enabled=precision != "fp32")
     return autocast, torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-
-
-def _split(config: RunConfig, progress: bool) -> tuple[FieldData, FieldData | None]:
-    path = ensure_dataset(config.data.train_spec, progress)
-    n_file = read_meta(path)["n"]
-    n_val = config.data.n_val
-    n_train = config.data.n_train if config.data.n_train is not None else n_file - n_val
-    if n_train <= 0 or n_train + n_val > n_file:
-        raise ConfigError(
-            f"config: data.n_train={n_train} + data.n_val={n_val} exceeds the {n_file} samples in '{path}'"
-        )
-    data = load_fields(path, limit=n_train + n_val)
-    if config.train.task == "one_step":
-        try:
-            trajectory = full_trajectory(data.inputs, data.outputs, data.time)
-        except ValueError as err:
-            raise ConfigError(f"config: train.task=one_step: '{path}': {err}") from None
-        # One-step data: ``outputs`` holds the whole trajectory (n, T + 1, C, *spatial).
-        data = FieldData(trajectory[:, 0], trajectory, data.grid, data.meta, path, data.time)
-    else:
-        data = data.time_as_channels()
-    train = FieldData(data.inputs[:n_train], data.outputs[:n_train], data.grid, data.meta, path)
-    val = FieldData(data.inputs[n_train:], data.outputs[n_train:], data.grid, data.meta, path) if n_val else None
-    return train, val
-
-
-@torch.no_grad()
-def predict_rollout(model: OperatorModel, trajectory: torch.Tensor, history: int, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Roll ``model`` out from the first ``history`` frames of each trajectory to its end.
-
-    Shapes: ``trajectory: (n, T + 1, C, *spatial) -> (n, T + 1 - history, C, *spatial)`` on the CPU.
-    """
-    model.eval()
-    steps = trajectory.shape[1] - history
-    return torch.cat(
-        [rollout(model, trajectory[i : i + batch_size, :history].to(device), steps).cpu()
-         for i in range(0, len(trajectory), batch_size)]
-    )
-
-
-@torch.no_grad()
-def predict(model: OperatorModel, inputs: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
-    """Run ``model`` over ``inputs`` in batches, returning predictions on the CPU."""
-    model.eval()
-    return torch.cat([model(inputs[i : i + batch_size].to(device)).cpu() for i in range(0, len(inputs), batch_size)])
 
 
 def _append_log(path: Path, record: dict) -> None:
@@ -243,45 +165,19 @@ def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict
 def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, world: distributed.World, device: torch.device) -> dict:
     distributed.check_batch(config.data.batch_size, world)
     if world.is_main:  # data generation happens once
-        ensure_dataset(config.data.train_spec, progress)
-        for spec in config.data.test:
-            ensure_dataset(spec, progress)
+        if config.data is not None:
+            ensure_dataset(config.data.train_spec, progress)
+            for spec in config.data.test:
+                ensure_dataset(spec, progress)
     world.barrier()
-    train_data, val_data = _split(config, progress)
-    grid = train_data.grid
     torch.manual_seed(config.seed)
-    one_step = config.train.task == "one_step"
-    history, pushforward = config.train.history, config.train.pushforward
-    if one_step:
-        frames = train_data.outputs.flatten(0, 1)
-        channels = frames.shape[1]
-        model = build_operator(config, history * channels, channels, grid)
-        model.output_norm.fit(frames)
-        model.input_norm.mean.copy_(model.output_norm.mean.repeat(history))
-        model.input_norm.std.copy_(model.output_norm.std.repeat(history))
-        try:
-            pairs = windows(len(train_data), train_data.outputs.shape[1], history, pushforward)
-        except ValueError as err:
-            raise ConfigError(f"config: train.task=one_step: {err}") from None
-    else:
-        model = build_operator(config, train_data.inputs.shape[1], train_data.outputs.shape[1], grid)
-        model.input_norm.fit(train_data.inputs)
-        model.output_norm.fit(train_data.outputs)
-    model.to(device)
+    task = task_class(config.train.task)(config, progress)
+    model = task.build_model().to(device)
     net = DistributedDataParallel(model) if world.distributed else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = _scheduler(config, optimizer)
-    loss_fn = _loss(config, grid)
     autocast, scaler = _mixed_precision(config, device)
-    if one_step:
-        data_info = json.dumps(
-            {"in_channels": model.in_channels, "out_channels": model.out_channels, "grid": grid.to_dict(),
-             "task": "one_step", "history": history}
-        )
-    else:
-        data_info = json.dumps(
-            {"in_channels": train_data.inputs.shape[1], "out_channels": train_data.outputs.shape[1], "grid": grid.to_dict()}
-        )
+    data_info = json.dumps(task.info())
 
     log_path = run_dir / LOG_FILE
     start_epoch, best_val = 0, math.inf
@@ -292,6 +188,7 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         scaler.load_state_dict(state["scaler"])
+        task.load_state_dict(state["task"])
         start_epoch, best_val = int(state["epoch"]), float(state["best_val"])
         if world.is_main:
             _truncate_log(log_path, start_epoch)
@@ -309,16 +206,6 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
             "best_val": best_val,
         }
 
-    def pushed_window(batch_pairs: torch.Tensor) -> torch.Tensor:
-        """The input channels of the trained step: the true window of each pair, advanced
-        ``pushforward`` steps by the model without gradient."""
-        frames = window_frames(train_data.outputs, batch_pairs, history).to(device)
-        if pushforward and len(batch_pairs):
-            with torch.no_grad(), autocast:
-                for _ in range(pushforward):
-                    frames = step(model, frames)[1].float()
-        return frames.flatten(1, 2)
-
     def train_step(batch: torch.Tensor) -> torch.Tensor:
         """Gradients of the mean loss over the global ``batch`` (this rank's share, in
         ``train.accumulate`` micro-batches); returns that mean loss."""
@@ -328,26 +215,23 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
         for j, idx in enumerate(micro_batches):
             last = j == len(micro_batches) - 1
             with (net.no_sync() if world.distributed and not last else contextlib.nullcontext()):
-                if one_step:
-                    x, y = pushed_window(pairs[idx]), window_targets(train_data.outputs, pairs[idx], pushforward).to(device)
-                else:
-                    x, y = train_data.inputs[idx].to(device), train_data.outputs[idx].to(device)
-                with autocast:
-                    pred = net(x)
-                local = loss_fn(pred.float(), y) if len(idx) else pred.sum() * 0.0
+                # An empty share still runs forward and backward (on a stand-in item, weighted 0)
+                # so that every rank joins DDP's gradient all-reduce.
+                local = task.loss(net, model, idx if len(idx) else batch[:1], device, autocast) * (len(idx) > 0)
                 # Weighted so that the summed (and rank-averaged) gradient is that of the global batch mean.
                 scaler.scale(local * (len(idx) * world.size / len(batch))).backward()
             loss_sum += local.detach().double() * len(idx)
         return world.sum(loss_sum) / len(batch)
 
     saved_epoch = start_epoch
-    n = len(pairs) if one_step else len(train_data)
+    n = len(task)
     batch_size = config.data.batch_size
     epochs = config.train.epochs
     bar = tqdm(range(start_epoch, epochs), initial=start_epoch, total=epochs, desc="train", unit="epoch",
                disable=not progress or None)
     for epoch in bar:
         t0 = time.perf_counter()
+        task.start_epoch(epoch)
         model.train()
         order = torch.randperm(n, generator=generator(config.seed, 1, epoch))
         total, count = 0.0, 0
@@ -367,17 +251,11 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         record = {"epoch": epoch + 1, "train_loss": total / count, "lr": lr}
-        if val_data is not None:
-            if one_step:
-                pred = predict_rollout(model, val_data.outputs, history, batch_size, device)
-                record["val_relative_l2"] = per_time_step(relative_l2, pred, val_data.outputs[:, history:]).mean().item()
-            else:
-                pred = predict(model, val_data.inputs, batch_size, device)
-                record["val_relative_l2"] = relative_l2(pred, val_data.outputs).mean().item()
-            if record["val_relative_l2"] < best_val:
-                best_val = record["val_relative_l2"]
-                if world.is_main:
-                    save_checkpoint(checkpoint(epoch + 1), run_dir / BEST)
+        record.update(task.validate(model, batch_size, device))
+        if "val_relative_l2" in record and record["val_relative_l2"] < best_val:
+            best_val = record["val_relative_l2"]
+            if world.is_main:
+                save_checkpoint(checkpoint(epoch + 1), run_dir / BEST)
         record["seconds"] = time.perf_counter() - t0
         if world.is_main:
             _append_log(log_path, record)
@@ -389,10 +267,11 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
                 scheduler=scheduler.state_dict(),
                 scaler=scaler.state_dict(),
                 rng=torch.get_rng_state(),
+                task=task.state_dict(),
             )
             save_checkpoint(state, run_dir / LAST)
             saved_epoch = epoch + 1
-    if val_data is None and world.is_main:
+    if not math.isfinite(best_val) and world.is_main:
         save_checkpoint(checkpoint(epochs), run_dir / BEST)
     world.barrier()
     return {"run_dir": str(run_dir), "epochs": epochs, "best_val_relative_l2": best_val}

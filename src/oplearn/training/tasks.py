@@ -1,0 +1,306 @@
+"""What a training run learns: a :class:`Task` turns data into a model, a loss and validation.
+
+The training loop (:mod:`oplearn.training.run`) is shared by every task: it shuffles the
+task's ``len(task)`` items each epoch with a generator seeded by ``(seed, epoch)``, splits
+each global batch over processes and micro-batches, steps the optimiser, validates, logs and
+checkpoints. A task decides what an item is (a sample, a ``(sample, t)`` window, a problem
+instance), how the model is built and how a batch of items is scored.
+
+``train.task`` in the config names the task; :data:`TASKS` maps names to classes. Tasks
+defined in other modules are registered there by their import path, so that importing
+this module stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import torch
+from torch import nn
+
+from oplearn.config import DatasetSpec, RunConfig
+from oplearn.data.files import FieldData, load_fields, read_meta
+from oplearn.data.generate import generate_dataset, make_pde
+from oplearn.errors import ConfigError
+from oplearn.grids import Grid
+from oplearn.losses import RelativeH1Loss, RelativeL2Loss
+from oplearn.metrics import per_time_step, relative_l2
+from oplearn.models.operator import OperatorModel
+from oplearn.training.rollout import full_trajectory, rollout, step, window_frames, window_targets, windows
+
+
+def ensure_dataset(spec: DatasetSpec, progress: bool = True) -> Path:
+    """The dataset file of ``spec``, generated from its recipe first if it does not exist."""
+    path = Path(spec.path)
+    if not path.exists() and spec.generate is not None:
+        g = spec.generate
+        generate_dataset(make_pde(g.pde, g.params), g.n, g.resolution, path, seed=g.seed, progress=progress)
+    return path
+
+
+def build_operator(config: RunConfig, in_channels: int, out_channels: int, grid: Grid) -> OperatorModel:
+    """The model of ``config`` wrapped to take and return physical fields on ``grid``'s domain."""
+    extra = grid.ndim if config.train.positional_features else 0
+    net = config.model.build(in_channels + extra, out_channels, grid.ndim, grid_shape=grid.shape)
+    return OperatorModel(
+        net, in_channels, out_channels, grid.domain, grid.periodic, config.train.positional_features, grid.shape
+    )
+
+
+def map_view(data: FieldData, input_frames: int | None) -> FieldData:
+    """The input -> output pairs a ``map`` operator learns from ``data``.
+
+    Without ``input_frames`` trajectory outputs are folded into channels (``u0 -> u(t_1..t_T)``,
+    :meth:`FieldData.time_as_channels`). With ``input_frames = k`` the full trajectory
+    ``u0 .. uT`` is split: frames ``0 .. k-1`` in, frames ``k .. T`` out, each folded into
+    channels (the FNO paper's Navier-Stokes setting has ``k = 10``).
+
+    Shapes: trajectories ``(n, T, C, *spatial)`` -> inputs ``(n, k C, *spatial)``,
+    outputs ``(n, (T + 1 - k) C, *spatial)``.
+    """
+    if input_frames is None:
+        return data.time_as_channels()
+    try:
+        trajectory = full_trajectory(data.inputs, data.outputs, data.time)
+    except ValueError as err:
+        raise ConfigError(f"config: data.input_frames needs trajectory data: '{data.path}': {err}") from None
+    if trajectory.shape[1] <= input_frames:
+        raise ConfigError(
+            f"config: data.input_frames={input_frames} leaves no output frame in the {trajectory.shape[1]}-frame "
+            f"trajectories of '{data.path}'; lower it"
+        )
+    inputs, outputs = trajectory[:, :input_frames].flatten(1, 2), trajectory[:, input_frames:].flatten(1, 2)
+    return FieldData(inputs, outputs, data.grid, data.meta, data.path)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int, device: torch.device) -> torch.Tensor:
+    """Run ``model`` over ``inputs`` in batches, returning predictions on the CPU."""
+    model.eval()
+    return torch.cat([model(inputs[i : i + batch_size].to(device)).cpu() for i in range(0, len(inputs), batch_size)])
+
+
+@torch.no_grad()
+def predict_rollout(model: nn.Module, trajectory: torch.Tensor, history: int, batch_size: int, device: torch.device) -> torch.Tensor:
+    """Roll ``model`` out from the first ``history`` frames of each trajectory to its end.
+
+    Shapes: ``trajectory: (n, T + 1, C, *spatial) -> (n, T + 1 - history, C, *spatial)`` on the CPU.
+    """
+    model.eval()
+    steps = trajectory.shape[1] - history
+    return torch.cat(
+        [rollout(model, trajectory[i : i + batch_size, :history].to(device), steps).cpu()
+         for i in range(0, len(trajectory), batch_size)]
+    )
+
+
+class Task:
+    """What a run learns. One instance per run, made from the config (it loads its data).
+
+    Subclasses set ``name`` and implement the methods below; ``net`` in :meth:`loss` is the
+    module to call for gradients (wrapped by DDP when distributed), ``model`` the plain one.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, config: RunConfig, progress: bool = True):
+        self.config = config
+        self.progress = progress
+
+    def build_model(self) -> nn.Module:
+        """A new model for this task's data, with its normalisers fitted."""
+        raise NotImplementedError
+
+    def info(self) -> dict:
+        """JSON-able facts about the data that :meth:`rebuild` needs; kept in checkpoints."""
+        raise NotImplementedError
+
+    @classmethod
+    def rebuild(cls, config: RunConfig, info: dict) -> nn.Module:
+        """An untrained model of the saved shape, to load a checkpoint's weights into."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        """Items per epoch; the loop shuffles and batches their indices."""
+        raise NotImplementedError
+
+    def loss(self, net: nn.Module, model: nn.Module, idx: torch.Tensor, device: torch.device,
+             autocast: AbstractContextManager) -> torch.Tensor:
+        """Mean loss (float32 scalar) over the items ``idx`` (never empty)."""
+        raise NotImplementedError
+
+    def validate(self, model: nn.Module, batch_size: int, device: torch.device) -> dict[str, float]:
+        """Validation metrics; ``val_relative_l2`` (lower is better) selects the best checkpoint."""
+        return {}
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called before each epoch (0-based) is trained."""
+
+    def state_dict(self) -> dict:
+        """Task state that must survive a resume (e.g. target caches)."""
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict`."""
+
+
+def _data_loss(config: RunConfig, grid: Grid) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    if config.train.loss == "relative_h1":
+        h1 = RelativeH1Loss()
+        return lambda pred, true: h1(pred, true, grid)
+    return RelativeL2Loss()
+
+
+class FieldTask(Task):
+    """A task on a dataset file: the first ``data.n_train`` samples train, the next ``data.n_val`` validate."""
+
+    def __init__(self, config: RunConfig, progress: bool = True):
+        super().__init__(config, progress)
+        path = ensure_dataset(config.data.train_spec, progress)
+        n_file = read_meta(path)["n"]
+        n_val = config.data.n_val
+        n_train = config.data.n_train if config.data.n_train is not None else n_file - n_val
+        if n_train <= 0 or n_train + n_val > n_file:
+            raise ConfigError(
+                f"config: data.n_train={n_train} + data.n_val={n_val} exceeds the {n_file} samples in '{path}'"
+            )
+        data = self.prepare(load_fields(path, limit=n_train + n_val))
+        self.grid = data.grid
+        self.train = FieldData(data.inputs[:n_train], data.outputs[:n_train], data.grid, data.meta, path)
+        self.val = FieldData(data.inputs[n_train:], data.outputs[n_train:], data.grid, data.meta, path) if n_val else None
+        self.data_loss = _data_loss(config, self.grid)
+
+    def prepare(self, data: FieldData) -> FieldData:
+        """The task's view of the loaded file."""
+        return data
+
+    @classmethod
+    def rebuild(cls, config: RunConfig, info: dict) -> OperatorModel:
+        return build_operator(config, info["in_channels"], info["out_channels"], Grid.from_dict(info["grid"]))
+
+
+class MapTask(FieldTask):
+    """Learn the operator ``inputs -> outputs`` of a dataset (:func:`map_view` of trajectories)."""
+
+    name = "map"
+
+    def prepare(self, data: FieldData) -> FieldData:
+        return map_view(data, self.config.data.input_frames)
+
+    def build_model(self) -> OperatorModel:
+        model = build_operator(self.config, self.train.inputs.shape[1], self.train.outputs.shape[1], self.grid)
+        model.input_norm.fit(self.train.inputs)
+        model.output_norm.fit(self.train.outputs)
+        return model
+
+    def info(self) -> dict:
+        return {"in_channels": self.train.inputs.shape[1], "out_channels": self.train.outputs.shape[1],
+                "grid": self.grid.to_dict()}
+
+    def __len__(self) -> int:
+        return len(self.train)
+
+    def loss(self, net, model, idx, device, autocast):
+        x, y = self.train.inputs[idx].to(device), self.train.outputs[idx].to(device)
+        with autocast:
+            pred = net(x)
+        return self.data_loss(pred.float(), y)
+
+    def validate(self, model, batch_size, device):
+        if self.val is None:
+            return {}
+        pred = predict(model, self.val.inputs, batch_size, device)
+        return {"val_relative_l2": relative_l2(pred, self.val.outputs).mean().item()}
+
+
+class OneStepTask(FieldTask):
+    """Learn the next frame of trajectories from the last ``train.history`` frames.
+
+    An item is a ``(sample, t)`` window (:func:`oplearn.training.rollout.windows`); the
+    trained step follows ``train.pushforward`` steps of the model without gradient.
+    Validation scores a full rollout from each trajectory's first ``history`` frames.
+    ``outputs`` holds whole trajectories ``(n, T + 1, C, *spatial)``.
+    """
+
+    name = "one_step"
+
+    def __init__(self, config: RunConfig, progress: bool = True):
+        super().__init__(config, progress)
+        self.history, self.pushforward = config.train.history, config.train.pushforward
+        try:
+            self.pairs = windows(len(self.train), self.train.outputs.shape[1], self.history, self.pushforward)
+        except ValueError as err:
+            raise ConfigError(f"config: train.task=one_step: {err}") from None
+
+    def prepare(self, data: FieldData) -> FieldData:
+        try:
+            trajectory = full_trajectory(data.inputs, data.outputs, data.time)
+        except ValueError as err:
+            raise ConfigError(f"config: train.task=one_step: '{data.path}': {err}") from None
+        return FieldData(trajectory[:, 0], trajectory, data.grid, data.meta, data.path, data.time)
+
+    def build_model(self) -> OperatorModel:
+        frames = self.train.outputs.flatten(0, 1)
+        channels = frames.shape[1]
+        model = build_operator(self.config, self.history * channels, channels, self.grid)
+        model.output_norm.fit(frames)
+        model.input_norm.mean.copy_(model.output_norm.mean.repeat(self.history))
+        model.input_norm.std.copy_(model.output_norm.std.repeat(self.history))
+        return model
+
+    def info(self) -> dict:
+        channels = self.train.outputs.shape[2]
+        return {"in_channels": self.history * channels, "out_channels": channels, "grid": self.grid.to_dict(),
+                "task": self.name, "history": self.history}
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def loss(self, net, model, idx, device, autocast):
+        pairs = self.pairs[idx]
+        frames = window_frames(self.train.outputs, pairs, self.history).to(device)
+        if self.pushforward:
+            # The unrolled steps call the plain model: no gradient, no DDP synchronisation.
+            with torch.no_grad(), autocast:
+                for _ in range(self.pushforward):
+                    frames = step(model, frames)[1].float()
+        y = window_targets(self.train.outputs, pairs, self.pushforward).to(device)
+        with autocast:
+            pred = net(frames.flatten(1, 2))
+        return self.data_loss(pred.float(), y)
+
+    def validate(self, model, batch_size, device):
+        if self.val is None:
+            return {}
+        pred = predict_rollout(model, self.val.outputs, self.history, batch_size, device)
+        errors = per_time_step(relative_l2, pred, self.val.outputs[:, self.history:])
+        return {"val_relative_l2": errors.mean().item()}
+
+
+TASKS: dict[str, type[Task] | str] = {
+    "map": MapTask,
+    "one_step": OneStepTask,
+}
+"""Task name -> class, or ``"module:Class"`` for tasks imported on first use."""
+
+
+def task_class(name: str) -> type[Task]:
+    """The task class registered as ``name``."""
+    try:
+        entry = TASKS[name]
+    except KeyError:
+        raise ConfigError(f"config: train.task '{name}' is unknown; choose one of {', '.join(TASKS)}") from None
+    if isinstance(entry, str):
+        module, _, cls = entry.partition(":")
+        entry = getattr(importlib.import_module(module), cls)
+    return entry
+
+
+def rebuild_model(config: RunConfig, data_info: str | dict) -> nn.Module:
+    """The untrained model a checkpoint's ``data`` entry describes."""
+    info = json.loads(data_info) if isinstance(data_info, str) else data_info
+    return task_class(config.train.task).rebuild(config, info)
