@@ -90,3 +90,31 @@ def test_pushforward_runs(tmp_path, advection):
                                      task="one_step", pushforward=1))
     summary = train(config, tmp_path / "run", progress=False)
     assert torch.isfinite(torch.tensor(summary["best_val_relative_l2"]))
+
+
+def test_first_frames_in_the_rest_out(tmp_path, advection):
+    """The FNO Navier-Stokes setting: frames 0..k-1 in, frames k..T out (data.input_frames)."""
+    from oplearn.data.files import load_fields
+    from oplearn.training.tasks import map_view
+
+    data = load_fields(advection)
+    trajectory = full_trajectory(data.inputs, data.outputs, data.time)
+    view = map_view(data, 4)
+    assert view.inputs.shape == (24, 4, 32) and view.outputs.shape == (24, trajectory.shape[1] - 4, 32)
+    torch.testing.assert_close(view.inputs[:, 3], trajectory[:, 3, 0])
+    torch.testing.assert_close(view.outputs[:, 0], trajectory[:, 4, 0])
+
+    config_path = tiny_config(tmp_path / "c.yaml", advection, epochs=12, test=[advection], model=FNO1D)
+    config = load_config(config_path, ["data.input_frames=4"])
+    train(config, tmp_path / "run", progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert log[-1]["train_loss"] < 0.7 * log[0]["train_loss"]
+    model, _ = load_run(tmp_path / "run")
+    assert (model.in_channels, model.out_channels) == (4, trajectory.shape[1] - 4)
+    rows = evaluate_run(tmp_path / "run", [advection])
+    assert rows[0]["metrics"]["relative_l2"] < 1.0
+
+    from oplearn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="input_frames=12 leaves no output frame"):
+        train(load_config(config_path, ["data.input_frames=12"]), tmp_path / "bad", progress=False)
