@@ -25,6 +25,7 @@ BENCHMARKS = {
     "model_zoo": ("model_zoo.py", [], True),
     "navier_stokes_speed": ("navier_stokes_speed.py", ["--horizon", "0.005"], False),
     "darcy_accuracy": ("darcy_accuracy.py", [], False),
+    "reproduce": ("reproduce.py", ["--preset", "cpu"], False),
 }
 
 
