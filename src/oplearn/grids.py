@@ -111,6 +111,22 @@ class Grid:
         return cls(tuple(d["shape"]), tuple(tuple(x) for x in d["domain"]), bool(d["periodic"]))
 
 
+def boundary_values(field: torch.Tensor, grid: Grid) -> torch.Tensor:
+    """The values of ``field`` at the boundary nodes of a bounded grid, in C order.
+
+    Shapes: ``(..., *grid.shape) -> (..., n_boundary)`` with
+    ``n_boundary = prod(shape) - prod(shape - 2)``.
+    """
+    if grid.periodic:
+        raise ValueError("a periodic grid has no boundary nodes")
+    if tuple(field.shape[field.ndim - grid.ndim :]) != grid.shape:
+        raise ValueError(f"field of shape {tuple(field.shape)} does not end with the grid shape {grid.shape}")
+    mask = torch.zeros(grid.shape, dtype=torch.bool, device=field.device)
+    for d in range(grid.ndim):
+        mask.index_fill_(d, torch.tensor([0, grid.shape[d] - 1], device=field.device), True)
+    return field[..., mask]
+
+
 def subsample(field: torch.Tensor, factor: int, ndim: int) -> torch.Tensor:
     """Keep every ``factor``-th node along the last ``ndim`` axes of ``field``."""
     index = (Ellipsis,) + (slice(None, None, factor),) * ndim

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from oplearn.grids import Grid, subsample
+from oplearn.grids import Grid, boundary_values, subsample
 
 
 class PDE(abc.ABC):
@@ -34,6 +34,10 @@ class PDE(abc.ABC):
     output_names: ClassVar[tuple[str, ...]]
     periodic: ClassVar[bool]
     ndim: ClassVar[int]
+
+    #: Whether the solution vanishes on the boundary of its (bounded) grid: zero Dirichlet
+    #: data, checked by :meth:`boundary_residual`.
+    zero_dirichlet: ClassVar[bool] = False
 
     #: Output times of a time-dependent PDE (1D tensor), ``None`` for a steady one.
     times: torch.Tensor | None = None
@@ -75,6 +79,31 @@ class PDE(abc.ABC):
         Zero (to solver tolerance) for ``outputs = solve(inputs)``. The shape is documented
         by each PDE (interior points for Dirichlet problems).
         """
+
+    def boundary_residual(self, outputs: torch.Tensor, inputs: torch.Tensor, grid: Grid) -> torch.Tensor | None:
+        """Misfit of ``outputs`` to the boundary conditions at the boundary nodes (differentiable).
+
+        With :attr:`zero_dirichlet`, the outputs at the boundary nodes
+        (:func:`oplearn.grids.boundary_values`). ``None`` when :meth:`residual` imposes the
+        boundary conditions itself (periodic grids, no-flux finite volumes).
+
+        Shapes: ``outputs (batch, channels, *grid.shape) -> (batch, channels, n_boundary)``.
+        """
+        return boundary_values(outputs, grid) if self.zero_dirichlet else None
+
+    def initial_residual(self, outputs: torch.Tensor, inputs: torch.Tensor, grid: Grid) -> torch.Tensor | None:
+        """Misfit of the first stored frame to the initial condition ``inputs`` (differentiable).
+
+        Only for trajectories stored from ``t = 0`` (first frame = initial condition).
+        ``None`` for steady PDEs and for trajectories stored from ``t > 0``, whose
+        :meth:`residual` takes ``inputs`` as the frame at ``t = 0``.
+
+        Shapes: ``outputs (batch, len(times), channels, *grid.shape)``, ``inputs (batch,
+        channels, *grid.shape) -> (batch, channels, *grid.shape)``.
+        """
+        if self.times is None or float(self.times[0]) > 0:
+            return None
+        return outputs[:, 0] - inputs.to(outputs)
 
     @abc.abstractmethod
     def params(self) -> dict[str, Any]:

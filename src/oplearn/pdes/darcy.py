@@ -57,6 +57,7 @@ class Darcy(PDE):
     input_names = ("a",)
     output_names = ("u",)
     periodic = False
+    zero_dirichlet = True
     ndim = 2
 
     def __init__(

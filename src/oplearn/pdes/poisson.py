@@ -46,6 +46,7 @@ class _RandomSourceProblem(PDE):
     input_names = ("f",)
     output_names = ("u",)
     periodic = False
+    zero_dirichlet = True
     ndim = 2
 
     #: The wavenumber :math:`k` (``0`` for Poisson).

@@ -1,0 +1,146 @@
+import math
+
+import pytest
+import torch
+
+from oplearn.grids import Grid, boundary_values, subsample
+from oplearn.pdes import Burgers, BurgersPDEBench, Darcy, NavierStokes, Poisson
+from oplearn.physics import PhysicsLoss
+from problems import observed_order
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def smooth_coefficient(grid: Grid) -> torch.Tensor:
+    """A smooth positive permeability ``(1, 1, *grid.shape)`` between 0.7 and 2.1."""
+    x, y = grid.coordinates(torch.float64)
+    return (1.4 + 0.6 * torch.sin(2 * math.pi * x) * torch.cos(3 * math.pi * y) + 0.1 * x)[None, None]
+
+
+def compatible_source(grid: Grid) -> torch.Tensor:
+    """A smooth source vanishing on the boundary (so the solution is smooth up to the corners)."""
+    x, y = grid.coordinates(torch.float64)
+    return (torch.sin(math.pi * x) * torch.sin(2 * math.pi * y) * (1 + x * y))[None, None]
+
+
+def elliptic_orders(pde, inputs_on):
+    """Interior losses of a 257^2 solve subsampled to 17, 33, 65 (a stand-in for the exact
+    solution: its own discretisation error is 1/16 of the coarsest residual's or less)."""
+    fine = pde.grid(257)
+    inputs = inputs_on(fine)
+    u = pde.solve(inputs, fine)
+    assert PhysicsLoss(pde, fine)(u, inputs) < 1e-10  # the solver's own grid: round-off
+    spacings, losses = [], []
+    for k in (16, 8, 4):
+        grid = pde.grid(256 // k + 1)
+        terms = PhysicsLoss(pde, grid).terms(subsample(u, k, 2), subsample(inputs, k, 2))
+        assert terms["boundary"].abs().max() == 0
+        spacings.append(grid.spacing[0])
+        losses.append(terms["interior"].item())
+    return observed_order(spacings, losses), losses
+
+
+def test_poisson_loss_of_the_solution_is_second_order():
+    order, losses = elliptic_orders(Poisson(), compatible_source)
+    assert losses[-1] < 1e-3 and 1.9 < order < 2.2, (order, losses)
+
+
+def test_darcy_loss_of_the_solution_converges_between_first_and_second_order():
+    # Second order in the smooth interior; the constant forcing does not vanish at the corners
+    # where u = 0 on both edges, so u ~ r^2 log r there and the corner points alone converge
+    # at first order in the root-mean-square norm: the observed order lies between the two.
+    order, losses = elliptic_orders(Darcy(), smooth_coefficient)
+    assert losses[-1] < 3e-3 and 1.2 < order < 1.8, (order, losses)
+
+
+def test_darcy_loss_vanishes_on_the_data_grid_for_thresholded_coefficients():
+    # The residual is the solver's own scheme: zero at its solution, whatever the coefficient
+    # (the thresholded one's residual does not converge under refinement: u has kinks).
+    pde = Darcy()
+    grid = pde.grid(33)
+    a = pde.sample_input(3, grid, seeded(1))
+    u = pde.solve(a, grid).float()  # stored in float32, like dataset files
+    loss = PhysicsLoss(pde, grid)
+    assert loss(u, a) < 1e-5
+    noisy = u + 1e-2 * u.abs().max() * torch.randn(u.shape, generator=seeded(2))
+    assert loss(noisy, a) > 1e3 * loss(u, a) and loss(noisy, a) > 0.1
+    shifted = u + 0.1 * u.abs().max()  # right interior residual, wrong boundary values
+    terms = loss.terms(shifted, a)
+    assert (terms["interior"] < 1e-5).all() and (terms["boundary"] > 0.1).all()
+    # relative: the same for any forcing (u scales with f)
+    scaled = Darcy(forcing=7.0)
+    assert torch.allclose(PhysicsLoss(scaled, grid).terms(7 * noisy, a)["interior"], loss.terms(noisy, a)["interior"], rtol=1e-4)
+
+
+def time_orders(make_pde, grid, u0, frame_counts):
+    spacings, losses, last = [], [], None
+    for n_times in frame_counts:
+        pde = make_pde(n_times)
+        u = pde.solve(u0, grid)
+        loss = PhysicsLoss(pde, grid)
+        spacings.append(pde.t_final / n_times)
+        losses.append(loss(u, u0).item())
+        last = (pde, loss, u)
+    return observed_order(spacings, losses), losses, last
+
+
+def test_burgers_loss_of_the_solution_is_second_order_in_the_frame_spacing():
+    grid = Burgers().grid(64)
+    u0 = Burgers(modes=4).sample_input(2, grid, seeded(3))
+    order, losses, (pde, loss, u) = time_orders(lambda n: Burgers(t_final=0.05, n_times=n, dt=1e-3), grid, u0, (10, 20, 40))
+    assert losses[-1] < 1e-3 and 1.8 < order < 2.2, (order, losses)
+    assert set(loss.terms(u, u0)) == {"interior"}  # periodic, stored from t > 0: u0 enters the residual
+    folded = u.flatten(1, 2)  # time as channels, as the map task predicts it
+    assert torch.equal(loss(folded, u0), loss(u, u0))
+    noisy = u + 1e-3 * u.abs().max() * torch.randn(u.shape, generator=seeded(4))
+    assert loss(noisy, u0) > 100 * loss(u, u0)
+
+
+def test_navier_stokes_loss_of_the_solution_is_second_order_in_the_frame_spacing():
+    grid = NavierStokes().grid(32)
+    w0 = NavierStokes(modes=4).sample_input(2, grid, seeded(5))
+    make = lambda n: NavierStokes(nu=1e-3, t_final=0.2, n_times=n, dt=1e-3, modes=4)  # noqa: E731
+    # (more frames reach the floor set by the spatial truncation at 32^2, about 5e-6)
+    order, losses, (pde, loss, w) = time_orders(make, grid, w0, (5, 10, 20))
+    assert losses[-1] < 1e-3 and 1.8 < order < 2.2, (order, losses)
+    noisy = w + 1e-3 * w.abs().max() * torch.randn(w.shape, generator=seeded(6))
+    assert loss(noisy, w0) > 100 * loss(w, w0)
+
+
+def test_initial_term_for_trajectories_stored_from_time_zero():
+    pde = BurgersPDEBench(t_final=0.05, n_times=11, dt=1e-3)
+    grid = pde.grid(64)
+    u0 = pde.sample_input(2, grid, seeded(7))
+    u = pde.solve(u0, grid)
+    loss = PhysicsLoss(pde, grid)
+    terms = loss.terms(u, u0)
+    assert set(terms) == {"interior", "initial"} and (terms["initial"] < 1e-14).all()
+    moved = u.clone()
+    moved[:, 0] += 0.05 * u0  # frame 0 off the initial condition by 5%
+    assert torch.allclose(loss.terms(moved, u0)["initial"], torch.full((2,), 0.05, dtype=torch.float64))
+    only_initial = PhysicsLoss(pde, grid, weight=0.0, initial_weight=2.0)
+    assert torch.allclose(only_initial(moved, u0), torch.tensor(0.1, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("pde, resolution", [(Darcy(), 9), (Poisson(), 9), (Burgers(n_times=3), 16), (NavierStokes(t_final=0.3, n_times=3), 8)])
+def test_gradients_reach_every_output_value(pde, resolution):
+    grid = pde.grid(resolution)
+    inputs = pde.sample_input(2, grid, seeded(8))
+    outputs = (0.01 * torch.randn((2, *pde.output_shape(grid)), generator=seeded(9), dtype=torch.float64)).requires_grad_(True)
+    PhysicsLoss(pde, grid)(outputs, inputs).backward()
+    assert torch.isfinite(outputs.grad).all() and (outputs.grad != 0).float().mean() > 0.9
+
+
+def test_boundary_values_and_shape_errors():
+    grid = Grid((4, 5))
+    field = torch.arange(20.0).reshape(1, 4, 5)
+    assert sorted(boundary_values(field, grid)[0].tolist()) == [0, 1, 2, 3, 4, 5, 9, 10, 14, 15, 16, 17, 18, 19]
+    with pytest.raises(ValueError, match="no boundary"):
+        boundary_values(field, Grid((4, 5), periodic=True))
+    pde = Darcy()
+    with pytest.raises(ValueError, match="outputs must have shape"):
+        PhysicsLoss(pde, pde.grid(9))(torch.zeros(2, 2, 9, 9), torch.ones(2, 1, 9, 9))
+    with pytest.raises(ValueError, match="bounded 2D grid"):
+        PhysicsLoss(pde, Grid((9, 9), periodic=True))
