@@ -44,6 +44,9 @@ class DataConfig(Strict):
 
     ``input_frames = k`` makes a ``map`` run on trajectories learn frames ``k ..`` from frames
     ``0 .. k-1`` (:func:`oplearn.training.tasks.map_view`); unset, it learns all stored frames from ``u0``.
+
+    ``lazy`` reads training and validation samples from the file batch by batch instead of
+    loading them (:mod:`oplearn.data.source`): for files larger than memory; same results.
     """
 
     path: str
@@ -53,6 +56,7 @@ class DataConfig(Strict):
     test: list[DatasetSpec] = Field(default_factory=list)
     batch_size: int = Field(default=20, gt=0)
     input_frames: int | None = Field(default=None, gt=0)
+    lazy: bool = False
 
     @property
     def train_spec(self) -> DatasetSpec:

@@ -1,8 +1,8 @@
 """A lazily reading ``torch.utils.data.Dataset`` over an oplearn dataset file.
 
 Only the header is read when the dataset is built; each ``dataset[i]`` reads one sample (one
-HDF5 chunk of each array, already strided when subsampling), so memory does not grow with
-the file. The HDF5 file is opened on first access in each process and reopened when the
+HDF5 chunk of each array, already strided when subsampling) and :meth:`FieldDataset.read` a
+batch of samples in one HDF5 call per array, so memory does not grow with the file. The HDF5 file is opened on first access in each process and reopened when the
 process id changes, so a dataset built (and even used) in the parent works in the worker
 processes of a ``DataLoader(num_workers > 0)``: a forked worker never reuses the parent's
 file handle, and a pickled dataset carries no handle at all.
@@ -44,6 +44,10 @@ def strided_grid(grid: Grid, stride: int) -> Grid:
         raise DataError(f"stride {stride} leaves fewer than 2 nodes of the grid {grid.shape}")
     domain = tuple((lo, lo + (m - 1) * stride * h) for (lo, _), m, h in zip(grid.domain, shape, grid.spacing))
     return Grid(shape, domain, periodic=False)
+
+
+def _float32(array) -> torch.Tensor:
+    return torch.from_numpy(np.asarray(array, dtype=np.float32))
 
 
 class FieldDataset(Dataset):
@@ -97,7 +101,30 @@ class FieldDataset(Dataset):
         space = (slice(None, None, self.stride),) * self.grid.ndim
         x = f["inputs"][(sample, Ellipsis, *space)]
         y = f["outputs"][(sample, Ellipsis, *space)]
-        return torch.from_numpy(np.asarray(x, dtype=np.float32)), torch.from_numpy(np.asarray(y, dtype=np.float32))
+        return _float32(x), _float32(y)
+
+    def read(self, positions: Sequence[int] | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The samples at ``positions`` (any order, repeats allowed) as two batches.
+
+        The distinct file rows are read in increasing order with one HDF5 selection per
+        array (a slice when they are consecutive, else a point list), then put in the
+        order asked for.
+
+        Shapes: ``positions (b,)`` -> ``inputs (b, c_in, *grid.shape)``, ``outputs (b, c_out,
+        *grid.shape)`` or ``(b, time, c_out, *grid.shape)``, float32.
+        """
+        positions = torch.as_tensor(positions, dtype=torch.long).reshape(-1)
+        if len(positions) and not (-len(self) <= int(positions.min()) and int(positions.max()) < len(self)):
+            raise IndexError(f"positions {positions.tolist()[:5]}... are out of range for {len(self)} samples")
+        rows = torch.as_tensor(self.indices, dtype=torch.long)[positions]
+        unique, order = torch.unique(rows, sorted=True, return_inverse=True)
+        first, last = (int(unique[0]), int(unique[-1])) if len(unique) else (0, -1)
+        rows_selection = slice(first, last + 1) if last - first + 1 == len(unique) else unique.tolist()
+        space = (slice(None, None, self.stride),) * self.grid.ndim
+        f = self._handle()
+        x = f["inputs"][(rows_selection, Ellipsis, *space)]
+        y = f["outputs"][(rows_selection, Ellipsis, *space)]
+        return _float32(x)[order], _float32(y)[order]
 
     def close(self) -> None:
         """Close this process's file handle (reopened on the next access)."""

@@ -68,6 +68,10 @@ class FieldData:
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
+    def select(self, index: slice | torch.Tensor) -> "FieldData":
+        """The samples ``index`` (a slice, or positions ``(b,)``) of this data."""
+        return FieldData(self.inputs[index], self.outputs[index], self.grid, self.meta, self.path, self.time)
+
     def time_as_channels(self) -> "FieldData":
         """Trajectory outputs ``(n, time, c, *spatial)`` folded to ``(n, time * c, *spatial)``.
 

@@ -25,8 +25,10 @@ from torch import nn
 from oplearn.config import DatasetSpec, RunConfig
 from oplearn.data.files import FieldData, load_fields, read_meta
 from oplearn.data.generate import generate_dataset, make_pde
+from oplearn.data.source import FieldSource, LazySource, MemorySource
 from oplearn.errors import ConfigError
 from oplearn.grids import Grid
+from oplearn.layers.normalization import ChannelMoments
 from oplearn.losses import RelativeH1Loss, RelativeL2Loss
 from oplearn.metrics import per_time_step, relative_l2
 from oplearn.models.operator import OperatorModel
@@ -156,7 +158,11 @@ def _data_loss(config: RunConfig, grid: Grid) -> Callable[[torch.Tensor, torch.T
 
 
 class FieldTask(Task):
-    """A task on a dataset file: the first ``data.n_train`` samples train, the next ``data.n_val`` validate."""
+    """A task on a dataset file: the first ``data.n_train`` samples train, the next ``data.n_val`` validate.
+
+    ``self.train`` and ``self.val`` are :mod:`sources <oplearn.data.source>` of the prepared
+    samples: in memory, or read from the file batch by batch when ``data.lazy`` is set.
+    """
 
     def __init__(self, config: RunConfig, progress: bool = True):
         super().__init__(config, progress)
@@ -168,10 +174,17 @@ class FieldTask(Task):
             raise ConfigError(
                 f"config: data.n_train={n_train} + data.n_val={n_val} exceeds the {n_file} samples in '{path}'"
             )
-        data = self.prepare(load_fields(path, limit=n_train + n_val))
-        self.grid = data.grid
-        self.train = FieldData(data.inputs[:n_train], data.outputs[:n_train], data.grid, data.meta, path)
-        self.val = FieldData(data.inputs[n_train:], data.outputs[n_train:], data.grid, data.meta, path) if n_val else None
+        self.train: FieldSource
+        self.val: FieldSource | None
+        if config.data.lazy:
+            self.train = LazySource(path, 0, n_train, self.prepare)
+            self.val = LazySource(path, n_train, n_train + n_val, self.prepare) if n_val else None
+        else:
+            data = self.prepare(load_fields(path, limit=n_train + n_val))
+            self.train = MemorySource(data.select(slice(0, n_train)))
+            self.val = MemorySource(data.select(slice(n_train, None))) if n_val else None
+        self.grid = self.train.grid
+        self.example = self.train.read(torch.zeros(1, dtype=torch.long))  # one prepared sample: the shapes (checks the view early)
         self.data_loss = _data_loss(config, self.grid)
 
     def prepare(self, data: FieldData) -> FieldData:
@@ -192,20 +205,25 @@ class MapTask(FieldTask):
         return map_view(data, self.config.data.input_frames)
 
     def build_model(self) -> OperatorModel:
-        model = build_operator(self.config, self.train.inputs.shape[1], self.train.outputs.shape[1], self.grid)
-        model.input_norm.fit(self.train.inputs)
-        model.output_norm.fit(self.train.outputs)
+        model = build_operator(self.config, self.example.inputs.shape[1], self.example.outputs.shape[1], self.grid)
+        inputs, outputs = ChannelMoments(), ChannelMoments()
+        for chunk in self.train.chunks(self.config.data.batch_size):
+            inputs.add(chunk.inputs)
+            outputs.add(chunk.outputs)
+        model.input_norm.fit_moments(inputs)
+        model.output_norm.fit_moments(outputs)
         return model
 
     def info(self) -> dict:
-        return {"in_channels": self.train.inputs.shape[1], "out_channels": self.train.outputs.shape[1],
+        return {"in_channels": self.example.inputs.shape[1], "out_channels": self.example.outputs.shape[1],
                 "grid": self.grid.to_dict()}
 
     def __len__(self) -> int:
         return len(self.train)
 
     def loss(self, net, model, idx, device, autocast):
-        x, y = self.train.inputs[idx].to(device), self.train.outputs[idx].to(device)
+        batch = self.train.read(idx)
+        x, y = batch.inputs.to(device), batch.outputs.to(device)
         with autocast:
             pred = net(x)
         return self.data_loss(pred.float(), y)
@@ -213,8 +231,9 @@ class MapTask(FieldTask):
     def validate(self, model, batch_size, device):
         if self.val is None:
             return {}
-        pred = predict(model, self.val.inputs, batch_size, device)
-        return {"val_relative_l2": relative_l2(pred, self.val.outputs).mean().item()}
+        errors = [relative_l2(predict(model, chunk.inputs, batch_size, device), chunk.outputs)
+                  for chunk in self.val.chunks(batch_size)]
+        return {"val_relative_l2": torch.cat(errors).mean().item()}
 
 
 class OneStepTask(FieldTask):
@@ -223,7 +242,7 @@ class OneStepTask(FieldTask):
     An item is a ``(sample, t)`` window (:func:`oplearn.training.rollout.windows`); the
     trained step follows ``train.pushforward`` steps of the model without gradient.
     Validation scores a full rollout from each trajectory's first ``history`` frames.
-    ``outputs`` holds whole trajectories ``(n, T + 1, C, *spatial)``.
+    Prepared samples hold whole trajectories ``(T + 1, C, *spatial)`` as outputs.
     """
 
     name = "one_step"
@@ -232,7 +251,7 @@ class OneStepTask(FieldTask):
         super().__init__(config, progress)
         self.history, self.pushforward = config.train.history, config.train.pushforward
         try:
-            self.pairs = windows(len(self.train), self.train.outputs.shape[1], self.history, self.pushforward)
+            self.pairs = windows(len(self.train), self.example.outputs.shape[1], self.history, self.pushforward)
         except ValueError as err:
             raise ConfigError(f"config: train.task=one_step: {err}") from None
 
@@ -244,16 +263,16 @@ class OneStepTask(FieldTask):
         return FieldData(trajectory[:, 0], trajectory, data.grid, data.meta, data.path, data.time)
 
     def build_model(self) -> OperatorModel:
-        frames = self.train.outputs.flatten(0, 1)
-        channels = frames.shape[1]
+        channels = self.example.outputs.shape[2]
         model = build_operator(self.config, self.history * channels, channels, self.grid)
-        model.output_norm.fit(frames)
+        frames = ChannelMoments.of(chunk.outputs.flatten(0, 1) for chunk in self.train.chunks(self.config.data.batch_size))
+        model.output_norm.fit_moments(frames)
         model.input_norm.mean.copy_(model.output_norm.mean.repeat(self.history))
         model.input_norm.std.copy_(model.output_norm.std.repeat(self.history))
         return model
 
     def info(self) -> dict:
-        channels = self.train.outputs.shape[2]
+        channels = self.example.outputs.shape[2]
         return {"in_channels": self.history * channels, "out_channels": channels, "grid": self.grid.to_dict(),
                 "task": self.name, "history": self.history}
 
@@ -262,13 +281,17 @@ class OneStepTask(FieldTask):
 
     def loss(self, net, model, idx, device, autocast):
         pairs = self.pairs[idx]
-        frames = window_frames(self.train.outputs, pairs, self.history).to(device)
+        # the trajectories of the batch's samples, each read once; pairs renumbered into them
+        samples, local = torch.unique(pairs[:, 0], return_inverse=True)
+        trajectories = self.train.read(samples).outputs
+        pairs = torch.stack([local, pairs[:, 1]], dim=1)
+        frames = window_frames(trajectories, pairs, self.history).to(device)
         if self.pushforward:
             # The unrolled steps call the plain model: no gradient, no DDP synchronisation.
             with torch.no_grad(), autocast:
                 for _ in range(self.pushforward):
                     frames = step(model, frames)[1].float()
-        y = window_targets(self.train.outputs, pairs, self.pushforward).to(device)
+        y = window_targets(trajectories, pairs, self.pushforward).to(device)
         with autocast:
             pred = net(frames.flatten(1, 2))
         return self.data_loss(pred.float(), y)
@@ -276,9 +299,11 @@ class OneStepTask(FieldTask):
     def validate(self, model, batch_size, device):
         if self.val is None:
             return {}
-        pred = predict_rollout(model, self.val.outputs, self.history, batch_size, device)
-        errors = per_time_step(relative_l2, pred, self.val.outputs[:, self.history:])
-        return {"val_relative_l2": errors.mean().item()}
+        errors = []
+        for chunk in self.val.chunks(batch_size):
+            pred = predict_rollout(model, chunk.outputs, self.history, batch_size, device)
+            errors.append(per_time_step(relative_l2, pred, chunk.outputs[:, self.history:]))
+        return {"val_relative_l2": torch.cat(errors).mean().item()}
 
 
 TASKS: dict[str, type[Task] | str] = {
