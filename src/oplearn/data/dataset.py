@@ -85,6 +85,7 @@ class FieldDataset(Dataset):
         bad = [i for i in self.indices if not 0 <= i < n]
         if bad:
             raise DataError(f"'{self.path}' holds {n} samples; indices {bad[:5]} are out of range")
+        self._rows = torch.tensor(self.indices, dtype=torch.long)
         with h5py.File(self.path, "r") as f:
             self.time = torch.from_numpy(np.asarray(f["time"][:], dtype=np.float64)) if "time" in f else None
         self._file: h5py.File | None = None
@@ -116,14 +117,14 @@ class FieldDataset(Dataset):
         positions = torch.as_tensor(positions, dtype=torch.long).reshape(-1)
         if len(positions) and not (-len(self) <= int(positions.min()) and int(positions.max()) < len(self)):
             raise IndexError(f"positions {positions.tolist()[:5]}... are out of range for {len(self)} samples")
-        rows = torch.as_tensor(self.indices, dtype=torch.long)[positions]
+        rows = self._rows[positions]
         unique, order = torch.unique(rows, sorted=True, return_inverse=True)
         first, last = (int(unique[0]), int(unique[-1])) if len(unique) else (0, -1)
-        rows_selection = slice(first, last + 1) if last - first + 1 == len(unique) else unique.tolist()
+        selection = slice(first, last + 1) if last - first + 1 == len(unique) else unique.tolist()
         space = (slice(None, None, self.stride),) * self.grid.ndim
         f = self._handle()
-        x = f["inputs"][(rows_selection, Ellipsis, *space)]
-        y = f["outputs"][(rows_selection, Ellipsis, *space)]
+        x = f["inputs"][(selection, Ellipsis, *space)]
+        y = f["outputs"][(selection, Ellipsis, *space)]
         return _float32(x)[order], _float32(y)[order]
 
     def close(self) -> None:
