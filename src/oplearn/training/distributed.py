@@ -5,7 +5,9 @@ each sees ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE`` and joins one process grou
 GPUs, gloo on CPUs). Every rank holds the whole model, takes a disjoint slice of each global
 batch and averages gradients; rank 0 alone writes logs, checkpoints and reports. The
 global batch size ``data.batch_size`` and the per-epoch shuffle do not depend on the
-number of processes, so a run may be resumed on a different number of them.
+number of processes, so a run may be resumed on a different number of them. With
+``data.lazy`` each rank reads only its slice of every global batch from the (possibly
+sharded) HDF5 file (:mod:`oplearn.data.source`).
 """
 
 from __future__ import annotations

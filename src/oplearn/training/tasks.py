@@ -188,7 +188,8 @@ class FieldTask(Task):
         self.data_loss = _data_loss(config, self.grid)
 
     def prepare(self, data: FieldData) -> FieldData:
-        """The task's view of the loaded file."""
+        """The task's view of samples read from the file; it must act sample by sample (it is
+        applied to the whole file in memory, or to each batch read lazily)."""
         return data
 
     @classmethod
