@@ -118,6 +118,23 @@ class GaussianRandomField:
                 matrices.append(torch.exp(2j * math.pi * phase))
         return matrices
 
+    def covariance(self, grid: Grid) -> torch.Tensor:
+        r"""The exact covariance of the field's values at the nodes of ``grid``, float64.
+
+        :math:`\mathrm{Cov}[u(x_i), u(x_j)] = \sum_k s_k^2\, \phi_k(x_i) \phi_k(x_j)` (real and
+        imaginary parts of the periodic basis each carry :math:`s_k^2`).
+
+        Shapes: ``-> (N, N)`` with ``N = prod(grid.shape)``, nodes in C order.
+        """
+        s2 = self.scales(grid.lengths).square()
+        basis = self._basis(grid, None)
+        # phi[i, k]: the product basis at node i (C order) for multi-index k (C order).
+        phi = basis[0]
+        for b in basis[1:]:
+            phi = (phi[:, None, :, None] * b[None, :, None, :]).reshape(phi.shape[0] * b.shape[0], -1)
+        weighted = phi * s2.flatten().to(phi.dtype)
+        return (weighted @ phi.conj().T).real
+
     def sample(
         self,
         n: int,
