@@ -166,3 +166,35 @@ def test_calibration_and_error_rate():
     assert coefficient_error_rate(torch.tensor([[4.0, 11.0, 7.0, 3.0]]), a, 3.0, 12.0).item() == 0.25
     metrics = posterior_metrics(post, truth, ("a",), two_valued={"a": (-1.0, 1.0)})
     assert set(metrics["a"]) == {"relative_l2", "calibration_90", "mean_std", "error_rate"}
+
+
+def test_interpolation_baselines():
+    from oplearn.inverse.baselines import interpolate, interpolate_and_solve, regression_pairs
+    from oplearn.pdes.darcy import Darcy
+
+    grid = Grid((16, 16))
+    x, yy = grid.coordinates(torch.float64)
+    linear = (1 + 2 * x - 3 * yy)[None, None]
+    obs = PointObservation((1, 16, 16), 60, generator=torch.Generator().manual_seed(0))
+    hull = (x >= x[obs.mask()[0]].min()) & (x <= x[obs.mask()[0]].max())
+    values = interpolate(obs, obs.apply(linear), grid, 0)[0]
+    assert values.shape == (16, 16)
+    assert torch.allclose(values[obs.mask()[0]], linear[0, 0][obs.mask()[0]])
+    assert (values - linear[0, 0])[hull].abs().max() < 1.5  # nearest-neighbour fill outside the hull only
+    darcy = Darcy()
+    a = darcy.sample_input(2, grid, torch.Generator().manual_seed(0))
+    fields = torch.cat([a, darcy.solve(a, grid)], dim=1)
+    everything = Subsample((2, 16, 16), 1, channels=0)
+    solved = interpolate_and_solve(darcy, everything, everything.apply(fields), grid)
+    assert torch.allclose(solved, fields)
+    inputs, targets = regression_pairs(fields, grid, 30, observed=[1], targets=[0], generator=torch.Generator().manual_seed(0))
+    assert inputs.shape == (2, 2, 16, 16) and targets.shape == (2, 1, 16, 16) and inputs[:, 1].sum() == 60
+
+
+def test_write_fields_round_trip(tmp_path):
+    from oplearn.data.files import load_fields, write_fields
+
+    grid = Grid((5, 4))
+    path = write_fields(tmp_path / "d.h5", torch.randn(3, 2, 5, 4), torch.randn(3, 1, 5, 4), grid, (["a", "m"], ["u"]), "darcy", {}, 0)
+    data = load_fields(path)
+    assert data.inputs.shape == (3, 2, 5, 4) and data.grid == grid and not (tmp_path / "d.h5.partial").exists()

@@ -166,3 +166,26 @@ def _check_header(f: h5py.File, path: Path) -> dict[str, Any]:
         if not (path.parent / name).is_file():
             raise DataError(f"'{path}' is assembled from shard files and '{name}' is missing next to it; move the .shards folder along with it")
     return meta
+
+
+def write_fields(path: str | Path, inputs: torch.Tensor, outputs: torch.Tensor, grid: Grid, names: tuple[list[str], list[str]],
+                 pde: str, pde_params: dict[str, Any], seed: int) -> Path:
+    """Write derived fields (e.g. interpolated observations -> targets) as a complete dataset file.
+
+    ``inputs (n, c_in, *grid.shape)``, ``outputs (n, c_out, *grid.shape)``; ``names`` are the
+    input and output channel names; ``pde``, ``pde_params`` and ``seed`` describe where the
+    fields came from. Written to ``<path>.partial`` and renamed, like generated files.
+    """
+    path = Path(path)
+    check_fields(inputs, grid, f"{path}: inputs")
+    check_fields(outputs, grid, f"{path}: outputs")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    with h5py.File(partial, "w") as f:
+        for key, data, channel_names in (("inputs", inputs, names[0]), ("outputs", outputs, names[1])):
+            dset = f.create_dataset(key, data=data.detach().cpu().numpy().astype(np.float32))
+            dset.attrs["names"] = json.dumps(list(channel_names))
+        f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "pde": pde, "pde_params": json.dumps(pde_params),
+                        "grid": json.dumps(grid.to_dict()), "seed": int(seed), "n": len(inputs), "n_complete": len(inputs)})
+    partial.replace(path)
+    return path
