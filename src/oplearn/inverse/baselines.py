@@ -22,6 +22,7 @@ import torch
 from scipy.interpolate import griddata
 
 from oplearn.grids import Grid
+from oplearn.inverse.guidance import two_valued
 from oplearn.inverse.observations import Observation, PointObservation
 from oplearn.pdes.base import PDE
 
@@ -43,13 +44,6 @@ def interpolate(observation: Observation, y: torch.Tensor, grid: Grid, channel: 
         nearest = griddata(points, v, targets, method="nearest")
         out.append(np.where(np.isnan(linear), nearest, linear))
     return torch.from_numpy(np.stack(out)).reshape(len(values), *grid.shape)
-
-
-def two_valued(pde: PDE) -> dict[str, tuple[float, float]]:
-    """``{input channel: (low, high)}`` for PDEs whose coefficient takes two values (Darcy), else ``{}``."""
-    if hasattr(pde, "low") and hasattr(pde, "high"):
-        return {pde.input_names[0]: (float(pde.low), float(pde.high))}
-    return {}
 
 
 def interpolate_and_solve(pde: PDE, observation: Observation, y: torch.Tensor, grid: Grid) -> torch.Tensor:

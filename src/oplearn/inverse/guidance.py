@@ -92,6 +92,13 @@ class DecoupledFields(torch.nn.Module):
         return torch.cat([a, self.operator(a).to(a.dtype)], dim=1)
 
 
+def two_valued(pde: PDE | None) -> dict[str, tuple[float, float]]:
+    """``{input channel: (low, high)}`` for PDEs whose coefficient takes two values (Darcy), else ``{}``."""
+    if pde is not None and hasattr(pde, "low") and hasattr(pde, "high"):
+        return {pde.input_names[0]: (float(pde.low), float(pde.high))}
+    return {}
+
+
 def _vjp(out: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """:math:`J^\\top v` of ``out`` with respect to ``x`` (keeps the graph)."""
     return torch.autograd.grad(out, x, grad_outputs=v, retain_graph=True)[0]
@@ -151,9 +158,14 @@ class GuidedDenoiser:
         return x0 if self.fields is None else self.fields(x0)
 
     def pde_residual(self, fields: torch.Tensor) -> torch.Tensor:
-        """The PDE residual of physical fields, ``(batch, C, *spatial) -> (batch, ...)``."""
+        """The PDE residual of physical fields, ``(batch, C, *spatial) -> (batch, ...)``; a two-valued
+        coefficient is first clamped to its range (denoised estimates may leave it)."""
         k = len(self.pde.input_names)
-        return self.pde.residual(fields[:, k:], fields[:, :k], self.grid)
+        inputs = fields[:, :k]
+        for name, (low, high) in two_valued(self.pde).items():
+            c = self.pde.input_names.index(name)
+            inputs = torch.cat([inputs[:, :c], inputs[:, c : c + 1].clamp(low, high), inputs[:, c + 1 :]], dim=1)
+        return self.pde.residual(fields[:, k:], inputs, self.grid)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         s2 = self.observation.noise**2
