@@ -11,6 +11,15 @@ from oplearn.wos.domains import polygon_sdf
 from oplearn.wos.walk import green_radii
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Walks and tiny networks are many small tensor operations: one thread is fastest."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def gen(seed=0):
     return torch.Generator().manual_seed(seed)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator, model_v
 
 from oplearn.errors import ConfigError
 from oplearn.schema import Strict
+from oplearn.wos.config import WoSConfig
 
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -42,6 +43,9 @@ class DatasetSpec(Strict):
 class DataConfig(Strict):
     """Training data: the first ``n_train`` samples of ``path`` train, the next ``n_val`` validate.
 
+    ``path`` is required by the tasks that learn from a dataset file (``map``, ``one_step``);
+    a task that makes its own supervision (``wos``) uses only ``batch_size``.
+
     ``input_frames = k`` makes a ``map`` run on trajectories learn frames ``k ..`` from frames
     ``0 .. k-1`` (:func:`oplearn.training.tasks.map_view`); unset, it learns all stored frames from ``u0``.
 
@@ -49,7 +53,7 @@ class DataConfig(Strict):
     loading them (:mod:`oplearn.data.source`): for files larger than memory; same results.
     """
 
-    path: str
+    path: str | None = None
     generate: GenerateSpec | None = None
     n_train: int | None = Field(default=None, gt=0)
     n_val: int = Field(default=0, ge=0)
@@ -154,9 +158,21 @@ class RunConfig(Strict):
     """Everything that defines a training run."""
 
     seed: int = 0
-    data: DataConfig
+    data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=FNOConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    wos: WoSConfig | None = None
+
+    @model_validator(mode="after")
+    def _task_sections(self) -> "RunConfig":
+        from oplearn.training.tasks import task_class
+
+        task = self.train.task
+        if self.data.path is None and task_class(task).data_file:
+            raise ValueError(f"missing required key 'data.path' (train.task={task} learns from a dataset file)")
+        if self.wos is not None and task != "wos":
+            raise ValueError(f"the wos section configures train.task=wos, but train.task is {task}")
+        return self
 
     @model_validator(mode="after")
     def _deeponet_needs_coordinates(self) -> "RunConfig":

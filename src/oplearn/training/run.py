@@ -165,7 +165,7 @@ def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict
 def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, world: distributed.World, device: torch.device) -> dict:
     distributed.check_batch(config.data.batch_size, world)
     if world.is_main:  # data generation happens once
-        if config.data is not None:
+        if config.data.path is not None:
             ensure_dataset(config.data.train_spec, progress)
             for spec in config.data.test:
                 ensure_dataset(spec, progress)

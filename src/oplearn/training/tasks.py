@@ -108,6 +108,8 @@ class Task:
     """
 
     name: ClassVar[str]
+    #: Whether the task learns from the dataset file ``data.path`` (which is then required).
+    data_file: ClassVar[bool] = True
 
     def __init__(self, config: RunConfig, progress: bool = True):
         self.config = config
@@ -310,6 +312,7 @@ class OneStepTask(FieldTask):
 TASKS: dict[str, type[Task] | str] = {
     "map": MapTask,
     "one_step": OneStepTask,
+    "wos": "oplearn.wos.training:WoSTask",
 }
 """Task name -> class, or ``"module:Class"`` for tasks imported on first use."""
 
