@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import torch
 import yaml
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
@@ -31,3 +33,13 @@ def tiny_config(path: Path, data: Path, epochs: int = 3, test=(), model=None, **
     }
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one thread (walks and tiny networks are many small tensor operations,
+    which a second thread only slows down); use as ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

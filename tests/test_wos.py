@@ -10,14 +10,10 @@ from oplearn.wos import Ball, Box, DirichletProblem, StarShaped, walk_on_spheres
 from oplearn.wos.domains import polygon_sdf
 from oplearn.wos.walk import green_radii
 
+from helpers import one_thread  # noqa: F401 (the fixture must be importable here)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Walks and tiny networks are many small tensor operations: one thread is fastest."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed=0):

@@ -15,14 +15,10 @@ from oplearn.wos.neural import MLP, NeuralWoSConfig, train_neural_wos
 from oplearn.wos.problems import SQUARE, PoissonFamily
 from oplearn.wos.training import WoSTask, interpolate
 
+from helpers import one_thread  # noqa: F401 (the fixture must be importable here)
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Walks and tiny networks are many small tensor operations: one thread is fastest."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed):

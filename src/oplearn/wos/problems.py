@@ -130,10 +130,9 @@ class PoissonProblems:
         return (coef[:, 0] * torch.cos(k * phi) + coef[:, 1] * torch.sin(k * phi)).sum(-1)
 
     def _on_grid(self, fn, grid: Grid) -> torch.Tensor:
-        """``fn`` of every problem at every node: ``(P, *grid.shape)``."""
+        """``fn`` of every problem at every node, one problem at a time: ``(P, *grid.shape)``."""
         nodes = grid.coordinates(torch.float64).flatten(1).T  # (N, 2)
-        group = torch.arange(len(self)).repeat_interleave(len(nodes))
-        return fn(nodes.repeat(len(self), 1), group).view(len(self), *grid.shape)
+        return torch.stack([fn(nodes, torch.full((len(nodes),), p)).view(grid.shape) for p in range(len(self))])
 
     def fields(self, grid: Grid) -> torch.Tensor:
         """The operator's input channels ``(f, g, sdf)`` at the nodes: ``(P, 3, *grid.shape)``, float64."""
