@@ -23,6 +23,8 @@ BENCHMARKS = {
     "generation_throughput": ("generation_throughput.py", [], True),
     "demo_time": ("demo_time.py", [], True),
     "model_zoo": ("model_zoo.py", [], True),
+    "neural_wos": ("neural_wos.py", [], True),
+    "wos_vs_pino": ("wos_vs_pino.py", [], False),
     "navier_stokes_speed": ("navier_stokes_speed.py", ["--horizon", "0.005"], False),
     "darcy_accuracy": ("darcy_accuracy.py", [], False),
     "reproduce": ("reproduce.py", ["--preset", "cpu"], False),
