@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from oplearn.errors import ConfigError
+from oplearn.physics import PhysicsConfig
 from oplearn.schema import Strict
 from oplearn.wos.config import WoSConfig
 
@@ -125,6 +126,8 @@ class TrainConfig(Strict):
     stored outputs from the inputs (trajectories folded into channels); ``one_step`` learns the
     next frame of trajectories from the last ``history`` frames, training each step after
     ``pushforward`` unrolled steps without gradient (:mod:`oplearn.training.rollout`).
+
+    ``physics`` adds a physics-informed loss to the ``map`` task (:class:`oplearn.physics.PhysicsConfig`).
     """
 
     epochs: int = Field(default=100, gt=0)
@@ -143,6 +146,7 @@ class TrainConfig(Strict):
     task: str = "map"
     history: int = Field(default=1, gt=0)
     pushforward: int = Field(default=0, ge=0)
+    physics: PhysicsConfig | None = None
 
     @field_validator("task")
     @classmethod
@@ -178,6 +182,12 @@ class RunConfig(Strict):
     def _deeponet_needs_coordinates(self) -> "RunConfig":
         if self.model.name == "deeponet" and not self.train.positional_features:
             raise ValueError("model deeponet evaluates its trunk at the coordinate channels: keep train.positional_features=true")
+        return self
+
+    @model_validator(mode="after")
+    def _physics_needs_pde_inputs(self) -> "RunConfig":
+        if self.train.physics is not None and (self.train.task != "map" or self.data.input_frames is not None):
+            raise ValueError("train.physics needs train.task=map with the PDE's own inputs (no data.input_frames)")
         return self
 
 

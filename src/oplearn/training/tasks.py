@@ -32,6 +32,7 @@ from oplearn.layers.normalization import ChannelMoments
 from oplearn.losses import RelativeH1Loss, RelativeL2Loss
 from oplearn.metrics import per_time_step, relative_l2
 from oplearn.models.operator import OperatorModel
+from oplearn.physics import PhysicsTerm
 from oplearn.training.rollout import full_trajectory, rollout, step, window_frames, window_targets, windows
 
 
@@ -200,21 +201,39 @@ class FieldTask(Task):
 
 
 class MapTask(FieldTask):
-    """Learn the operator ``inputs -> outputs`` of a dataset (:func:`map_view` of trajectories)."""
+    """Learn the operator ``inputs -> outputs`` of a dataset (:func:`map_view` of trajectories).
+
+    With ``train.physics`` the loss adds the PDE's residual and the items extend to unlabelled
+    inputs (:class:`oplearn.physics.PhysicsTerm`); ``data_weight = 0`` trains without the
+    stored outputs, the output normaliser then having mean 0 and std ``output_scale``. The
+    boundary term is measured in units of the output normaliser's std.
+    """
 
     name = "map"
+
+    def __init__(self, config: RunConfig, progress: bool = True):
+        super().__init__(config, progress)
+        physics = config.train.physics
+        self.physics = None if physics is None else PhysicsTerm(physics, self.train, config.seed)
 
     def prepare(self, data: FieldData) -> FieldData:
         return map_view(data, self.config.data.input_frames)
 
     def build_model(self) -> OperatorModel:
         model = build_operator(self.config, self.example.inputs.shape[1], self.example.outputs.shape[1], self.grid)
+        data_free = self.physics is not None and self.physics.config.data_weight == 0
         inputs, outputs = ChannelMoments(), ChannelMoments()
         for chunk in self.train.chunks(self.config.data.batch_size):
             inputs.add(chunk.inputs)
-            outputs.add(chunk.outputs)
+            if not data_free:
+                outputs.add(chunk.outputs)
         model.input_norm.fit_moments(inputs)
-        model.output_norm.fit_moments(outputs)
+        if data_free:
+            model.output_norm.std.fill_(self.physics.config.output_scale)
+        else:
+            model.output_norm.fit_moments(outputs)
+        if self.physics is not None:
+            self.physics.loss_fn.solution_scale = float(model.output_norm.std.mean())
         return model
 
     def info(self) -> dict:
@@ -222,9 +241,11 @@ class MapTask(FieldTask):
                 "grid": self.grid.to_dict()}
 
     def __len__(self) -> int:
-        return len(self.train)
+        return len(self.train) if self.physics is None else len(self.physics)
 
     def loss(self, net, model, idx, device, autocast):
+        if self.physics is not None:
+            return self.physics.loss(net, idx, device, autocast, self.train, self.data_loss)
         batch = self.train.read(idx)
         x, y = batch.inputs.to(device), batch.outputs.to(device)
         with autocast:
