@@ -228,7 +228,7 @@ def test_data_free_training_never_reads_the_outputs(tmp_path, darcy16):
 
 
 def test_labelled_subset_with_extra_inputs_and_a_finer_residual_grid(tmp_path, darcy16):
-    overrides = ["data.n_train=4", "train.physics.extra_inputs=12", "train.physics.refine=2"]
+    overrides = ["data.n_train=4", "train.physics.extra_inputs=12", "train.physics.refine=2", "data.lazy=true"]
     config = load_config(tiny_config(tmp_path / "c.yaml", darcy16, epochs=3), overrides)
     task = MapTask(config, progress=False)
     assert len(task) == 16 and task.physics.inputs.shape == (16, 1, 31, 31)
