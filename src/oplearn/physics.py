@@ -16,6 +16,13 @@ finer nodes, sharper than any interpolation of the coarse coefficient). Extra un
 inputs for the residual alone come from the PDE's input distribution
 (:meth:`PDE.sample_input <oplearn.pdes.base.PDE.sample_input>`).
 
+What the loss converges to: on the data grid the residual is the reference solver's scheme,
+so it vanishes at the stored solution (to the float32 round-off of the file). On a finer grid
+it vanishes at that grid's discrete solution; for smooth data the two agree to the scheme's
+order, but for a discontinuous coefficient (thresholded Darcy) the residual of the exact
+solution does not converge in the mean-square norm (its gradient has kinks at the jumps), so
+``refine > 1`` changes the target there rather than sharpening it.
+
 Training (``train.physics`` in a run config, :class:`PhysicsConfig`) adds this loss to the
 ``map`` task (:mod:`oplearn.training.tasks`).
 """
