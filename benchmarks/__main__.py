@@ -25,6 +25,7 @@ BENCHMARKS = {
     "model_zoo": ("model_zoo.py", [], True),
     "neural_wos": ("neural_wos.py", [], True),
     "wos_vs_pino": ("wos_vs_pino.py", [], False),
+    "lazy_data": ("lazy_data.py", ["--sizes", "1024", "4096"], True),
     "navier_stokes_speed": ("navier_stokes_speed.py", ["--horizon", "0.005"], False),
     "darcy_accuracy": ("darcy_accuracy.py", [], False),
     "reproduce": ("reproduce.py", ["--preset", "cpu"], False),
