@@ -120,3 +120,28 @@ def test_neural_wos_10d():
     losses = train_neural_wos(net, problem, NeuralWoSConfig(steps=300, batch=64, lr=3e-3))
     assert error() < 0.25 and error() < 0.25 * before, (before, error())
     assert sum(losses[-10:]) < 0.2 * sum(losses[:10])
+
+
+def test_wos_run_stopped_and_resumed_reaches_the_same_weights(tmp_path, monkeypatch):
+    """The cache is in the checkpoint and the walks are seeded by epoch: a resumed run
+    reproduces the uninterrupted one."""
+    config = tiny_wos_config(n_train=8, n_val=0)
+    config.train.epochs = 4
+    train(config, tmp_path / "whole", progress=False)
+
+    start_epoch = WoSTask.start_epoch
+
+    def stop_at_two(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        start_epoch(self, epoch)
+
+    monkeypatch.setattr(WoSTask, "start_epoch", stop_at_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(WoSTask, "start_epoch", start_epoch)
+    train(config, tmp_path / "resumed", resume=True, progress=False)
+    whole, resumed = (torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=True) for r in ("whole", "resumed"))
+    assert torch.equal(whole["task"]["sums"], resumed["task"]["sums"])
+    for key, value in whole["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=1e-6, msg=key)

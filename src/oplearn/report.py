@@ -122,7 +122,8 @@ def make_report(run_dir: str | Path, data_paths: list[str | Path] | None = None,
     table = format_table(rows, tuple(m for m in REPORT_METRICS if rows and m in rows[0]["metrics"]))
     summary = (
         f"Model: `{config.model.name}` ({sum(p.numel() for p in model.parameters()):,} parameters), "
-        f"trained at {train_res} for {config.train.epochs} epochs on `{config.data.path}`. "
+        f"trained at {train_res} for {config.train.epochs} epochs on "
+        f"{f'`{config.data.path}`' if config.data.path else f'its own targets (train.task={config.train.task})'}. "
         f"Metrics are sample means in physical units; definitions in `oplearn.metrics`."
     )
     md = ["# oplearn report", "", summary, "", "## Test metrics", "", table, ""]
