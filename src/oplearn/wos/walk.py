@@ -182,7 +182,8 @@ def walk_on_spheres(
 
     Points outside the domain or within ``epsilon`` of its boundary score :math:`g` at once.
     All walkers advance together; those reaching the :math:`\varepsilon`-shell leave the
-    batch. The result depends only on the inputs and the ``generator`` state.
+    batch. The result depends only on the inputs and the ``generator`` state (which must live on
+    the points' device).
 
     Shapes: ``points (m, d)``, ``group (m,)`` (problem index of each point, default 0)
     -> :class:`Estimate` with ``mean, stderr (m,)``.
@@ -220,5 +221,5 @@ def walk_on_spheres(
         truncated = int((-problem.sdf(x, g) >= epsilon).sum())
         value[alive] += problem.boundary(x, g)
     samples = value.view(m, walks)
-    stderr = samples.std(dim=1) / walks**0.5 if walks > 1 else torch.full((m,), float("nan"), dtype=value.dtype)
+    stderr = samples.std(dim=1) / walks**0.5 if walks > 1 else torch.full((m,), float("nan"), dtype=value.dtype, device=value.device)
     return Estimate(samples.mean(dim=1), stderr, int(walks), steps / (m * walks) if m else 0.0, truncated)
