@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from oplearn.diffusion.config import DiffusionConfig
 from oplearn.errors import ConfigError
 from oplearn.physics import PhysicsConfig
 from oplearn.schema import Strict
@@ -166,6 +167,7 @@ class RunConfig(Strict):
     model: ModelConfig = Field(default_factory=FNOConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     wos: WoSConfig | None = None
+    diffusion: DiffusionConfig | None = None
 
     @model_validator(mode="after")
     def _task_sections(self) -> "RunConfig":
@@ -176,6 +178,8 @@ class RunConfig(Strict):
             raise ValueError(f"missing required key 'data.path' (train.task={task} learns from a dataset file)")
         if self.wos is not None and task != "wos":
             raise ValueError(f"the wos section configures train.task=wos, but train.task is {task}")
+        if self.diffusion is not None and task != "diffusion":
+            raise ValueError(f"the diffusion section configures train.task=diffusion, but train.task is {task}")
         return self
 
     @model_validator(mode="after")

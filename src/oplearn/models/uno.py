@@ -106,10 +106,15 @@ class UNO(nn.Module):
         Hidden channels of the projection :math:`Q`.
     activation : str
         One of ``"gelu"``, ``"relu"``, ``"silu"``, ``"tanh"``, ``"identity"``.
+    condition_channels : int
+        ``> 0``: every block's output :math:`v` is modulated by a conditioning vector
+        :math:`e` (e.g. a noise-level embedding) as :math:`v (1 + \gamma(e)) + \beta(e)`
+        (FiLM, per channel), with :math:`\gamma, \beta` linear maps initialised to zero.
 
     Shapes
     ------
-    ``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``
+    ``x: (batch, in_channels, *spatial)``, ``condition: (batch, condition_channels)``
+    (only with ``condition_channels > 0``) ``-> (batch, out_channels, *spatial)``
 
     References
     ----------
@@ -126,6 +131,7 @@ class UNO(nn.Module):
         n_dim: int = 2,
         projection_channels: int = 128,
         activation: str = "gelu",
+        condition_channels: int = 0,
     ) -> None:
         super().__init__()
         modes = normalize_modes(modes, n_dim)
@@ -152,24 +158,44 @@ class UNO(nn.Module):
         self.projection = nn.Sequential(
             Pointwise(2 * width, projection_channels), act(), Pointwise(projection_channels, out_channels)
         )
+        self.condition_channels = int(condition_channels)
+        if self.condition_channels:
+            outputs = [channels[l + 1] for l in range(len(scales))] + [channels[l] for l in range(len(scales))]
+            self.film = nn.ModuleList(nn.Linear(self.condition_channels, 2 * c) for c in outputs)
+            for layer in self.film:
+                nn.init.zeros_(layer.weight)
+                nn.init.zeros_(layer.bias)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``."""
+    def _modulate(self, index: int, v: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
+        """FiLM of block ``index`` (down blocks first, then up blocks): ``v (1 + gamma) + beta``."""
+        if condition is None:
+            return v
+        gamma, beta = self.film[index](condition).view(v.shape[0], 2, v.shape[1], *[1] * (v.ndim - 2)).unbind(1)
+        return v * (1 + gamma) + beta
+
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """``x: (batch, in_channels, *spatial)``, ``condition: (batch, condition_channels)``
+        ``-> (batch, out_channels, *spatial)``."""
         d = len(self.modes)
         if x.ndim != d + 2 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"UNO expects input (batch, {self.in_channels}, {', '.join(['n'] * d)}), got {tuple(x.shape)}"
             )
+        if (condition is None) != (self.condition_channels == 0) or (
+            condition is not None and tuple(condition.shape) != (x.shape[0], self.condition_channels)
+        ):
+            got = None if condition is None else tuple(condition.shape)
+            raise ValueError(f"UNO built with condition_channels={self.condition_channels} got condition of shape {got}")
         spatial = tuple(x.shape[2:])
         sizes = [spatial] + [tuple(max(1, round(s * n)) for n in spatial) for s in self.scales]
         skips = [self.lifting(x)]
         for level, block in enumerate(self.down, start=1):
-            skips.append(block(skips[-1], sizes[level]))
+            skips.append(self._modulate(level - 1, block(skips[-1], sizes[level]), condition))
         u = skips[-1]
         for level in reversed(range(len(self.up))):  # block `level` maps level + 1 -> level
             if level < len(self.up) - 1:
                 u = torch.cat([u, skips[level + 1]], dim=1)
-            u = self.up[level](u, sizes[level])
+            u = self._modulate(len(self.down) + level, self.up[level](u, sizes[level]), condition)
         return self.projection(torch.cat([u, skips[0]], dim=1))
 
 

@@ -334,6 +334,7 @@ TASKS: dict[str, type[Task] | str] = {
     "map": MapTask,
     "one_step": OneStepTask,
     "wos": "oplearn.wos.training:WoSTask",
+    "diffusion": "oplearn.diffusion.task:DiffusionTask",
 }
 """Task name -> class, or ``"module:Class"`` for tasks imported on first use."""
 
