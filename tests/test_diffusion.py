@@ -3,6 +3,7 @@
 import json
 import math
 
+import h5py
 import pytest
 import torch
 import yaml
@@ -165,6 +166,15 @@ def test_diffusion_task_trains_and_loads_as_prior(tmp_path, darcy16):
         z = sample(prior, x, karras_sigmas(6), "dpmpp2m")
     fields = prior.decode(z)
     assert fields.shape == (2, 2, 24, 24) and torch.isfinite(fields).all()
+    out = tmp_path / "s" / "samples.h5"
+    run_cli("sample", tmp_path / "run", "--n", 3, "--steps", 4, "--sampler", "heun", "--resolution", 24, "--out", out)
+    with h5py.File(out) as f:
+        assert f["samples"].shape == (3, 2, 24, 24) and json.loads(f.attrs["sampler"]) == "heun"
+    assert out.with_suffix(".png").stat().st_size > 0
+    proc = run_cli("sample", tmp_path / "run", "--resolution", 4, check=False)
+    assert proc.returncode == 2 and proc.stderr.strip().startswith("error: cannot sample at resolution (4, 4)")
+    proc = run_cli("sample", tmp_path / "nothing", check=False)
+    assert proc.returncode == 2 and "does not exist" in proc.stderr
 
 
 def test_diffusion_config_errors(tmp_path, darcy16):

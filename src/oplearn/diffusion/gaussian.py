@@ -2,7 +2,9 @@ r"""Distributions with exact denoisers, for testing and benchmarking samplers an
 
 For data :math:`x_0 \sim p` and :math:`x = x_0 + \sigma\varepsilon`, the ideal denoiser is the
 posterior mean :math:`D(x; \sigma) = E[x_0 \mid x]`. It is available in closed form for a
-mixture of isotropic Gaussians (:class:`GaussianMixture`).
+mixture of isotropic Gaussians (:class:`GaussianMixture`) and for a Gaussian-random-field
+prior (:class:`GaussianPrior`, linear and diagonal in the field's eigenbasis, with the exact
+probability-flow map).
 """
 
 from __future__ import annotations

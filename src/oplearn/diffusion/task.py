@@ -155,3 +155,33 @@ def load_prior(run_dir: str | Path, which: str = "best") -> tuple[EDMDenoiser, d
     meta = {"channels": info["channels"], "channel_names": info["channel_names"], "fields": info["fields"], "grid": grid,
             "noise": noise_for(_settings(config), grid), "sigma_data": model.sigma_data, "config": config}
     return model, meta
+
+
+@torch.no_grad()
+def sample_prior(prior: EDMDenoiser, meta: dict, n: int, steps: int = 20, sampler: str = "dpmpp2m",
+                 schedule: str = "karras", resolution: tuple[int, ...] | None = None, seed: int = 0,
+                 churn: float = 0.0, sigma_min: float = 0.002, sigma_max: float = 80.0,
+                 progress: bool = False) -> torch.Tensor:
+    """``n`` physical samples of a loaded prior (:func:`load_prior`) on a grid of ``resolution``
+    nodes per axis (default the training grid), drawn from ``sigma_max`` times the prior's noise.
+
+    Shapes: ``-> (n, C, *resolution)`` on the CPU.
+    """
+    from oplearn.diffusion.samplers import sample
+    from oplearn.diffusion.schedules import SCHEDULES
+
+    if schedule not in SCHEDULES:
+        raise OplearnError(f"unknown schedule '{schedule}'; choose one of {', '.join(SCHEDULES)}")
+    shape = tuple(resolution) if resolution is not None else meta["grid"].shape
+    if len(shape) != meta["grid"].ndim:
+        raise OplearnError(f"resolution {shape} has {len(shape)} axes; the prior's fields have {meta['grid'].ndim}")
+    device = next(prior.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    sigmas = SCHEDULES[schedule](steps, sigma_min, sigma_max)
+    noise = meta["noise"]
+    x = float(sigmas[0]) * noise.sample((n, meta["channels"], *shape), gen, device=device)
+    try:
+        z = sample(prior, x, sigmas, sampler, churn=churn, generator=gen, progress=progress, churn_noise=noise.sample)
+    except ValueError as err:
+        raise OplearnError(f"cannot sample at resolution {shape}: {err}") from None
+    return prior.decode(z).cpu()

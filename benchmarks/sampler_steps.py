@@ -1,0 +1,151 @@
+"""Sampler error against the number of steps, on problems with exact denoisers.
+
+Usage: python benchmarks/sampler_steps.py [--steps 10 20 50 200] [--batch 256] [--threads 1]
+       [--prior RUN_DIR [--prior-batch 8] [--prior-reference 400]]
+
+Problems (all in float64, the same initial noise for every sampler):
+
+* ``mixture``: an isotropic Gaussian mixture (4 components in R^(1x8), means ~ N(0, I),
+  standard deviations 0.3-0.6), white noise at sigma_max = 80; the reference is DPM-Solver++(3M)
+  with 2000 Karras steps (its distance to 2000 log-SNR steps is printed as the reference error).
+* ``mixture-wide``: the same with overlapping components (means ~ N(0, 0.25 I), standard
+  deviations 0.5-1.0) in R^(1x2).
+* ``grf-prior``: a Gaussian-random-field prior (periodic 32x32, alpha=2.5, tau=5, mean 1,
+  scale 0.5) with GRF noise (alpha=2, tau=3), whose probability-flow ODE is solved exactly
+  (:meth:`GaussianPrior.flow`): no reference solver.
+
+* ``--prior RUN_DIR``: a trained prior (``train.task: diffusion``) at its training grid with
+  its own noise, in normalised units, log-SNR schedule only; the reference is DPM-Solver++(3M)
+  with ``--prior-reference`` steps (no exact solution exists; the printed reference error
+  is its distance to half as many steps).
+
+The error is the relative L2 distance of the final samples to the exact (or reference)
+ODE solution from the same noise: mean_i ||x_i - x*_i|| / mean_i ||x*_i - mean||.
+For every problem and schedule the script reports the errors per sampler and steps, and
+the number of Euler steps that matches the error of DPM-Solver++(2M)/(3M) at 20 steps
+(log-log interpolation of the Euler curve, extrapolated past the last step count by its
+fitted first-order slope). Writes benchmarks/results/sampler_steps.json (``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from oplearn.diffusion.gaussian import GaussianMixture, GaussianPrior
+from oplearn.diffusion.noise import GRFNoise
+from oplearn.diffusion.samplers import SAMPLERS, sample
+from oplearn.diffusion.schedules import SCHEDULES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mixture_problem(batch: int, dim: int, mean_scale: float, std_scale: float):
+    g = torch.Generator().manual_seed(0)
+    mixture = GaussianMixture(mean_scale * torch.randn(4, 1, dim, generator=g, dtype=torch.float64),
+                              std_scale * torch.tensor([0.6, 1.0, 0.8, 1.2]))
+    noise = 80.0 * torch.randn(batch, 1, dim, generator=g, dtype=torch.float64)
+    reference = sample(mixture, noise, SCHEDULES["karras"](2000), "dpmpp3m")
+    check = sample(mixture, noise, SCHEDULES["logsnr"](2000), "dpmpp3m")
+    return mixture, noise, reference, _error(check, reference, 0.0)
+
+
+def grf_problem(batch: int):
+    field = GRFNoise(alpha=2.5, tau=5.0, periodic=True)
+    noise_law = GRFNoise(alpha=2.0, tau=3.0, periodic=True)
+    prior = GaussianPrior(field, noise_law, scale=0.5, mean=1.0)
+    noise = 80.0 * noise_law.sample((batch, 1, 32, 32), torch.Generator().manual_seed(0), dtype=torch.float64)
+    return prior, noise, prior.flow(noise, 80.0, 0.0), 0.0
+
+
+def trained_problem(run_dir: str, batch: int, steps: int):
+    from oplearn.diffusion.task import load_prior
+
+    prior, meta = load_prior(run_dir)
+    noise = 80.0 * meta["noise"].sample((batch, meta["channels"], *meta["grid"].shape), torch.Generator().manual_seed(0))
+
+    @torch.no_grad()
+    def denoise(x, sigma):
+        return prior(x, sigma)
+
+    reference = sample(denoise, noise, SCHEDULES["logsnr"](steps), "dpmpp3m")
+    check = sample(denoise, noise, SCHEDULES["logsnr"](steps // 2), "dpmpp3m")
+    return denoise, noise, reference, _error(check, reference, 0.0)
+
+
+def _error(x: torch.Tensor, ref: torch.Tensor, center: float) -> float:
+    return ((x - ref).flatten(1).norm(dim=1).mean() / (ref - center).flatten(1).norm(dim=1).mean()).item()
+
+
+def euler_steps_for(error: float, steps: list[int], euler: list[float]) -> float:
+    """Euler steps giving ``error``: log-log interpolation, or first-order extrapolation past the ends."""
+    logs, loge = [math.log(s) for s in steps], [math.log(e) for e in euler]
+    target = math.log(error)
+    for (s0, e0), (s1, e1) in zip(zip(logs, loge), zip(logs[1:], loge[1:])):
+        if e1 <= target <= e0:
+            return math.exp(s0 + (target - e0) * (s1 - s0) / (e1 - e0))
+    if target < loge[-1]:
+        return math.exp(logs[-1] + (loge[-1] - target))  # slope -1 beyond the last point
+    return math.exp(logs[0] - (target - loge[0]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50, 200])
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--prior", default=None, help="run directory of a trained diffusion prior")
+    parser.add_argument("--prior-batch", type=int, default=8)
+    parser.add_argument("--prior-reference", type=int, default=400)
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "sampler_steps.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    problems = {
+        "mixture": lambda: mixture_problem(args.batch, 8, 1.0, 0.5),
+        "mixture-wide": lambda: mixture_problem(args.batch, 2, 0.5, 0.8),
+        "grf-prior": lambda: grf_problem(args.batch // 4),
+    }
+    if args.prior:
+        problems = {"trained-prior": lambda: trained_problem(args.prior, args.prior_batch, args.prior_reference)}
+    results = {"steps": args.steps, "problems": {}, "machine": platform.processor() or platform.machine()}
+    for name, make in problems.items():
+        t0 = time.perf_counter()
+        denoiser, noise, reference, ref_error = make()
+        center = 1.0 if name == "grf-prior" else 0.0
+        entry = {"reference_error": ref_error, "schedules": {}}
+        schedules = {"logsnr": SCHEDULES["logsnr"]} if name == "trained-prior" else SCHEDULES
+        for schedule, fn in schedules.items():
+            errors = {m: [_error(sample(denoiser, noise, fn(n), m), reference, center) for n in args.steps] for m in SAMPLERS}
+            evals = {m: [SAMPLERS[m]().evaluations(fn(n)) for n in args.steps] for m in SAMPLERS}
+            summary = {}
+            if 20 in args.steps:
+                i20 = args.steps.index(20)
+                for m in ("dpmpp2m", "dpmpp3m"):
+                    summary[f"euler_steps_matching_{m}_at_20"] = euler_steps_for(errors[m][i20], args.steps, errors["euler"])
+            entry["schedules"][schedule] = {"errors": errors, "evaluations": evals, **summary}
+            against = "a 3M reference" if name == "trained-prior" else "the exact ODE solution"
+            print(f"\n{name}, {schedule} schedule (relative error vs {against}; reference error {ref_error:.1e})")
+            print("| sampler | " + " | ".join(f"{n} steps" for n in args.steps) + " |")
+            print("|---|" + "---|" * len(args.steps))
+            for m in SAMPLERS:
+                print(f"| {m} | " + " | ".join(f"{e:.2e}" for e in errors[m]) + " |")
+            for key, value in summary.items():
+                print(f"{key}: {value:.0f}")
+        entry["seconds"] = time.perf_counter() - t0
+        results["problems"][name] = entry
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(results, indent=2))
+    tmp.replace(out)
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
