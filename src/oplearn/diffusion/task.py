@@ -25,6 +25,7 @@ from oplearn.diffusion.edm import EDMDenoiser, edm_loss, training_sigmas
 from oplearn.diffusion.noise import GRFNoise, WhiteNoise, make_noise
 from oplearn.errors import OplearnError
 from oplearn.grids import Grid
+from oplearn.layers.normalization import ChannelMoments
 from oplearn.metrics import relative_l2
 from oplearn.seeding import generator
 from oplearn.training.tasks import FieldTask
@@ -67,8 +68,7 @@ class DiffusionTask(FieldTask):
         super().__init__(config, progress)
         self.settings = _settings(config)
         self.noise = noise_for(self.settings, self.grid)
-        self.fields = self._select(self.train)
-        self.val_fields = self._select(self.val) if self.val is not None else None
+        self.channels = self._select(self.example).shape[1]
         self.epoch = 0
 
     def prepare(self, data: FieldData) -> FieldData:
@@ -83,17 +83,20 @@ class DiffusionTask(FieldTask):
         return torch.cat([data.inputs, data.outputs], dim=1)
 
     def _names(self) -> list[str]:
-        c_in, c_out = self.train.inputs.shape[1], self.train.outputs.shape[1]
+        c_in, c_out = self.example.inputs.shape[1], self.example.outputs.shape[1]
         names = {"inputs": [f"inputs[{i}]" for i in range(c_in)], "outputs": [f"outputs[{i}]" for i in range(c_out)]}
         return names["inputs"] * (self.settings.fields != "outputs") + names["outputs"] * (self.settings.fields != "inputs")
 
     def build_model(self) -> EDMDenoiser:
-        model = build_prior(self.settings, self.fields.shape[1], self.grid)
-        model.norm.fit(self.fields)
+        model = build_prior(self.settings, self.channels, self.grid)
+        moments = ChannelMoments()
+        for chunk in self.train.chunks(self.config.data.batch_size):
+            moments.add(self._select(chunk))
+        model.norm.fit_moments(moments)
         return model
 
     def info(self) -> dict:
-        return {"channels": self.fields.shape[1], "grid": self.grid.to_dict(), "fields": self.settings.fields,
+        return {"channels": self.channels, "grid": self.grid.to_dict(), "fields": self.settings.fields,
                 "channel_names": self._names(), "noise": self.noise.to_dict(), "task": self.name}
 
     @classmethod
@@ -101,14 +104,14 @@ class DiffusionTask(FieldTask):
         return build_prior(_settings(config), info["channels"], Grid.from_dict(info["grid"]))
 
     def __len__(self) -> int:
-        return len(self.fields)
+        return len(self.train)
 
     def start_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def loss(self, net, model, idx, device, autocast):
         gen = generator(self.config.seed, 17, self.epoch, int(idx[0]))
-        x0 = model.encode(self.fields[idx].to(device))
+        x0 = model.encode(self._select(self.train.read(idx)).to(device))
         sigma = training_sigmas(len(idx), self.settings.p_mean, self.settings.p_std, gen, device=device)
         eps = self.noise.sample(tuple(x0.shape), gen, dtype=x0.dtype, device=device)
         with autocast:
@@ -116,14 +119,14 @@ class DiffusionTask(FieldTask):
 
     @torch.no_grad()
     def validate(self, model, batch_size, device):
-        if self.val_fields is None:
+        if self.val is None:
             return {}
         model.eval()
         gen = generator(self.config.seed, 18)
         errors = []
         for sigma in VALIDATION_SIGMAS:
-            for i in range(0, len(self.val_fields), batch_size):
-                z0 = model.encode(self.val_fields[i : i + batch_size].to(device))
+            for chunk in self.val.chunks(batch_size):
+                z0 = model.encode(self._select(chunk).to(device))
                 eps = self.noise.sample(tuple(z0.shape), gen, dtype=z0.dtype, device=device)
                 s = torch.full((len(z0),), sigma, device=device)
                 errors.append(relative_l2(model(z0 + sigma * eps, s).cpu(), z0.cpu()))
