@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from helpers import run_cli
+from helpers import one_thread, run_cli  # noqa: F401 (one_thread is a fixture)
 from oplearn.config import validate_config
 from oplearn.diffusion.denoiser import FNODenoiser
 from oplearn.diffusion.edm import EDMDenoiser, edm_loss, edm_scalings, edm_weight, training_sigmas
@@ -19,13 +19,7 @@ from oplearn.diffusion.schedules import karras_sigmas
 from oplearn.errors import ConfigError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: a second thread only adds synchronisation on a loaded machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("periodic", [True, False])
