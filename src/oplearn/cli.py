@@ -91,7 +91,7 @@ def cmd_demo(args) -> None:
     print(f"demo report: {path} (and report.md beside it)")
 
 
-COMMAND_MODULES: tuple[str, ...] = ("oplearn.wos.cli", "oplearn.diffusion.cli")
+COMMAND_MODULES: tuple[str, ...] = ("oplearn.wos.cli", "oplearn.diffusion.cli", "oplearn.inverse.command")
 """Modules that add a subcommand with ``add_command(subparsers)`` (their handlers set ``func``)."""
 
 
