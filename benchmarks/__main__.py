@@ -29,6 +29,8 @@ BENCHMARKS = {
     "navier_stokes_speed": ("navier_stokes_speed.py", ["--horizon", "0.005"], False),
     "darcy_accuracy": ("darcy_accuracy.py", [], False),
     "reproduce": ("reproduce.py", ["--preset", "cpu"], False),
+    "inverse_linear_gaussian": ("inverse_linear_gaussian.py", ["--samples", "16", "--cases", "1"], False),
+    "inverse_darcy": ("inverse_darcy.py", ["--prior-epochs", "4", "--baseline-epochs", "3"], False),
 }
 
 
