@@ -169,6 +169,8 @@ def test_diffusion_task_trains_and_loads_as_prior(tmp_path, darcy16):
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: cannot sample at resolution (4, 4)")
     proc = run_cli("sample", tmp_path / "nothing", check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
+    proc = run_cli("evaluate", tmp_path / "run", "--data", darcy16, check=False)
+    assert proc.returncode == 2 and "is a diffusion prior" in proc.stderr and "oplearn sample" in proc.stderr
 
 
 def test_diffusion_config_errors(tmp_path, darcy16):
@@ -178,6 +180,10 @@ def test_diffusion_config_errors(tmp_path, darcy16):
     with pytest.raises(ConfigError, match="diffusion.noise.kind"):
         validate_config({**base, "diffusion": {"noise": {"kind": "pink"}}})
     assert validate_config(base).diffusion is None  # defaults apply
+    with pytest.raises(ConfigError, match="the diffusion section configures train.task=diffusion"):
+        validate_config({"data": {"path": "x.h5"}, "diffusion": {}})
+    with pytest.raises(ConfigError, match="remove data.test"):
+        validate_config({**base, "data": {"path": "x.h5", "test": [{"path": "y.h5"}]}})
     config = _tiny_prior_config(tmp_path, darcy16, net={"modes": 12})
     proc = run_cli("train", config, "--out", tmp_path / "bad", check=False)
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: config: diffusion.net.modes=12")

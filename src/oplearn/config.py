@@ -180,6 +180,9 @@ class RunConfig(Strict):
             raise ValueError(f"the wos section configures train.task=wos, but train.task is {task}")
         if self.diffusion is not None and task != "diffusion":
             raise ValueError(f"the diffusion section configures train.task=diffusion, but train.task is {task}")
+        if task == "diffusion" and self.data.test:
+            raise ValueError("data.test lists files to evaluate an operator on; a diffusion prior (train.task=diffusion) "
+                             "has none: remove data.test")
         return self
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from oplearn.data.files import FieldData, load_fields
-from oplearn.errors import DataError
+from oplearn.errors import DataError, OplearnError
 from oplearn.metrics import evaluate_metrics, per_time_step, relative_l2
 from oplearn.models.operator import OperatorModel
 from oplearn.training.rollout import full_trajectory
@@ -70,6 +70,13 @@ def evaluate_rollout(
     return evaluate_metrics(pred, true, data.grid), per_step, pred
 
 
+def check_operator_run(config, run_dir: str | Path) -> None:
+    """Refuse runs that learned no operator (a diffusion prior) with a one-line error."""
+    if config.train.task == "diffusion":
+        raise OplearnError(f"'{run_dir}' is a diffusion prior (train.task=diffusion), not an operator to evaluate on "
+                           f"test files; draw samples with 'oplearn sample {run_dir}'")
+
+
 def evaluate_run(run_dir: str | Path, paths: list[str | Path], batch_size: int = 32, write: bool = True) -> list[dict]:
     """Evaluate a run's best model on each file; rows are sorted by resolution.
 
@@ -79,6 +86,7 @@ def evaluate_run(run_dir: str | Path, paths: list[str | Path], batch_size: int =
     the row also holds ``relative_l2_per_step`` (a list, one value per predicted frame).
     """
     model, config = load_run(run_dir)
+    check_operator_run(config, run_dir)
     rows = []
     for path in paths:
         if config.train.task == "one_step":

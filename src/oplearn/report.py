@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from oplearn.data.files import load_fields  # noqa: E402
-from oplearn.evaluate import METRICS_FILE, evaluate_fields, evaluate_run, format_table  # noqa: E402
+from oplearn.evaluate import METRICS_FILE, check_operator_run, evaluate_fields, evaluate_run, format_table  # noqa: E402
 from oplearn.training.run import LOG_FILE, load_run  # noqa: E402
 from oplearn.training.tasks import map_view  # noqa: E402
 
@@ -99,6 +99,7 @@ def make_report(run_dir: str | Path, data_paths: list[str | Path] | None = None,
     out_dir = Path(out_dir) if out_dir else run_dir / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     model, config = load_run(run_dir)
+    check_operator_run(config, run_dir)
     paths = [Path(p) for p in (data_paths or [t.path for t in config.data.test])]
     rows = evaluate_run(run_dir, paths) if paths else []
     train_res = "x".join(map(str, model.train_shape))
