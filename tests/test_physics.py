@@ -265,3 +265,16 @@ def test_cli_reports_a_physics_config_error(tmp_path, darcy16):
     proc = run_cli("train", tiny_config(tmp_path / "c.yaml", darcy16), "--out", tmp_path / "run",
                    "--set", "train.physics.extra_inputs=-1", check=False)
     assert proc.returncode == 2 and proc.stderr.startswith("error: config: key 'train.physics.extra_inputs'"), proc.stderr
+
+
+def test_burgers_trajectories_train_on_the_physics_loss_alone(tmp_path):
+    pde = Burgers(t_final=0.1, n_times=4, modes=8)
+    path = generate_dataset(pde, 24, 32, tmp_path / "burgers.h5", seed=0, progress=False)
+    config = load_config(tiny_config(tmp_path / "c.yaml", path, epochs=20), [
+        "train.physics.data_weight=0", "train.physics.output_scale=1.0", "train.lr=0.01", "train.physics.precondition=true"])
+    task = MapTask(config, progress=False)
+    assert task.physics.loss_fn.pde.params() == pde.params()  # rebuilt from the file's metadata
+    train(config, tmp_path / "run", progress=False)
+    log = log_of(tmp_path / "run")
+    assert log[-1]["train_loss"] < 0.5 * log[0]["train_loss"], log
+    assert log[-1]["val_relative_l2"] < 0.5 * log[0]["val_relative_l2"], log
