@@ -55,7 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(ROOT / "configs" / "darcy_pino.yaml"))
     parser.add_argument("--n", type=int, default=200, help="input functions per variant")
-    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--only", nargs="*", help="run these variants only")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_pino"))
     args = parser.parse_args()
