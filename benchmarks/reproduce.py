@@ -14,9 +14,9 @@ Presets (``--preset``):
   Hours on one GPU, dominated by the Navier-Stokes data (~23 s per trajectory on an H100).
 * ``cpu``: what fits a 2-core CPU in about an hour per row: Darcy 61x61 solved at 181x181
   (1000 / 200, 100 epochs; the 421x421 solve alone takes ~2.5 s per sample here); Burgers as
-  ``gpu`` with 200 epochs; Navier-Stokes with 80 / 20 trajectories solved at 64^2 with
-  dt = 2e-3 (the 256^2, dt = 1e-4 solve takes ~43 CPU-minutes per trajectory) and 25 epochs
-  of one-step training. Cosine learning-rate decay from 3e-3.
+  ``gpu`` with 200 epochs; Navier-Stokes with 40 / 10 trajectories solved at 64^2 with
+  dt = 2e-3 (the 256^2, dt = 1e-4 solve takes ~43 CPU-minutes per trajectory) and 20 epochs
+  of one-step training (1,600 one-step pairs per epoch). Cosine learning-rate decay from 3e-3.
 * ``smoke``: seconds per row, to check the pipeline.
 
 Navier-Stokes is trained as the FNO-2D model of the paper: a one-step operator on the last
@@ -75,8 +75,8 @@ PRESETS: dict[str, dict[str, dict]] = {
         "burgers": {"pde": "burgers", "params": {"refine": 32}, "resolution": 256, "n_train": 1000, "n_test": 100,
                     "model": {"name": "fno", "modes": 16, "width": 64}, "epochs": 200},
         "navier_stokes": {"pde": "navier_stokes", "params": {"nu": 1e-3, "refine": 1, "dt": 2e-3}, "resolution": 64,
-                          "n_train": 80, "n_test": 20, "model": {"name": "fno", "modes": 12, "width": 20},
-                          "epochs": 25, "task": {"task": "one_step", "history": 10}},
+                          "n_train": 40, "n_test": 10, "model": {"name": "fno", "modes": 12, "width": 20},
+                          "epochs": 20, "task": {"task": "one_step", "history": 10}},
     },
     "smoke": {
         "darcy": {"pde": "darcy", "params": {}, "resolution": 16, "n_train": 40, "n_test": 10,
