@@ -35,11 +35,12 @@ import torch.nn.functional as F
 
 from oplearn.config import RunConfig
 from oplearn.grids import Grid, subsample
+from oplearn.metrics import relative_l2
 from oplearn.models.operator import OperatorModel
 from oplearn.seeding import generator
 from oplearn.training.tasks import Task, build_operator, predict
 from oplearn.wos.config import WoSConfig
-from oplearn.wos.problems import SQUARE, PoissonProblems
+from oplearn.wos.problems import SQUARE
 from oplearn.wos.walk import walk_on_spheres
 
 #: Seed stream keys: problems, points, walks.
@@ -57,15 +58,6 @@ def interpolate(u: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
     # grid_sample's last coordinate indexes the first spatial axis; [0, 1] maps to [-1, 1].
     where = (2 * points.flip(-1) - 1).to(u.dtype).unsqueeze(2)  # (batch, q, 1, 2)
     return F.grid_sample(u, where, mode="bilinear", align_corners=True)[:, 0, :, 0]
-
-
-def masked_relative_l2(pred: torch.Tensor, true: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    r"""Per-sample :math:`\|(\hat u - u) 1_\Omega\| / \|u 1_\Omega\|` over the nodes in ``mask``.
-
-    Shapes: ``pred, true, mask (batch, *spatial) -> (batch,)``.
-    """
-    mask = mask.to(pred.dtype)
-    return (((pred - true) * mask).flatten(1).norm(dim=1) / (true * mask).flatten(1).norm(dim=1))
 
 
 class WoSTask(Task):
@@ -131,14 +123,15 @@ class WoSTask(Task):
         with autocast:
             pred = net(self.inputs[idx].to(device))
         values = interpolate(pred.float(), self.points[idx].to(device))
-        return ((values - target).norm(dim=1) / target.norm(dim=1)).mean()
+        return relative_l2(values, target).mean()
 
     def validate(self, model, batch_size, device):
         if self.val is None:
             return {}
         inputs, u, inside = self.val
         pred = predict(model, inputs, batch_size, device)[:, 0]
-        return {"val_relative_l2": masked_relative_l2(pred, u, inside).mean().item()}
+        mask = inside.to(pred.dtype)  # the error over the domain's nodes only
+        return {"val_relative_l2": relative_l2(pred * mask, u * mask).mean().item()}
 
     def state_dict(self) -> dict:
         return {"sums": self.sums.clone(), "walks": self.walks.clone()}
