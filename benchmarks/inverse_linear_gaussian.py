@@ -90,7 +90,7 @@ def main() -> None:
         return sum(r[ch][key] for r in rows[name]) / len(rows[name])
 
     summary = {}
-    print(f"\n| method | gap f | gap u | standardized gap f / u | std ratio f / u | calibration f / u | time per case (s) |")
+    print("\n| method | gap f | gap u | standardized gap f / u | std ratio f / u | calibration f / u | time per case (s) |")
     print("|---|---|---|---|---|---|---|")
     for name in METHODS:
         s = {ch: {k: avg(name, ch, k) for k in rows[name][0][ch]} for ch in ("f", "u")}

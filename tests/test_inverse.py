@@ -9,7 +9,7 @@ from oplearn.diffusion.schedules import karras_sigmas
 from oplearn.errors import OplearnError
 from oplearn.fields import GaussianRandomField
 from oplearn.grids import Grid
-from oplearn.inverse.guidance import DecoupledFields, GuidedDenoiser
+from oplearn.inverse.guidance import DecoupledFields
 from oplearn.inverse.linear_gaussian import GaussianDenoiser, LinearGaussianPoisson
 from oplearn.inverse.observations import BoundaryObservation, Observation, PointObservation, Subsample
 from oplearn.inverse.posterior import calibration, coefficient_error_rate, posterior_metrics, sample_posterior, summarize

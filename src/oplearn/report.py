@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from oplearn.data.files import load_fields  # noqa: E402
-from oplearn.evaluate import METRICS_FILE, check_operator_run, evaluate_fields, evaluate_run, format_table  # noqa: E402
+from oplearn.evaluate import check_operator_run, evaluate_fields, evaluate_run, format_table  # noqa: E402
 from oplearn.training.run import LOG_FILE, load_run  # noqa: E402
 from oplearn.training.tasks import map_view  # noqa: E402
 

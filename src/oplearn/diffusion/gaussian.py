@@ -9,8 +9,6 @@ probability-flow map).
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 
