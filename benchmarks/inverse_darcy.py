@@ -2,6 +2,7 @@
 
 Usage: python benchmarks/inverse_darcy.py [--n-train 200] [--cases 5] [--samples 8] [--steps 30]
        [--prior-epochs 20] [--baseline-epochs 10] [--width 16] [--stage all|baselines|prior]
+       [--ddis [--forward-epochs 100]] [--threads 2] [--out FILE]
 
 Two problems on the DiffusionPDE / FunDPS Darcy recipe (a in {3, 12}, f = 1) at 64x64:
 
@@ -12,11 +13,14 @@ Methods: the posterior mean of ``--samples`` DPS draws (normalized guidance, DPM
 ``--steps`` steps) from a joint diffusion prior over (a, u) trained on ``--n-train`` samples;
 interpolation (forward: interpolate a, threshold, solve); and an FNO regression from the
 interpolated observations (and the mask) to the unknown field, trained on the same samples with
-fresh random masks. Scores on ``--cases`` test samples (seed 1): relative L2 of u and a, the
+fresh random masks. With ``--ddis`` also the decoupled variant (DDIS): a diffusion prior on the
+coefficient alone (``diffusion.fields: inputs``, same network and epochs) and an FNO forward
+operator a -> u (``--forward-epochs``), both trained on the same ``--n-train`` pairs, sampled
+with the same guidance through [a, G(a)]. Scores on ``--cases`` test samples (seed 1): relative L2 of u and a, the
 coefficient error rate (binarised at 7.5) and the 90%-band calibration of the posterior.
 The prior and the baselines train on the CPU within about 20 minutes with a few hundred
 samples (FunDPS trains on 50,000 at 128x128 on GPUs): the numbers are what that budget buys.
-Trained runs are kept in ``--work`` and reused. Writes benchmarks/results/inverse_darcy.json.
+Trained runs are kept in ``--work`` and reused. Writes benchmarks/results/inverse_darcy.json (``--out``).
 """
 
 from __future__ import annotations
@@ -54,21 +58,38 @@ def train_regression(work: Path, fields: torch.Tensor, grid, observed: int, targ
     return load_run(run)[0]
 
 
-def train_prior(work: Path, train_path: Path, args) -> Path:
-    """The joint (a, u) diffusion prior (``train.task: diffusion``), trained once and reused."""
+def train_prior(work: Path, train_path: Path, args, fields: str = "joint") -> Path:
+    """A diffusion prior (``train.task: diffusion``) over ``fields`` (joint (a, u) or the inputs a), trained once and reused."""
     from oplearn.config import validate_config
     from oplearn.training.run import LAST, train
 
-    run = work / f"prior_{args.n_train}_{args.prior_epochs}"
+    run = work / (f"prior_{args.n_train}_{args.prior_epochs}" + ("" if fields == "joint" else f"_{fields}"))
     if not (run / LAST).exists():
         config = validate_config({
             "seed": 0,
             "data": {"path": str(train_path), "n_train": args.n_train, "n_val": 40, "batch_size": 20},
             "train": {"task": "diffusion", "epochs": args.prior_epochs, "lr": 2e-3, "weight_decay": 0.0, "scheduler": "cosine",
-                      "device": "cpu"},
-            "diffusion": {"fields": "joint", "noise": {"kind": "grf", "alpha": 2.0, "tau": 3.0},
+                      "device": "cpu", "threads": args.threads},
+            "diffusion": {"fields": fields, "noise": {"kind": "grf", "alpha": 2.0, "tau": 3.0},
                           "net": {"modes": 12, "width": args.width, "scales": [0.5, 0.25], "embedding": 64,
                                   "projection_channels": 64}},
+        })
+        train(config, run, progress=False)
+    return run
+
+
+def train_forward(work: Path, train_path: Path, args) -> Path:
+    """The DDIS forward operator: an FNO a -> u on the same training pairs as the priors."""
+    from oplearn.config import validate_config
+    from oplearn.training.run import LAST, train
+
+    run = work / f"forward_{args.n_train}_{args.forward_epochs}_{args.width}"
+    if not (run / LAST).exists():
+        config = validate_config({
+            "seed": 0,
+            "data": {"path": str(train_path), "n_train": args.n_train, "n_val": 40, "batch_size": 20},
+            "model": {"name": "fno", "modes": 12, "width": args.width, "padding": 0.125},
+            "train": {"epochs": args.forward_epochs, "lr": 3e-3, "device": "cpu", "threads": args.threads},
         })
         train(config, run, progress=False)
     return run
@@ -81,24 +102,29 @@ def posterior_runs(args, work: Path, train_path: Path, truth, observations, prob
     from oplearn.inverse.setup import load_setup
     from oplearn.seeding import generator
 
-    t0 = time.perf_counter()
-    run = train_prior(work, train_path, args)
-    timings["prior_training_s"] = time.perf_counter() - t0
-    setup = load_setup(run)
-    sigmas = karras_sigmas(args.steps, setup.sigma_min, setup.sigma_max)
-    for problem in problems:
+    arms = {"joint prior": lambda: (train_prior(work, train_path, args), None)}
+    if args.ddis:
+        arms["DDIS: coefficient prior + FNO forward operator"] = lambda: (train_prior(work, train_path, args, "inputs"),
+                                                                         train_forward(work, train_path, args))
+    for arm, make in arms.items():
         t0 = time.perf_counter()
-        means, cover = [], []
-        for i, obs in enumerate(observations[problem]):
-            x = sample_posterior(setup.denoise, obs, obs.apply(truth[i : i + 1])[0], setup.prior_shape, args.samples, sigmas,
-                                 fields=setup.fields, noise=setup.noise, generator=generator(2, i))
-            post = summarize(x)
-            means.append(post.mean)
-            cover.append(calibration(post, truth[i]))
-        cover = torch.stack(cover)
-        score(problem, f"DPS posterior mean ({args.samples} samples, {args.steps} steps)", torch.stack(means),
-              {"calibration_a": cover[:, 0].tolist(), "calibration_u": cover[:, 1].tolist()})
-        timings[f"sampling_{problem}_s"] = time.perf_counter() - t0
+        run, forward_run = make()
+        timings[f"training_{arm}_s"] = time.perf_counter() - t0
+        setup = load_setup(run, forward_run)
+        sigmas = karras_sigmas(args.steps, setup.sigma_min, setup.sigma_max)
+        for problem in problems:
+            t0 = time.perf_counter()
+            means, cover = [], []
+            for i, obs in enumerate(observations[problem]):
+                x = sample_posterior(setup.denoise, obs, obs.apply(truth[i : i + 1])[0], setup.prior_shape, args.samples, sigmas,
+                                     fields=setup.fields, noise=setup.noise, generator=generator(2, i))
+                post = summarize(x)
+                means.append(post.mean)
+                cover.append(calibration(post, truth[i]))
+            cover = torch.stack(cover)
+            score(problem, f"DPS posterior mean, {arm} ({args.samples} samples, {args.steps} steps)", torch.stack(means),
+                  {"calibration_a": cover[:, 0].tolist(), "calibration_u": cover[:, 1].tolist()})
+            timings[f"sampling_{arm}_{problem}_s"] = time.perf_counter() - t0
 
 
 def main() -> None:
@@ -112,7 +138,11 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=16, help="channel width of the prior's and the baselines' networks")
     parser.add_argument("--stage", choices=("all", "baselines", "prior"), default="all",
                         help="baselines / prior: only train (and cache) those, e.g. in two processes")
+    parser.add_argument("--ddis", action="store_true", help="also the decoupled prior (coefficient prior + forward FNO)")
+    parser.add_argument("--forward-epochs", type=int, default=100, help="epochs of the DDIS forward operator")
+    parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default=str(ROOT / "runs" / "inverse_darcy"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "inverse_darcy.json"))
     args = parser.parse_args()
 
     from oplearn.data.files import load_fields
@@ -124,7 +154,7 @@ def main() -> None:
     from oplearn.pdes.darcy import Darcy
     from oplearn.seeding import generator
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     darcy = Darcy()
@@ -143,6 +173,9 @@ def main() -> None:
 
     if args.stage == "prior":
         train_prior(work, train_path, args)
+        if args.ddis:
+            train_prior(work, train_path, args, "inputs")
+            train_forward(work, train_path, args)
         return
     t0 = time.perf_counter()
     regressors = {"forward": train_regression(work, fields, grid, 0, 1, args.baseline_epochs, args.width, 0),
@@ -191,7 +224,7 @@ def main() -> None:
         for method, s in rows.items():
             cal = (f"{s['calibration_a']:.3f} / {s['calibration_u']:.3f}" if "calibration_a" in s else "-")
             print(f"| {method} | {s['relative_l2_u']:.4f} | {s['relative_l2_a']:.4f} | {s['error_rate_a']:.4f} | {cal} |")
-    out = ROOT / "benchmarks" / "results" / "inverse_darcy.json"
+    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
     tmp.write_text(json.dumps({"args": vars(args), "points": POINTS, "summary": summary, "per_case": results,

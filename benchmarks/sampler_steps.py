@@ -1,6 +1,6 @@
 """Sampler error against the number of steps, on problems with exact denoisers.
 
-Usage: python benchmarks/sampler_steps.py [--steps 10 20 50 200] [--batch 256] [--threads 1]
+Usage: python benchmarks/sampler_steps.py [--steps 10 20 50 200] [--batch 256] [--frechet-batch 4096] [--threads 1]
        [--prior RUN_DIR [--prior-batch 8] [--prior-reference 400]]
 
 Problems (all in float64, the same initial noise for every sampler):
@@ -20,11 +20,15 @@ Problems (all in float64, the same initial noise for every sampler):
   is its distance to half as many steps).
 
 The error is the relative L2 distance of the final samples to the exact (or reference)
-ODE solution from the same noise: mean_i ||x_i - x*_i|| / mean_i ||x*_i - mean||.
-For every problem and schedule the script reports the errors per sampler and steps, and
-the number of Euler steps that matches the error of DPM-Solver++(2M)/(3M) at 20 steps
-(log-log interpolation of the Euler curve, extrapolated past the last step count by its
-fitted first-order slope). Writes benchmarks/results/sampler_steps.json (``--out``).
+ODE solution from the same noise: mean_i ||x_i - x*_i|| / mean_i ||x*_i - mean||, a pathwise
+measure. For the two mixtures (low-dimensional, ``--frechet-batch`` samples) the script also
+reports a distributional one, in the sense of the sample-quality scores of the DPM-Solver++
+paper: the Frechet distance between Gaussian fits of the samples and of the exact ODE's samples,
+||m - m*||^2 + tr(C + C* - 2 (C*^(1/2) C C*^(1/2))^(1/2)) (a squared distance, so a first-order
+solver's falls as 1/N^2). For every problem, schedule and measure: the errors per sampler
+and steps, and the number of Euler steps that matches the error of DPM-Solver++(2M)/(3M) and
+UniPC at 20 steps (log-log interpolation of the Euler curve, extrapolated past the ends with
+the first-order slope). Writes benchmarks/results/sampler_steps.json (``--out``).
 """
 
 from __future__ import annotations
@@ -83,22 +87,34 @@ def _error(x: torch.Tensor, ref: torch.Tensor, center: float) -> float:
     return ((x - ref).flatten(1).norm(dim=1).mean() / (ref - center).flatten(1).norm(dim=1).mean()).item()
 
 
-def euler_steps_for(error: float, steps: list[int], euler: list[float]) -> float:
-    """Euler steps giving ``error``: log-log interpolation, or first-order extrapolation past the ends."""
+def frechet_distance(x: torch.Tensor, ref: torch.Tensor) -> float:
+    """Frechet distance between Gaussian fits of two sample sets ``(n, ...)`` (module docstring)."""
+    x, ref = x.flatten(1), ref.flatten(1)
+    cov, cov_ref = torch.cov(x.T), torch.cov(ref.T)
+    values, vectors = torch.linalg.eigh(cov_ref)
+    root = vectors @ torch.diag(values.clamp_min(0).sqrt()) @ vectors.T
+    cross = torch.linalg.eigvalsh(root @ cov @ root).clamp_min(0).sqrt().sum()
+    return ((x.mean(0) - ref.mean(0)).square().sum() + cov.trace() + cov_ref.trace() - 2 * cross).item()
+
+
+def euler_steps_for(error: float, steps: list[int], euler: list[float], power: int = 1) -> float:
+    """Euler steps giving ``error``: log-log interpolation, or extrapolation past the ends with
+    Euler's slope ``-power`` (1 for a distance, 2 for a squared one)."""
     logs, loge = [math.log(s) for s in steps], [math.log(e) for e in euler]
     target = math.log(error)
     for (s0, e0), (s1, e1) in zip(zip(logs, loge), zip(logs[1:], loge[1:])):
         if e1 <= target <= e0:
             return math.exp(s0 + (target - e0) * (s1 - s0) / (e1 - e0))
     if target < loge[-1]:
-        return math.exp(logs[-1] + (loge[-1] - target))  # slope -1 beyond the last point
-    return math.exp(logs[0] - (target - loge[0]))
+        return math.exp(logs[-1] + (loge[-1] - target) / power)
+    return math.exp(logs[0] - (target - loge[0]) / power)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50, 200])
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--frechet-batch", type=int, default=4096, help="samples per mixture for the Frechet distance")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--prior", default=None, help="run directory of a trained diffusion prior")
     parser.add_argument("--prior-batch", type=int, default=8)
@@ -114,29 +130,38 @@ def main() -> None:
     if args.prior:
         problems = {"trained-prior": lambda: trained_problem(args.prior, args.prior_batch, args.prior_reference)}
     results = {"steps": args.steps, "problems": {}, "machine": platform.processor() or platform.machine()}
+    frechet = {"mixture": lambda: mixture_problem(args.frechet_batch, 8, 1.0, 0.5),
+               "mixture-wide": lambda: mixture_problem(args.frechet_batch, 2, 0.5, 0.8)}
     for name, make in problems.items():
         t0 = time.perf_counter()
         denoiser, noise, reference, ref_error = make()
         center = 1.0 if name == "grf-prior" else 0.0
         entry = {"reference_error": ref_error, "schedules": {}}
         schedules = {"logsnr": SCHEDULES["logsnr"]} if name == "trained-prior" else SCHEDULES
+        runs = [("relative error", noise, reference, lambda x, ref: _error(x, ref, center), 1)]
+        if name in frechet:
+            _, fnoise, freference, _ = frechet[name]()
+            runs.append(("frechet distance", fnoise, freference, frechet_distance, 2))
         for schedule, fn in schedules.items():
-            errors = {m: [_error(sample(denoiser, noise, fn(n), m), reference, center) for n in args.steps] for m in SAMPLERS}
-            evals = {m: [SAMPLERS[m]().evaluations(fn(n)) for n in args.steps] for m in SAMPLERS}
-            summary = {}
-            if 20 in args.steps:
-                i20 = args.steps.index(20)
-                for m in ("dpmpp2m", "dpmpp3m"):
-                    summary[f"euler_steps_matching_{m}_at_20"] = euler_steps_for(errors[m][i20], args.steps, errors["euler"])
-            entry["schedules"][schedule] = {"errors": errors, "evaluations": evals, **summary}
-            against = "a 3M reference" if name == "trained-prior" else "the exact ODE solution"
-            print(f"\n{name}, {schedule} schedule (relative error vs {against}; reference error {ref_error:.1e})")
-            print("| sampler | " + " | ".join(f"{n} steps" for n in args.steps) + " |")
-            print("|---|" + "---|" * len(args.steps))
-            for m in SAMPLERS:
-                print(f"| {m} | " + " | ".join(f"{e:.2e}" for e in errors[m]) + " |")
-            for key, value in summary.items():
-                print(f"{key}: {value:.0f}")
+            entry["schedules"][schedule] = {"evaluations": {m: [SAMPLERS[m]().evaluations(fn(n)) for n in args.steps] for m in SAMPLERS}}
+            for measure, start, ref, score, power in runs:
+                errors = {m: [score(sample(denoiser, start, fn(n), m), ref) for n in args.steps] for m in SAMPLERS}
+                summary = {}
+                if 20 in args.steps:
+                    i20 = args.steps.index(20)
+                    for m in ("dpmpp2m", "dpmpp3m", "unipc"):
+                        summary[f"euler_steps_matching_{m}_at_20"] = euler_steps_for(errors[m][i20], args.steps, errors["euler"], power)
+                key = "errors" if measure == "relative error" else "frechet"
+                entry["schedules"][schedule][key] = errors
+                entry["schedules"][schedule].update({(k if key == "errors" else f"{k}_frechet"): v for k, v in summary.items()})
+                against = "a 3M reference" if name == "trained-prior" else "the exact ODE solution"
+                print(f"\n{name}, {schedule} schedule ({measure} vs {against}; reference error {ref_error:.1e})")
+                print("| sampler | " + " | ".join(f"{n} steps" for n in args.steps) + " |")
+                print("|---|" + "---|" * len(args.steps))
+                for m in SAMPLERS:
+                    print(f"| {m} | " + " | ".join(f"{e:.2e}" for e in errors[m]) + " |")
+                for k, value in summary.items():
+                    print(f"{k}: {value:.0f}")
         entry["seconds"] = time.perf_counter() - t0
         results["problems"][name] = entry
     out = Path(args.out)

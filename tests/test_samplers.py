@@ -37,7 +37,7 @@ def reference():
     return mixture, noise, sample(mixture, noise, karras_sigmas(640), "dpmpp3m")
 
 
-@pytest.mark.parametrize("method, low, high", [("euler", 0.85, 1.2), ("heun", 1.8, 2.5), ("dpmpp2m", 1.8, 2.5), ("dpmpp3m", 2.7, 4.0)])
+@pytest.mark.parametrize("method, low, high", [("euler", 0.85, 1.2), ("heun", 1.8, 2.5), ("dpmpp2m", 1.8, 2.5), ("dpmpp3m", 2.7, 4.0), ("unipc", 2.7, 3.5)])
 def test_observed_order(reference, method, low, high):
     mixture, noise, ref = reference
     steps = [20, 40, 80, 160]

@@ -21,10 +21,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from oplearn.diffusion.samplers import SAMPLERS
 from oplearn.errors import OplearnError
-
-SAMPLERS = ("dpmpp2m", "euler", "heun", "dpmpp3m")
-
 
 def add_command(sub) -> None:
     p = sub.add_parser("inverse", help="posterior samples of fields from sparse observations, with a trained diffusion prior")
@@ -37,7 +35,7 @@ def add_command(sub) -> None:
     p.add_argument("--observations", metavar="FILE.npz", help="observed values instead of --data: arrays 'index' (flat indices "
                    "into the (C, *spatial) field) and 'y'")
     p.add_argument("--method", choices=("dps", "daps"), default="dps")
-    p.add_argument("--sampler", choices=SAMPLERS, default="dpmpp2m")
+    p.add_argument("--sampler", choices=sorted(SAMPLERS), default="dpmpp2m")
     p.add_argument("--steps", type=int, default=50, help="sampler steps (DAPS: annealing levels)")
     p.add_argument("--samples", type=int, default=16, help="posterior samples M")
     p.add_argument("--batch-size", type=int, help="samples drawn at once (default: all)")
