@@ -218,11 +218,9 @@ class UniPC(Sampler):
 
     name = "unipc"
     order = 3
-    #: Interpolation nodes of the predictor (its order); the corrector uses one more.
-    predictor_nodes = 2
 
     def __init__(self) -> None:
-        self._history: list[tuple[torch.Tensor, float]] = []  # (D, lambda) of earlier levels, newest last
+        self._previous: tuple[torch.Tensor, float] | None = None  # (D, lambda) of the previous level
         self._pending: torch.Tensor | None = None  # D at the current state from the last corrector
         self._last_level: float | None = None
 
@@ -235,12 +233,12 @@ class UniPC(Sampler):
         if t == 0:
             return d
         lam, h = -math.log(s), math.log(s / t)
-        past = self._history[len(self._history) - (self.predictor_nodes - 1):]
-        nodes = [(lam_j - lam) / h for _, lam_j in past] + [0.0]
-        values = [d_j for d_j, _ in past] + [d]
+        nodes, values = [0.0], [d]
+        if self._previous is not None:
+            nodes, values = [(self._previous[1] - lam) / h, 0.0], [self._previous[0], d]
         base = (t / s) * x
         predicted = base + sum(w * v for w, v in zip(_exponential_weights(nodes, h), values))
-        self._history = [*self._history, (d, lam)][-self.predictor_nodes:]
+        self._previous = (d, lam)
         if t == self._last_level:
             return predicted
         self._pending = _call(denoise, predicted, t)
