@@ -83,6 +83,9 @@ def test_run_directory_guards(tmp_path, darcy16):
     changed = load_config(tiny_config(tmp_path / "c2.yaml", darcy16, epochs=1, lr=1e-2))
     with pytest.raises(OplearnError, match="differs .* train.lr"):
         train(changed, tmp_path / "run", resume=True, progress=False)
+    other_threads = load_config(tiny_config(tmp_path / "c3.yaml", darcy16, epochs=1))
+    other_threads.train.threads = 1  # how a run executes may change on resume
+    train(other_threads, tmp_path / "run", resume=True, progress=False)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, darcy16, monkeypatch):

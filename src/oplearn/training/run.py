@@ -114,6 +114,10 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+#: Config keys that change how a run executes, not what it computes: a resume may change them.
+RUNTIME_SETTINGS = frozenset({"train.threads"})
+
+
 def _check_resume_config(run_dir: Path, config: RunConfig) -> None:
     saved_path = run_dir / CONFIG_FILE
     if not saved_path.exists():
@@ -128,7 +132,7 @@ def _check_resume_config(run_dir: Path, config: RunConfig) -> None:
         elif a != b:
             yield prefix[:-1]
 
-    differing = list(diff(saved, now))
+    differing = [key for key in diff(saved, now) if key not in RUNTIME_SETTINGS]
     if differing:
         raise OplearnError(
             f"cannot resume: the config differs from the run's saved config in {', '.join(differing)}; "
