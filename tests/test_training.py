@@ -84,7 +84,7 @@ def test_run_directory_guards(tmp_path, darcy16):
     with pytest.raises(OplearnError, match="differs .* train.lr"):
         train(changed, tmp_path / "run", resume=True, progress=False)
     other_threads = load_config(tiny_config(tmp_path / "c3.yaml", darcy16, epochs=1))
-    other_threads.train.threads = 1  # how a run executes may change on resume
+    other_threads.train.threads = 2  # how a run executes may change on resume
     train(other_threads, tmp_path / "run", resume=True, progress=False)
 
 
