@@ -163,7 +163,7 @@ def main() -> None:
     darcy = Darcy()
     t0 = time.perf_counter()
     train_path = work / f"darcy_train_64_{args.n_train}.h5"  # n_train + 40 validation samples
-    test_path = work / "darcy_test_64.h5"
+    test_path = work / f"darcy_test_64_{args.cases}.h5"
     if not train_path.exists():
         generate_dataset(darcy, args.n_train + 40, 64, train_path, seed=0, progress=False)
     if not test_path.exists():
