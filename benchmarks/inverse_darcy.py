@@ -16,11 +16,12 @@ interpolated observations (and the mask) to the unknown field, trained on the sa
 fresh random masks. With ``--ddis`` also the decoupled variant (DDIS): a diffusion prior on the
 coefficient alone (``diffusion.fields: inputs``, same network and epochs) and an FNO forward
 operator a -> u (``--forward-epochs``), both trained on the same ``--n-train`` pairs, sampled
-with the same guidance through [a, G(a)]. Scores on ``--cases`` test samples (seed 1): relative L2 of u and a, the
-coefficient error rate (binarised at 7.5) and the 90%-band calibration of the posterior.
-The prior and the baselines train on the CPU within about 20 minutes with a few hundred
-samples (FunDPS trains on 50,000 at 128x128 on GPUs): the numbers are what that budget buys.
-Trained runs are kept in ``--work``, reused, and resumed if stopped early. Writes benchmarks/results/inverse_darcy.json (``--out``).
+with the same guidance through [a, G(a)]. Scores on ``--cases`` test samples (seed 1): relative
+L2 of u and a, the coefficient error rate (binarised at 7.5) and the 90%-band calibration of
+the posterior. On one CPU thread a width-32 prior takes about 24 s per epoch over 1000
+samples (FunDPS trains on 50,000 at 128x128 on GPUs); ``--stage prior`` trains the priors
+alone, e.g. in a second process. Trained runs are kept in ``--work``, reused, and resumed if
+stopped early. Writes benchmarks/results/inverse_darcy.json (``--out``).
 """
 
 from __future__ import annotations
