@@ -106,6 +106,18 @@ def test_exact_guidance_samples_the_exact_posterior(problem):
     assert z_dps > 3 * z
 
 
+def test_exact_guidance_stops_at_negative_curvature():
+    """A trained denoiser's Jacobian need not be positive definite: conjugate gradients stops
+    where the curvature is not positive instead of dividing by it (here J = -I: no guidance)."""
+    from oplearn.inverse.guidance import GuidedDenoiser
+
+    obs = PointObservation((1, 8, 8), 10, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(1))
+    guided = GuidedDenoiser(lambda z, sigma: -z, obs, torch.ones(10), scale="exact")
+    out = guided(x, torch.full((2,), 1.0))
+    assert torch.isfinite(out).all() and torch.equal(out, -x)
+
+
 def test_guidance_and_daps_reduce_the_observation_misfit(problem):
     lg, truth, obs, y, mean, std = problem
     unguided = _sample(lg, obs, y, 8, steps=20, guidance={"weight": 0.0})

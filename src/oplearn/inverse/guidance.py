@@ -191,7 +191,9 @@ class GuidedDenoiser:
 
     def _exact_step(self, x, x0, r, sig2, s2) -> torch.Tensor:
         r"""``J^T B^T z`` with :math:`(\sigma^2 B J B^\top + s^2) z = r` solved by CG per sample,
-        :math:`B` the linear part of :math:`x_0 \mapsto A \Phi(x_0)`."""
+        :math:`B` the linear part of :math:`x_0 \mapsto A \Phi(x_0)`; a sample's iteration stops at
+        the first direction of non-positive curvature (a trained network's :math:`J` need not be
+        positive definite), keeping the iterate reached so far."""
         obs = self.observation
         sig2_flat = sig2.reshape(-1, 1)
         with torch.enable_grad():
@@ -212,9 +214,14 @@ class GuidedDenoiser:
         p = res.clone()
         rs = res.square().sum(dim=1, keepdim=True)
         tiny = torch.finfo(r.dtype).tiny
+        active = torch.ones_like(rs, dtype=torch.bool)
         for _ in range(min(self.cg_steps, r.shape[1])):
             ap = operator(p).detach()
-            alpha = rs / (p * ap).sum(dim=1, keepdim=True).clamp_min(tiny)
+            curvature = (p * ap).sum(dim=1, keepdim=True)
+            active = active & (curvature > 0)  # a trained denoiser's J need not be positive definite: stop there
+            if not active.any():
+                break
+            alpha = torch.where(active, rs / curvature.clamp_min(tiny), torch.zeros_like(rs))
             z = z + alpha * p
             res = res - alpha * ap
             rs_new = res.square().sum(dim=1, keepdim=True)
