@@ -21,10 +21,11 @@ from oplearn.training.tasks import map_view  # noqa: E402
 REPORT_METRICS = ("relative_l2", "relative_h1", "nrmse", "max_error", "vrmse")
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path, dpi: int = 110) -> Path:
+    """Lay out ``fig``, write it to ``path`` atomically (a hidden temporary file, then a rename) and close it."""
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    fig.savefig(tmp, dpi=dpi)
     plt.close(fig)
     os.replace(tmp, path)
     return path
@@ -45,7 +46,7 @@ def plot_loss_curves(run_dir: Path, out: Path) -> Path | None:
     ax.set_ylabel("relative L2")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_samples(inputs, truth, pred, title: str, out: Path, n_samples: int = 3) -> Path:
@@ -68,7 +69,7 @@ def plot_samples(inputs, truth, pred, title: str, out: Path, n_samples: int = 3)
             ax.set_yticks([])
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(title)
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def plot_error_vs_resolution(rows: list[dict], train_resolution: str, out: Path) -> Path | None:
@@ -87,7 +88,7 @@ def plot_error_vs_resolution(rows: list[dict], train_resolution: str, out: Path)
     ax.set_ylabel("error")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    return _save(fig, out)
+    return save_figure(fig, out)
 
 
 def make_report(run_dir: str | Path, data_paths: list[str | Path] | None = None, out_dir: str | Path | None = None) -> Path:

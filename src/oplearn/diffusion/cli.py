@@ -52,6 +52,7 @@ def plot_samples(path: Path, samples: torch.Tensor, names: list[str], columns: i
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from oplearn.report import save_figure
 
     n = min(columns, len(samples))
     channels = samples.shape[1]
@@ -66,11 +67,7 @@ def plot_samples(path: Path, samples: torch.Tensor, names: list[str], columns: i
             else:
                 ax.plot(samples[i, c].reshape(-1))
             ax.set_title(f"{names[c]} #{i}", fontsize=9)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path, dpi=100)
 
 
 def _sample_command(args) -> None:

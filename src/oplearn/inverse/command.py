@@ -147,6 +147,7 @@ def plot_posterior(post, obs, y: torch.Tensor, names, truth: torch.Tensor | None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from oplearn.report import save_figure
 
     mask = obs.mask()
     scattered = obs.adjoint(y[None].double())[0]
@@ -177,9 +178,4 @@ def plot_posterior(post, obs, y: torch.Tensor, names, truth: torch.Tensor | None
             ax.set_xticks([])
             ax.set_yticks([])
             fig.colorbar(im, ax=ax, fraction=0.046)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path, dpi=100)
