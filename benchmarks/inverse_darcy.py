@@ -39,23 +39,13 @@ POINTS = 500
 #: FunDPS (500 observed points at 128x128, 500 steps), relative L2 in %: forward (u) / inverse (a).
 FUNDPS = {"FunDPS": {"forward_u": 2.49, "inverse_a": 5.18}, "DiffusionPDE (2000 steps)": {"forward_u": 6.07, "inverse_a": 7.87}}
 
-def train_once(config, run: Path) -> None:
-    """Train ``run`` to ``config.train.epochs``: start it, resume it if it stopped early, or keep it."""
-    from oplearn.training.checkpoint import load_checkpoint
-    from oplearn.training.run import LAST, train
-
-    last = run / LAST
-    if not last.exists() or load_checkpoint(last)["epoch"] < config.train.epochs:
-        train(config, run, resume=last.exists(), progress=False)
-
-
 def train_regression(work: Path, fields: torch.Tensor, grid, observed: int, target: int, epochs: int, width: int, seed: int):
     """An FNO from (interpolated observations of ``observed``, mask) to channel ``target``."""
     from oplearn.config import validate_config
     from oplearn.data.files import write_fields
     from oplearn.inverse.baselines import regression_pairs
     from oplearn.seeding import generator
-    from oplearn.training.run import load_run
+    from oplearn.training.run import load_run, train_to_end
 
     run = work / f"regression_{observed}_to_{target}_{len(fields)}_{epochs}_{width}"
     if not run.with_suffix(".h5").exists():
@@ -63,17 +53,18 @@ def train_regression(work: Path, fields: torch.Tensor, grid, observed: int, targ
         write_fields(run.with_suffix(".h5"), x, y, grid, (["observed", "mask"], ["target"]),
                      "darcy", {"derived": "interpolated observations"}, seed)
     model = {"name": "fno", "modes": 12, "width": width, "padding": 0.125}
-    train_once(validate_config({"seed": seed, "data": {"path": str(run.with_suffix(".h5")), "n_val": 40, "batch_size": 20},
-                            "model": model, "train": {"epochs": epochs, "lr": 3e-3, "device": "cpu"}}), run)
+    train_to_end(validate_config({"seed": seed, "data": {"path": str(run.with_suffix(".h5")), "n_val": 40, "batch_size": 20},
+                              "model": model, "train": {"epochs": epochs, "lr": 3e-3, "device": "cpu"}}), run, progress=False)
     return load_run(run)[0]
 
 
 def train_prior(work: Path, train_path: Path, args, fields: str = "joint") -> Path:
     """A diffusion prior (``train.task: diffusion``) over ``fields`` (joint (a, u) or the inputs a), trained once and reused."""
     from oplearn.config import validate_config
+    from oplearn.training.run import train_to_end
 
     run = work / (f"prior_{args.n_train}_{args.prior_epochs}" + ("" if fields == "joint" else f"_{fields}"))
-    train_once(validate_config({
+    train_to_end(validate_config({
         "seed": 0,
         "data": {"path": str(train_path), "n_train": args.n_train, "n_val": 40, "batch_size": 20},
         "train": {"task": "diffusion", "epochs": args.prior_epochs, "lr": 2e-3, "weight_decay": 0.0, "scheduler": "cosine",
@@ -81,21 +72,22 @@ def train_prior(work: Path, train_path: Path, args, fields: str = "joint") -> Pa
         "diffusion": {"fields": fields, "noise": {"kind": "grf", "alpha": 2.0, "tau": 3.0},
                       "net": {"modes": 12, "width": args.width, "scales": [0.5, 0.25], "embedding": 64,
                               "projection_channels": 64}},
-    }), run)
+    }), run, progress=False)
     return run
 
 
 def train_forward(work: Path, train_path: Path, args) -> Path:
     """The DDIS forward operator: an FNO a -> u on the same training pairs as the priors."""
     from oplearn.config import validate_config
+    from oplearn.training.run import train_to_end
 
     run = work / f"forward_{args.n_train}_{args.forward_epochs}_{args.width}"
-    train_once(validate_config({
+    train_to_end(validate_config({
         "seed": 0,
         "data": {"path": str(train_path), "n_train": args.n_train, "n_val": 40, "batch_size": 20},
         "model": {"name": "fno", "modes": 12, "width": args.width, "padding": 0.125},
         "train": {"epochs": args.forward_epochs, "lr": 3e-3, "device": "cpu", "threads": args.threads},
-    }), run)
+    }), run, progress=False)
     return run
 
 

@@ -48,8 +48,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from oplearn.config import validate_config  # noqa: E402
 from oplearn.evaluate import evaluate_run  # noqa: E402
-from oplearn.training.checkpoint import load_checkpoint  # noqa: E402
-from oplearn.training.run import LAST, train  # noqa: E402
+from oplearn.training.run import train_to_end  # noqa: E402
 from oplearn.training.tasks import ensure_dataset  # noqa: E402
 
 #: Published test relative L2 (FNO paper, Li et al. 2021) and what it was measured on.
@@ -122,9 +121,7 @@ def run_row(preset: str, name: str, device: str, progress: bool) -> dict:
         ensure_dataset(spec, progress)
     t_data = time.perf_counter() - t0
     t0 = time.perf_counter()
-    last = run_dir / LAST
-    if not last.exists() or load_checkpoint(last)["epoch"] < config.train.epochs:
-        train(config, run_dir, resume=last.exists(), progress=progress)
+    train_to_end(config, run_dir, progress)
     t_train = time.perf_counter() - t0
     result = evaluate_run(run_dir, [t.path for t in config.data.test])[0]
     published, setting = PUBLISHED[name]

@@ -14,7 +14,7 @@ from oplearn.data.generate import generate_dataset, make_pde
 from oplearn.errors import CheckpointError, OplearnError, TrainingDiverged
 from oplearn.training import tasks as tasks_module
 from oplearn.training.checkpoint import load_checkpoint, save_checkpoint
-from oplearn.training.run import LAST, load_run, train
+from oplearn.training.run import LAST, load_run, train, train_to_end
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +83,7 @@ def test_run_directory_guards(tmp_path, darcy16):
     changed = load_config(tiny_config(tmp_path / "c2.yaml", darcy16, epochs=1, lr=1e-2))
     with pytest.raises(OplearnError, match="differs .* train.lr"):
         train(changed, tmp_path / "run", resume=True, progress=False)
+    train_to_end(config, tmp_path / "run", progress=False)  # finished: left as it is, no "already holds a run"
     other_threads = load_config(tiny_config(tmp_path / "c3.yaml", darcy16, epochs=1))
     other_threads.train.threads = 2  # how a run executes may change on resume
     train(other_threads, tmp_path / "run", resume=True, progress=False)

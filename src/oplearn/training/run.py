@@ -158,6 +158,13 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
         torch.set_num_threads(threads)
 
 
+def train_to_end(config: RunConfig, run_dir: str | Path, progress: bool = True) -> None:
+    """Bring ``run_dir`` to ``config.train.epochs``: start it, resume it if it stopped early, or leave a finished run."""
+    last = Path(run_dir) / LAST
+    if not last.exists() or load_checkpoint(last)["epoch"] < config.train.epochs:
+        train(config, run_dir, resume=last.exists(), progress=progress)
+
+
 def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict:
     world, device = distributed.join(resolve_device(config.train.device))
     try:
