@@ -52,6 +52,17 @@ def test_grf_noise_modes_round_trip_2d():
     assert noise.sample((2, 3, 9, 12)).shape == (2, 3, 9, 12)
 
 
+@pytest.mark.parametrize("periodic", [True, False])
+def test_grf_noise_covariance_operator_matches_samples(periodic):
+    noise = GRFNoise(periodic=periodic, lengths=(1.0, 2.0))
+    eye = torch.eye(20, dtype=torch.float64).reshape(20, 1, 5, 4)
+    c = noise.covariance(eye).reshape(20, 20)
+    x = noise.sample((20000, 1, 5, 4), torch.Generator().manual_seed(0), dtype=torch.float64).reshape(20000, 20)
+    assert torch.allclose(c, c.T, atol=1e-12)
+    assert (x.T @ x / len(x) - c).abs().max() < 0.05 * c.diagonal().max()
+    assert torch.equal(WhiteNoise().covariance(eye), eye)
+
+
 @pytest.mark.parametrize("periodic, white", [(True, True), (False, False)])
 def test_gaussian_prior_exact_flow_and_samples(periodic, white):
     field = GRFNoise(alpha=2.5, tau=5.0, periodic=periodic)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from oplearn.diffusion.schedules import karras_sigmas
+from oplearn.diffusion.noise import GRFNoise
 from oplearn.errors import OplearnError
 from oplearn.fields import GaussianRandomField
 from oplearn.grids import Grid
@@ -104,6 +105,46 @@ def test_exact_guidance_samples_the_exact_posterior(problem):
     dps = summarize(_sample(lg, obs, y, m, guidance={"scale": "normalized"}))
     z_dps = ((dps.mean - mean) / std)[free].square().mean().sqrt() * math.sqrt(m)
     assert z_dps > 3 * z
+
+
+def test_stochastic_churn_keeps_the_exact_posterior(problem):
+    """Churn (re-noising before each Heun step) with the exact posterior denoiser still samples
+    the exact posterior, with other draws than the ODE; multistep solvers and DAPS refuse it."""
+    lg, truth, obs, y, mean, std = problem
+    m = 32
+    draws = _sample(lg, obs, y, m, steps=24, sampler="heun", churn=8.0, guidance={"scale": "exact"})
+    ode = _sample(lg, obs, y, m, steps=24, sampler="heun", guidance={"scale": "exact"})
+    assert (draws - ode).abs().max() > 0.1 * std.max()
+    post = summarize(draws)
+    free = std > 1e-6
+    z = ((post.mean - mean) / std)[free].square().mean().sqrt() * math.sqrt(m)
+    assert z < 2.0
+    assert 0.85 < post.std[free].mean() / std[free].mean() < 1.15
+    with pytest.raises(OplearnError, match="churn"):
+        _sample(lg, obs, y, 2, sampler="dpmpp2m", churn=1.0)
+    with pytest.raises(OplearnError, match="churn"):
+        _sample(lg, obs, y, 2, method="daps", churn=1.0)
+
+
+def test_exact_guidance_with_grf_noise_needs_the_noise_covariance(problem):
+    """With GRF forward noise N, Tweedie's formula carries the likelihood score through N: exact
+    guidance that knows the prior's noise samples the exact posterior; the white-noise form does not."""
+    from oplearn.diffusion.samplers import sample
+    from oplearn.inverse.guidance import GuidedDenoiser
+
+    _, truth, obs, y, mean, std = problem
+    lg = LinearGaussianPoisson(Poisson(), N, noise=GRFNoise())
+    m = 32
+    post = summarize(_sample(lg, obs, y, m, noise=lg.noise, guidance={"scale": "exact"}))
+    free = std > 1e-6
+    z = ((post.mean - mean) / std)[free].square().mean().sqrt() * math.sqrt(m)
+    assert z < 2.0
+    assert 0.85 < post.std[free].mean() / std[free].mean() < 1.15
+    white = GuidedDenoiser(lg.denoiser, obs, y, scale="exact", fields=lg.fields)
+    start = lg.noise.sample((m, *lg.shape), torch.Generator().manual_seed(2), dtype=torch.float64) * 80.0
+    wrong = summarize(lg.fields(sample(white, start, karras_sigmas(12, 0.002, 80.0, 7.0), method="dpmpp2m")))
+    z_wrong = ((wrong.mean - mean) / std)[free].square().mean().sqrt() * math.sqrt(m)
+    assert z_wrong > 3 * z
 
 
 def test_exact_guidance_stops_at_negative_curvature():

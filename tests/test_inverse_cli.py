@@ -34,7 +34,7 @@ def runs(tmp_path_factory):
 
 
 def _inverse(run, data, out, *extra, check=True):
-    return run_cli("inverse", run, "--observe", "u", "--points", 40, "--samples", 4, "--steps", 6, "--data", data,
+    return run_cli("inverse", run, "--observe", "u", "--points", 40, "--samples", 4, "--steps", 20, "--data", data,
                    "--index", 39, "--out", out, "--no-progress", *extra, check=check)
 
 
@@ -51,15 +51,11 @@ def test_inverse_cli_writes_posterior_metrics_and_figure(runs):
     assert set(metrics) == {"a", "u"} and 0 <= metrics["a"]["error_rate"] <= 1
     assert 0 <= metrics["u"]["calibration_90"] <= 1
     assert (out / "posterior.png").stat().st_size > 0
-    # Guidance pulls the samples towards the observations (compared with the same prior unguided).
+    # Guidance pulls the observed field towards the truth (compared with the same prior unguided).
     free = root / "free"
     _inverse(root / "joint", data, free, "--weight", 0)
-
-    def misfit(path):
-        p = np.load(path / "posterior.npz")
-        return np.abs(p["samples"].reshape(4, -1)[:, p["index"]] - p["y"]).mean()
-
-    assert misfit(out) < 0.75 * misfit(free)
+    unguided = json.loads((free / "metrics.json").read_text())["metrics"]
+    assert metrics["u"]["relative_l2"] < 0.9 * unguided["u"]["relative_l2"]
 
 
 def test_inverse_cli_ddis_and_daps(runs):

@@ -25,6 +25,10 @@ class WhiteNoise:
         draw_device = generator.device if generator is not None else torch.device("cpu")
         return torch.randn(tuple(shape), generator=generator, dtype=dtype, device=draw_device).to(device)
 
+    def covariance(self, x: torch.Tensor) -> torch.Tensor:
+        """The covariance operator applied to fields: the identity."""
+        return x
+
     def to_dict(self) -> dict:
         return {"kind": "white"}
 
@@ -165,6 +169,21 @@ class GRFNoise:
         if self.periodic:
             return torch.fft.ifftn(a, dim=tuple(range(-d, 0)), norm="ortho").real
         return self._apply(a, self._matrices(tuple(a.shape[-d:]), inverse=False))
+
+    def covariance(self, x: torch.Tensor) -> torch.Tensor:
+        r""":math:`C x` per channel for fields ``x (batch, C, *spatial)`` (computed in float64, returned in ``x.dtype``).
+
+        :math:`C = F \operatorname{diag}(v) F^\top` with :math:`F` the map :meth:`from_modes` and
+        :math:`v` the :meth:`mode_variances` (the orthonormal DFT makes :math:`F^\top = F^{-1}` on a
+        periodic grid). It turns a gradient into the direction in which the noise moves fields,
+        e.g. a likelihood score into its effect on a denoiser (:mod:`oplearn.inverse.guidance`).
+        """
+        spatial = tuple(x.shape[2:])
+        var = self.mode_variances(spatial).to(x.device)
+        if self.periodic:
+            return self.from_modes(var * self.to_modes(x.double())).to(x.dtype)
+        transposed = [m.T for m in self._matrices(spatial, inverse=False)]
+        return self.from_modes(var * self._apply(x.double(), transposed)).to(x.dtype)
 
     def sample(self, shape, generator: torch.Generator | None = None, dtype=torch.float32, device=None) -> torch.Tensor:
         """Draw fields of ``shape = (batch, C, *spatial)`` (computed in float64, returned in ``dtype``)."""

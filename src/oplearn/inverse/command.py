@@ -37,9 +37,11 @@ def add_command(sub) -> None:
     p.add_argument("--method", choices=("dps", "daps"), default="dps")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="dpmpp2m")
     p.add_argument("--steps", type=int, default=50, help="sampler steps (DAPS: annealing levels)")
+    p.add_argument("--churn", type=float, default=0.0, help="DPS with --sampler euler or heun: EDM stochastic churn S_churn "
+                   "(re-noising before each step; e.g. 0.4 x --steps)")
     p.add_argument("--samples", type=int, default=16, help="posterior samples M")
     p.add_argument("--batch-size", type=int, help="samples drawn at once (default: all)")
-    p.add_argument("--weight", type=float, default=1.0, help="guidance weight w")
+    p.add_argument("--weight", type=float, help="guidance weight w (default 1 for a prior with white noise, 0.3 with GRF noise)")
     p.add_argument("--scale", choices=("normalized", "likelihood", "exact"), default="normalized", help="guidance step")
     p.add_argument("--pde-weight", type=float, default=0.0, help="weight of the PDE-residual guidance term")
     p.add_argument("--tau", type=float, help="DAPS likelihood width (default: --noise)")
@@ -113,7 +115,7 @@ def run_inverse(args) -> None:
     t0 = time.perf_counter()
     samples = sample_posterior(
         setup.denoise, obs, y, setup.prior_shape, args.samples, karras_sigmas(args.steps, setup.sigma_min, setup.sigma_max),
-        method=args.method, sampler=args.sampler, fields=setup.fields, noise=setup.noise, batch_size=args.batch_size,
+        method=args.method, sampler=args.sampler, churn=args.churn, fields=setup.fields, noise=setup.noise, batch_size=args.batch_size,
         guidance={"weight": args.weight, "scale": args.scale, "pde_weight": args.pde_weight, "pde": setup.pde, "grid": setup.grid},
         daps_options={"tau": args.tau, "langevin_steps": args.langevin_steps, "ode_steps": args.ode_steps},
         generator=generator(args.seed, 2, device=args.device), device=args.device, progress=not args.no_progress,
@@ -129,7 +131,7 @@ def run_inverse(args) -> None:
     if truth is not None:
         arrays["truth"] = truth.numpy()
     _save_npz(out / "posterior.npz", **arrays)
-    report = {"run_dir": str(args.run_dir), "method": args.method, "sampler": args.sampler, "steps": args.steps,
+    report = {"run_dir": str(args.run_dir), "method": args.method, "sampler": args.sampler, "steps": args.steps, "churn": args.churn, "weight": args.weight,
               "samples": args.samples, "observed": args.observe, "points": len(obs), "noise": obs.noise, "seconds": seconds,
               "forward_run": args.forward_run}
     if truth is not None:

@@ -37,23 +37,32 @@ from oplearn.pdes.base import PDE
 
 
 class GaussianDenoiser:
-    r"""The exact denoiser of :math:`\mathcal N(0, K)`: :math:`D(x, \sigma) = K (K + \sigma^2 I)^{-1} x`.
+    r"""The exact denoiser of :math:`\mathcal N(0, K)` under noise :math:`\sigma\epsilon`, :math:`\epsilon \sim \mathcal N(0, N)`:
+    :math:`D(x, \sigma) = K (K + \sigma^2 N)^{-1} x` (:math:`N = I` by default).
 
-    Evaluated in the eigenbasis :math:`K = V \Lambda V^\top`:
-    :math:`D = V \operatorname{diag}(\lambda / (\lambda + \sigma^2)) V^\top x`. ``K`` may be singular.
+    Evaluated in the eigenbasis of :math:`M = L^{-1} K L^{-\top} = U \Lambda U^\top`, :math:`N = L L^\top`:
+    :math:`D = L U \operatorname{diag}(\lambda / (\lambda + \sigma^2)) U^\top L^{-1} x`. ``K`` may be
+    singular, ``N`` must be positive definite.
 
-    Shapes: ``x (batch, *shape), sigma (batch,) -> (batch, *shape)`` with ``K`` of size ``prod(shape)``.
+    Shapes: ``x (batch, *shape), sigma (batch,) -> (batch, *shape)`` with ``K``, ``N`` of size ``prod(shape)``.
     """
 
-    def __init__(self, covariance: torch.Tensor):
-        eigenvalues, self.vectors = torch.linalg.eigh(covariance.double())
+    def __init__(self, covariance: torch.Tensor, noise_covariance: torch.Tensor | None = None):
+        k = covariance.double()
+        if noise_covariance is None:
+            eigenvalues, vectors = torch.linalg.eigh(k)
+            self.left = self.right = vectors
+        else:
+            chol = torch.linalg.cholesky(noise_covariance.double())
+            chol_inv = torch.linalg.solve_triangular(chol, torch.eye(len(chol), dtype=torch.float64), upper=False)
+            eigenvalues, vectors = torch.linalg.eigh(chol_inv @ k @ chol_inv.T)
+            self.left, self.right = chol @ vectors, chol_inv.T @ vectors
         self.eigenvalues = eigenvalues.clamp_min(0)
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        v = self.vectors.to(x)
-        coef = x.flatten(1) @ v
+        coef = x.flatten(1) @ self.right.to(x)
         gain = self.eigenvalues.to(x) / (self.eigenvalues.to(x) + sigma.to(x).reshape(-1, 1) ** 2)
-        return ((coef * gain) @ v.T).reshape(x.shape)
+        return ((coef * gain) @ self.left.to(x).T).reshape(x.shape)
 
 
 class LinearGaussianPoisson:
@@ -65,9 +74,12 @@ class LinearGaussianPoisson:
         Its source field is the prior; its solver gives the linear map :math:`L`.
     resolution : int
         Nodes per dimension (the matrices have ``2 n^2`` rows: keep ``n`` small, e.g. 16-32).
+    noise : WhiteNoise or GRFNoise, optional
+        The forward noise of the diffusion in the standardised coordinates (per channel); white
+        by default.
     """
 
-    def __init__(self, pde: PDE, resolution: int):
+    def __init__(self, pde: PDE, resolution: int, noise=None):
         self.pde = pde
         self.grid: Grid = pde.grid(resolution)
         n = resolution * resolution
@@ -80,7 +92,12 @@ class LinearGaussianPoisson:
         self.covariance = joint @ c @ joint.T
         self.scale = self.covariance.diagonal().reshape(2, n).mean(dim=1).sqrt()  # S, per channel
         s_inv = (1 / self.scale).repeat_interleave(n)
-        self.denoiser = GaussianDenoiser(s_inv[:, None] * self.covariance * s_inv[None, :])
+        noise_covariance = None
+        if noise is not None:  # N applied to the unit fields of both channels
+            unit = torch.eye(2 * n, dtype=torch.float64).reshape(2 * n, *self.shape)
+            noise_covariance = noise.covariance(unit).reshape(2 * n, 2 * n)
+        self.noise = noise
+        self.denoiser = GaussianDenoiser(s_inv[:, None] * self.covariance * s_inv[None, :], noise_covariance)
 
     def fields(self, z: torch.Tensor) -> torch.Tensor:
         """The physical (f, u) of standardised fields: ``(batch, 2, n, n) -> (batch, 2, n, n)``."""

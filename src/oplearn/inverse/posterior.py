@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from oplearn.diffusion.noise import GRFNoise, WhiteNoise
 from oplearn.errors import ConfigError
 from oplearn.inverse.daps import daps
 from oplearn.inverse.guidance import Denoiser, Fields, GuidedDenoiser
@@ -98,10 +99,11 @@ def sample_posterior(
     sigmas: torch.Tensor,
     method: str = "dps",
     sampler: str = "dpmpp2m",
+    churn: float = 0.0,
     fields: Fields | None = None,
     guidance: dict | None = None,
     daps_options: dict | None = None,
-    noise=None,
+    noise: WhiteNoise | GRFNoise | None = None,
     batch_size: int | None = None,
     generator: torch.Generator | None = None,
     dtype: torch.dtype = torch.float32,
@@ -111,26 +113,37 @@ def sample_posterior(
     """``samples`` posterior draws for one observation ``y (m,)``, as physical fields ``(M, C', *spatial)``.
 
     ``shape`` is ``(C, *spatial)`` of the prior's space; ``sigmas`` the sampler's noise levels
-    (ending in 0); ``noise(shape, generator)`` draws unit noise (white by default; a
-    function-space prior passes its GRF noise), also used by DAPS's re-noising; ``guidance`` holds keyword arguments of
+    (ending in 0); ``noise`` is the prior's forward noise (white by default; a function-space
+    prior passes its GRF noise): it draws the starting state, carries the guidance
+    (:class:`GuidedDenoiser`), and re-noises in DAPS and in the
+    stochastic ``churn`` of DPS with the ``euler`` or ``heun`` sampler (re-noising before each
+    step lets the guidance correct what earlier steps got wrong; see BENCHMARKS.md for its
+    effect on Darcy); ``guidance`` holds keyword arguments of
     :class:`GuidedDenoiser` (``method="dps"``), ``daps_options`` those of :func:`daps`.
     """
     from oplearn.diffusion.samplers import sample
 
     if method not in METHODS:
         raise ConfigError(f"posterior method must be one of {METHODS}, got {method!r}")
+    if churn and method != "dps":
+        raise ConfigError("churn applies to DPS sampling; DAPS re-noises at every level by itself (drop --churn)")
     batch_size = batch_size or samples
-    draw = noise or (lambda size, gen: torch.randn(size, generator=gen, dtype=dtype))
+    noise = noise or WhiteNoise()
+
+    def draw(size, gen):
+        return noise.sample(size, gen, dtype=dtype).to(device)
+
     y = y.to(device=device, dtype=dtype)
     sigmas = sigmas.to(device=device, dtype=dtype)
     out = []
     for start in range(0, samples, batch_size):
         z = draw((min(batch_size, samples - start), *shape), generator).to(device=device, dtype=dtype) * sigmas[0]
         if method == "dps":
-            guided = GuidedDenoiser(denoise, observation, y, fields=fields, **(guidance or {}))
-            x0 = sample(guided, z, sigmas, method=sampler, generator=generator, progress=progress)
+            guided = GuidedDenoiser(denoise, observation, y, fields=fields, noise=noise, **(guidance or {}))
+            x0 = sample(guided, z, sigmas, method=sampler, churn=churn, generator=generator, progress=progress,
+                        churn_noise=draw)
         else:
-            x0 = daps(denoise, observation, y, z, sigmas, fields=fields, renoise=noise, generator=generator,
+            x0 = daps(denoise, observation, y, z, sigmas, fields=fields, renoise=draw, generator=generator,
                       progress=progress, **(daps_options or {}))
         with torch.no_grad():
             out.append((x0 if fields is None else fields(x0)).detach().cpu())

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 
+from oplearn.diffusion.noise import GRFNoise, WhiteNoise
 from oplearn.errors import OplearnError
 from oplearn.grids import Grid
 from oplearn.inverse.guidance import DecoupledFields, Denoiser, Fields
@@ -28,12 +28,12 @@ class InverseSetup:
     """A prior ready for :func:`oplearn.inverse.posterior.sample_posterior`.
 
     ``prior_shape`` is ``(C, *spatial)`` of the denoiser's (normalised) space; ``names`` the
-    channels of the physical fields ``fields`` returns; ``noise(shape, generator)`` draws unit noise.
+    channels of the physical fields ``fields`` returns; ``noise`` is the prior's forward noise.
     """
 
     denoise: Denoiser
     fields: Fields
-    noise: Callable[[tuple[int, ...], torch.Generator | None], torch.Tensor]
+    noise: WhiteNoise | GRFNoise
     prior_shape: tuple[int, ...]
     names: tuple[str, ...]
     grid: Grid
@@ -96,9 +96,4 @@ def load_setup(run_dir: str | Path, forward_run: str | Path | None = None, devic
         out = operator.out_channels
         names = names + (tuple(pde.output_names) if pde is not None and len(pde.output_names) == out
                          else tuple(f"out{i}" for i in range(out)))
-    noise = meta["noise"]
-
-    def draw(shape, generator=None):
-        return noise.sample(shape, generator)
-
-    return InverseSetup(prior, fields, draw, (meta["channels"], *grid.shape), names, grid, pde)
+    return InverseSetup(prior, fields, meta["noise"], (meta["channels"], *grid.shape), names, grid, pde)
