@@ -39,6 +39,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from oplearn.data.files import load_fields
+    from oplearn.diffusion.samplers import SAMPLERS
     from oplearn.diffusion.schedules import karras_sigmas
     from oplearn.inverse.observations import PointObservation
     from oplearn.inverse.posterior import coefficient_error_rate, sample_posterior
@@ -71,7 +72,7 @@ def main() -> None:
                     row["forward_u"] = relative_l2(means[:, 1:], truth[:, 1:]).mean().item()
                 else:
                     row["inverse_error_rate"] = coefficient_error_rate(means[:, :1], truth[:, :1], darcy.low, darcy.high).mean().item()
-            row["evaluations"] = 2 * steps - 1 if sampler == "heun" else steps
+            row["evaluations"] = SAMPLERS[sampler]().evaluations(karras_sigmas(steps))
             row["seconds"] = time.perf_counter() - t0
             results.setdefault(sampler, {})[steps] = row
             print(f"{sampler:8s} {steps:4d} steps ({row['evaluations']:4d} evaluations): forward u {row['forward_u']:.4f}, "

@@ -71,7 +71,7 @@ def _save_json(path: Path, data: dict) -> None:
 def run_inverse(args) -> None:
     from oplearn.data.files import load_fields
     from oplearn.diffusion.schedules import karras_sigmas
-    from oplearn.inverse.guidance import two_valued
+    from oplearn.inverse.guidance import guidance_weight, two_valued
     from oplearn.inverse.observations import Observation, PointObservation
     from oplearn.inverse.posterior import posterior_metrics, sample_posterior, summarize
     from oplearn.inverse.setup import load_setup
@@ -131,7 +131,8 @@ def run_inverse(args) -> None:
     if truth is not None:
         arrays["truth"] = truth.numpy()
     _save_npz(out / "posterior.npz", **arrays)
-    report = {"run_dir": str(args.run_dir), "method": args.method, "sampler": args.sampler, "steps": args.steps, "churn": args.churn, "weight": args.weight,
+    report = {"run_dir": str(args.run_dir), "method": args.method, "sampler": args.sampler, "steps": args.steps, "churn": args.churn,
+              "weight": guidance_weight(args.weight, setup.noise) if args.method == "dps" else None,
               "samples": args.samples, "observed": args.observe, "points": len(obs), "noise": obs.noise, "seconds": seconds,
               "forward_run": args.forward_run}
     if truth is not None:

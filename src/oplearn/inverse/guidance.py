@@ -83,6 +83,13 @@ SCALES = ("likelihood", "normalized", "exact")
 DEFAULT_WEIGHT = {"white": 1.0, "grf": 0.3}
 
 
+def guidance_weight(weight: float | None, noise=None) -> float:
+    """``weight``, or :data:`DEFAULT_WEIGHT` of the kind of ``noise`` (white when ``None``) if it is ``None``."""
+    if weight is not None:
+        return float(weight)
+    return DEFAULT_WEIGHT[noise.to_dict()["kind"] if noise is not None else "white"]
+
+
 class DecoupledFields(torch.nn.Module):
     r"""DDIS fields: a prior on the coefficient alone, the solution from a forward operator.
 
@@ -167,8 +174,7 @@ class GuidedDenoiser:
             raise ConfigError("the PDE-residual term needs the PDE and its grid")
         self.denoise, self.observation, self.fields = denoise, observation, fields
         self.y = y if y.ndim == 2 else y.unsqueeze(0)
-        kind = noise.to_dict()["kind"] if noise is not None else "white"
-        self.weight = float(DEFAULT_WEIGHT[kind] if weight is None else weight)
+        self.weight = guidance_weight(weight, noise)
         self.scale, self.cg_steps = scale, int(cg_steps)
         self.pde, self.grid, self.pde_weight = pde, grid, float(pde_weight)
         self.covariance = noise.covariance if noise is not None else (lambda v: v)
@@ -196,17 +202,16 @@ class GuidedDenoiser:
             r = self.y.to(phys) - self.observation.apply(phys)
             if self.scale == "exact":
                 return (x0 + sig2 * self._exact_step(x, x0, r, sig2, s2)).detach()
-            gradient = self.covariance(torch.autograd.grad(0.5 * r.square().sum(), x, retain_graph=True)[0])
             if self.scale == "likelihood":
                 lam = self.weight * sig2 / s2
             else:
                 lam = self.weight * sig2 / (s2 + r.detach().square().mean(dim=1)).reshape(sig2.shape)
-            step = lam * gradient
+            step = lam * torch.autograd.grad(0.5 * r.square().sum(), x, retain_graph=bool(self.pde_weight))[0]
             if self.pde_weight:
                 res = self.pde_residual(phys).flatten(1)
                 log_norm = 0.5 * torch.log(res.square().sum(dim=1)).sum()
-                step = step + self.covariance(self.pde_weight * sig2 * torch.autograd.grad(log_norm, x)[0])
-        return (x0 - step).detach()
+                step = step + self.pde_weight * sig2 * torch.autograd.grad(log_norm, x)[0]
+        return (x0 - self.covariance(step)).detach()
 
     def _exact_step(self, x, x0, r, sig2, s2) -> torch.Tensor:
         r"""``N J^T B^T z`` with :math:`(\sigma^2 B N J^\top B^\top + s^2) z = r` solved by CG per sample,

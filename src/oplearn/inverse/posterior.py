@@ -137,7 +137,7 @@ def sample_posterior(
     sigmas = sigmas.to(device=device, dtype=dtype)
     out = []
     for start in range(0, samples, batch_size):
-        z = draw((min(batch_size, samples - start), *shape), generator).to(device=device, dtype=dtype) * sigmas[0]
+        z = draw((min(batch_size, samples - start), *shape), generator) * sigmas[0]
         if method == "dps":
             guided = GuidedDenoiser(denoise, observation, y, fields=fields, noise=noise, **(guidance or {}))
             x0 = sample(guided, z, sigmas, method=sampler, churn=churn, generator=generator, progress=progress,
