@@ -1,11 +1,13 @@
 """Darcy inverse problems: posterior-mean error against the number of sampler steps, per sampler.
 
 Usage: python benchmarks/inverse_steps.py [--prior runs/inverse_darcy/prior_1000_200] [--cases 4] [--samples 8]
-       [--steps 10 20 50 200] [--samplers euler heun dpmpp2m dpmpp3m unipc] [--threads 2] [--out FILE]
+       [--steps 10 20 50 200] [--samplers euler heun dpmpp2m dpmpp3m unipc] [--unmatched] [--threads 2] [--out FILE]
 
 The task-level companion of ``sampler_steps.py`` (which measures the distance to the ODE's
 own solution): the same trained joint (a, u) Darcy prior, test cases (seed 1) and 500-point
-observations as ``inverse_darcy.py``, DPS with the default guidance and ``--samples`` draws, the
+observations as ``inverse_darcy.py``, DPS with the default guidance (step-matched to the
+sampler's schedule; ``--unmatched`` applies the full correction at every step, as before
+step matching existed) and ``--samples`` draws, the
 deterministic ODE samplers only (no churn) on the Karras schedule. For each sampler and number
 of steps: the forward error (relative L2 of u's posterior mean, a observed) and the inverse
 error (coefficient error rate, u observed), averaged over ``--cases``, with the denoiser
@@ -34,6 +36,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50, 200])
     parser.add_argument("--samplers", nargs="+", default=["euler", "heun", "dpmpp2m", "dpmpp3m", "unipc"])
+    parser.add_argument("--unmatched", action="store_true", help="guidance not matched to the step size")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "inverse_steps.json"))
     args = parser.parse_args()
@@ -65,7 +68,8 @@ def main() -> None:
                     obs = PointObservation(shape, POINTS, channels=channel, generator=generator(1, 100 + i, channel))
                     x = sample_posterior(setup.denoise, obs, obs.apply(truth[i : i + 1])[0], setup.prior_shape, args.samples,
                                          karras_sigmas(steps, setup.sigma_min, setup.sigma_max), sampler=sampler,
-                                         fields=setup.fields, noise=setup.noise, generator=generator(2, i))
+                                         fields=setup.fields, noise=setup.noise, generator=generator(2, i),
+                                         guidance={"schedule": None} if args.unmatched else None)
                     means.append(x.double().mean(dim=0))
                 means = torch.stack(means)
                 if problem == "forward":

@@ -159,6 +159,54 @@ def test_exact_guidance_stops_at_negative_curvature():
     assert torch.isfinite(out).all() and torch.equal(out, -x)
 
 
+def test_step_matched_guidance_relaxes_the_residual_exactly():
+    """With J = I (identity denoiser, white noise) the guidance's relaxation rate is k = lambda: one
+    Euler step of step-matched guidance shrinks the observed residual by exactly exp(-k h), a
+    step to sigma = 0 fits the data, and tiny steps leave the guidance unchanged; the unmatched
+    correction overshoots to (1 - phi k) r."""
+    from oplearn.diffusion.samplers import sample
+    from oplearn.inverse.guidance import GuidedDenoiser
+
+    obs = PointObservation((1, 8, 8), 10, generator=torch.Generator().manual_seed(0))
+    x = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    y = torch.randn(10, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    r = y - obs.apply(x)
+    k = 10.0**2 / r.square().mean(dim=1)  # lambda of the normalized scale at sigma = 10, w = 1
+    for t in (9.0, 5.0, 0.0):
+        sigmas = torch.tensor([10.0, t], dtype=torch.float64)
+        h = math.log(10.0 / t) if t else math.inf
+        matched = GuidedDenoiser(lambda z, sigma: z, obs, y, weight=1.0, schedule=sigmas)
+        after = y - obs.apply(sample(matched, x, sigmas, "euler"))
+        assert torch.allclose(after, torch.exp(-k * h)[:, None] * r, atol=1e-10), t
+    sigmas = torch.tensor([10.0, 9.0], dtype=torch.float64)
+    overshoot = y - obs.apply(sample(GuidedDenoiser(lambda z, sigma: z, obs, y, weight=1.0), x, sigmas, "euler"))
+    assert torch.allclose(overshoot, (1 - 0.1 * k)[:, None] * r)
+    tiny = torch.tensor([10.0, 10.0 * (1 - 1e-7)], dtype=torch.float64)
+    sigma = torch.full((3,), 10.0, dtype=torch.float64)
+    full = GuidedDenoiser(lambda z, s: z, obs, y, weight=1.0)(x, sigma)
+    assert torch.allclose(GuidedDenoiser(lambda z, s: z, obs, y, weight=1.0, schedule=tiny)(x, sigma), full, rtol=1e-3)
+
+
+def test_step_matched_guidance_converges_in_fewer_steps():
+    """On the linear-Gaussian problem with GRF noise, normalized guidance matched to the steps
+    gives at 20 steps samples far closer to its many-step limit than the unmatched guidance does
+    to its own, and the two many-step limits agree."""
+    lg = LinearGaussianPoisson(Poisson(), N, noise=GRFNoise())
+    g = torch.Generator().manual_seed(1)
+    obs = PointObservation(lg.shape, 40, channels=1, noise=1e-4, generator=g)
+    y = obs.observe(lg.sample_prior(1, g), g)[0]
+
+    def run(steps, sampler, matched):
+        guidance = {"scale": "normalized", "weight": 1.0, **({} if matched else {"schedule": None})}
+        return _sample(lg, obs, y, 8, steps=steps, sampler=sampler, noise=lg.noise, guidance=guidance)
+
+    limit = {m: run(400, "euler", m) for m in (True, False)}
+    assert (limit[True] - limit[False]).norm() < 0.03 * limit[False].norm()
+    for sampler in ("euler", "dpmpp2m"):
+        gap = {m: (run(20, sampler, m) - limit[m]).norm() / limit[m].norm() for m in (True, False)}
+        assert gap[True] < 0.5 * gap[False], (sampler, gap)
+
+
 def test_guidance_and_daps_reduce_the_observation_misfit(problem):
     lg, truth, obs, y, mean, std = problem
     unguided = _sample(lg, obs, y, 8, steps=20, guidance={"weight": 0.0})

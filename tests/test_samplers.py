@@ -82,6 +82,30 @@ def test_evaluation_counts_are_documented():
         assert len(calls) == cls().evaluations(sigmas) == (13 if name == "heun" else 7), name
 
 
+def test_multistep_solvers_take_a_split_denoisers_stiff_part_at_first_order():
+    """A denoiser that splits its output into (smooth, stiff): the multistep solvers extrapolate
+    the smooth part only. With a zero smooth part and a stiff part that jumps from call to call,
+    every solver's step is the first-order one, so all agree with Euler; a plain denoiser
+    returning the same values is extrapolated and does not."""
+
+    class Jumpy:
+        def split(self, x, sigma):
+            g = torch.Generator().manual_seed(int(1000 * float(sigma[0])))
+            return torch.zeros_like(x), torch.randn(x.shape, generator=g, dtype=x.dtype)
+
+        def __call__(self, x, sigma):
+            smooth, stiff = self.split(x, sigma)
+            return smooth + stiff
+
+    x = torch.randn(2, 1, 6, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    sigmas = karras_sigmas(8, 0.01, 10.0)[:-1]  # end above 0: the step to 0 would return D alone
+    euler = sample(Jumpy(), x, sigmas, "euler")
+    for name in ("dpmpp2m", "dpmpp3m", "unipc"):
+        assert torch.allclose(sample(Jumpy(), x, sigmas, name), euler, atol=1e-12), name
+        plain = sample(lambda z, sigma: Jumpy()(z, sigma), x, sigmas, name)
+        assert not torch.allclose(plain, euler, atol=1e-3), name
+
+
 def test_churn_euler_heun_and_refused_by_multistep():
     mixture, noise = _problem(batch=8)
     sigmas = karras_sigmas(20)

@@ -30,6 +30,13 @@ step order 1, second step of ``dpmpp3m`` order 2) and every solver's step to
 
 Samplers see the denoiser only through calls ``denoise(x, sigma)``: guidance composes by
 wrapping the denoiser (a guided denoiser is a denoiser), so samplers stay guidance-agnostic.
+A denoiser may also offer ``split(x, sigma) -> (smooth, stiff)`` with ``smooth + stiff`` its
+output, where ``stiff`` is a correction that changes abruptly from one call to the next (the
+step-matched observation guidance of :class:`oplearn.inverse.guidance.GuidedDenoiser`). The
+multistep solvers then extrapolate only the smooth part through their history and take the
+stiff part at first order, :math:`\varphi_1` times its value at :math:`s` (an implicit-explicit
+split: extrapolating a correction that is large on one step and small on the next amplifies
+it); the one-step solvers use the sum.
 
 Stochastic churn (EDM, Algorithm 2) is available for ``euler`` and ``heun``: before each
 step the state is moved up from :math:`\sigma` to :math:`\hat\sigma = (1 + \gamma)\sigma`,
@@ -79,6 +86,13 @@ def _call(denoise: Denoiser, x: torch.Tensor, sigma: float) -> torch.Tensor:
     return denoise(x, torch.full((x.shape[0],), sigma, dtype=x.dtype, device=x.device))
 
 
+def _call_split(denoise: Denoiser, x: torch.Tensor, sigma: float) -> tuple[torch.Tensor, torch.Tensor | float]:
+    """``(smooth, stiff)`` parts of the denoiser's output (module docstring); ``stiff = 0`` for a plain denoiser."""
+    if not hasattr(denoise, "split"):
+        return _call(denoise, x, sigma), 0.0
+    return denoise.split(x, torch.full((x.shape[0],), sigma, dtype=x.dtype, device=x.device))
+
+
 class Euler(Sampler):
     r"""DDIM / DPM-Solver++(1) / EDM Euler: :math:`x_t = \frac{t}{s} x_s + (1 - \frac{t}{s}) D(x_s; s)`."""
 
@@ -119,23 +133,24 @@ class DPMSolverPP2M(Sampler):
     .. math:: \hat D = D_s + \frac{D_s - D_{prev}}{2 r}, \qquad r = h_{prev} / h,
 
     where :math:`D_{prev}` is the previous step's denoiser output and :math:`h_{prev}` that
-    step's :math:`\log` ratio; the first step is first order."""
+    step's :math:`\log` ratio; the first step is first order. A split denoiser's stiff part
+    is added to :math:`\hat D` unextrapolated (module docstring)."""
 
     name = "dpmpp2m"
     order = 2
 
     def __init__(self) -> None:
-        self._previous: tuple[torch.Tensor, float] | None = None  # (D, h) of the last step
+        self._previous: tuple[torch.Tensor, float] | None = None  # (smooth D, h) of the last step
 
     def step(self, denoise, x, s, t):
-        d = _call(denoise, x, s)
+        d, stiff = _call_split(denoise, x, s)
         if t == 0:
-            return d
+            return d + stiff
         h = math.log(s / t)
-        estimate = d
+        estimate = d + stiff
         if self._previous is not None:
             d_prev, h_prev = self._previous
-            estimate = d + (d - d_prev) / (2 * h_prev / h)
+            estimate = estimate + (d - d_prev) / (2 * h_prev / h)
         self._previous = (d, h)
         return (t / s) * x + (1 - t / s) * estimate
 
@@ -153,22 +168,23 @@ class DPMSolverPP3M(Sampler):
     :math:`\delta_{01} = (D_s - D_{-1}) / h_1`, :math:`\delta_{12} = (D_{-1} - D_{-2}) / h_2`,
     :math:`f_2 = (\delta_{01} - \delta_{12}) / (h_1 + h_2)` (:math:`h_1, h_2` the previous
     steps' :math:`\lambda` increments). With one previous output the quadratic term is dropped
-    and :math:`D' = \delta_{01}` (second order); the first step is first order."""
+    and :math:`D' = \delta_{01}` (second order); the first step is first order. A split
+    denoiser's stiff part joins :math:`D_s` in the :math:`\varphi_1` term only (module docstring)."""
 
     name = "dpmpp3m"
     order = 3
 
     def __init__(self) -> None:
-        self._history: list[tuple[torch.Tensor, float]] = []  # (D, lambda), newest last, at most 2
+        self._history: list[tuple[torch.Tensor, float]] = []  # (smooth D, lambda), newest last, at most 2
 
     def step(self, denoise, x, s, t):
-        d = _call(denoise, x, s)
+        d, stiff = _call_split(denoise, x, s)
         if t == 0:
-            return d
+            return d + stiff
         lam = -math.log(s)
         h = math.log(s / t)
         phi1 = -math.expm1(-h)
-        out = (t / s) * x + phi1 * d
+        out = (t / s) * x + phi1 * (d + stiff)
         if self._history:
             d1, lam1 = self._history[-1]
             h1 = lam - lam1
@@ -214,36 +230,38 @@ class UniPC(Sampler):
 
     :math:`D_t` is the next step's :math:`D_s`, so each step costs one evaluation. Into the last
     level above 0 the corrector is skipped (its evaluation would not be reused), and the step to
-    :math:`\sigma = 0` returns :math:`D` at the final state, like every solver here."""
+    :math:`\sigma = 0` returns :math:`D` at the final state, like every solver here. A split
+    denoiser's stiff part enters both at first order, :math:`\varphi_1` times its value at
+    :math:`s` (module docstring)."""
 
     name = "unipc"
     order = 3
 
     def __init__(self) -> None:
-        self._previous: tuple[torch.Tensor, float] | None = None  # (D, lambda) of the previous level
-        self._pending: torch.Tensor | None = None  # D at the current state from the last corrector
+        self._previous: tuple[torch.Tensor, float] | None = None  # (smooth D, lambda) of the previous level
+        self._pending: tuple[torch.Tensor, torch.Tensor | float] | None = None  # split D at the current state
         self._last_level: float | None = None
 
     def plan(self, levels):
         self._last_level = min(v for v in levels if v > 0)
 
     def step(self, denoise, x, s, t):
-        d = self._pending if self._pending is not None else _call(denoise, x, s)
+        d, stiff = self._pending if self._pending is not None else _call_split(denoise, x, s)
         self._pending = None
         if t == 0:
-            return d
+            return d + stiff
         lam, h = -math.log(s), math.log(s / t)
         nodes, values = [0.0], [d]
         if self._previous is not None:
             nodes, values = [(self._previous[1] - lam) / h, 0.0], [self._previous[0], d]
-        base = (t / s) * x
+        base = (t / s) * x - math.expm1(-h) * stiff
         predicted = base + sum(w * v for w, v in zip(_exponential_weights(nodes, h), values))
         self._previous = (d, lam)
         if t == self._last_level:
             return predicted
-        self._pending = _call(denoise, predicted, t)
+        self._pending = _call_split(denoise, predicted, t)
         weights = _exponential_weights([*nodes, 1.0], h)
-        return base + sum(w * v for w, v in zip(weights, [*values, self._pending]))
+        return base + sum(w * v for w, v in zip(weights, [*values, self._pending[0]]))
 
 
 #: Sampler name -> class.

@@ -119,7 +119,9 @@ def sample_posterior(
     stochastic ``churn`` of DPS with the ``euler`` or ``heun`` sampler (re-noising before each
     step lets the guidance correct what earlier steps got wrong; see BENCHMARKS.md for its
     effect on Darcy); ``guidance`` holds keyword arguments of
-    :class:`GuidedDenoiser` (``method="dps"``), ``daps_options`` those of :func:`daps`.
+    :class:`GuidedDenoiser` (``method="dps"``; its ``schedule`` defaults to ``sigmas``, which
+    matches the guidance to the sampler's steps, and ``None`` turns that off), ``daps_options``
+    those of :func:`daps`.
     """
     from oplearn.diffusion.samplers import sample
 
@@ -139,7 +141,7 @@ def sample_posterior(
     for start in range(0, samples, batch_size):
         z = draw((min(batch_size, samples - start), *shape), generator) * sigmas[0]
         if method == "dps":
-            guided = GuidedDenoiser(denoise, observation, y, fields=fields, noise=noise, **(guidance or {}))
+            guided = GuidedDenoiser(denoise, observation, y, fields=fields, noise=noise, **{"schedule": sigmas, **(guidance or {})})
             x0 = sample(guided, z, sigmas, method=sampler, churn=churn, generator=generator, progress=progress,
                         churn_noise=draw)
         else:
