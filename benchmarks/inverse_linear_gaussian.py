@@ -27,7 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 METHODS = {
     "exact guidance, dpmpp2m 20 steps": {"method": "dps", "steps": 20, "guidance": {"scale": "exact"}},
+    "DPS normalized (w=1), dpmpp2m 20 steps": {"method": "dps", "steps": 20, "guidance": {"scale": "normalized"}},
     "DPS normalized (w=1), dpmpp2m 50 steps": {"method": "dps", "steps": 50, "guidance": {"scale": "normalized"}},
+    "DPS normalized (w=1), not step-matched, dpmpp2m 50 steps": {"method": "dps", "steps": 50,
+                                                                 "guidance": {"scale": "normalized", "schedule": None}},
     "DPS normalized (w=1), heun 50 steps": {"method": "dps", "steps": 50, "sampler": "heun", "guidance": {"scale": "normalized"}},
     "DAPS, 20 levels x (5 ODE + 50 Langevin)": {"method": "daps", "steps": 20, "daps_options": {"ode_steps": 5, "langevin_steps": 50}},
     "DAPS, 200 levels x (2 ODE + 20 Langevin)": {"method": "daps", "steps": 200, "daps_options": {"ode_steps": 2, "langevin_steps": 20}},

@@ -34,9 +34,9 @@ A denoiser may also offer ``split(x, sigma) -> (smooth, stiff)`` with ``smooth +
 output, where ``stiff`` is a correction that changes abruptly from one call to the next (the
 step-matched observation guidance of :class:`oplearn.inverse.guidance.GuidedDenoiser`). The
 multistep solvers then extrapolate only the smooth part through their history and take the
-stiff part at first order, :math:`\varphi_1` times its value at :math:`s` (an implicit-explicit
-split: extrapolating a correction that is large on one step and small on the next amplifies
-it); the one-step solvers use the sum.
+stiff part at first order, :math:`\varphi_1` times its value at :math:`s`: extrapolating a
+correction that is large on one step and small on the next amplifies it, and a step-matched
+correction is already integrated over its step. The one-step solvers use the sum.
 
 Stochastic churn (EDM, Algorithm 2) is available for ``euler`` and ``heun``: before each
 step the state is moved up from :math:`\sigma` to :math:`\hat\sigma = (1 + \gamma)\sigma`,

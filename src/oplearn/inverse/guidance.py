@@ -62,7 +62,7 @@ with the relaxation rate per unit of :math:`\log\sigma` (for the normalized and 
 .. math:: k = \frac{r^\top B J c}{\lVert r\rVert^2} = \frac{\lambda\, g^\top N g}{\lVert r \rVert^2},
           \qquad g = \nabla_x \tfrac12 \lVert r \rVert^2,\ c = -\lambda N g,
 
-(:math:`B` the linear part of :math:`x_0 \mapsto A\Phi(x_0)`; no extra network evaluation). On a
+(:math:`B` the Jacobian of :math:`x_0 \mapsto A\Phi(x_0)`, :math:`J` the denoiser's; no extra network evaluation). On a
 trained Darcy prior :math:`k` reaches 10-300 at large :math:`\sigma`: the explicit step
 overshoots unless :math:`\varphi k < 1`, which is why plain guidance needed 50 or more steps.
 Given the sampler's ``schedule``, the correction :math:`c = D_g - \hat x_0` is scaled by
@@ -71,9 +71,13 @@ Given the sampler's ``schedule``, the correction :math:`c = D_g - \hat x_0` is s
 
 the exact decay of the linear relaxation :math:`\dot r = -k r` over the step in place of
 the explicit one (the exponential integrator treatment of a stiff term). As the steps shrink
-:math:`f \to 1`, so the sampled ODE is unchanged; on large steps the guidance moves the
-residual at most to zero along its direction. :math:`t` is the level after the schedule's
-last level at or below :math:`\sigma` (the step's end; :math:`\infty` for :math:`h` when it is 0).
+:math:`f \to 1`: the ODE is the same, only its discretisation changes; on large steps the
+guidance moves the residual at most to zero along its direction. :math:`t` is the schedule's
+level after the largest one at or below :math:`\sigma`, the end of the step that starts at
+:math:`\sigma` (or at the level that stochastic churn raised to :math:`\sigma`); for the step
+to :math:`t = 0`, :math:`f = \min(1, 1/k)`. The corrected estimate is returned in two parts
+(:meth:`GuidedDenoiser.split`) so that multistep samplers do not extrapolate the correction,
+which jumps from step to step (:mod:`oplearn.diffusion.samplers`).
 
 The PDE term uses :meth:`oplearn.pdes.base.PDE.residual` of the fields split into the PDE's
 inputs (the first ``len(pde.input_names)`` channels) and outputs (the rest); the gradient of
