@@ -6,8 +6,8 @@ Usage: python benchmarks/inverse_steps.py [--prior runs/inverse_darcy/prior_1000
 The task-level companion of ``sampler_steps.py`` (which measures the distance to the ODE's
 own solution): the same trained joint (a, u) Darcy prior, test cases (seed 1) and 500-point
 observations as ``inverse_darcy.py``, DPS with the default guidance (step-matched to the
-sampler's schedule; ``--unmatched`` applies the full correction at every step, as before
-step matching existed) and ``--samples`` draws, the
+sampler's schedule; ``--unmatched`` applies the full correction at every step, which the
+multistep solvers still take at first order) and ``--samples`` draws, the
 deterministic ODE samplers only (no churn) on the Karras schedule. For each sampler and number
 of steps: the forward error (relative L2 of u's posterior mean, a observed) and the inverse
 error (coefficient error rate, u observed), averaged over ``--cases``, with the denoiser
