@@ -260,8 +260,8 @@ class GuidedDenoiser:
     def _step_factor(self, rate: torch.Tensor, sigma: float) -> torch.Tensor:
         r"""The factor :math:`f = \min(1, (1 - e^{-k h}) / (k \varphi))` of step-matched guidance
         (module docstring) for the relaxation rates ``rate (batch,)`` at level ``sigma``."""
-        at_or_below = [i for i, v in enumerate(self.levels) if v <= sigma * (1 + 1e-5)]
-        t = self.levels[at_or_below[0] + 1] if at_or_below and at_or_below[0] + 1 < len(self.levels) else 0.0
+        start = next((i for i, v in enumerate(self.levels) if v <= sigma * (1 + 1e-5)), len(self.levels))
+        t = self.levels[start + 1] if start + 1 < len(self.levels) else 0.0
         k = rate.double().clamp_min(1e-12)
         if t <= 0:
             return (1 / k).clamp(max=1)
