@@ -14,14 +14,24 @@ from oplearn.models.uno import UNO
 class NoiseEmbedding(nn.Module):
     r"""Fourier features of the noise conditioning :math:`c` followed by a two-layer MLP:
 
-    .. math:: e = \mathrm{MLP}\big([\cos(2^j \pi c), \sin(2^j \pi c)]_{j=0}^{F-1}\big).
+    .. math:: e = \mathrm{MLP}\big([\cos(\omega_j c), \sin(\omega_j c)]_{j=0}^{F-1}\big),
+              \qquad \omega_j = \omega_{max}\, 2^{j - F + 1}.
+
+    The frequencies are low on purpose: :math:`c = \tfrac14 \log\sigma` spans about 2.7 over
+    :math:`\sigma \in [0.002, 80]`, and the largest, :math:`\omega_{max} = \pi`, makes one
+    period over a factor of 55 in :math:`\sigma`. Faster features let the network depend
+    roughly on :math:`\sigma` (nothing in training, which draws :math:`\sigma` at random, smooths
+    that), and a rough denoiser leaves higher-order ODE samplers no better than Euler: with
+    frequencies up to :math:`128\pi`, a 2.7% change of :math:`\sigma` at fixed input changed a
+    trained Darcy prior's output by up to 5% (BENCHMARKS.md, "Diffusion samplers"). The
+    frequencies are a saved buffer, so a checkpoint keeps those it was trained with.
 
     Shapes: ``c: (batch,) -> (batch, channels)``.
     """
 
-    def __init__(self, channels: int = 64, frequencies: int = 8) -> None:
+    def __init__(self, channels: int = 64, frequencies: int = 8, max_frequency: float = math.pi) -> None:
         super().__init__()
-        self.register_buffer("frequencies", math.pi * 2.0 ** torch.arange(frequencies, dtype=torch.float32))
+        self.register_buffer("frequencies", max_frequency * 2.0 ** torch.arange(1 - frequencies, 1, dtype=torch.float32))
         self.mlp = nn.Sequential(nn.Linear(2 * frequencies, channels), nn.SiLU(), nn.Linear(channels, channels), nn.SiLU())
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
