@@ -137,7 +137,7 @@ def test_denoiser_depends_smoothly_on_the_noise_level():
     net = FNODenoiser(2, modes=4, width=8, scales=(0.5,), embedding=16, projection_channels=16)
     for layer in net.uno.film:
         torch.nn.init.normal_(layer.weight)
-    c = torch.log(torch.logspace(-2, 1.7, 401)) / 4  # c_noise for sigma in [0.01, 50], steps of 0.0053
+    c = edm_scalings(torch.logspace(-2, 1.7, 401), 1.0)[3]  # c_noise for sigma in [0.01, 50], steps of 0.0053
     x = torch.randn(1, 2, 16, 16).expand(len(c), -1, -1, -1)
     with torch.no_grad():
         out = net(x, c).flatten(1)

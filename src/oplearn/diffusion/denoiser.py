@@ -23,7 +23,7 @@ class NoiseEmbedding(nn.Module):
     roughly on :math:`\sigma` (nothing in training, which draws :math:`\sigma` at random, smooths
     that), and a rough denoiser leaves higher-order ODE samplers no better than Euler: with
     frequencies up to :math:`128\pi`, a 2.7% change of :math:`\sigma` at fixed input changed a
-    trained Darcy prior's output by up to 5% (BENCHMARKS.md, "Diffusion samplers"). The
+    trained Darcy prior's output by 3-6% (BENCHMARKS.md, "Diffusion samplers"). The
     frequencies are a saved buffer, so a checkpoint keeps those it was trained with.
 
     Shapes: ``c: (batch,) -> (batch, channels)``.
