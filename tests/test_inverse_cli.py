@@ -67,6 +67,10 @@ def test_inverse_cli_ddis_and_daps(runs):
              "--langevin-steps", 3, "--ode-steps", 2)
     post = np.load(out / "posterior.npz")
     assert post["samples"].shape == (4, 2, 16, 16) and list(post["names"]) == ["a", "u"]
+    # Krylov guidance differentiates through the forward operator both ways.
+    _inverse(root / "coef", data, out, "--forward-run", root / "forward", "--krylov", 3)
+    assert json.loads((out / "metrics.json").read_text())["krylov"] == 3
+    assert np.isfinite(np.load(out / "posterior.npz")["samples"]).all()
     proc = _inverse(root / "joint", data, out, "--forward-run", root / "forward", check=False)
     assert proc.returncode == 2 and "DDIS" in proc.stderr
 
@@ -79,3 +83,7 @@ def test_inverse_cli_errors(runs):
     assert proc.returncode == 2 and "--data" in proc.stderr
     proc = run_cli("inverse", root / "joint", "--observe", "u", "--data", data, "--samples", 1, check=False)
     assert proc.returncode == 2 and "--samples" in proc.stderr
+    proc = run_cli("inverse", root / "joint", "--observe", "u", "--data", data, "--method", "daps", "--krylov", 4, check=False)
+    assert proc.returncode == 2 and "--krylov applies to DPS" in proc.stderr
+    proc = _inverse(root / "joint", data, root / "bad", "--krylov", 0, check=False)
+    assert proc.returncode == 2 and "krylov must be >= 1" in proc.stderr

@@ -44,6 +44,9 @@ def add_command(sub) -> None:
     p.add_argument("--weight", type=float, help="guidance weight w (default 1 for a prior with white noise, 0.3 with GRF noise)")
     p.add_argument("--scale", choices=("normalized", "likelihood", "exact"), default="normalized", help="guidance step")
     p.add_argument("--pde-weight", type=float, default=0.0, help="weight of the PDE-residual guidance term")
+    p.add_argument("--krylov", type=int, default=1, help="DPS: most guidance directions per step (Lanczos on the "
+                   "stiff guidance; e.g. 4 with --steps 20); each one past the first costs a Jacobian-vector and a "
+                   "vector-Jacobian product")
     p.add_argument("--tau", type=float, help="DAPS likelihood width (default: --noise)")
     p.add_argument("--langevin-steps", type=int, default=20, help="DAPS Langevin steps per level")
     p.add_argument("--ode-steps", type=int, default=5, help="DAPS ODE steps per level")
@@ -77,6 +80,8 @@ def run_inverse(args) -> None:
     from oplearn.inverse.setup import load_setup
     from oplearn.seeding import generator
 
+    if args.krylov != 1 and args.method != "dps":
+        raise OplearnError("--krylov applies to DPS guidance; drop it with --method daps")
     if args.samples < 2:
         raise OplearnError(f"--samples must be at least 2 for a mean and a standard deviation, got {args.samples}")
     if (args.data is None) == (args.observations is None):
@@ -116,7 +121,8 @@ def run_inverse(args) -> None:
     samples = sample_posterior(
         setup.denoise, obs, y, setup.prior_shape, args.samples, karras_sigmas(args.steps, setup.sigma_min, setup.sigma_max),
         method=args.method, sampler=args.sampler, churn=args.churn, fields=setup.fields, noise=setup.noise, batch_size=args.batch_size,
-        guidance={"weight": args.weight, "scale": args.scale, "pde_weight": args.pde_weight, "pde": setup.pde, "grid": setup.grid},
+        guidance={"weight": args.weight, "scale": args.scale, "pde_weight": args.pde_weight, "pde": setup.pde, "grid": setup.grid,
+                  "krylov": args.krylov},
         daps_options={"tau": args.tau, "langevin_steps": args.langevin_steps, "ode_steps": args.ode_steps},
         generator=generator(args.seed, 2, device=args.device), device=args.device, progress=not args.no_progress,
     )
@@ -132,6 +138,7 @@ def run_inverse(args) -> None:
         arrays["truth"] = truth.numpy()
     _save_npz(out / "posterior.npz", **arrays)
     report = {"run_dir": str(args.run_dir), "method": args.method, "sampler": args.sampler, "steps": args.steps, "churn": args.churn,
+              "krylov": args.krylov if args.method == "dps" else None,
               "weight": guidance_weight(args.weight, setup.noise) if args.method == "dps" else None,
               "samples": args.samples, "observed": args.observe, "points": len(obs), "noise": obs.noise, "seconds": seconds,
               "forward_run": args.forward_run}
