@@ -13,8 +13,9 @@ per step) and ``--samples`` draws, the deterministic ODE samplers only (no churn
 schedule of exponent ``--rho``. For each sampler and number of steps: the forward error
 (relative L2 of u's posterior mean, a observed) and the inverse error (coefficient error rate,
 u observed), averaged over ``--cases``, with the denoiser evaluations per draw (forward passes
-with a vector-Jacobian product), the Jacobian-vector products per evaluation that ``--krylov``
-adds (each also costs a vector-Jacobian product) and the wall time. Writes benchmarks/results/inverse_steps.json (``--out``).
+with a vector-Jacobian product), the extra forward passes per evaluation that ``--krylov``
+adds (each with a vector-Jacobian product) and the wall time. Writes
+benchmarks/results/inverse_steps.json (``--out``).
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def main() -> None:
     guidance = {"schedule": None} if args.unmatched else {"krylov": args.krylov}
     calls = [0]
 
-    def denoise(x, sigma):  # counts the network's passes: one per step, plus one per Jacobian-vector product
+    def denoise(x, sigma):  # counts the network's passes: one per step, plus one per extra Krylov direction
         calls[0] += 1
         return setup.denoise(x, sigma)
 
@@ -89,11 +90,12 @@ def main() -> None:
                 else:
                     row["inverse_error_rate"] = coefficient_error_rate(means[:, :1], truth[:, :1], darcy.low, darcy.high).mean().item()
             row["evaluations"] = SAMPLERS[sampler]().evaluations(karras_sigmas(steps))
-            row["jvps_per_step"] = calls[0] / (2 * args.cases * row["evaluations"]) - 1
+            row["krylov_passes_per_step"] = calls[0] / (2 * args.cases * row["evaluations"]) - 1
             row["seconds"] = time.perf_counter() - t0
             results.setdefault(sampler, {})[steps] = row
             print(f"{sampler:8s} {steps:4d} steps ({row['evaluations']:4d} evaluations): forward u {row['forward_u']:.4f}, "
-                  f"inverse error rate {row['inverse_error_rate']:.4f}, {row['jvps_per_step']:.2f} jvps/step  ({row['seconds']:.0f} s)",
+                  f"inverse error rate {row['inverse_error_rate']:.4f}, {row['krylov_passes_per_step']:.2f} extra passes/step "
+                  f"({row['seconds']:.0f} s)",
                   flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -229,7 +229,7 @@ def test_krylov_guidance_relaxes_every_direction_exactly(monkeypatch):
     sigmas = torch.tensor([10.0, 5.0], dtype=torch.float64)
     theta, q = torch.linalg.eigh(weight * lam[:, None, None] * ana)
     exact = (q @ (torch.exp(-math.log(2.0) * theta) * (q.transpose(1, 2) @ r[..., None])[..., 0])[..., None])[..., 0]
-    for krylov, tolerance in ((m, 1e-10), (1, 1.0)):
+    for krylov, tolerance in ((m, 1e-6), (1, 1.0)):
         guided = guidance.GuidedDenoiser(lambda z, s: z, obs, y, weight=weight, noise=noise, schedule=sigmas, krylov=krylov)
         gap = (y - obs.apply(sample(guided, x, sigmas, "euler")) - exact).norm(dim=1) / r.norm(dim=1)
         assert (gap < tolerance).all() if krylov > 1 else (gap > tolerance).all(), (krylov, gap)

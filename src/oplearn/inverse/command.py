@@ -45,7 +45,7 @@ def add_command(sub) -> None:
     p.add_argument("--scale", choices=("normalized", "likelihood", "exact"), default="normalized", help="guidance step")
     p.add_argument("--pde-weight", type=float, default=0.0, help="weight of the PDE-residual guidance term")
     p.add_argument("--krylov", type=int, default=1, help="DPS: most guidance directions per step (Lanczos on the "
-                   "stiff guidance; e.g. 4 with --steps 20); each one past the first costs a Jacobian-vector and a "
+                   "stiff guidance; e.g. 4 with --steps 20); each one past the first costs a forward pass and a "
                    "vector-Jacobian product")
     p.add_argument("--tau", type=float, help="DAPS likelihood width (default: --noise)")
     p.add_argument("--langevin-steps", type=int, default=20, help="DAPS Langevin steps per level")

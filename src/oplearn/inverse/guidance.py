@@ -91,7 +91,7 @@ same factor applied per eigenvalue; :math:`z` is approximated in the Krylov spac
 :math:`\mathrm{span}\{r, Kr, \dots, K^{n-1} r\}` by Lanczos, :math:`z \approx \lVert r \rVert V_n f(T_n) e_1`
 (:math:`T_n` tridiagonal, :math:`n \le` ``krylov``), and the correction is
 :math:`c = \lambda N G^\top z`. One direction is the scalar step above. Each further direction
-costs a Jacobian-vector and a vector-Jacobian product through the denoiser and ``fields``;
+costs a vector-Jacobian product and a forward pass through the denoiser and ``fields``;
 on the Darcy prior four directions per step bring 20 DPM-Solver++(2M) steps close to 200
 one-direction Euler steps (BENCHMARKS.md).
 
@@ -158,6 +158,12 @@ def two_valued(pde: PDE | None) -> dict[str, tuple[float, float]]:
     if pde is not None and hasattr(pde, "low") and hasattr(pde, "high"):
         return {pde.input_names[0]: (float(pde.low), float(pde.high))}
     return {}
+
+
+def _difference_step(dtype: torch.dtype) -> float:
+    """Relative step of a forward difference: 1e-3 in single precision (truncation and rounding
+    errors balance there for the trained Darcy prior), ``10 sqrt(eps)`` in double."""
+    return min(1e-3, 10 * torch.finfo(dtype).eps ** 0.5)
 
 
 def _vjp(out: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -274,7 +280,7 @@ class GuidedDenoiser:
             else:
                 lam = self.weight * sig2 / (s2 + r.detach().square().mean(dim=1)).reshape(sig2.shape)
             if self.krylov > 1:
-                correction, rate = self._krylov_correction(x, sigma, r, lam)
+                correction, rate = self._krylov_correction(x, sigma, r, lam, self.observation.apply(phys).detach())
             else:
                 step = lam * torch.autograd.grad(0.5 * r.square().sum(), x, retain_graph=bool(self.pde_weight))[0]
                 correction = -self.covariance(step)
@@ -290,15 +296,18 @@ class GuidedDenoiser:
                 correction = correction + pde_term
         return x0.detach(), correction.detach()
 
-    def _krylov_correction(self, x, sigma, r, lam) -> tuple[torch.Tensor, torch.Tensor]:
+    def _krylov_correction(self, x, sigma, r, lam, observed) -> tuple[torch.Tensor, torch.Tensor]:
         r"""The step-matched correction :math:`\lambda N G^\top z`, :math:`z = \lVert r \rVert V f(T) e_1`,
         from at most ``krylov`` Lanczos steps on :math:`K = \lambda G N G^\top` (module docstring),
         and the Rayleigh quotient :math:`r^\top K r / \lVert r \rVert^2` (the one-direction rate).
 
-        :math:`G^\top v` is a vector-Jacobian product through the graph of ``r``, :math:`G u` a
-        forward-mode Jacobian-vector product of :math:`x \mapsto A\Phi(D(x, \sigma))`. The
+        :math:`G^\top v` is a vector-Jacobian product through the graph of ``r``; :math:`G u` is the
+        forward difference :math:`(A\Phi(D(x + \epsilon u)) - A\Phi(D(x))) / \epsilon` from
+        ``observed`` :math:`= A\Phi(D(x))`, with :math:`\epsilon \lVert u \rVert = \delta \lVert x \rVert`
+        (:func:`_difference_step`): one forward pass without a graph, a third of the cost of a
+        forward-mode product, and within 0.05-0.6% of it on the trained Darcy prior. The
         diagonal of :math:`T` needs only the former, :math:`v^\top K v = \lambda (G^\top v)^\top N G^\top v`,
-        so ``n`` directions cost ``n`` vector-Jacobian and ``n - 1`` Jacobian-vector products. The
+        so ``n`` directions cost ``n`` vector-Jacobian products and ``n - 1`` forward passes. The
         iteration stops once adding a direction changes :math:`z` by less than
         :data:`KRYLOV_TOLERANCE` of its norm for every sample. The basis is re-orthogonalised in
         full (``n`` vectors of length ``m``); a sample whose Krylov space closes (next vector ~0)
@@ -307,9 +316,8 @@ class GuidedDenoiser:
         tiny = torch.finfo(r.dtype).tiny
         norm = r.detach().norm(dim=1, keepdim=True).clamp_min(tiny)
         basis, pushed, alphas, betas, coeff = [r.detach() / norm], [], [], [], None
-
-        def observed(z):
-            return self.observation.apply(self._physical(self.denoise(z, sigma)))
+        x_norm = x.detach().flatten(1).norm(dim=1).clamp_min(1.0)
+        delta = _difference_step(x.dtype)
 
         for j in range(min(self.krylov, r.shape[1])):
             adjoint = -_vjp(r, x, basis[-1])  # G^T v
@@ -321,7 +329,10 @@ class GuidedDenoiser:
                 break
             if j + 1 == min(self.krylov, r.shape[1]):
                 break
-            w = lam * torch.func.jvp(observed, (x.detach(),), (pushed[-1],))[1].detach()  # K v
+            eps = (delta * x_norm / pushed[-1].flatten(1).norm(dim=1).clamp_min(tiny)).reshape(-1, 1)
+            with torch.no_grad():
+                moved = x.detach() + eps.reshape(-1, *[1] * (x.ndim - 1)) * pushed[-1]
+                w = lam * (self.observation.apply(self._physical(self.denoise(moved, sigma))) - observed) / eps  # K v
             for _ in range(2):  # full re-orthogonalisation; twice is enough
                 w = w - sum((b * w).sum(dim=1, keepdim=True) * b for b in basis)
             beta = w.norm(dim=1, keepdim=True)
