@@ -24,6 +24,12 @@ import torch
 from oplearn.diffusion.samplers import SAMPLERS
 from oplearn.errors import OplearnError
 
+#: Default steps per method: DPS with Krylov guidance matches 200 one-direction Euler steps at 20
+#: (BENCHMARKS.md); DAPS anneals over more levels.
+DEFAULT_STEPS = {"dps": 20, "daps": 50}
+DEFAULT_KRYLOV = 4
+
+
 def add_command(sub) -> None:
     p = sub.add_parser("inverse", help="posterior samples of fields from sparse observations, with a trained diffusion prior")
     p.add_argument("run_dir", help="a diffusion-prior run (oplearn train with train.task=diffusion)")
@@ -36,7 +42,7 @@ def add_command(sub) -> None:
                    "into the (C, *spatial) field) and 'y'")
     p.add_argument("--method", choices=("dps", "daps"), default="dps")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="dpmpp2m")
-    p.add_argument("--steps", type=int, default=50, help="sampler steps (DAPS: annealing levels)")
+    p.add_argument("--steps", type=int, help="sampler steps (default 20; DAPS: annealing levels, default 50)")
     p.add_argument("--churn", type=float, default=0.0, help="DPS with --sampler euler or heun: EDM stochastic churn S_churn "
                    "(re-noising before each step; e.g. 0.4 x --steps)")
     p.add_argument("--samples", type=int, default=16, help="posterior samples M")
@@ -44,8 +50,8 @@ def add_command(sub) -> None:
     p.add_argument("--weight", type=float, help="guidance weight w (default 1 for a prior with white noise, 0.3 with GRF noise)")
     p.add_argument("--scale", choices=("normalized", "likelihood", "exact"), default="normalized", help="guidance step")
     p.add_argument("--pde-weight", type=float, default=0.0, help="weight of the PDE-residual guidance term")
-    p.add_argument("--krylov", type=int, default=1, help="DPS: most guidance directions per step (Lanczos on the "
-                   "stiff guidance; e.g. 4 with --steps 20); each one past the first costs a forward pass and a "
+    p.add_argument("--krylov", type=int, help="DPS: most guidance directions per step (Lanczos on the stiff guidance; "
+                   "default 4, 1 with --scale exact); each one past the first costs a forward pass and a "
                    "vector-Jacobian product")
     p.add_argument("--tau", type=float, help="DAPS likelihood width (default: --noise)")
     p.add_argument("--langevin-steps", type=int, default=20, help="DAPS Langevin steps per level")
@@ -80,8 +86,10 @@ def run_inverse(args) -> None:
     from oplearn.inverse.setup import load_setup
     from oplearn.seeding import generator
 
-    if args.krylov != 1 and args.method != "dps":
+    if args.krylov is not None and args.method != "dps":
         raise OplearnError("--krylov applies to DPS guidance; drop it with --method daps")
+    steps = args.steps if args.steps is not None else DEFAULT_STEPS[args.method]
+    krylov = args.krylov if args.krylov is not None else (1 if args.scale == "exact" else DEFAULT_KRYLOV)
     if args.samples < 2:
         raise OplearnError(f"--samples must be at least 2 for a mean and a standard deviation, got {args.samples}")
     if (args.data is None) == (args.observations is None):
@@ -119,10 +127,10 @@ def run_inverse(args) -> None:
 
     t0 = time.perf_counter()
     samples = sample_posterior(
-        setup.denoise, obs, y, setup.prior_shape, args.samples, karras_sigmas(args.steps, setup.sigma_min, setup.sigma_max),
+        setup.denoise, obs, y, setup.prior_shape, args.samples, karras_sigmas(steps, setup.sigma_min, setup.sigma_max),
         method=args.method, sampler=args.sampler, churn=args.churn, fields=setup.fields, noise=setup.noise, batch_size=args.batch_size,
         guidance={"weight": args.weight, "scale": args.scale, "pde_weight": args.pde_weight, "pde": setup.pde, "grid": setup.grid,
-                  "krylov": args.krylov},
+                  "krylov": krylov},
         daps_options={"tau": args.tau, "langevin_steps": args.langevin_steps, "ode_steps": args.ode_steps},
         generator=generator(args.seed, 2, device=args.device), device=args.device, progress=not args.no_progress,
     )
@@ -137,8 +145,8 @@ def run_inverse(args) -> None:
     if truth is not None:
         arrays["truth"] = truth.numpy()
     _save_npz(out / "posterior.npz", **arrays)
-    report = {"run_dir": str(args.run_dir), "method": args.method, "sampler": args.sampler, "steps": args.steps, "churn": args.churn,
-              "krylov": args.krylov if args.method == "dps" else None,
+    report = {"run_dir": str(args.run_dir), "method": args.method, "sampler": args.sampler, "steps": steps, "churn": args.churn,
+              "krylov": krylov if args.method == "dps" else None,
               "weight": guidance_weight(args.weight, setup.noise) if args.method == "dps" else None,
               "samples": args.samples, "observed": args.observe, "points": len(obs), "noise": obs.noise, "seconds": seconds,
               "forward_run": args.forward_run}
