@@ -353,7 +353,8 @@ class GuidedDenoiser:
 
     def _step_factor(self, rate: torch.Tensor, sigma: float) -> torch.Tensor:
         r"""The factor :math:`f = \min(1, (1 - e^{-k h}) / (k \varphi))` of step-matched guidance
-        (module docstring) for the relaxation rates ``rate (batch,)`` at level ``sigma``."""
+        (module docstring) for relaxation rates ``rate`` of any shape (per sample, or the Ritz
+        values of Krylov guidance) at level ``sigma``."""
         start = next((i for i, v in enumerate(self.levels) if v <= sigma * (1 + 1e-5)), len(self.levels))
         t = self.levels[start + 1] if start + 1 < len(self.levels) else 0.0
         k = rate.double().clamp_min(1e-12)
