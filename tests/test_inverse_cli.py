@@ -67,7 +67,7 @@ def test_inverse_cli_ddis_and_daps(runs):
              "--langevin-steps", 3, "--ode-steps", 2)
     post = np.load(out / "posterior.npz")
     assert post["samples"].shape == (4, 2, 16, 16) and list(post["names"]) == ["a", "u"]
-    # Krylov guidance differentiates through the forward operator both ways.
+    # Krylov guidance runs through the forward operator: vector-Jacobian products and forward differences.
     _inverse(root / "coef", data, out, "--forward-run", root / "forward", "--krylov", 3)
     assert json.loads((out / "metrics.json").read_text())["krylov"] == 3
     assert np.isfinite(np.load(out / "posterior.npz")["samples"]).all()
