@@ -271,28 +271,29 @@ class GuidedDenoiser:
             x = x.detach().requires_grad_(True)
             x0 = self.denoise(x, sigma)
             phys = self._physical(x0)
-            r = self.y.to(phys) - self.observation.apply(phys)
+            predicted = self.observation.apply(phys)
+            r = self.y.to(phys) - predicted
             if self.scale == "exact":
                 return (x0 + sig2 * self._exact_step(x, x0, r, sig2, s2)).detach(), 0.0
             if self.scale == "likelihood":
                 lam = self.weight * sig2 / s2
             else:
                 lam = self.weight * sig2 / (s2 + r.detach().square().mean(dim=1)).reshape(sig2.shape)
+            factor = 1.0  # the step factor of the one-direction rate (step-matched guidance)
             if self.krylov > 1:
-                correction, rate = self._krylov_correction(x, sigma, r, lam, self.observation.apply(phys).detach())
+                correction, rate = self._krylov_correction(x, sigma, r, lam, predicted.detach())
+                factor = self._step_factor(rate, float(sigma.max())).reshape(sig2.shape).to(x0)
             else:
                 step = lam * torch.autograd.grad(0.5 * r.square().sum(), x, retain_graph=bool(self.pde_weight))[0]
                 correction = -self.covariance(step)
                 if self.levels is not None:
                     rate = -(step * correction).flatten(1).sum(dim=1) / (lam.flatten() * r.detach().square().sum(dim=1)).clamp_min(1e-30)
-                    correction = self._step_factor(rate, float(sigma.max())).reshape(sig2.shape).to(x0) * correction
+                    factor = self._step_factor(rate, float(sigma.max())).reshape(sig2.shape).to(x0)
+                    correction = factor * correction
             if self.pde_weight:
                 res = self.pde_residual(phys).flatten(1)
                 log_norm = 0.5 * torch.log(res.square().sum(dim=1)).sum()
-                pde_term = -self.covariance(self.pde_weight * sig2 * torch.autograd.grad(log_norm, x)[0])
-                if self.levels is not None:
-                    pde_term = self._step_factor(rate, float(sigma.max())).reshape(sig2.shape).to(x0) * pde_term
-                correction = correction + pde_term
+                correction = correction - factor * self.covariance(self.pde_weight * sig2 * torch.autograd.grad(log_norm, x)[0])
         return x0.detach(), correction.detach()
 
     def _krylov_correction(self, x, sigma, r, lam, observed) -> tuple[torch.Tensor, torch.Tensor]:
@@ -316,8 +317,8 @@ class GuidedDenoiser:
         norm = r.detach().norm(dim=1, keepdim=True).clamp_min(tiny)
         basis, pushed, alphas, betas, coeff = [r.detach() / norm], [], [], [], None
         x_norm = x.detach().flatten(1).norm(dim=1).clamp_min(1.0)
-
-        for j in range(min(self.krylov, r.shape[1])):
+        directions = min(self.krylov, r.shape[1])
+        for j in range(directions):
             adjoint = -_vjp(r, x, basis[-1])  # G^T v
             pushed.append(self.covariance(adjoint))  # N G^T v
             alphas.append(lam * (adjoint * pushed[-1]).flatten(1).sum(dim=1, keepdim=True))
@@ -325,7 +326,7 @@ class GuidedDenoiser:
             if previous is not None and ((coeff[:, :-1] - previous).square().sum(1) + coeff[:, -1].square()
                                          <= KRYLOV_TOLERANCE**2 * coeff.square().sum(1)).all():
                 break
-            if j + 1 == min(self.krylov, r.shape[1]):
+            if j + 1 == directions:
                 break
             eps = (DIFFERENCE_STEP * x_norm / pushed[-1].flatten(1).norm(dim=1).clamp_min(tiny)).reshape(-1, 1)
             with torch.no_grad():
