@@ -1,0 +1,244 @@
+r"""Fixed-grid SDE integrators with one interface, and the loop that runs them.
+
+A solver is a small object with a stated weak order (``order``: the weak error
+:math:`|E\,\phi(X^h_T) - E\,\phi(X_T)| = O(h^{order})` for smooth :math:`\phi`) and three
+methods: :meth:`Solver.noise_shape` (the standard normals one step consumes),
+:meth:`Solver.init` (its own state, e.g. a cached force) and :meth:`Solver.step`, which maps
+``(state, solver_state)`` to the next pair; no state is hidden in the solver object.
+:func:`solve` draws the normals (seeded by a ``torch.Generator``, or given explicitly),
+steps along a :mod:`time grid <oplearn.sde.times>` and returns a :class:`Path`.
+
+=========================  ======================================  ==========  =====
+solver                     SDE                                     weak order  force/drift calls per step
+=========================  ======================================  ==========  =====
+``EulerMaruyama()``        :class:`~oplearn.sde.terms.SDE`         1           1
+``Splitting("OBAB")``      :class:`~oplearn.sde.terms.UnderdampedSDE`  1       1 (the last ``B`` is reused)
+``Splitting("BAOAB")``     underdamped                             2           1
+``Splitting("OBABO")``     underdamped                             2           1
+=========================  ======================================  ==========  =====
+
+Euler-Maruyama: :math:`X_{k+1} = X_k + f(t_k, X_k) h_k + \sigma(t_k, X_k)\,\Delta W_k`,
+:math:`\Delta W_k = \sqrt{h_k}\,\xi_k`.
+
+A splitting scheme is the string of its sub-steps, applied left to right; each letter's
+occurrences share the step equally (``BAOAB``: ``B`` and ``A`` over ``h/2`` twice, ``O`` over
+``h``): ``A`` moves the position, ``B`` kicks the momentum with the force, ``O`` samples the
+exact Ornstein-Uhlenbeck flow of the momentum
+(:meth:`~oplearn.sde.terms.UnderdampedSDE.momentum_kernel`). A sub-step is evaluated at the
+time :math:`t_k + h_k \cdot (\text{fraction of the A sub-steps done})`. Palindromic schemes
+are symmetric Strang splittings (weak order 2), the others Lie-Trotter (weak order 1). When
+the scheme's first ``B`` precedes every ``A`` and its last ``B`` follows them all, the last
+force evaluation of a step is the first of the next one and is reused.
+
+References
+----------
+Kloeden, Platen, "Numerical Solution of Stochastic Differential Equations", 1992 (Euler-
+Maruyama, weak order 1). Leimkuhler, Matthews, "Rational construction of stochastic numerical
+methods for molecular sampling", AMRX 2013 (BAOAB, weak order 2). Blessing et al.,
+"Underdamped Diffusion Bridges with Applications to Sampling", ICLR 2025 (OBAB, BAOAB, OBABO
+as sampler integrators).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+
+from oplearn.errors import OplearnError
+from oplearn.sde.terms import SDE, UnderdampedSDE
+
+State = tuple[torch.Tensor, ...]
+
+
+class Solver(ABC):
+    """A fixed-step integrator (module docstring)."""
+
+    order: float
+
+    @abstractmethod
+    def noise_shape(self, sde: Any, state: State) -> tuple[int, ...]:
+        """Shape of the standard normals one step consumes."""
+
+    def init(self, sde: Any, t: torch.Tensor, state: State) -> Any:
+        """The solver's own state before the first step (``None`` when it keeps none)."""
+        return None
+
+    @abstractmethod
+    def step(self, sde: Any, t: torch.Tensor, dt: torch.Tensor, state: State, solver_state: Any, xi: torch.Tensor) -> tuple[State, Any]:
+        """One step from time ``t`` over ``dt`` (both ``(batch,)``) with normals ``xi``."""
+
+
+class EulerMaruyama(Solver):
+    r"""Euler-Maruyama for :math:`dX = f\,dt + \sigma\,dW` (weak order 1, strong order 1/2)."""
+
+    order: ClassVar[float] = 1.0
+
+    def noise_shape(self, sde: SDE, state):
+        x = state[0]
+        return (x.shape[0], sde.noise.brownian_dim(x.shape[1]))
+
+    def step(self, sde: SDE, t, dt, state, solver_state, xi):
+        (x,) = state
+        h = dt[:, None]
+        dw = torch.sqrt(h) * xi
+        return (x + sde.drift(t, x) * h + sde.noise.apply(sde.diffusion(t, x), dw),), None
+
+
+class Splitting(Solver):
+    """A splitting scheme for :class:`~oplearn.sde.terms.UnderdampedSDE`, e.g. ``Splitting("BAOAB")``
+    (module docstring); the state is ``(x, p)``, the solver state the cached force."""
+
+    def __init__(self, scheme: str):
+        if not scheme or set(scheme) - set("ABO") or not all(c in scheme for c in "ABO"):
+            raise OplearnError(f"splitting scheme '{scheme}': use the letters A, B and O, each at least once")
+        self.scheme = scheme
+        self.order = 2.0 if scheme == scheme[::-1] else 1.0
+        self.counts = {c: scheme.count(c) for c in "ABO"}
+        a_first, a_last = scheme.index("A"), scheme.rindex("A")
+        self.reuses_force = scheme.index("B") < a_first and scheme.rindex("B") > a_last
+
+    def __repr__(self):
+        return f"Splitting({self.scheme!r})"
+
+    def noise_shape(self, sde: UnderdampedSDE, state):
+        return (self.counts["O"], *state[0].shape)
+
+    def init(self, sde: UnderdampedSDE, t, state):
+        return sde.force(t, state[0]) if self.reuses_force else None
+
+    def step(self, sde: UnderdampedSDE, t, dt, state, solver_state, xi):
+        x, p = state
+        h = dt[:, None]
+        n_a, n_b, n_o = (self.counts[c] for c in "ABO")
+        a_done = b_done = o_done = 0
+        force = None
+        for letter in self.scheme:
+            time = t + dt * (a_done / n_a)
+            if letter == "A":
+                x = x + (h / n_a) * sde.velocity(p)
+                a_done += 1
+            elif letter == "B":
+                reuse = self.reuses_force and b_done == 0
+                force = solver_state if reuse else sde.force(time, x)
+                p = p + (h / n_b) * force
+                b_done += 1
+            else:
+                mean, std = sde.momentum_kernel(time, x, p, h / n_o)
+                p = mean + std * xi[o_done]
+                o_done += 1
+        return (x, p), (force if self.reuses_force else None)
+
+
+@dataclass
+class Path:
+    """A discretised path.
+
+    Attributes
+    ----------
+    times:
+        ``(steps + 1,)`` or, for per-sample grids, ``(steps + 1, batch)``.
+    states:
+        One tensor per state component (``(x,)``, or ``(x, p)`` for underdamped SDEs), each
+        ``(steps + 1, batch, d)``, or ``(1, batch, d)`` (the end point alone) when the path
+        was not kept.
+    noise:
+        The standard normals used, ``(steps, *solver.noise_shape)``, when kept.
+    """
+
+    times: torch.Tensor
+    states: State
+    noise: torch.Tensor | None = None
+
+    @property
+    def xs(self) -> torch.Tensor:
+        """Positions ``(steps + 1, batch, d)`` (or ``(1, batch, d)``)."""
+        return self.states[0]
+
+    @property
+    def final(self) -> torch.Tensor:
+        """:math:`X_T`: ``(batch, d)``."""
+        return self.states[0][-1]
+
+    @property
+    def steps(self) -> int:
+        return self.times.shape[0] - 1
+
+    def step_sizes(self) -> torch.Tensor:
+        """:math:`h_k`, shaped to broadcast against ``(steps, batch, d)``: ``(steps, 1, 1)`` or ``(steps, batch, 1)``."""
+        h = self.times[1:] - self.times[:-1]
+        return h.reshape(h.shape[0], -1, 1)
+
+    def increments(self) -> torch.Tensor:
+        r"""Brownian increments :math:`\Delta W_k = \sqrt{h_k}\,\xi_k` of an Euler-Maruyama path: ``(steps, batch, m)``."""
+        if self.noise is None or self.noise.ndim != 3:
+            raise OplearnError("path: Brownian increments need an Euler-Maruyama path solved with keep_noise=True")
+        return torch.sqrt(self.step_sizes()) * self.noise
+
+
+def _check_times(times: torch.Tensor, batch: int) -> None:
+    if times.ndim not in (1, 2) or times.shape[0] < 2:
+        raise OplearnError(f"sde: times must have shape (steps + 1,) or (steps + 1, batch) with steps >= 1, got {tuple(times.shape)}")
+    if times.ndim == 2 and times.shape[1] != batch:
+        raise OplearnError(f"sde: per-sample times have {times.shape[1]} columns for a batch of {batch}")
+    if not bool(torch.all(times[1:] > times[:-1])):
+        raise OplearnError("sde: times must be strictly increasing")
+
+
+def solve(
+    sde: SDE | UnderdampedSDE,
+    state: torch.Tensor | State,
+    times: torch.Tensor,
+    solver: Solver | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
+    keep_path: bool = True,
+    keep_noise: bool = False,
+) -> Path:
+    """Integrate ``sde`` from ``state`` at ``times[0]`` along ``times``.
+
+    Parameters
+    ----------
+    state:
+        ``x0 (batch, d)`` for a first-order SDE, ``(x0, p0)`` for an underdamped one.
+    times:
+        ``(steps + 1,)`` shared or ``(steps + 1, batch)`` per-sample grid, increasing
+        (:mod:`oplearn.sde.times`).
+    solver:
+        Default :class:`EulerMaruyama`.
+    generator:
+        Seeds the normals (e.g. :func:`oplearn.seeding.generator`); ignored when ``noise`` is given.
+    noise:
+        The normals to use, ``(steps, *solver.noise_shape(...))`` (common random numbers,
+        exact-moment computations).
+    keep_path, keep_noise:
+        Store every state (else only the end point) and the normals.
+    """
+    solver = solver or EulerMaruyama()
+    state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
+    x0 = state[0]
+    if x0.ndim != 2:
+        raise OplearnError(f"sde: the state must have shape (batch, dim), got {tuple(x0.shape)}")
+    batch = x0.shape[0]
+    _check_times(times, batch)
+    times = times.to(dtype=x0.dtype, device=x0.device)
+    steps = times.shape[0] - 1
+    shape = solver.noise_shape(sde, state)
+    if noise is None:
+        noise = torch.randn((steps, *shape), generator=generator, dtype=x0.dtype, device=x0.device)
+    elif tuple(noise.shape) != (steps, *shape):
+        raise OplearnError(f"sde: noise must have shape {(steps, *shape)}, got {tuple(noise.shape)}")
+    t_all = times[:, None].expand(steps + 1, batch) if times.ndim == 1 else times
+    solver_state = solver.init(sde, t_all[0], state)
+    kept = [state]
+    for k in range(steps):
+        state, solver_state = solver.step(sde, t_all[k], t_all[k + 1] - t_all[k], state, solver_state, noise[k])
+        if keep_path:
+            kept.append(state)
+    if not keep_path:
+        kept = [state]
+    states = tuple(torch.stack(component) for component in zip(*kept))
+    return Path(times, states, noise if keep_noise else None)
