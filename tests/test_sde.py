@@ -14,6 +14,7 @@ from oplearn.sde import (
     CosineGrid,
     DiagonalNoise,
     EulerMaruyama,
+    ExponentialEuler,
     GeometricGrid,
     ItoSDE,
     MatrixNoise,
@@ -145,6 +146,28 @@ def test_euler_maruyama_weak_order(sde, grid):
     assert abs(observed_order([1 / n for n in steps], errors) - solver.order) < 0.15, errors
 
 
+def test_exponential_euler_weak_order_and_exactness():
+    """Controlled OU dX = -beta (X - mu) dt + sigma u dt + sigma dW with u = c x: a linear SDE
+    (dX = (-(beta - sigma c) X + beta mu) dt + sigma dW). Exact without control for a constant rate."""
+    solver, x0 = ExponentialEuler(), torch.tensor([[2.0]], dtype=D64)
+    ou = OrnsteinUhlenbeck(rate=1.5, mean=0.5, scale=0.8)
+    mean, std = ou.transition(torch.tensor(0.0), torch.tensor(1.0), x0)
+    m, c = _scheme_moments(solver, ou, x0, GeometricGrid(0, 1, ratio=0.3).times(3, dtype=D64))
+    assert _moment_error(m, c, mean[0], std[0] ** 2) < 1e-12
+    c_gain = 0.4
+    controlled = ControlledSDE(ou, lambda t, x: c_gain * x)
+    sigma = 0.8 * math.sqrt(3.0)
+    a = np.array([[-(1.5 - sigma * c_gain)]])
+    # drift -(beta - sigma c) x + beta mu: shift to the fixed point to use the linear law
+    fixed = 1.5 * 0.5 / (1.5 - sigma * c_gain)
+    exact_mean, exact_cov = _linear_sde_law(a, np.array([[sigma]]), np.array([2.0 - fixed]), 1.0)
+    errors, steps = [], [8, 16, 32, 64]
+    for n in steps:
+        m, c = _scheme_moments(solver, controlled, x0, UniformGrid(0, 1).times(n, dtype=D64))
+        errors.append(_moment_error(m, c, exact_mean + fixed, exact_cov))
+    assert abs(observed_order([1 / n for n in steps], errors) - solver.order) < 0.15, errors
+
+
 def _harmonic(k=2.0, friction=0.7, mass=1.5):
     sde = UnderdampedSDE(lambda t, x: -k * x, friction=friction, mass=mass)
     a = np.array([[0.0, 1 / mass], [-k, -friction]])
@@ -202,7 +225,7 @@ def test_controlled_momentum_kernel_is_the_exact_ou_flow_for_a_constant_control(
     sde = UnderdampedSDE(lambda t, x: 0 * x, friction=0.5, mass=2.0, control=lambda t, x, p: torch.full_like(p, u))
     sigma = math.sqrt(2 * 0.5 * 2.0)
     p, h = torch.tensor([[1.0]], dtype=D64), torch.tensor([[0.7]], dtype=D64)
-    mean, std = sde.momentum_kernel(torch.zeros(1, dtype=D64), p, p, h)
+    mean, std = sde.momentum_mean(torch.zeros(1, dtype=D64), p, p, h), sde.momentum_std(h)
     stationary = sigma * u / 0.5
     assert torch.allclose(mean, stationary + (p - stationary) * math.exp(-0.35))
     assert torch.allclose(std, torch.tensor([[math.sqrt(2.0 * (1 - math.exp(-0.7)))]], dtype=D64))
@@ -327,6 +350,34 @@ def test_backward_log_density_is_the_reversed_chain():
 def test_noise_log_density_equals_forward_log_density_on_sampled_paths(sde):
     path = solve(sde, torch.ones(8, 2, dtype=D64), UniformGrid().times(12, dtype=D64), generator=generator(2), keep_noise=True)
     assert torch.allclose(noise_log_density(sde, path), forward_log_density(sde, path))
+
+
+@pytest.mark.parametrize("solver", [ExponentialEuler(), Splitting("BAOAB"), Splitting("OBAB")], ids=repr)
+def test_noise_log_density_equals_forward_log_density_for_every_solver(solver):
+    torch.manual_seed(0)
+    if isinstance(solver, Splitting):
+        sde = UnderdampedSDE(lambda t, x: -x, friction=0.7, mass=torch.tensor([1.0, 2.0], dtype=D64), control=lambda t, x, p: torch.tanh(x + p))
+        state = (torch.ones(8, 2, dtype=D64), torch.zeros(8, 2, dtype=D64))
+    else:
+        sde = ControlledSDE(OU_VP, lambda t, x: torch.sin(x))
+        state = torch.ones(8, 2, dtype=D64)
+    path = solve(sde, state, CosineGrid().times(12, dtype=D64), solver, generator=generator(2), keep_noise=True)
+    assert torch.allclose(noise_log_density(sde, path, solver), forward_log_density(sde, path, solver))
+
+
+def test_uncontrolled_momentum_kernels_are_reversible():
+    """Without control every O kernel is reversible for N(0, M): for each O sub-step
+    log N_F(p_out | p_in) - log N_B(p_in | p_out) = log N(p_out; 0, M) - log N(p_in; 0, M)."""
+    mass = torch.tensor([0.5, 2.0], dtype=D64)
+    sde = UnderdampedSDE(lambda t, x: -x**3, friction=1.3, mass=mass)
+    solver = Splitting("OBABO")
+    path = solve(sde, (torch.randn(16, 2, dtype=D64), torch.randn(16, 2, dtype=D64)), UniformGrid(0, 1).times(7, dtype=D64), solver, generator=generator(3))
+    ratio = forward_log_density(sde, path, solver) - backward_log_density(sde, path, solver)
+    gauss = MultivariateNormal(torch.zeros(2, dtype=D64), covariance_matrix=torch.diag(mass))
+    p_in, p_out = path.records[:, :, 1], path.records[:, :, 2]
+    expected = (gauss.log_prob(p_out) - gauss.log_prob(p_in)).sum((0, 1))
+    assert path.records.shape == (7, 2, 3, 16, 2)
+    assert torch.allclose(ratio, expected)
 
 
 def test_girsanov_sum_equals_the_discrete_ratio_on_euler_paths():

@@ -15,7 +15,7 @@ Example::
 from oplearn.sde.likelihood import backward_log_density, forward_log_density, girsanov_log_ratio, noise_log_density
 from oplearn.sde.linear import OrnsteinUhlenbeck
 from oplearn.sde.noise import DiagonalNoise, MatrixNoise, Noise, ScalarNoise
-from oplearn.sde.solvers import EulerMaruyama, Path, Solver, Splitting, solve
+from oplearn.sde.solvers import EulerMaruyama, ExponentialEuler, Path, Solver, Splitting, Transitions, solve
 from oplearn.sde.terms import SDE, ControlledSDE, ItoSDE, UnderdampedSDE
 from oplearn.sde.times import CosineGrid, GeometricGrid, TimeGrid, UniformGrid
 
@@ -25,6 +25,7 @@ __all__ = [
     "CosineGrid",
     "DiagonalNoise",
     "EulerMaruyama",
+    "ExponentialEuler",
     "GeometricGrid",
     "ItoSDE",
     "MatrixNoise",
@@ -35,6 +36,7 @@ __all__ = [
     "Solver",
     "Splitting",
     "TimeGrid",
+    "Transitions",
     "UnderdampedSDE",
     "UniformGrid",
     "backward_log_density",

@@ -46,53 +46,49 @@ generative modeling", TMLR 2024 (discrete-time Radon-Nikodym derivatives).
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from oplearn.errors import OplearnError
-from oplearn.sde.solvers import Path
-from oplearn.sde.terms import SDE
+from oplearn.sde.solvers import EulerMaruyama, Path, Solver
 
 
-def _full(path: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Times ``(steps + 1, batch)``, positions ``(steps + 1, batch, d)`` and steps ``(steps, batch, 1)``."""
-    xs = path.xs
-    if xs.shape[0] != path.times.shape[0]:
-        raise OplearnError("path log-density: the path was not kept (solve with keep_path=True)")
-    t = path.times if path.times.ndim == 2 else path.times[:, None].expand(-1, xs.shape[1])
-    return t, xs, path.step_sizes().expand(-1, xs.shape[1], 1)
+def forward_log_density(sde: Any, path: Path, solver: Solver | None = None) -> torch.Tensor:
+    """:math:`\\log p_F`: the log-density of ``path``'s transitions under the kernels of ``sde`` and
+    ``solver`` (default Euler-Maruyama), drift evaluated along the path (module docstring)."""
+    solver = solver or EulerMaruyama()
+    tr = solver.transitions(path)
+    mean, sigma, variance = solver.kernel(sde, tr.t_forward, tr.given_forward, tr.start, tr.h)
+    return _per_sample(solver.kernel_noise(sde).log_normal(tr.end - mean, sigma, variance), path)
 
 
-def _gaussian_steps(sde: SDE, t, x, y, h) -> torch.Tensor:
-    """``sum_k log N(y_k; x_k + f(t_k, x_k) h_k, sigma sigma^T h_k)`` with everything flattened over steps."""
-    steps, batch, d = x.shape
-    t, x, y, h = t.reshape(-1), x.reshape(-1, d), y.reshape(-1, d), h.reshape(-1, 1)
-    sigma = sde.diffusion(t, x)
-    mean = x + sde.drift(t, x) * h
-    return sde.noise.log_normal(y - mean, sigma, h).reshape(steps, batch).sum(0)
+def backward_log_density(sde: Any, path: Path, solver: Solver | None = None) -> torch.Tensor:
+    """:math:`\\log p_B`: the log-density of the reversed transitions (``end`` back to ``start``) under the
+    kernels of a backward-pointing ``sde`` (module docstring)."""
+    solver = solver or EulerMaruyama()
+    tr = solver.transitions(path)
+    mean, sigma, variance = solver.kernel(sde, tr.t_backward, tr.given_backward, tr.end, tr.h)
+    return _per_sample(solver.kernel_noise(sde).log_normal(tr.start - mean, sigma, variance), path)
 
 
-def forward_log_density(sde: SDE, path: Path) -> torch.Tensor:
-    """:math:`\\log p_F(x_{1:N} \\mid x_0)` under the Euler-Maruyama transitions of ``sde`` (module docstring)."""
-    t, xs, h = _full(path)
-    return _gaussian_steps(sde, t[:-1], xs[:-1], xs[1:], h)
+def noise_log_density(sde: Any, path: Path, solver: Solver | None = None) -> torch.Tensor:
+    """:math:`\\log p_F` of the path ``sde`` itself generated, from its normals (``keep_noise=True``) and
+    the kernels' coefficients alone: no drift or control is evaluated when the coefficient does
+    not depend on them. Equal to :func:`forward_log_density` on such a path."""
+    solver = solver or EulerMaruyama()
+    tr = solver.transitions(path)
+    if tr.noise is None:
+        raise OplearnError("path log-density: the normals were not kept (solve with keep_noise=True)")
+    noise = solver.kernel_noise(sde)
+    sigma, variance = solver.kernel_scale(sde, tr.t_forward, tr.given_forward, tr.start, tr.h)
+    step = noise.apply(sigma, torch.sqrt(variance) * tr.noise)
+    return _per_sample(noise.log_normal(step, sigma, variance), path)
 
 
-def backward_log_density(sde: SDE, path: Path) -> torch.Tensor:
-    """:math:`\\log p_B(x_{0:N-1} \\mid x_N)` for a backward-pointing drift (module docstring)."""
-    t, xs, h = _full(path)
-    return _gaussian_steps(sde, t[1:], xs[1:], xs[:-1], h)
-
-
-def noise_log_density(sde: SDE, path: Path) -> torch.Tensor:
-    """:math:`\\sum_k \\log\\mathcal N(\\sigma\\Delta W_k; 0, \\sigma\\sigma^\\top h_k)`: the forward density of
-    the path ``sde`` itself generated with Euler-Maruyama, from its normals (``keep_noise=True``)."""
-    t, xs, h = _full(path)
-    dw = path.increments()
-    steps, batch, d = xs[:-1].shape
-    tt, x, hh = t[:-1].reshape(-1), xs[:-1].reshape(-1, d), h.reshape(-1, 1)
-    sigma = sde.diffusion(tt, x)
-    step = sde.noise.apply(sigma, dw.reshape(steps * batch, -1))
-    return sde.noise.log_normal(step, sigma, hh).reshape(steps, batch).sum(0)
+def _per_sample(log_densities: torch.Tensor, path: Path) -> torch.Tensor:
+    """Sum flattened transition log-densities ``(n,)`` into ``(batch,)``."""
+    return log_densities.reshape(-1, path.xs.shape[1]).sum(0)
 
 
 def girsanov_log_ratio(controls: torch.Tensor, increments: torch.Tensor, step_sizes: torch.Tensor) -> torch.Tensor:

@@ -61,5 +61,6 @@ class OrnsteinUhlenbeck(SDE):
     def transition(self, r: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean ``(batch, d)`` and standard deviation ``(batch, 1)`` of :math:`X_t` given :math:`X_r = x`
         (times scalars or ``(batch,)``)."""
-        decay = torch.exp(-self.integrated_rate(torch.as_tensor(r), torch.as_tensor(t))).to(x).reshape(-1, 1)
+        r, t = (torch.as_tensor(v, dtype=x.dtype, device=x.device) for v in (r, t))
+        decay = torch.exp(-self.integrated_rate(r, t)).reshape(-1, 1)
         return self.mean + decay * (x - self.mean), self.scale * torch.sqrt(1 - decay**2)

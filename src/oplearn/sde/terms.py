@@ -96,8 +96,8 @@ class UnderdampedSDE:
 
     Splitting integrators (:class:`oplearn.sde.solvers.Splitting`) use the exact flows of its
     three parts: ``A`` (:math:`dX = M^{-1}P\,dt`), ``B`` (:math:`dP = F\,dt`) and ``O`` (the
-    Ornstein-Uhlenbeck part with the control frozen over the sub-step, a Gaussian
-    :meth:`momentum_kernel`).
+    Ornstein-Uhlenbeck part with the control frozen over the sub-step, a Gaussian with
+    :meth:`momentum_mean` and :meth:`momentum_std`).
 
     References
     ----------
@@ -121,20 +121,23 @@ class UnderdampedSDE:
         """:math:`M^{-1} p`."""
         return p / self.mass
 
-    def momentum_kernel(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor, h: torch.Tensor):
-        r"""Mean and standard deviation of the exact ``O`` flow over a time ``h`` from :math:`p`:
+    def momentum_mean(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        r"""Mean of the exact ``O`` flow over a time ``h`` from :math:`p`, the control frozen:
 
         .. math::
 
             P_h \sim \mathcal N\big(e^{-\gamma h} p + (1 - e^{-\gamma h})\,\sigma u / \gamma,\;
             (1 - e^{-2\gamma h}) M\big), \qquad u = u(t, x, p).
 
-        Shapes: ``t (batch,)``, ``x, p (batch, d)``, ``h`` scalar or ``(batch, 1)`` -> two ``(batch, d)``.
+        Shapes: ``t (batch,)``, ``x, p (batch, d)``, ``h`` scalar or ``(batch, 1)`` -> ``(batch, d)``.
         """
         decay = torch.exp(-self.friction * h)
         mean = decay * p
         if self.control is not None:
             sigma = torch.sqrt(2 * self.friction * torch.as_tensor(self.mass, dtype=p.dtype, device=p.device))
             mean = mean + (1 - decay) * sigma * self.control(t, x, p) / self.friction
-        std = torch.sqrt((1 - decay**2) * self.mass).expand_as(p)
-        return mean, std
+        return mean
+
+    def momentum_std(self, h: torch.Tensor) -> torch.Tensor:
+        """Standard deviation :math:`\\sqrt{(1 - e^{-2\\gamma h}) M}` of the ``O`` flow (broadcastable to ``(batch, d)``)."""
+        return torch.sqrt((1 - torch.exp(-2 * self.friction * h)) * self.mass)
