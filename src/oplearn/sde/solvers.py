@@ -106,6 +106,12 @@ class Solver(ABC):
         keeps of the step beyond its state."""
 
     @abstractmethod
+    def step_back(self, sde: Any, t: torch.Tensor, dt: torch.Tensor, state: State, xi: torch.Tensor) -> tuple[State, torch.Tensor | None]:
+        """One step of the backward process from time ``t + dt`` to ``t``: the forward step's
+        deterministic maps inverted and its kernels replaced by those of the backward-pointing
+        ``sde``; returns ``(state at t, record)`` with the record in the forward step's layout."""
+
+    @abstractmethod
     def transitions(self, path: "Path") -> Transitions:
         """The Gaussian transitions of a kept path."""
 
@@ -135,6 +141,11 @@ class GaussianStep(Solver):
         (x,) = state
         mean, sigma, variance = self.kernel(sde, t, x, x, dt[:, None])
         return (mean + sde.noise.apply(sigma, torch.sqrt(variance) * xi),), None, None
+
+    def step_back(self, sde: SDE, t, dt, state, xi):
+        (y,) = state
+        mean, sigma, variance = self.kernel(sde, t + dt, y, y, dt[:, None])
+        return (mean + sde.noise.apply(sigma, torch.sqrt(variance) * xi),), None
 
     def transitions(self, path):
         xs = path.xs
@@ -261,6 +272,25 @@ class Splitting(Solver):
                 p = p_out
         return (x, p), (force if self.reuses_force else None), torch.stack(record)
 
+    def step_back(self, sde: UnderdampedSDE, t, dt, state, xi):
+        x, p = state
+        h = dt[:, None]
+        n_a, n_b, n_o = (self.counts[c] for c in "ABO")
+        a_done, record = n_a, []
+        for letter in reversed(self.scheme):
+            time = t + dt * (a_done / n_a)
+            if letter == "A":
+                x = x - (h / n_a) * sde.velocity(p)
+                a_done -= 1
+            elif letter == "B":
+                p = p - (h / n_b) * sde.force(time, x)
+            else:
+                mean, std, _ = self.kernel(sde, time, x, p, h / n_o)
+                p_in = mean + std * xi[n_o - 1 - len(record)]
+                record.append(torch.stack([x, p_in, p]))
+                p = p_in
+        return (x, p), torch.stack(record[::-1])
+
     def transitions(self, path):
         if path.records is None:
             raise OplearnError("path log-density: the path was not kept (solve with keep_path=True)")
@@ -334,6 +364,11 @@ class Path:
         return torch.sqrt(self.step_sizes()) * self.noise
 
 
+def _kept_path(times, kept, records, noise) -> Path:
+    states = tuple(torch.stack(component) for component in zip(*kept))
+    return Path(times, states, noise, torch.stack(records) if records else None)
+
+
 def _check_times(times: torch.Tensor, batch: int) -> None:
     if times.ndim not in (1, 2) or times.shape[0] < 2:
         raise OplearnError(f"sde: times must have shape (steps + 1,) or (steps + 1, batch) with steps >= 1, got {tuple(times.shape)}")
@@ -373,6 +408,21 @@ def solve(
     keep_path, keep_noise:
         Store every state (else only the end point) and the normals.
     """
+    solver, state, times, t_all, noise = _prepare(solver, sde, state, times, generator, noise)
+    steps = times.shape[0] - 1
+    solver_state = solver.init(sde, t_all[0], state)
+    kept, records = [state], []
+    for k in range(steps):
+        state, solver_state, record = solver.step(sde, t_all[k], t_all[k + 1] - t_all[k], state, solver_state, noise[k])
+        if keep_path:
+            kept.append(state)
+            if record is not None:
+                records.append(record)
+    return _kept_path(times, kept if keep_path else [state], records, noise if keep_noise else None)
+
+
+def _prepare(solver, sde, state, times, generator, noise):
+    """Checked ``(solver, state tuple, times, per-sample times, normals)`` for a run along ``times``."""
     solver = solver or EulerMaruyama()
     state = (state,) if isinstance(state, torch.Tensor) else tuple(state)
     x0 = state[0]
@@ -388,15 +438,27 @@ def solve(
     elif tuple(noise.shape) != (steps, *shape):
         raise OplearnError(f"sde: noise must have shape {(steps, *shape)}, got {tuple(noise.shape)}")
     t_all = times[:, None].expand(steps + 1, batch) if times.ndim == 1 else times
-    solver_state = solver.init(sde, t_all[0], state)
+    return solver, state, times, t_all, noise
+
+
+def solve_backward(
+    sde: SDE | UnderdampedSDE,
+    state: torch.Tensor | State,
+    times: torch.Tensor,
+    solver: Solver | None = None,
+    *,
+    generator: torch.Generator | None = None,
+    noise: torch.Tensor | None = None,
+) -> Path:
+    """Run the backward process of ``solver`` with the backward-pointing ``sde`` from ``state`` at
+    ``times[-1]`` down to ``times[0]`` (:meth:`Solver.step_back`); the returned path is ordered
+    forwards in time (its last state is ``state``), so that :mod:`path likelihoods
+    <oplearn.sde.likelihood>` apply to it unchanged. Arguments as for :func:`solve`."""
+    solver, state, times, t_all, noise = _prepare(solver, sde, state, times, generator, noise)
     kept, records = [state], []
-    for k in range(steps):
-        state, solver_state, record = solver.step(sde, t_all[k], t_all[k + 1] - t_all[k], state, solver_state, noise[k])
-        if keep_path:
-            kept.append(state)
-            if record is not None:
-                records.append(record)
-    if not keep_path:
-        kept = [state]
-    states = tuple(torch.stack(component) for component in zip(*kept))
-    return Path(times, states, noise if keep_noise else None, torch.stack(records) if records else None)
+    for k in reversed(range(times.shape[0] - 1)):
+        state, record = solver.step_back(sde, t_all[k], t_all[k + 1] - t_all[k], state, noise[k])
+        kept.append(state)
+        if record is not None:
+            records.append(record)
+    return _kept_path(times, kept[::-1], records[::-1], None)
