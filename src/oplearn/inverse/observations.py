@@ -37,7 +37,7 @@ class Observation:
     ----------
     index : tensor of int
         Flat indices of the observed entries in one sample's ``(channels, *spatial)`` field,
-        distinct and sorted.
+        distinct, in the order of the observed values (``apply(x)[:, j]`` is entry ``index[j]``).
     shape : tuple of int
         ``(channels, *spatial)`` of the fields it observes.
     noise : float
@@ -55,7 +55,7 @@ class Observation:
             raise ObservationError("observation indices must be distinct")
         if not (math.isfinite(noise) and noise >= 0):
             raise ObservationError(f"the observation noise must be finite and >= 0, got {noise}")
-        self.index = torch.sort(index).values
+        self.index = index  # kept in the given order: it is the order of the observed values y
         self.shape = tuple(int(n) for n in shape)
         self.noise = float(noise)
 
