@@ -10,6 +10,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -22,6 +23,7 @@ from oplearn.schema import ModelSpec, Strict
 
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+_FLOW_COLON = re.compile(r":(?=[^\s/\\])")  # a colon glued to its value in a flow mapping
 
 
 class GenerateSpec(Strict):
@@ -238,6 +240,10 @@ def _format_validation_error(err: ValidationError, model: type[BaseModel]) -> st
         return f"config: key '{key}.name': unknown choice {ctx.get('tag')!r}; expected one of: {ctx.get('expected_tags')}"
     if first["type"] == "missing":
         return f"config: missing required key '{key}'"
+    if first["type"] in ("model_type", "model_attributes_type", "dict_type"):
+        given = first.get("input")
+        hint = f" (--set model.name={given} switches the model)" if key == "model" and given in configs else ""
+        return f"config: '{key}' is a section, not a value (got {str(given)[:80]!r}); set its keys as {key}.KEY=VALUE{hint}"
     if not path:  # a check across sections
         return f"config: {first['msg'].removeprefix('Value error, ')}"
     return f"config: key '{key}': {first['msg']} (got {str(first.get('input'))[:80]!r})"
@@ -268,6 +274,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"override '{text}' has an empty key")
     try:
         value = yaml.safe_load(raw) if raw != "" else ""
+        if isinstance(value, dict) and any(v is None and ":" in str(k) for k, v in value.items()):
+            value = yaml.safe_load(_FLOW_COLON.sub(": ", raw))  # {name:unet} means {name: unet}
     except yaml.YAMLError:
         value = raw
     if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value):
@@ -301,11 +309,30 @@ def validate_config(raw: dict) -> RunConfig:
         raise ConfigError(_format_validation_error(err, RunConfig)) from None
 
 
+def shipped_configs() -> dict[str, Path]:
+    """The configs installed with oplearn (``configs/`` of the source tree), by name."""
+    folder = Path(str(resources.files("oplearn").joinpath("configs")))
+    return {path.stem: path for path in sorted(folder.glob("*.yaml"))}
+
+
+def config_path(name: str | Path) -> Path:
+    """A config file: ``name`` itself when it exists, else the shipped config of that name
+    (``darcy_fno`` or ``darcy_fno.yaml``). One-line ConfigError when neither exists."""
+    path = Path(name)
+    if path.is_dir():
+        raise ConfigError(f"config file '{path}' is a folder; give a YAML file")
+    if path.is_file():
+        return path
+    shipped = shipped_configs()
+    if path.parent == Path(".") and path.name.removesuffix(".yaml") in shipped:
+        return shipped[path.name.removesuffix(".yaml")]
+    raise ConfigError(f"config file '{path}' does not exist; shipped configs: {', '.join(shipped)} (oplearn config NAME prints one)")
+
+
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
-    """Read a YAML config file and apply ``key=value`` overrides."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file '{path}' does not exist")
+    """Read a YAML config file (or a shipped config by name, :func:`config_path`) and apply
+    ``key=value`` overrides."""
+    path = config_path(path)
     try:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:

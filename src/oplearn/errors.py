@@ -22,3 +22,15 @@ class CheckpointError(OplearnError):
 
 class TrainingDiverged(OplearnError):
     """The training loss became NaN or infinite."""
+
+
+class UsageError(OplearnError):
+    """A command line that does not parse: unknown option, missing or malformed argument."""
+
+
+class OutputError(OplearnError):
+    """A destination that cannot be written: a folder where a file is expected, a file in the way, no permission."""
+
+
+class OplearnWarning(UserWarning):
+    """Something the user should know but that does not stop the work (the CLI prints ``warning: ...``)."""

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import torch
 
-from oplearn.data.files import FieldData, load_fields
+from oplearn.data.files import FieldData
+from oplearn.data.problem import check_same_problem
+from oplearn.data.readers import read_dataset
 from oplearn.errors import DataError, OplearnError
 from oplearn.metrics import evaluate_metrics, per_time_step, relative_l2
 from oplearn.models.operator import OperatorModel
@@ -80,11 +82,20 @@ def _row(path: Path, data: FieldData, metrics: dict, **extra) -> dict:
             "resolution": data.resolution, "n": len(data), "metrics": metrics, **extra}
 
 
+def load_test_data(run: Run, path: Path, options: EvaluateOptions) -> FieldData:
+    """A test file of any readable format (:func:`oplearn.data.readers.read_dataset`), checked
+    to hold the problem the run learned (:func:`oplearn.data.problem.check_same_problem`:
+    another PDE or channel layout is refused unless ``options.force``)."""
+    data = read_dataset(path)
+    check_same_problem(run.info.get("problem"), data.meta, path, options.force)
+    return data
+
+
 def evaluate_map(run: Run, paths: list[Path], options: EvaluateOptions) -> list[dict]:
     """A ``map`` run's metrics on each file (trajectories viewed as the run learned them), sorted by resolution."""
     rows = []
     for path in test_paths(run, paths):
-        data = map_view(load_fields(path), run.config.data.input_frames)
+        data = map_view(load_test_data(run, path, options), run.config.data.input_frames)
         metrics, pred = evaluate_fields(run.model, data, options.batch_size, options.device)
         if run.config.train.physics is not None:
             metrics.update(physics_terms(run.config.train.physics, data, pred))
@@ -113,7 +124,7 @@ def evaluate_one_step(run: Run, paths: list[Path], options: EvaluateOptions) -> 
     relative L2 of each predicted frame (sample means)."""
     rows = []
     for path in test_paths(run, paths):
-        data = load_fields(path)
+        data = load_test_data(run, path, options)
         metrics, per_step, _ = evaluate_rollout(run.model, data, run.config.train.history, options.batch_size, options.device)
         rows.append(_row(path, data, metrics, relative_l2_per_step=per_step))
     return sorted(rows, key=_resolution_order)
@@ -147,6 +158,29 @@ def evaluate_run(run_dir: str | Path, paths: list[str | Path] = (), batch_size: 
     if write:
         merge_results(run_dir, rows)
     return rows
+
+
+def evaluate_each(run: Run, paths: list[str | Path], options: EvaluateOptions) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Evaluate ``run`` on each of ``paths`` on its own, skipping the files that do not suit its
+    model (another grid for a grid-bound model, steady data for a rollout, another PDE):
+    returns the rows and ``(path, reason)`` of each skipped file."""
+    rows, skipped = [], []
+    for path in paths:
+        try:
+            rows += run.task.evaluate(run, [Path(path)], options)
+        except DataError as err:
+            skipped.append((str(path), str(err).removeprefix(f"{path}: ").removeprefix(f"'{path}': ")))
+    return rows, skipped
+
+
+def evaluate_fitting(run_dir: str | Path, paths: list[str | Path], options: EvaluateOptions | None = None
+                     ) -> tuple[list[dict], list[tuple[str, str]]]:
+    """:func:`evaluate_each` of the run in ``run_dir``, the rows merged into ``metrics.json``
+    (what ``oplearn train`` does with the config's test files after training)."""
+    rows, skipped = evaluate_each(open_run(run_dir), paths, options or EvaluateOptions())
+    if rows:
+        merge_results(run_dir, rows)
+    return rows, skipped
 
 
 def format_table(rows: list[dict], metrics: tuple[str, ...] = ()) -> str:

@@ -9,14 +9,25 @@ each with the count, the elapsed time and an estimate of the time left::
 
 Both offer the part of tqdm's interface that oplearn uses: iteration, ``update``,
 ``set_postfix``, ``close`` and use as a context manager.
+
+Progress inside one unit of work
+--------------------------------
+Some units are long on their own (one chunk of time-dependent samples integrates thousands
+of time steps). Inner loops call :func:`fraction_done` with the share of the current unit
+they have finished; whoever counts the units says what a share means with :func:`reporting`
+(e.g. move a bar from sample ``a`` towards sample ``b``), and :func:`part` maps the shares of
+a sub-task into a slice of its caller's. Without a reporter :func:`fraction_done` does nothing,
+so solvers call it unconditionally.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
-from typing import Any, Iterable, Iterator, TextIO
+from contextvars import ContextVar
+from typing import Any, Callable, Iterable, Iterator, TextIO
 
 from tqdm.auto import tqdm
 
@@ -107,7 +118,8 @@ class LogProgress:
         """The current status line."""
         now = time.monotonic() if now is None else now
         elapsed = now - self.start
-        parts = [f"{self.n}/{self.total} {self.unit}" if self.total else f"{self.n} {self.unit}"]
+        count = f"{self.n:.1f}" if self.n != int(self.n) else str(int(self.n))
+        parts = [f"{count}/{self.total} {self.unit}" if self.total else f"{count} {self.unit}"]
         if self.total:
             parts[0] += f" ({100 * self.n / self.total:.0f}%)"
         parts.append(f"{format_seconds(elapsed)} elapsed")
@@ -147,3 +159,41 @@ def progress(iterable: Iterable | None = None, total: int | None = None, desc: s
     if isatty():
         return tqdm(iterable, total=total, desc=desc, unit=unit, initial=initial, file=stream, **kwargs)
     return LogProgress(iterable, total=total, desc=desc, unit=unit, initial=initial, interval=_interval(), file=file)
+
+
+_REPORTER: ContextVar[Callable[[float], None] | None] = ContextVar("oplearn_progress_reporter", default=None)
+
+
+def fraction_done(fraction: float) -> None:
+    """Report that ``fraction`` (0 to 1) of the current unit of work is done (see the module docstring)."""
+    reporter = _REPORTER.get()
+    if reporter is not None:
+        reporter(min(max(float(fraction), 0.0), 1.0))
+
+
+@contextlib.contextmanager
+def reporting(callback: Callable[[float], None]) -> Iterator[None]:
+    """Within the block, :func:`fraction_done` calls ``callback(fraction)``."""
+    token = _REPORTER.set(callback)
+    try:
+        yield
+    finally:
+        _REPORTER.reset(token)
+
+
+@contextlib.contextmanager
+def part(lo: float, hi: float) -> Iterator[None]:
+    """Within the block, the shares reported by :func:`fraction_done` are the slice ``[lo, hi]``
+    of the enclosing unit of work."""
+    outer = _REPORTER.get()
+    if outer is None:
+        yield
+        return
+    with reporting(lambda fraction: outer(lo + (hi - lo) * fraction)):
+        yield
+
+
+def advance_to(bar, position: float) -> None:
+    """Move a :func:`progress` bar (tqdm or :class:`LogProgress`) forward to ``position``."""
+    if position > bar.n:
+        bar.update(position - bar.n)

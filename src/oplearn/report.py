@@ -22,8 +22,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from oplearn.data.files import load_fields  # noqa: E402
-from oplearn.evaluate import evaluate_fields, format_table, merge_results  # noqa: E402
+from oplearn.data.readers import read_dataset  # noqa: E402
+from oplearn.evaluate import evaluate_each, evaluate_fields, format_table, merge_results  # noqa: E402
+from oplearn.paths import output_dir  # noqa: E402
 from oplearn.progress import format_seconds  # noqa: E402
 from oplearn.training.rundir import Run, checkpoint_path, open_run  # noqa: E402
 from oplearn.training.tasks import EvaluateOptions, map_view  # noqa: E402
@@ -185,13 +186,18 @@ def make_report(run_dir: str | Path, data_paths: list[str | Path] | None = None,
     """Write figures, ``report.md`` and a self-contained ``report.html`` of any run; returns the HTML path.
 
     The run is evaluated afresh (its task's ``evaluate``, on ``data_paths`` or the config's
-    test files where the task uses files) and the rows are merged into ``metrics.json``.
+    test files where the task uses files; config test files that do not suit the model are
+    skipped and named in the report) and the rows are merged into ``metrics.json``.
     """
     checkpoint_path(run_dir)  # a missing or empty run is refused before anything is written
     run = open_run(run_dir)
-    out_dir = Path(out_dir) if out_dir else run.dir / "report"
+    out_dir = output_dir(out_dir if out_dir else run.dir / "report")
     options = options or EvaluateOptions()
-    rows = run.task.evaluate(run, [Path(p) for p in data_paths or []], options)
+    skipped: list[tuple[str, str]] = []
+    if data_paths or not run.config.data.test:
+        rows = run.task.evaluate(run, [Path(p) for p in data_paths or []], options)
+    else:
+        rows, skipped = evaluate_each(run, [t.path for t in run.config.data.test], options)
     merge_results(run.dir, rows)
 
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -207,6 +213,8 @@ def make_report(run_dir: str | Path, data_paths: list[str | Path] | None = None,
         if log:
             report.figure("Training curves", plot_training_curves(log), "loss_curves")
         report.table("Test metrics", format_table(rows))
+        if skipped:
+            report.text("Not evaluated: " + "; ".join(f"`{Path(path).name}` ({reason})" for path, reason in skipped))
         run.task.report(run, rows, report)
         report.text("Metrics are sample means in physical units unless a table says otherwise; definitions in "
                     "`oplearn.metrics` and in the documentation of the run's task.")
@@ -296,7 +304,7 @@ def _field_figure(inputs, truth, pred, title: str):
 def report_map(run: Run, rows: list[dict], report: Report) -> None:
     """Test samples per file, and the error against the test resolution."""
     for row in rows:
-        data = map_view(load_fields(row["path"], limit=min(3, row["n"])), run.config.data.input_frames)
+        data = map_view(read_dataset(row["path"], limit=min(3, row["n"])), run.config.data.input_frames)
         _, pred = evaluate_fields(run.model, data)
         fig = _field_figure(data.inputs, data.outputs, pred, f"{Path(row['path']).name}: relative L2 "
                             f"{row['metrics']['relative_l2']:.4f} (mean over {row['n']} samples)")
@@ -329,7 +337,7 @@ def report_one_step(run: Run, rows: list[dict], report: Report) -> None:
         return
     report.figure("Rollout error against step", plot_rollout_error(rows), "rollout_error")
     for row in rows:
-        data = load_fields(row["path"], limit=min(3, row["n"]))
+        data = read_dataset(row["path"], limit=min(3, row["n"]))
         _, _, pred = evaluate_rollout(run.model, data, run.config.train.history)
         truth = data.outputs[:, -1] if data.time is not None else data.outputs
         first = data.inputs

@@ -35,6 +35,7 @@ import torch
 
 from oplearn.errors import DataError
 from oplearn.grids import Grid
+from oplearn.provenance import timestamp, versions
 
 FORMAT = "oplearn-dataset"
 FORMAT_VERSION = 1
@@ -103,7 +104,8 @@ def decode_attrs(attrs) -> dict[str, Any]:
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """Open and check a dataset file's header without reading its arrays."""
+    """Open and check a dataset file's header without reading its arrays: the root attributes
+    and the channel names (``input_names``, ``output_names``)."""
     path = Path(path)
     with _open(path) as f:
         return _check_header(f, path)
@@ -127,6 +129,12 @@ def load_fields(path: str | Path, limit: int | None = None, start: int = 0) -> F
     return FieldData(inputs, outputs, grid, meta, path, time)
 
 
+def channel_names(f: h5py.File) -> dict[str, list[str]]:
+    """``{"input_names": [...], "output_names": [...]}`` from the ``names`` attributes of the arrays
+    (the keys external readers set too)."""
+    return {f"{key[:-1]}_names": list(decode_attrs(f[key].attrs).get("names") or []) for key in ("inputs", "outputs")}
+
+
 def check_fields(x: torch.Tensor, grid: Grid, what: str) -> None:
     """Raise a one-line DataError unless ``x`` is finite float data of shape
     ``(n, c, *grid.shape)`` (or ``(n, time, c, *grid.shape)``)."""
@@ -140,11 +148,18 @@ def check_fields(x: torch.Tensor, grid: Grid, what: str) -> None:
         raise DataError(f"{what} contain NaN or infinite values (first in sample {sample}); regenerate or clean the data")
 
 
-def _open(path: Path) -> h5py.File:
+def check_data_file(path: Path) -> None:
+    """Raise a one-line DataError unless ``path`` is an existing file (not a folder)."""
+    if path.is_dir():
+        raise DataError(f"data file '{path}' is a folder; give a dataset file")
     if not path.exists():
         partial = path.with_name(path.name + ".partial")
         hint = f"; an unfinished '{partial.name}' exists: rerun the same generate command to resume it" if partial.exists() else ""
         raise DataError(f"data file '{path}' does not exist{hint}")
+
+
+def _open(path: Path) -> h5py.File:
+    check_data_file(path)
     try:
         return h5py.File(path, "r")
     except OSError as err:
@@ -154,7 +169,8 @@ def _open(path: Path) -> h5py.File:
 def _check_header(f: h5py.File, path: Path) -> dict[str, Any]:
     meta = decode_attrs(f.attrs)
     if meta.get("format") != FORMAT:
-        raise DataError(f"'{path}' is not an oplearn dataset (no format attribute); create it with 'oplearn generate'")
+        raise DataError(f"'{path}' is not an oplearn dataset (no format attribute); create one with 'oplearn generate', "
+                        f"or convert it with 'oplearn convert {path} OUT.h5'")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise DataError(f"'{path}' has format version {meta['format_version']}; this oplearn reads up to {FORMAT_VERSION}: upgrade oplearn")
     for key in ("inputs", "outputs"):
@@ -165,16 +181,20 @@ def _check_header(f: h5py.File, path: Path) -> dict[str, Any]:
     for name in meta.get("shard_files") or []:  # an assembled file: its arrays live in these files
         if not (path.parent / name).is_file():
             raise DataError(f"'{path}' is assembled from shard files and '{name}' is missing next to it; move the .shards folder along with it")
-    return meta
+    return {**meta, **channel_names(f)}
 
 
 def write_fields(path: str | Path, inputs: torch.Tensor, outputs: torch.Tensor, grid: Grid, names: tuple[list[str], list[str]],
-                 pde: str, pde_params: dict[str, Any], seed: int) -> Path:
-    """Write derived fields (e.g. interpolated observations -> targets) as a complete dataset file.
+                 pde: str, pde_params: dict[str, Any], seed: int | None, *, time: torch.Tensor | None = None,
+                 attrs: dict[str, Any] | None = None) -> Path:
+    """Write fields made outside ``oplearn generate`` (derived targets, converted files) as a complete dataset file.
 
-    ``inputs (n, c_in, *grid.shape)``, ``outputs (n, c_out, *grid.shape)``; ``names`` are the
-    input and output channel names; ``pde``, ``pde_params`` and ``seed`` describe where the
-    fields came from. Written to ``<path>.partial`` and renamed, like generated files.
+    ``inputs (n, c_in, *grid.shape)``, ``outputs (n, c_out, *grid.shape)`` (or trajectories
+    ``(n, len(time), c_out, *grid.shape)`` with their ``time``); ``names`` are the input and
+    output channel names; ``pde``, ``pde_params`` and ``seed`` (``None``: not seeded here)
+    describe where the fields came from, ``attrs`` adds root attributes (JSON-encoded when not
+    text or numbers, e.g. a ``source`` record). Written to ``<path>.partial`` and renamed, like
+    generated files.
     """
     path = Path(path)
     check_fields(inputs, grid, f"{path}: inputs")
@@ -183,9 +203,16 @@ def write_fields(path: str | Path, inputs: torch.Tensor, outputs: torch.Tensor, 
     partial = path.with_name(path.name + ".partial")
     with h5py.File(partial, "w") as f:
         for key, data, channel_names in (("inputs", inputs, names[0]), ("outputs", outputs, names[1])):
-            dset = f.create_dataset(key, data=data.detach().cpu().numpy().astype(np.float32))
+            dset = f.create_dataset(key, data=data.detach().cpu().numpy().astype(np.float32), chunks=(1, *data.shape[1:]) if len(data) else None)
             dset.attrs["names"] = json.dumps(list(channel_names))
+        if time is not None:
+            f["time"] = np.asarray(time, dtype=np.float64)
         f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "pde": pde, "pde_params": json.dumps(pde_params),
-                        "grid": json.dumps(grid.to_dict()), "seed": int(seed), "n": len(inputs), "n_complete": len(inputs)})
+                        "grid": json.dumps(grid.to_dict()), "n": len(inputs), "n_complete": len(inputs),
+                        "versions": json.dumps(versions()), "created": timestamp()})
+        if seed is not None:
+            f.attrs["seed"] = int(seed)
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value, default=str)
     partial.replace(path)
     return path

@@ -33,6 +33,7 @@ through a private temporary name and ``os.replace``, which is harmless);
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -43,10 +44,13 @@ from pathlib import Path
 import h5py
 import numpy as np
 import torch
+from pydantic import ConfigDict, ValidationError, create_model
 
 from oplearn.data.files import FORMAT, FORMAT_VERSION, decode_attrs, read_meta
 from oplearn.errors import DataError
 from oplearn.pdes import PDE, PDES
+from oplearn.paths import output_file
+from oplearn.progress import advance_to, reporting
 from oplearn.progress import progress as progress_bar
 from oplearn.provenance import timestamp, versions
 from oplearn.seeding import generator
@@ -65,16 +69,41 @@ DESCRIPTIVE_PARAMS = frozenset({"solver", "initial"})
 def make_pde(name: str, params: dict | None = None) -> PDE:
     """Construct a registered PDE by name with keyword parameters.
 
-    ``params`` may be a dataset's recorded ``pde_params``: its descriptive entries
-    (:data:`DESCRIPTIVE_PARAMS`) are not constructor arguments and are skipped.
+    Unknown parameters and values of the wrong type are refused in one line that lists the
+    PDE's parameters (:meth:`PDE.parameters`). ``params`` may be a dataset's recorded
+    ``pde_params``: its descriptive entries (:data:`DESCRIPTIVE_PARAMS`) are not constructor
+    arguments and are skipped.
     """
     if name not in PDES:
-        raise DataError(f"unknown PDE '{name}'; choose one of: {', '.join(sorted(PDES))}")
+        raise DataError(f"unknown PDE '{name}'; choose one of: {', '.join(sorted(PDES))} (oplearn list pdes)")
+    cls = PDES[name]
     kwargs = {k: v for k, v in (params or {}).items() if k not in DESCRIPTIVE_PARAMS}
+    kwargs = _checked_parameters(name, cls.parameters(), kwargs)
     try:
-        return PDES[name](**kwargs)
+        return cls(**kwargs)
     except (TypeError, ValueError) as err:
         raise DataError(f"bad parameters for PDE '{name}': {err}") from None
+
+
+def _checked_parameters(name: str, parameters: dict, values: dict) -> dict:
+    """``values`` validated (and converted: ``"12"`` -> ``12.0``) against the constructor's
+    ``parameters``; one-line DataError naming the parameter otherwise."""
+    listing = ", ".join(f"{k}={d}" for k, (_, d) in parameters.items())
+    unknown = [k for k in values if k not in parameters]
+    if unknown:
+        hint = difflib.get_close_matches(unknown[0], parameters, n=1)
+        maybe = f" (did you mean '{hint[0]}'?)" if hint else ""
+        raise DataError(f"PDE '{name}' has no parameter '{unknown[0]}'{maybe}; its parameters (with defaults): {listing}")
+    fields = {k: (parameters[k][0], ...) for k in values}
+    model = create_model(f"{name}_parameters", __config__=ConfigDict(extra="forbid"), **fields)
+    try:
+        return dict(model.model_validate(values))
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = str(first["loc"][0])
+        kind, default = parameters[key]
+        kind = getattr(kind, "__name__", str(kind).replace("typing.", ""))
+        raise DataError(f"PDE '{name}': parameter '{key}' must be {kind} (default {default}), got {values[key]!r}") from None
 
 
 def _recipe(pde: PDE, n: int, resolution: int, seed: int, chunk_size: int) -> dict:
@@ -174,14 +203,8 @@ def generate_dataset(
     are then complete and ``assemble`` is true, ``out`` is assembled and returned; otherwise
     the shard file is returned. ``N == 1`` is the same as no sharding.
     """
-    out = Path(out)
-    if n <= 0:
-        raise DataError(f"--n must be positive, got {n}")
-    if chunk_size <= 0:
-        raise DataError(f"chunk size must be positive, got {chunk_size}")
+    out = _check_request(pde, n, resolution, out, chunk_size, overwrite)
     shard = _resolve_shard(shard)
-    if out.exists() and not overwrite:
-        raise DataError(f"'{out}' already exists; choose another --out or pass --overwrite")
     out.parent.mkdir(parents=True, exist_ok=True)
     recipe = _recipe(pde, n, resolution, seed, chunk_size)
     if shard is None:
@@ -218,35 +241,67 @@ def generate_dataset(
     return target
 
 
+def _check_request(pde: PDE, n: int, resolution: int, out: str | Path, chunk_size: int, overwrite: bool) -> Path:
+    """The checks before any work: sizes, the grid of ``resolution``, the destination ``out``."""
+    out = output_file(out)
+    if n <= 0:
+        raise DataError(f"--n must be positive, got {n}")
+    if chunk_size <= 0:
+        raise DataError(f"chunk size must be positive, got {chunk_size}")
+    try:
+        pde.grid(resolution)
+    except ValueError as err:
+        raise DataError(f"--resolution {resolution} does not suit {pde.name}: {err}") from None
+    if out.exists() and not overwrite:
+        raise DataError(f"'{out}' already exists; choose another --out or pass --overwrite")
+    return out
+
+
+def _solve_chunk(pde: PDE, resolution: int, seed: int, chunk: int, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Samples ``lo .. hi - 1`` (chunk ``chunk``); one-line DataError when the solver refuses or fails."""
+    try:
+        inputs, outputs = pde.generate(hi - lo, resolution, generator(seed, chunk))
+    except ValueError as err:
+        raise DataError(f"{pde.name} at --resolution {resolution}: {err}") from None
+    if not (torch.isfinite(inputs).all() and torch.isfinite(outputs).all()):
+        raise DataError(f"the {pde.name} solver produced non-finite values in samples {lo}..{hi}; check the PDE parameters")
+    return inputs, outputs
+
+
 def _write(pde: PDE, resolution: int, target: Path, recipe: dict, chunks, seed: int, progress: bool, desc: str) -> None:
     """Compute ``chunks`` (global ``(chunk, lo, hi)``) into consecutive rows of ``target``,
-    through ``<target>.partial``, resuming a matching partial file."""
+    through ``<target>.partial``, resuming a matching partial file.
+
+    A new partial file is created only once the first chunk is solved, so a recipe the solver
+    refuses leaves nothing behind. Progress moves within a chunk as the solver reports
+    (:func:`oplearn.progress.fraction_done`: time-dependent PDEs report their time steps).
+    """
     partial = target.with_name(target.name + ".partial")
     n_local = int(recipe["n"])
     start = _resume_point(partial, recipe)
-    if start == 0:
-        index = None
-        if "shard_index" in recipe:  # a shard records the global indices of its rows
-            index = np.concatenate([np.arange(lo, hi) for _, lo, hi in chunks] or [np.zeros(0, np.int64)])
-        _create(partial, recipe, pde, n_local, resolution, index)
+    index = None
+    if "shard_index" in recipe:  # a shard records the global indices of its rows
+        index = np.concatenate([np.arange(lo, hi) for _, lo, hi in chunks] or [np.zeros(0, np.int64)])
 
-    with h5py.File(partial, "r+") as f, progress_bar(
-        total=n_local, initial=start, unit="sample", desc=desc, enabled=progress
-    ) as bar:
+    with progress_bar(total=n_local, initial=start, unit="sample", desc=desc, enabled=progress) as bar:
         pos = 0
         for chunk, lo, hi in chunks:
             a, b = pos, pos + hi - lo
             pos = b
             if b <= start:
                 continue
-            inputs, outputs = pde.generate(hi - lo, resolution, generator(seed, chunk))
-            if not (torch.isfinite(inputs).all() and torch.isfinite(outputs).all()):
-                raise DataError(f"the {pde.name} solver produced non-finite values in samples {lo}..{hi}; check the PDE parameters")
-            f["inputs"][a:b] = inputs.numpy().astype(np.float32)
-            f["outputs"][a:b] = outputs.numpy().astype(np.float32)
-            f.attrs["n_complete"] = b
-            f.flush()
-            bar.update(hi - lo)
+            with reporting(lambda fraction: advance_to(bar, a + fraction * (b - a))):
+                inputs, outputs = _solve_chunk(pde, resolution, seed, chunk, lo, hi)
+            if not partial.exists():
+                _create(partial, recipe, pde, n_local, resolution, index)
+            with h5py.File(partial, "r+") as f:
+                f["inputs"][a:b] = inputs.numpy().astype(np.float32)
+                f["outputs"][a:b] = outputs.numpy().astype(np.float32)
+                f.attrs["n_complete"] = b
+            advance_to(bar, b)
+    if not partial.exists():  # an empty shard (more shards than chunks)
+        _create(partial, recipe, pde, n_local, resolution, index)
+    with h5py.File(partial, "r+") as f:
         f.attrs["created"] = timestamp()
     with open(partial, "rb") as fh:
         os.fsync(fh.fileno())
@@ -435,18 +490,12 @@ def generate_parallel(
 ) -> Path:
     """Generate ``out`` with ``workers`` local processes (``spawn``, one torch thread each),
     one shard per worker, then assemble it. Resumable like :func:`generate_dataset`."""
-    out = Path(out)
     if workers < 1:
         raise DataError(f"--workers must be at least 1, got {workers}")
-    if n <= 0:
-        raise DataError(f"--n must be positive, got {n}")
-    if chunk_size <= 0:
-        raise DataError(f"chunk size must be positive, got {chunk_size}")
+    out = _check_request(pde, n, resolution, out, chunk_size, overwrite)
     workers = min(workers, -(-n // chunk_size))  # no empty shards
     if workers == 1:
         return generate_dataset(pde, n, resolution, out, seed, chunk_size, overwrite, progress)
-    if out.exists() and not overwrite:
-        raise DataError(f"'{out}' already exists; choose another --out or pass --overwrite")
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
         jobs = [
             pool.submit(generate_dataset, pde, n, resolution, out, seed, chunk_size, overwrite, False, (i, workers), False)

@@ -23,6 +23,14 @@ Supported layouts
     ``grid/t`` (2D diffusion-reaction, shallow water). The files do not record boundary
     conditions: ``periodic=None`` guesses from the file name (periodic when it contains
     ``periodic``, ``Advection``, ``Burgers`` or ``ReacDiff``) and records the guess in the meta.
+``hdf5``
+    A plain HDF5 file of two arrays, by default ``inputs`` ``(n, c_in, *spatial)`` and
+    ``outputs`` ``(n, c_out, *spatial)`` (or trajectories ``(n, t, c_out, *spatial)`` with a
+    ``time`` dataset of the ``t`` frame times); other names with ``inputs=`` / ``outputs=``. The
+    dimension is ``inputs.ndim - 2``. Optional 1D datasets ``x``, ``y``, ``z`` give the node
+    coordinates (uniform); without them the grid is the unit box, bounded unless
+    ``periodic=True``. Channel names from an array's ``names`` attribute (a list or JSON text)
+    when present.
 ``the-well``
     The Well's HDF5 files on Cartesian grids: the fields of ``t0_fields`` (scalars),
     ``t1_fields`` (vectors, one channel per component) and ``t2_fields`` (tensors, one channel
@@ -52,11 +60,15 @@ import numpy as np
 import torch
 
 from oplearn.data.files import FORMAT as OPLEARN_FORMAT
-from oplearn.data.files import FieldData, check_fields, decode_attrs, load_fields
+from oplearn.data.files import FieldData, check_data_file, check_fields, decode_attrs, load_fields
 from oplearn.errors import DataError
 from oplearn.grids import Grid
 
-FORMATS = ("oplearn", "neuraloperator", "pdebench", "the-well")
+FORMATS = ("oplearn", "neuraloperator", "pdebench", "the-well", "hdf5")
+#: Formats whose files do not record whether the grid is periodic (``periodic=`` sets it).
+UNRECORDED_BOUNDARIES = ("neuraloperator", "pdebench", "hdf5")
+#: Default array names of the plain ``hdf5`` layout (the first present is used).
+PLAIN_INPUTS, PLAIN_OUTPUTS = ("inputs", "x", "a"), ("outputs", "y", "u")
 
 #: PDEBench file-name fragments of periodic problems (the files do not record it).
 PDEBENCH_PERIODIC_HINTS = ("periodic", "advection", "burgers", "reacdiff")
@@ -64,41 +76,48 @@ PDEBENCH_CFD_FIELDS = ("density", "pressure", "Vx", "Vy", "Vz")
 AXES = "xyz"
 
 
-def read_dataset(path: str | Path, format: str = "auto", limit: int | None = None, periodic: bool | None = None) -> FieldData:
+def read_dataset(path: str | Path, format: str = "auto", limit: int | None = None, periodic: bool | None = None,
+                 inputs: str | None = None, outputs: str | None = None) -> FieldData:
     """Read a dataset file of any supported format (see the module docstring).
 
     Parameters
     ----------
     path : str or Path
         The file.
-    format : {"auto", "oplearn", "neuraloperator", "pdebench", "the-well"}
+    format : {"auto", "oplearn", "neuraloperator", "pdebench", "the-well", "hdf5"}
         ``"auto"`` detects it (:func:`detect_format`).
     limit : int, optional
         Read only the first ``limit`` samples.
     periodic : bool, optional
-        Boundary convention of formats that do not record it (``neuraloperator``,
-        ``pdebench``); refused for the others.
+        Boundary convention of formats that do not record it (:data:`UNRECORDED_BOUNDARIES`);
+        refused for the others.
+    inputs, outputs : str, optional
+        Array names of the ``hdf5`` layout (refused for the others).
     """
     path = Path(path)
     if format == "auto":
         format = detect_format(path)
     if format not in FORMATS:
         raise DataError(f"unknown dataset format '{format}'; choose one of: auto, {', '.join(FORMATS)}")
-    if periodic is not None and format in ("oplearn", "the-well"):
+    if periodic is not None and format not in UNRECORDED_BOUNDARIES:
         raise DataError(f"'{path}': {format} files record their boundary conditions; do not pass periodic")
+    if (inputs or outputs) and format != "hdf5":
+        raise DataError(f"'{path}': {format} files name their own arrays; input and output names apply to plain HDF5 files")
     if format == "oplearn":
         return load_fields(path, limit)
     if format == "neuraloperator":
         return read_neuraloperator(path, limit, periodic=bool(periodic))
     if format == "pdebench":
         return read_pdebench(path, limit, periodic)
+    if format == "hdf5":
+        return read_plain_hdf5(path, limit, bool(periodic), inputs, outputs)
     return read_the_well(path, limit)
 
 
 def detect_format(path: str | Path) -> str:
     """The format of ``path``, from its suffix (``.pt``, ``.pth``) or its HDF5 layout."""
     path = Path(path)
-    _check_exists(path)
+    check_data_file(path)
     if path.suffix in (".pt", ".pth"):
         return "neuraloperator"
     if not h5py.is_hdf5(path):
@@ -110,9 +129,12 @@ def detect_format(path: str | Path) -> str:
             return "the-well"
         if "tensor" in f or "density" in f or _per_sample_groups(f):
             return "pdebench"
+        if any(k in f for k in PLAIN_INPUTS) and any(k in f for k in PLAIN_OUTPUTS):
+            return "hdf5"
         keys = ", ".join(list(f.keys())[:8]) or "none"
     raise DataError(
-        f"'{path}' has an unknown HDF5 layout (top-level keys: {keys}); expected an oplearn, PDEBench or The Well file"
+        f"'{path}' has an unknown HDF5 layout (top-level keys: {keys}); expected an oplearn, PDEBench or The Well file, "
+        "or plain 'inputs' and 'outputs' arrays"
     )
 
 
@@ -122,7 +144,7 @@ def detect_format(path: str | Path) -> str:
 def read_neuraloperator(path: str | Path, limit: int | None = None, periodic: bool = False) -> FieldData:
     """Read a NeuralOperator ``.pt`` dictionary with tensors ``x`` and ``y`` (module docstring)."""
     path = Path(path)
-    _check_exists(path)
+    check_data_file(path)
     try:
         content = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
@@ -185,7 +207,7 @@ def _neuraloperator_layout(x: torch.Tensor, y: torch.Tensor, path: Path):
 def read_pdebench(path: str | Path, limit: int | None = None, periodic: bool | None = None) -> FieldData:
     """Read a PDEBench HDF5 file, single-file or per-sample layout (module docstring)."""
     path = Path(path)
-    _check_exists(path)
+    check_data_file(path)
     guessed = periodic is None
     if guessed:
         periodic = any(hint in path.name.lower() for hint in PDEBENCH_PERIODIC_HINTS)
@@ -271,7 +293,7 @@ def _pdebench_per_sample(f: h5py.File, path: Path, limit: int | None, periodic: 
 def read_the_well(path: str | Path, limit: int | None = None) -> FieldData:
     """Read The Well's HDF5 layout on a Cartesian grid (module docstring)."""
     path = Path(path)
-    _check_exists(path)
+    check_data_file(path)
     with _open_h5(path) as f:
         attrs = decode_attrs(f.attrs)
         if str(attrs.get("grid_type", "cartesian")).lower() != "cartesian":
@@ -361,6 +383,63 @@ def _components(dims: list[str], order: int) -> list[tuple[str, ...]]:
     return [("_" + a, b) for a in dims for b in dims]
 
 
+# --- plain HDF5 --------------------------------------------------------------------------
+
+
+def read_plain_hdf5(path: str | Path, limit: int | None = None, periodic: bool = False, inputs: str | None = None,
+                    outputs: str | None = None) -> FieldData:
+    """Read a plain HDF5 file of an input and an output array (module docstring, ``hdf5``)."""
+    path = Path(path)
+    check_data_file(path)
+    with _open_h5(path) as f:
+        keys = [_plain_key(f, inputs, PLAIN_INPUTS, "input", path), _plain_key(f, outputs, PLAIN_OUTPUTS, "output", path)]
+        x, y = (f[key] for key in keys)
+        ndim = x.ndim - 2
+        if not 1 <= ndim <= 3:
+            raise DataError(f"'{path}': '{keys[0]}' has shape {x.shape}; expected (n, channels, *spatial) with 1 to 3 spatial axes")
+        spatial = tuple(x.shape[2:])
+        trajectory = y.ndim == ndim + 3
+        if y.ndim not in (ndim + 2, ndim + 3) or tuple(y.shape[-ndim:]) != spatial or y.shape[0] != x.shape[0]:
+            raise DataError(f"'{path}': '{keys[1]}' has shape {y.shape}, which does not fit '{keys[0]}' {x.shape}: expected "
+                            f"({x.shape[0]}, channels, {', '.join(map(str, spatial))}) or ({x.shape[0]}, time, channels, ...)")
+        stop = _stop(limit, x.shape[0], path)
+        axes = [a for a in AXES[:ndim] if a in f and a not in keys]
+        if axes and len(axes) != ndim:
+            raise DataError(f"'{path}': coordinates {', '.join(axes)} given for {ndim}D fields; give all of {', '.join(AXES[:ndim])} or none")
+        grid = _grid_from_axes([_dataset(f, a, path) for a in axes], spatial, periodic, path) if axes else Grid(spatial, periodic=periodic)
+        time = None
+        if trajectory:
+            t = np.asarray(_dataset(f, "time", path), dtype=np.float64).reshape(-1)
+            if t.shape[0] != y.shape[1]:
+                raise DataError(f"'{path}': 'time' has {t.shape[0]} entries for {y.shape[1]} frames")
+            time = torch.from_numpy(t)
+        names = [_names(f[key], channels, default) for key, channels, default in
+                 ((keys[0], x.shape[1], "x"), (keys[1], y.shape[-ndim - 1], "y"))]
+        values = [torch.from_numpy(np.asarray(a[:stop], dtype=np.float32)) for a in (x, y)]
+    meta = {"format": "hdf5", "arrays": keys, "input_names": names[0], "output_names": names[1], "periodic": periodic, "n": stop}
+    return _field_data(values[0], values[1], grid, meta, path, time)
+
+
+def _plain_key(f: h5py.File, key: str | None, defaults: tuple[str, ...], what: str, path: Path) -> str:
+    if key is not None:
+        if not isinstance(f.get(key), h5py.Dataset):
+            raise DataError(f"'{path}' has no array '{key}' (its arrays: {', '.join(k for k in f if isinstance(f[k], h5py.Dataset))})")
+        return key
+    for candidate in defaults:
+        if isinstance(f.get(candidate), h5py.Dataset):
+            return candidate
+    raise DataError(f"'{path}' has no {what} array (looked for {', '.join(defaults)}); name it")
+
+
+def _names(dset: h5py.Dataset, channels: int, default: str) -> list[str]:
+    names = decode_attrs(dset.attrs).get("names")
+    if isinstance(names, np.ndarray):
+        names = [_text(n) for n in names.tolist()]
+    if isinstance(names, list) and len(names) == channels:
+        return [str(n) for n in names]
+    return [default] if channels == 1 else [f"{default}{c}" for c in range(channels)]
+
+
 # --- shared ------------------------------------------------------------------------------
 
 
@@ -408,9 +487,6 @@ def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _check_exists(path: Path) -> None:
-    if not path.is_file():
-        raise DataError(f"data file '{path}' does not exist")
 
 
 def _open_h5(path: Path) -> h5py.File:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -10,28 +9,22 @@ from pathlib import Path
 import h5py
 import torch
 
+from oplearn.arguments import file_argument, positive_int
 from oplearn.diffusion.samplers import SAMPLERS
 from oplearn.diffusion.schedules import SCHEDULES
-
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def add_command(sub) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained diffusion prior (train.task=diffusion)")
     p.add_argument("run_dir", help="run directory of the prior")
-    p.add_argument("--n", type=_positive, default=8, help="number of samples")
-    p.add_argument("--steps", type=_positive, default=20, help="sampler steps")
-    p.add_argument("--sampler", choices=sorted(SAMPLERS), default="dpmpp2m")
-    p.add_argument("--schedule", choices=sorted(SCHEDULES), default="karras")
-    p.add_argument("--resolution", type=_positive, default=None, help="grid points per axis (default: the training grid)")
+    p.add_argument("--n", type=positive_int, default=8, help="number of samples")
+    p.add_argument("--steps", type=positive_int, default=20, help="sampler steps")
+    p.add_argument("--sampler", choices=sorted(SAMPLERS), default="dpmpp2m", help="sampler (oplearn.diffusion.samplers)")
+    p.add_argument("--schedule", choices=sorted(SCHEDULES), default="karras", help="noise-level schedule")
+    p.add_argument("--resolution", type=positive_int, default=None, help="grid points per axis (default: the training grid)")
     p.add_argument("--churn", type=float, default=0.0, help="EDM stochastic churn (euler and heun)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", default=None, help="HDF5 file (default RUN_DIR/samples/samples.h5; a PNG is written beside it)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the starting noise (and of the churn)")
+    p.add_argument("--out", default=None, type=file_argument(), metavar="FILE.h5", help="HDF5 file (default RUN_DIR/samples/samples.h5; a PNG is written beside it)")
     p.set_defaults(func=_sample_command)
 
 

@@ -8,6 +8,8 @@ reproducible. Each equation is written once and used everywhere.
 from __future__ import annotations
 
 import abc
+import inspect
+import typing
 from typing import Any, ClassVar
 
 import torch
@@ -104,6 +106,17 @@ class PDE(abc.ABC):
         if self.times is None or float(self.times[0]) > 0:
             return None
         return outputs[:, 0] - inputs.to(outputs)
+
+    @classmethod
+    def parameters(cls) -> dict[str, tuple[Any, Any]]:
+        """The constructor's parameters: ``name -> (type, default)`` (what ``--param`` sets and
+        ``oplearn list pdes`` shows)."""
+        hints = typing.get_type_hints(cls.__init__)
+        return {
+            name: (hints.get(name, Any), p.default)
+            for name, p in inspect.signature(cls.__init__).parameters.items()
+            if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD
+        }
 
     @abc.abstractmethod
     def params(self) -> dict[str, Any]:

@@ -36,6 +36,7 @@ import torch
 
 from oplearn.grids import Grid
 from oplearn.pdes.base import PDE
+from oplearn.progress import fraction_done, part
 
 #: Radius of the left half-disc inside the stability region of classical RK4 (the region
 #: reaches 2.785 on the negative real axis and 2.83 on the imaginary axis; the half-disc of
@@ -84,7 +85,7 @@ def rk4_trajectory(rate: Rate, y0: torch.Tensor, times: torch.Tensor, steps: int
         raise ValueError(f"steps per frame must be a positive integer, got {steps}")
     frames = [y0]
     y = y0
-    for t0, t1 in zip(times[:-1].tolist(), times[1:].tolist()):
+    for i, (t0, t1) in enumerate(zip(times[:-1].tolist(), times[1:].tolist())):
         dt = (t1 - t0) / steps
         for j in range(steps):
             t = t0 + j * dt
@@ -94,6 +95,7 @@ def rk4_trajectory(rate: Rate, y0: torch.Tensor, times: torch.Tensor, steps: int
             k4 = rate(t + dt, torch.add(y, k3, alpha=dt))
             y = torch.add(y, 2 * (k2 + k3) + k1 + k4, alpha=dt / 6)
         frames.append(y)
+        fraction_done((i + 1) / (len(times) - 1))
     return torch.stack(frames, dim=1)
 
 
@@ -273,10 +275,13 @@ class DiffusionReaction(PDE):
         steps = torch.ceil(frame_dt / self.stable_dt(y0, grid) - 1e-9).long()
         out = torch.empty((y0.shape[0], self.frames, *y0.shape[1:]), dtype=torch.float64, device=y0.device)
         times = self.times.to(y0.device)
-        for m in steps.unique().tolist():
+        groups = steps.unique().tolist()
+        work = torch.cumsum(torch.tensor([0] + [m * int((steps == m).sum()) for m in groups], dtype=torch.float64), 0)
+        for g, m in enumerate(groups):
             index = (steps == m).nonzero()[:, 0]
             rate = self._rate_with_source(grid, source, index)
-            out[index] = rk4_trajectory(rate, y0[index], times, int(m))
+            with part(float(work[g] / work[-1]), float(work[g + 1] / work[-1])):  # shares weighted by steps x samples
+                out[index] = rk4_trajectory(rate, y0[index], times, int(m))
         return out
 
     def residual(

@@ -27,6 +27,8 @@ from typing import Callable, ClassVar, Sequence
 
 import torch
 
+from oplearn.progress import fraction_done
+
 Nonlinear = Callable[[torch.Tensor, float], torch.Tensor]
 Step = Callable[[torch.Tensor, float], torch.Tensor]
 
@@ -203,17 +205,19 @@ def integrate(
     if any(b < a for a, b in zip([t0, *times], times)):
         raise ValueError(f"output times must be non-decreasing from t0={t0}, got {times}")
     steps: dict[float, Step] = {}  # one step function per distinct step size
+    counts = [0 if b <= a else 1 if dt is None else max(1, math.ceil((b - a) / dt - 1e-9)) for a, b in zip([t0, *times], times)]
+    total, done = max(sum(counts), 1), 0
     u, t, frames = u0, float(t0), []
-    for t_out in times:
-        interval = t_out - t
-        if interval > 0:
-            n = 1 if dt is None else max(1, math.ceil(interval / dt - 1e-9))
-            h = interval / n
+    for t_out, n in zip(times, counts):
+        if n:
+            h = (t_out - t) / n
             if h not in steps:
                 steps[h] = stepper.step_function(h)
             step = steps[h]
             for i in range(n):
                 u = step(u, t + i * h)
+                done += 1
+                fraction_done(done / total)
             t = t_out
         frames.append(u if observe is None else observe(u))
     return torch.stack(frames, dim=1)

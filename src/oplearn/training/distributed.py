@@ -49,6 +49,11 @@ class World:
         return values
 
 
+def is_main_process() -> bool:
+    """Whether this process is rank 0 of a ``torchrun`` launch, or runs alone (the one that prints results)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 def join(device: torch.device) -> tuple[World, torch.device]:
     """Join the ``torchrun`` process group if there is one; returns the world and this rank's device."""
     size = int(os.environ.get("WORLD_SIZE", "1"))

@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from oplearn.config import RunConfig, dump_config, validate_config
 from oplearn.errors import ConfigError, OplearnError, TrainingDiverged
+from oplearn.paths import output_dir
 from oplearn.progress import progress as progress_bar
 from oplearn.provenance import timestamp, versions
 from oplearn.seeding import generator
@@ -36,7 +37,7 @@ from oplearn.training import distributed
 from oplearn.training.checkpoint import load_checkpoint, save_checkpoint
 from oplearn.training.rundir import (BEST, CONFIG_FILE, LAST, LOG_FILE, META_FILE, checkpoint_path, model_from_checkpoint,
                                      write_json)
-from oplearn.training.tasks import ensure_dataset, task_class
+from oplearn.training.tasks import check_datasets, ensure_dataset, task_class
 
 
 def resolve_device(name: str) -> torch.device:
@@ -137,7 +138,7 @@ def _check_resume_config(run_dir: Path, config: RunConfig, done: int) -> None:
 
 def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> dict:
     """Train the operator described by ``config`` in ``run_dir``; returns a summary dict."""
-    run_dir = Path(run_dir)
+    run_dir = output_dir(run_dir)
     if resume:
         if not (run_dir / LAST).exists():
             raise OplearnError(f"nothing to resume in '{run_dir}': no {LAST}; drop --resume to start a new run")
@@ -184,6 +185,7 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
     distributed.check_batch(config.data.batch_size, world)
     if world.is_main:  # data generation happens once
         if config.data.path is not None:
+            check_datasets([config.data.train_spec, *config.data.test])
             ensure_dataset(config.data.train_spec, progress)
             for spec in config.data.test:
                 ensure_dataset(spec, progress)

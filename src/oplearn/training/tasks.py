@@ -24,8 +24,10 @@ import torch
 from torch import nn
 
 from oplearn.config import DatasetSpec, RunConfig
-from oplearn.data.files import FieldData, load_fields, read_meta
+from oplearn.data.files import FieldData, check_data_file, load_fields, read_meta
 from oplearn.data.generate import generate_dataset, make_pde
+from oplearn.data.problem import describe_problem
+from oplearn.data.readers import detect_format, read_dataset
 from oplearn.data.source import FieldSource, LazySource, MemorySource
 from oplearn.errors import ConfigError
 from oplearn.grids import Grid
@@ -68,6 +70,44 @@ def ensure_dataset(spec: DatasetSpec, progress: bool = True) -> Path:
         g = spec.generate
         generate_dataset(make_pde(g.pde, g.params), g.n, g.resolution, path, seed=g.seed, progress=progress)
     return path
+
+
+def check_datasets(specs: list[DatasetSpec]) -> None:
+    """Before anything is generated or trained: every file of ``specs`` exists or has a recipe
+    (one-line DataError naming the first that has neither), and every recipe names a known PDE
+    with valid parameters."""
+    for spec in specs:
+        if spec.generate is not None:
+            make_pde(spec.generate.pde, spec.generate.params)
+        elif not Path(spec.path).exists():
+            check_data_file(Path(spec.path))
+
+
+def check_operator_fits(model: nn.Module, in_channels: int, grid: Grid) -> None:
+    """One forward pass of ``model`` on a zero input on the training ``grid``: a model that
+    cannot take the data (too many Fourier modes for the grid, a grid the network's levels
+    cannot halve) is refused in one line before the run directory is created."""
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, in_channels, *grid.shape))
+    except (ValueError, RuntimeError) as err:
+        message = " ".join(str(err).split())
+        raise ConfigError(f"config: the model does not fit the {'x'.join(map(str, grid.shape))} training grid: {message}") from None
+    finally:
+        model.train()
+
+
+def read_training_data(path: Path, stop: int | None, lazy: bool) -> tuple[int, FieldData | None]:
+    """The number of samples in ``path`` and, unless ``lazy``, its first ``stop`` samples (all when
+    ``None``). oplearn files are read up to ``stop`` only; files of other formats
+    (:mod:`oplearn.data.readers`) are read whole and cannot be read lazily."""
+    if detect_format(path) == "oplearn":
+        n_file = read_meta(path)["n"]
+        return n_file, None if lazy else load_fields(path, limit=min(stop or n_file, n_file))
+    if lazy:
+        raise ConfigError(f"config: data.lazy reads oplearn files; convert '{path}' first: oplearn convert {path} OUT.h5")
+    data = read_dataset(path)
+    return len(data), data if stop is None else data.select(slice(0, min(stop, len(data))))
 
 
 def build_operator(config: RunConfig, in_channels: int, out_channels: int, grid: Grid) -> OperatorModel:
@@ -223,8 +263,9 @@ class FieldTask(Task):
     def __init__(self, config: RunConfig, progress: bool = True):
         super().__init__(config, progress)
         path = ensure_dataset(config.data.train_spec, progress)
-        n_file = read_meta(path)["n"]
         n_val = config.data.n_val
+        stop = None if config.data.n_train is None else config.data.n_train + n_val
+        n_file, raw = read_training_data(path, stop, config.data.lazy)
         n_train = config.data.n_train if config.data.n_train is not None else n_file - n_val
         if n_train <= 0 or n_train + n_val > n_file:
             raise ConfigError(
@@ -236,7 +277,7 @@ class FieldTask(Task):
             self.train = LazySource(path, 0, n_train, self.prepare)
             self.val = LazySource(path, n_train, n_train + n_val, self.prepare) if n_val else None
         else:
-            data = self.prepare(load_fields(path, limit=n_train + n_val))
+            data = self.prepare(raw.select(slice(0, n_train + n_val)))
             self.train = MemorySource(data.select(slice(0, n_train)))
             self.val = MemorySource(data.select(slice(n_train, None))) if n_val else None
         self.grid = self.train.grid
@@ -274,6 +315,7 @@ class MapTask(FieldTask):
 
     def build_model(self) -> OperatorModel:
         model = build_operator(self.config, self.example.inputs.shape[1], self.example.outputs.shape[1], self.grid)
+        check_operator_fits(model, self.example.inputs.shape[1], self.grid)
         data_free = self.physics is not None and self.physics.config.data_weight == 0
         inputs, outputs = ChannelMoments(), ChannelMoments()
         for chunk in self.train.chunks(self.config.data.batch_size):
@@ -291,7 +333,7 @@ class MapTask(FieldTask):
 
     def info(self) -> dict:
         return {"in_channels": self.example.inputs.shape[1], "out_channels": self.example.outputs.shape[1],
-                "grid": self.grid.to_dict()}
+                "grid": self.grid.to_dict(), "problem": describe_problem(self.example.meta)}
 
     def __len__(self) -> int:
         return len(self.train) if self.physics is None else len(self.physics)
@@ -354,6 +396,7 @@ class OneStepTask(FieldTask):
     def build_model(self) -> OperatorModel:
         channels = self.example.outputs.shape[2]
         model = build_operator(self.config, self.history * channels, channels, self.grid)
+        check_operator_fits(model, self.history * channels, self.grid)
         frames = ChannelMoments.of(chunk.outputs.flatten(0, 1) for chunk in self.train.chunks(self.config.data.batch_size))
         model.output_norm.fit_moments(frames)
         model.input_norm.mean.copy_(model.output_norm.mean.repeat(self.history))
@@ -363,7 +406,7 @@ class OneStepTask(FieldTask):
     def info(self) -> dict:
         channels = self.example.outputs.shape[2]
         return {"in_channels": self.history * channels, "out_channels": channels, "grid": self.grid.to_dict(),
-                "task": self.name, "history": self.history}
+                "task": self.name, "history": self.history, "problem": describe_problem(self.example.meta)}
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from oplearn.arguments import file_argument
 from oplearn.errors import OplearnError
 from oplearn.wos.domains import Ball, Box, Domain, StarShaped
 from oplearn.wos.walk import DirichletProblem, walk_on_spheres
@@ -177,7 +178,7 @@ def add_command(sub) -> None:
     w.add_argument("--points", action="append", default=[], metavar="FILE", help=".npy or .csv file of points (m, d)")
     w.add_argument("--walks", type=int, default=1000, help="walks per point")
     w.add_argument("--epsilon", type=float, default=1e-4, help="stopping distance to the boundary (bias O(epsilon))")
-    w.add_argument("--max-steps", type=int, default=10_000)
-    w.add_argument("--seed", type=int, default=0)
-    w.add_argument("--out", metavar="FILE.csv", help="write the table as CSV")
+    w.add_argument("--max-steps", type=int, default=10_000, help="steps after which a walk is stopped (and counted)")
+    w.add_argument("--seed", type=int, default=0, help="seed of the walks")
+    w.add_argument("--out", metavar="FILE.csv", type=file_argument(), help="write the table as CSV")
     w.set_defaults(func=cmd_solve_wos)
