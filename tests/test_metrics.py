@@ -7,6 +7,8 @@ from oplearn.grids import Grid
 from oplearn.losses import RelativeH1Loss, RelativeL2Loss
 from oplearn.metrics import (
     METRICS,
+    brmse,
+    crmse,
     evaluate_metrics,
     frmse,
     max_error,
@@ -17,6 +19,9 @@ from oplearn.metrics import (
     relative_l2,
     rmse,
     vrmse,
+    vrmse_by_field,
+    vrmse_per_channel,
+    well_time_windows,
 )
 
 
@@ -86,18 +91,70 @@ def test_relative_h1_on_bounded_grid_converges_to_the_integral():
     assert 0.4 < error(257) / error(129) < 0.6
 
 
-def test_vrmse_of_the_mean_prediction_is_one():
+def test_vrmse_of_the_mean_prediction():
+    """The Well divides the variance by N - 1 (torch.std): the mean prediction scores sqrt((N - 1) / N)."""
     torch.manual_seed(0)
     true = torch.randn(3, 2, 16, 16, dtype=torch.float64) * 5 + 7
     pred = true.mean(dim=(2, 3), keepdim=True).expand_as(true)
-    torch.testing.assert_close(vrmse(pred, true), torch.ones(3, dtype=torch.float64), rtol=1e-8, atol=0)
+    expected = math.sqrt(255 / 256)
+    torch.testing.assert_close(vrmse(pred, true), torch.full((3,), expected, dtype=torch.float64), rtol=1e-8, atol=0)
 
 
 def test_vrmse_known_value():
     x = periodic_1d(32)
-    true = torch.sin(2 * math.pi * x)[None, None]  # variance 1/2
-    expected = math.sqrt(0.01 / (0.5 + 1e-7))
+    true = torch.sin(2 * math.pi * x)[None, None]  # mean square 1/2, unbiased variance 16/31
+    expected = math.sqrt(0.01 / (16 / 31 + 1e-7))
     torch.testing.assert_close(vrmse(true + 0.1, true), torch.tensor([expected], dtype=torch.float64))
+
+
+def test_brmse_sees_only_the_faces_of_the_box():
+    true = torch.zeros(2, 1, 6, 5, dtype=torch.float64)
+    interior = true.clone()
+    interior[:, :, 1:-1, 1:-1] = 3.0
+    assert brmse(interior, true).abs().max() == 0
+    on_faces = torch.full_like(true, 2.0)
+    torch.testing.assert_close(brmse(on_faces, true), torch.full((2,), 2.0, dtype=torch.float64))
+    # 1D: sqrt((e_0^2 + e_-1^2) / 2); 2D: the faces' nodes (2 nx + 2 ny, corners twice)
+    line = torch.tensor([[[3.0, 9.0, 9.0, 4.0]]], dtype=torch.float64)
+    torch.testing.assert_close(brmse(line, torch.zeros_like(line)), torch.tensor([math.sqrt((9 + 16) / 2)], dtype=torch.float64))
+    one_corner = torch.zeros(1, 1, 6, 5, dtype=torch.float64)
+    one_corner[0, 0, 0, 0] = 1.0  # lies on two faces
+    torch.testing.assert_close(brmse(one_corner, torch.zeros_like(one_corner)),
+                               torch.tensor([math.sqrt(2 / (2 * 6 + 2 * 5))], dtype=torch.float64))
+
+
+def test_crmse_is_the_root_mean_square_over_samples_of_the_mean_error():
+    grid = Grid((16,), periodic=True)
+    x = periodic_1d(16)
+    shifts = torch.tensor([0.1, -0.3, 0.2], dtype=torch.float64)
+    true = torch.randn(3, 1, 16, dtype=torch.float64)
+    pred = true + shifts[:, None, None] + torch.sin(2 * math.pi * x)  # the wave has zero mean
+    torch.testing.assert_close(crmse(pred, true)[:, 0], shifts)
+    out = evaluate_metrics(pred, true, grid)
+    assert out["crmse"] == pytest.approx(shifts.square().mean().sqrt().item(), rel=1e-12)
+
+
+def test_well_time_windows_match_the_well_trainer():
+    """num_time_intervals = 5: bounds 0 and int(exp(x)) for x evenly spaced in [0, log T]."""
+    assert well_time_windows(100) == [(0, 1), (1, 3), (3, 10), (10, 31), (31, 100)]
+    assert well_time_windows(10) == [(0, 1), (1, 3), (3, 5), (5, 10)]  # the empty window 1:1 is dropped
+    assert well_time_windows(1) == [(0, 1)]
+
+
+def test_vrmse_by_field_per_channel_and_window():
+    torch.manual_seed(2)
+    true = torch.randn(4, 10, 2, 8, 8, dtype=torch.float64)
+    scale = torch.tensor([0.1, 0.5], dtype=torch.float64)
+    steps = torch.linspace(1, 2, 10, dtype=torch.float64)
+    noise = torch.randn_like(true)
+    pred = true + noise * scale[None, None, :, None, None] * steps[None, :, None, None, None]
+    out = vrmse_by_field(pred, true, ["u", "v"])
+    per = per_time_step(vrmse_per_channel, pred, true).mean(dim=0)  # (time, channels)
+    assert out["u"]["all"] == pytest.approx(per[:, 0].mean().item()) and out["v"]["3:5"] == pytest.approx(per[3:5, 1].mean().item())
+    assert out["full"]["5:10"] == pytest.approx(per[5:10].mean().item())
+    assert out["v"]["all"] > 4 * out["u"]["all"] and out["u"]["5:10"] > out["u"]["0:1"]
+    steady = vrmse_by_field(pred[:, :1], true[:, :1], ["u", "v"])
+    assert set(steady["u"]) == {"all"}
 
 
 def test_radial_mode_index():

@@ -23,6 +23,8 @@ from oplearn.schema import ModelSpec, Strict
 
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+# the names pydantic gives the branches of a union in an error's location (not config keys)
+_UNION_BRANCH = re.compile(r"int|float|str|bool|none|constrained-\w+|[\w-]+\[.*\]")
 _FLOW_COLON = re.compile(r":(?=[^\s/\\])")  # a colon glued to its value in a flow mapping
 
 
@@ -119,6 +121,9 @@ class TrainConfig(Strict):
     ``pushforward`` unrolled steps without gradient (:mod:`oplearn.training.rollout`).
 
     ``physics`` adds a physics-informed loss to the ``map`` task (:class:`oplearn.physics.PhysicsConfig`).
+
+    ``tensorboard: true`` also writes each epoch's record as TensorBoard scalars in
+    ``RUN/tensorboard/`` (:mod:`oplearn.training.tensorboard`; the extra ``oplearn[tensorboard]``).
     """
 
     epochs: int = Field(default=100, gt=0)
@@ -138,6 +143,7 @@ class TrainConfig(Strict):
     history: int = Field(default=1, gt=0)
     pushforward: int = Field(default=0, ge=0)
     physics: PhysicsConfig | None = None
+    tensorboard: bool = False
 
     @field_validator("task")
     @classmethod
@@ -225,7 +231,7 @@ RunConfig.__doc__ = _RunConfigBase.__doc__
 def _format_validation_error(err: ValidationError, model: type[BaseModel]) -> str:
     first = err.errors()[0]
     configs = MODEL_CONFIGS
-    path = [p for p in first["loc"] if p not in configs]
+    path = [p for p in first["loc"] if p not in configs and not _UNION_BRANCH.fullmatch(str(p))]
     key = ".".join(map(str, path))
     if first["type"] == "extra_forbidden":
         known = _known_keys(model, first["loc"][:-1], configs)
@@ -246,7 +252,7 @@ def _format_validation_error(err: ValidationError, model: type[BaseModel]) -> st
         return f"config: '{key}' is a section, not a value (got {str(given)[:80]!r}); set its keys as {key}.KEY=VALUE{hint}"
     if not path:  # a check across sections
         return f"config: {first['msg'].removeprefix('Value error, ')}"
-    return f"config: key '{key}': {first['msg']} (got {str(first.get('input'))[:80]!r})"
+    return f"config: key '{key}': {first['msg'].removeprefix('Value error, ')} (got {str(first.get('input'))[:80]!r})"
 
 
 def _known_keys(model: type[BaseModel], loc: tuple, configs: dict[str, type[BaseModel]]) -> list[str]:

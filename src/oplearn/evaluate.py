@@ -11,7 +11,7 @@ from oplearn.data.files import FieldData
 from oplearn.data.problem import check_same_problem
 from oplearn.data.readers import read_dataset
 from oplearn.errors import DataError, OplearnError
-from oplearn.metrics import evaluate_metrics, per_time_step, relative_l2
+from oplearn.metrics import evaluate_metrics, per_time_step, relative_l2, vrmse_by_field
 from oplearn.models.operator import OperatorModel
 from oplearn.training.rollout import full_trajectory
 from oplearn.training.rundir import METRICS_FILE, Run, open_run, read_results, write_json
@@ -82,6 +82,24 @@ def _row(path: Path, data: FieldData, metrics: dict, **extra) -> dict:
             "resolution": data.resolution, "n": len(data), "metrics": metrics, **extra}
 
 
+def fields_over_time(pred: torch.Tensor, true: torch.Tensor, data: FieldData) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Predictions and truth as ``(n, time, fields, *spatial)`` with the fields' names, for
+    :func:`oplearn.metrics.vrmse_by_field`: trajectories as they are, steady fields with one
+    step, frames folded into channels (``map`` on trajectories) unfolded by the file's output names."""
+    names = list(data.meta.get("output_names") or [])
+    ndim = data.grid.ndim
+    if pred.ndim == ndim + 3:
+        channels = pred.shape[2]
+    else:
+        channels = pred.shape[1]
+        frames = channels // len(names) if names and channels % len(names) == 0 else 1
+        pred, true = (x.reshape(x.shape[0], frames, channels // frames, *x.shape[2:]) for x in (pred, true))
+        channels //= frames
+    if len(names) != channels:
+        names = [f"channel_{c}" for c in range(channels)]
+    return pred, true, names
+
+
 def load_test_data(run: Run, path: Path, options: EvaluateOptions) -> FieldData:
     """A test file of any readable format (:func:`oplearn.data.readers.read_dataset`), checked
     to hold the problem the run learned (:func:`oplearn.data.problem.check_same_problem`:
@@ -99,7 +117,7 @@ def evaluate_map(run: Run, paths: list[Path], options: EvaluateOptions) -> list[
         metrics, pred = evaluate_fields(run.model, data, options.batch_size, options.device)
         if run.config.train.physics is not None:
             metrics.update(physics_terms(run.config.train.physics, data, pred))
-        rows.append(_row(path, data, metrics))
+        rows.append(_row(path, data, metrics, vrmse_by_field=vrmse_by_field(*fields_over_time(pred, data.outputs, data))))
     return sorted(rows, key=_resolution_order)
 
 
@@ -125,8 +143,10 @@ def evaluate_one_step(run: Run, paths: list[Path], options: EvaluateOptions) -> 
     rows = []
     for path in test_paths(run, paths):
         data = load_test_data(run, path, options)
-        metrics, per_step, _ = evaluate_rollout(run.model, data, run.config.train.history, options.batch_size, options.device)
-        rows.append(_row(path, data, metrics, relative_l2_per_step=per_step))
+        metrics, per_step, pred = evaluate_rollout(run.model, data, run.config.train.history, options.batch_size, options.device)
+        true = full_trajectory(data.inputs, data.outputs, data.time)[:, run.config.train.history:]
+        rows.append(_row(path, data, metrics, relative_l2_per_step=per_step,
+                         vrmse_by_field=vrmse_by_field(*fields_over_time(pred, true, data))))
     return sorted(rows, key=_resolution_order)
 
 

@@ -111,20 +111,107 @@ def max_error(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return (pred - true).flatten(1).abs().amax(dim=1)
 
 
+def vrmse_per_channel(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    r"""Variance-scaled RMSE of each channel, as The Well computes it.
+
+    .. math:: \mathrm{VRMSE}_c = \sqrt{\frac{\mathrm{mean}_x\, e_c(x)^2}{s_c^2 + 10^{-7}}}, \qquad
+              s_c^2 = \frac{1}{N - 1}\sum_x \big(t_c(x) - \mathrm{mean}_x\, t_c\big)^2
+
+    (The Well's ``VRMSE``: ``torch.std`` over the spatial axes, which divides by :math:`N - 1`,
+    and the floor :data:`VRMSE_EPS` on the variance). Predicting the spatial mean of the truth
+    scores :math:`\sqrt{(N - 1) / N}`.
+
+    Shapes: ``(batch, channels, *spatial) -> (batch, channels)``.
+    """
+    _check(pred, true, 3)
+    e2 = (pred - true).flatten(2).square().mean(dim=2)
+    var = true.flatten(2).var(dim=2, correction=1)
+    return torch.sqrt(e2 / (var + VRMSE_EPS))
+
+
 def vrmse(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
-    r"""Variance-scaled RMSE (The Well's VRMSE), per channel then averaged over channels.
+    r"""Variance-scaled RMSE (The Well's VRMSE) averaged over channels: :math:`\frac{1}{C}\sum_c
+    \mathrm{VRMSE}_c` (:func:`vrmse_per_channel`).
 
-    .. math:: \frac{1}{C}\sum_c \sqrt{\frac{\mathrm{mean}_x\, e_c(x)^2}
-              {\mathrm{mean}_x \big(t_c(x) - \mathrm{mean}_x\, t_c\big)^2 + 10^{-7}}}
+    Shapes: ``(batch, channels, *spatial) -> (batch,)``.
+    """
+    return vrmse_per_channel(pred, true).mean(dim=1)
 
-    Predicting the spatial mean of the truth scores (almost exactly) 1.
+
+def brmse(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    r"""RMSE at the boundary of the box (PDEBench's bRMSE), per channel then averaged over channels.
+
+    .. math:: \frac{1}{C}\sum_c \sqrt{\frac{1}{\lvert \partial \rvert}\sum_{x \in \partial} e_c(x)^2}
+
+    where :math:`\partial` lists the nodes of every face of the box, the first and the last
+    node along each axis (an edge or corner node once per face it lies on), so
+    :math:`\lvert \partial \rvert = \sum_d 2 \prod_{j \ne d} n_j` (2 nodes in 1D,
+    :math:`2 n_x + 2 n_y` in 2D), as PDEBench's ``metric_func`` computes it in 1D and 2D (its 3D
+    branch pools the channels) and on every grid, periodic ones included. PDEBench then
+    averages over samples, channels and time steps, as :func:`evaluate_metrics` does.
 
     Shapes: ``(batch, channels, *spatial) -> (batch,)``.
     """
     _check(pred, true, 3)
-    e2 = (pred - true).flatten(2).square().mean(dim=2)
-    var = true.flatten(2).var(dim=2, correction=0)
-    return torch.sqrt(e2 / (var + VRMSE_EPS)).mean(dim=1)
+    e2 = (pred - true).square()
+    faces = [face for d in range(2, e2.ndim) for face in (e2.select(d, 0), e2.select(d, -1))]
+    total = sum(face.reshape(*face.shape[:2], -1).sum(dim=2) for face in faces)
+    count = sum(face[0, 0].numel() for face in faces)
+    return (total / count).sqrt().mean(dim=1)
+
+
+def crmse(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    r"""Error of the conserved quantity, the spatial mean of each channel (PDEBench's cRMSE), per sample.
+
+    .. math:: \delta_c = \mathrm{mean}_x\, p_c - \mathrm{mean}_x\, t_c = \mathrm{mean}_x\, e_c, \qquad
+              \mathrm{cRMSE} = \frac{1}{C}\sum_c \sqrt{\mathrm{mean}_b\, \delta_{bc}^2}
+
+    This returns :math:`\delta_{bc}`; :func:`evaluate_metrics` takes the root mean square over
+    samples and then the mean over channels (and time steps), as PDEBench's ``metric_func``
+    does (:data:`RMS_OVER_SAMPLES`).
+
+    Shapes: ``(batch, channels, *spatial) -> (batch, channels)``.
+    """
+    _check(pred, true, 3)
+    return (pred - true).flatten(2).mean(dim=2)
+
+
+def well_time_windows(steps: int, count: int = 5) -> list[tuple[int, int]]:
+    r"""The Well's rollout windows ``[a, b)`` of a trajectory of ``steps`` predicted steps.
+
+    With :math:`K = \min(\text{count}, \text{steps})` the bounds are :math:`0` and
+    :math:`\lfloor e^{x_k} \rfloor` for :math:`K` points :math:`x_k` evenly spaced in
+    :math:`[0, \log \text{steps}]`: geometric windows, short near the start of the rollout
+    (``steps = 100``: ``0:1, 1:3, 3:10, 10:31, 31:100``), as The Well's trainer splits its
+    rollout losses (``num_time_intervals = 5``; empty windows dropped). A single window when ``steps`` is 1.
+    """
+    k = min(count, steps)
+    if k < 2:
+        return [(0, steps)]
+    bounds = [0] + [int(math.exp(x)) for x in torch.linspace(0, math.log(steps), k, dtype=torch.float64).tolist()]
+    bounds[-1] = steps  # exp(log(steps)) may round below steps
+    return [(a, b) for a, b in zip(bounds, bounds[1:]) if b > a]
+
+
+@torch.no_grad()
+def vrmse_by_field(pred: torch.Tensor, true: torch.Tensor, names: list[str], windows: int = 5) -> dict[str, dict[str, float]]:
+    """VRMSE of each field (channel) and of their mean (``"full"``), over all steps (``"all"``)
+    and in The Well's rollout windows (:func:`well_time_windows`, keys ``"a:b"``, when there are
+    several): means over samples, then over the steps of each window, as The Well reports them.
+
+    Shapes: ``(batch, time, channels, *spatial)`` (steady fields: ``time = 1``); ``names`` has
+    one entry per channel.
+    """
+    if pred.ndim < 4 or pred.shape[2] != len(names):
+        raise ValueError(f"expected (batch, time, {len(names)} channels, *spatial) fields, got shape {tuple(pred.shape)}")
+    per_step = per_time_step(vrmse_per_channel, pred.double(), true.double()).mean(dim=0)  # (time, channels)
+    spans = well_time_windows(per_step.shape[0], windows)
+    out = {}
+    for name, column in [*zip(names, per_step.T), ("full", per_step.mean(dim=1))]:
+        out[name] = {"all": column.mean().item()}
+        if len(spans) > 1:
+            out[name].update({f"{a}:{b}": column[a:b].mean().item() for a, b in spans})
+    return out
 
 
 def radial_mode_index(shape: tuple[int, ...], device=None) -> torch.Tensor:
@@ -198,14 +285,15 @@ def per_time_step(
 
     ``metric(pred[:, s], true[:, s], *args)`` for every step ``s``, computed in one call.
 
-    Shapes: ``(batch, time, channels, *spatial) -> (batch, time)`` (or a dict of those).
+    Shapes: ``(batch, time, channels, *spatial) -> (batch, time)`` (or a dict of those; metrics
+    with per-channel values give ``(batch, time, channels)``).
     """
     _check(pred, true, 4)
     batch, time = pred.shape[:2]
     value = metric(pred.flatten(0, 1), true.flatten(0, 1), *args)
     if isinstance(value, dict):
-        return {k: v.view(batch, time) for k, v in value.items()}
-    return value.view(batch, time)
+        return {k: v.view(batch, time, *v.shape[1:]) for k, v in value.items()}
+    return value.view(batch, time, *value.shape[1:])
 
 
 #: Name -> metric function. Metrics in :data:`GRID_METRICS` also take the grid.
@@ -217,8 +305,13 @@ METRICS: dict[str, Metric] = {
     "max_error": max_error,
     "vrmse": vrmse,
     "frmse": frmse,
+    "brmse": brmse,
+    "crmse": crmse,
 }
 GRID_METRICS = frozenset({"relative_h1"})
+#: Metrics whose per-sample values :func:`evaluate_metrics` combines as PDEBench does: per
+#: channel (and time step) the root mean square over samples, then the mean.
+RMS_OVER_SAMPLES = frozenset({"crmse"})
 
 
 @torch.no_grad()
@@ -226,8 +319,9 @@ def evaluate_metrics(pred: torch.Tensor, true: torch.Tensor, grid: Grid) -> dict
     """Every metric of :data:`METRICS`, averaged over samples, in double precision.
 
     Trajectories ``(batch, time, channels, *grid.shape)`` are scored per time step
-    (:func:`per_time_step`) and averaged over samples and time steps. :func:`frmse` gives
-    the keys ``frmse_low``, ``frmse_mid`` and ``frmse_high``.
+    (:func:`per_time_step`) and averaged over samples and time steps (:data:`RMS_OVER_SAMPLES`:
+    root mean square over samples). :func:`frmse` gives the keys ``frmse_low``, ``frmse_mid`` and
+    ``frmse_high``.
 
     Shapes: ``pred, true: (batch, channels, *grid.shape)`` or
     ``(batch, time, channels, *grid.shape)``.
@@ -246,7 +340,9 @@ def evaluate_metrics(pred: torch.Tensor, true: torch.Tensor, grid: Grid) -> dict
     for name, metric in METRICS.items():
         args = (grid,) if name in GRID_METRICS else ()
         value = per_time_step(metric, pred, true, *args) if trajectory else metric(pred, true, *args)
-        if isinstance(value, dict):
+        if name in RMS_OVER_SAMPLES:
+            out[name] = value.square().mean(dim=0).sqrt().mean().item()
+        elif isinstance(value, dict):
             out.update({f"{name}_{band}": v.mean().item() for band, v in value.items()})
         else:
             out[name] = value.mean().item()

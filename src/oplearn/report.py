@@ -161,6 +161,13 @@ def describe_run(run: Run) -> list[list[str]]:
     return rows
 
 
+def vrmse_table(by_field: dict[str, dict[str, float]]) -> list[list[str]]:
+    """Rows (header first) of :func:`oplearn.metrics.vrmse_by_field`: one per field, one column per window."""
+    windows = list(next(iter(by_field.values())))
+    return [["field", *(f"T={w}" for w in windows)],
+            *([name, *(f"{values[w]:.4g}" for w in windows)] for name, values in by_field.items())]
+
+
 def plot_training_curves(log: list[dict]):
     """Every logged quantity against the epoch, one panel each (log scale where all values are positive)."""
     keys = [k for k in dict.fromkeys(k for r in log for k in r) if k not in ("epoch", "seconds", "lr")
@@ -213,6 +220,9 @@ def make_report(run_dir: str | Path, data_paths: list[str | Path] | None = None,
         if log:
             report.figure("Training curves", plot_training_curves(log), "loss_curves")
         report.table("Test metrics", format_table(rows))
+        for row in rows:
+            if row.get("vrmse_by_field"):
+                report.table(f"VRMSE by field and rollout window: {row['label']}", vrmse_table(row["vrmse_by_field"]))
         if skipped:
             report.text("Not evaluated: " + "; ".join(f"`{Path(path).name}` ({reason})" for path, reason in skipped))
         run.task.report(run, rows, report)

@@ -6,8 +6,16 @@ from __future__ import annotations
 from torch import nn
 
 from oplearn.models.fno import FNO
+# every model on Cartesian grids, and the wrapper that trains them on physical fields
+from oplearn.models.deeponet import DeepONet
+from oplearn.models.local_fno import LocalFNO
+from oplearn.models.operator import OperatorModel
+from oplearn.models.resnet import DilResNet
+from oplearn.models.tfno import TFNO
+from oplearn.models.unet import UNet
+from oplearn.models.uno import UNO
 
-__all__ = ["FNO", "count_parameters"]
+__all__ = ["FNO", "TFNO", "UNO", "LocalFNO", "UNet", "DeepONet", "DilResNet", "OperatorModel", "count_parameters"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

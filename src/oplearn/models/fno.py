@@ -13,7 +13,7 @@ from torch.utils.checkpoint import checkpoint
 
 from oplearn.layers.activations import activation_class
 from oplearn.layers.spectral import SpectralConv, normalize_modes
-from oplearn.schema import ModelSpec
+from oplearn.schema import ModelSpec, Modes, modes_per_dimension
 
 
 
@@ -168,7 +168,7 @@ class FNOConfig(ModelSpec):
     """Fourier neural operator (:class:`oplearn.models.FNO`)."""
 
     name: Literal["fno"] = "fno"
-    modes: int = Field(default=12, gt=0)
+    modes: Modes = 12
     width: int = Field(default=32, gt=0)
     n_layers: int = Field(default=4, gt=0)
     lifting_channels: int | None = None
@@ -181,7 +181,7 @@ class FNOConfig(ModelSpec):
         model = FNO(
             in_channels=in_channels,
             out_channels=out_channels,
-            modes=(self.modes,) * n_dim,
+            modes=modes_per_dimension(self.modes, n_dim),
             width=self.width,
             n_layers=self.n_layers,
             lifting_channels=self.lifting_channels,

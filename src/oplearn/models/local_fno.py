@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from oplearn.schema import ModelSpec
+from oplearn.schema import ModelSpec, Modes, modes_per_dimension
 from oplearn.layers.local import DifferentialConv, LocalIntegralConv, grid_spacing
 from oplearn.models.fno import FNO
 
@@ -123,7 +123,7 @@ class LocalFNOConfig(ModelSpec):
     """FNO with differential and local-integral kernels (:class:`oplearn.models.local_fno.LocalFNO`)."""
 
     name: Literal["local_fno"] = "local_fno"
-    modes: int = Field(default=12, gt=0)
+    modes: Modes = 12
     width: int = Field(default=32, gt=0)
     n_layers: int = Field(default=4, gt=0)
     projection_channels: int = Field(default=128, gt=0)
@@ -138,7 +138,7 @@ class LocalFNOConfig(ModelSpec):
         return LocalFNO(
             in_channels=in_channels,
             out_channels=out_channels,
-            modes=(self.modes,) * n_dim,
+            modes=modes_per_dimension(self.modes, n_dim),
             differential=self.differential,
             local_integral=self.local_integral,
             radius=self.radius,

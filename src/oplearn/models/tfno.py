@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 from torch import nn
 
-from oplearn.schema import ModelSpec
+from oplearn.schema import ModelSpec, Modes, modes_per_dimension
 from oplearn.layers.factorized import FactorizedSpectralConv
 from oplearn.models.fno import FNO
 
@@ -78,7 +78,7 @@ class TFNOConfig(ModelSpec):
     """Tensorised Fourier neural operator (:class:`oplearn.models.tfno.TFNO`)."""
 
     name: Literal["tfno"] = "tfno"
-    modes: int = Field(default=12, gt=0)
+    modes: Modes = 12
     width: int = Field(default=32, gt=0)
     n_layers: int = Field(default=4, gt=0)
     projection_channels: int = Field(default=128, gt=0)
@@ -91,7 +91,7 @@ class TFNOConfig(ModelSpec):
         return TFNO(
             in_channels=in_channels,
             out_channels=out_channels,
-            modes=(self.modes,) * n_dim,
+            modes=modes_per_dimension(self.modes, n_dim),
             width=self.width,
             n_layers=self.n_layers,
             n_dim=n_dim,

@@ -12,7 +12,7 @@ from torch import nn
 from oplearn.layers.activations import activation_class
 from oplearn.layers.spectral import SpectralConv, normalize_modes
 from oplearn.models.fno import Pointwise
-from oplearn.schema import ModelSpec
+from oplearn.schema import ModelSpec, Modes, modes_per_dimension
 
 
 def fourier_resample(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
@@ -203,7 +203,7 @@ class UNOConfig(ModelSpec):
     """U-shaped neural operator (:class:`oplearn.models.uno.UNO`)."""
 
     name: Literal["uno"] = "uno"
-    modes: int = Field(default=12, gt=0)
+    modes: Modes = 12
     width: int = Field(default=16, gt=0)
     scales: tuple[float, ...] = (0.5, 0.25)
     projection_channels: int = Field(default=128, gt=0)
@@ -213,7 +213,7 @@ class UNOConfig(ModelSpec):
         return UNO(
             in_channels=in_channels,
             out_channels=out_channels,
-            modes=(self.modes,) * n_dim,
+            modes=modes_per_dimension(self.modes, n_dim),
             width=self.width,
             scales=self.scales,
             n_dim=n_dim,

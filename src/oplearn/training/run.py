@@ -38,6 +38,7 @@ from oplearn.training.checkpoint import load_checkpoint, save_checkpoint
 from oplearn.training.rundir import (BEST, CONFIG_FILE, LAST, LOG_FILE, META_FILE, checkpoint_path, model_from_checkpoint,
                                      write_json)
 from oplearn.training.tasks import check_datasets, ensure_dataset, task_class
+from oplearn.training.tensorboard import EventLog, check_available
 
 
 def resolve_device(name: str) -> torch.device:
@@ -145,6 +146,8 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
         _check_resume_config(run_dir, config, int(load_checkpoint(run_dir / LAST)["epoch"]))
     elif (run_dir / LAST).exists():
         raise OplearnError(f"'{run_dir}' already holds a run; pass --resume to continue it or choose another --out")
+    if config.train.tensorboard:
+        check_available()
     threads = torch.get_num_threads()
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
@@ -251,6 +254,7 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
             loss_sum += local.detach().double() * len(idx)
         return world.sum(loss_sum) / len(batch)
 
+    events = EventLog(run_dir, start_epoch) if config.train.tensorboard and world.is_main else None
     saved_epoch = start_epoch
     n = len(task)
     batch_size = config.data.batch_size
@@ -287,6 +291,8 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
         record["seconds"] = time.perf_counter() - t0
         if world.is_main:
             _append_log(log_path, record)
+            if events is not None:
+                events.write(record)
         bar.set_postfix({k: f"{v:.4g}" for k, v in record.items() if k in ("train_loss", "val_relative_l2")})
         if world.is_main and ((epoch + 1) % config.train.checkpoint_every == 0 or epoch + 1 == epochs):
             state = checkpoint(epoch + 1)
@@ -303,5 +309,7 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
             write_json(run_dir / META_FILE, meta)
     if not math.isfinite(best_val) and world.is_main:
         save_checkpoint(checkpoint(epochs), run_dir / BEST)
+    if events is not None:
+        events.close()
     world.barrier()
     return {"run_dir": str(run_dir), "epochs": epochs, "best_val_relative_l2": best_val}
