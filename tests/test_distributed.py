@@ -24,6 +24,7 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
            "-m", "oplearn.cli", "--", "train", str(config_path), "--out", str(tmp_path / "ddp"), "--no-progress"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.count("trained 3 epochs") == 1, "rank 0 alone prints the results"
 
     single, ddp = load_checkpoint(tmp_path / "single" / LAST), load_checkpoint(tmp_path / "ddp" / LAST)
     assert ddp["epoch"] == 3

@@ -290,19 +290,36 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict, overrides: list[str]) -> dict:
-    """Set dotted keys in a nested dict (creating sections as needed)."""
+    """Set dotted keys in a nested dict (creating sections as needed); a number indexes a list
+    (``data.test.0.generate.n=8`` sets the first test file's sample count)."""
     for text in overrides:
         path, value = parse_override(text)
         node = raw
         for part in path[:-1]:
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            if not isinstance(child, dict):
-                raise ConfigError(f"override '{text}': '{part}' is a value, not a section")
-            node = child
-        node[path[-1]] = value
+            node = _child(node, part, text)
+        if isinstance(node, list):
+            node[_index(node, path[-1], text)] = value
+        else:
+            node[path[-1]] = value
     return raw
+
+
+def _child(node: dict | list, part: str, text: str) -> dict | list:
+    if isinstance(node, list):
+        child = node[_index(node, part, text)]
+    else:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+    if not isinstance(child, (dict, list)):
+        raise ConfigError(f"override '{text}': '{part}' is a value, not a section")
+    return child
+
+
+def _index(node: list, part: str, text: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"override '{text}': '{part}' is not an index of a list of {len(node)} entries (0 to {len(node) - 1})")
+    return int(part)
 
 
 def validate_config(raw: dict) -> RunConfig:

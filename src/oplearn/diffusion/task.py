@@ -28,7 +28,7 @@ from oplearn.grids import Grid
 from oplearn.layers.normalization import ChannelMoments
 from oplearn.metrics import relative_l2
 from oplearn.seeding import generator
-from oplearn.training.tasks import FieldTask
+from oplearn.training.tasks import FieldTask, check_fits
 
 #: Noise levels (normalised units) of the validation denoising error.
 VALIDATION_SIGMAS = (0.05, 0.2, 0.5, 1.0, 2.0)
@@ -103,6 +103,9 @@ class DiffusionTask(FieldTask):
             moments.add(self._select(chunk))
         model.norm.fit_moments(moments)
         return model
+
+    def check_model(self, model: EDMDenoiser) -> None:
+        check_fits(model, self.grid, torch.zeros(1, self.channels, *self.grid.shape), torch.ones(1))
 
     def info(self) -> dict:
         return {"channels": self.channels, "grid": self.grid.to_dict(), "fields": self.settings.fields,

@@ -195,7 +195,9 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
     world.barrier()
     torch.manual_seed(config.seed)
     task = task_class(config.train.task)(config, progress)
-    model = task.build_model().to(device)
+    model = task.build_model()
+    task.check_model(model)
+    model = model.to(device)
     net = DistributedDataParallel(model) if world.distributed else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = _scheduler(config, optimizer)

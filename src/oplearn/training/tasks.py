@@ -83,18 +83,23 @@ def check_datasets(specs: list[DatasetSpec]) -> None:
             check_data_file(Path(spec.path))
 
 
-def check_operator_fits(model: nn.Module, in_channels: int, grid: Grid) -> None:
-    """One forward pass of ``model`` on a zero input on the training ``grid``: a model that
-    cannot take the data (too many Fourier modes for the grid, a grid the network's levels
-    cannot halve) is refused in one line before the run directory is created."""
+def check_fits(model: nn.Module, grid: Grid, *inputs: torch.Tensor) -> None:
+    """One forward pass ``model(*inputs)`` without gradients: a model that cannot take the
+    training data (more Fourier modes than the grid holds, a grid its levels cannot halve) is
+    refused in one line (:class:`ConfigError`) before the run directory is written."""
     try:
         with torch.no_grad():
-            model.eval()(torch.zeros(1, in_channels, *grid.shape))
+            model.eval()(*inputs)
     except (ValueError, RuntimeError) as err:
         message = " ".join(str(err).split())
         raise ConfigError(f"config: the model does not fit the {'x'.join(map(str, grid.shape))} training grid: {message}") from None
     finally:
         model.train()
+
+
+def check_operator_fits(model: OperatorModel, grid: Grid) -> None:
+    """:func:`check_fits` of an operator on one zero input field on ``grid``."""
+    check_fits(model, grid, torch.zeros(1, model.in_channels, *grid.shape))
 
 
 def read_training_data(path: Path, stop: int | None, lazy: bool) -> tuple[int, FieldData | None]:
@@ -195,6 +200,10 @@ class Task:
         """JSON-able facts about the data that :meth:`rebuild` needs; kept in checkpoints."""
         raise NotImplementedError
 
+    def check_model(self, model: nn.Module) -> None:
+        """Raise a one-line ConfigError if ``model`` cannot take this task's data (:func:`check_fits`);
+        called before the run directory is written."""
+
     @classmethod
     def rebuild(cls, config: RunConfig, info: dict) -> nn.Module:
         """An untrained model of the saved shape, to load a checkpoint's weights into."""
@@ -293,6 +302,9 @@ class FieldTask(Task):
     def rebuild(cls, config: RunConfig, info: dict) -> OperatorModel:
         return build_operator(config, info["in_channels"], info["out_channels"], Grid.from_dict(info["grid"]))
 
+    def check_model(self, model: OperatorModel) -> None:
+        check_operator_fits(model, self.grid)
+
 
 class MapTask(FieldTask):
     """Learn the operator ``inputs -> outputs`` of a dataset (:func:`map_view` of trajectories).
@@ -315,7 +327,6 @@ class MapTask(FieldTask):
 
     def build_model(self) -> OperatorModel:
         model = build_operator(self.config, self.example.inputs.shape[1], self.example.outputs.shape[1], self.grid)
-        check_operator_fits(model, self.example.inputs.shape[1], self.grid)
         data_free = self.physics is not None and self.physics.config.data_weight == 0
         inputs, outputs = ChannelMoments(), ChannelMoments()
         for chunk in self.train.chunks(self.config.data.batch_size):
@@ -396,7 +407,6 @@ class OneStepTask(FieldTask):
     def build_model(self) -> OperatorModel:
         channels = self.example.outputs.shape[2]
         model = build_operator(self.config, self.history * channels, channels, self.grid)
-        check_operator_fits(model, self.history * channels, self.grid)
         frames = ChannelMoments.of(chunk.outputs.flatten(0, 1) for chunk in self.train.chunks(self.config.data.batch_size))
         model.output_norm.fit_moments(frames)
         model.input_norm.mean.copy_(model.output_norm.mean.repeat(self.history))

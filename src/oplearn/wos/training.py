@@ -38,7 +38,7 @@ from oplearn.grids import Grid, subsample
 from oplearn.metrics import relative_l2
 from oplearn.models.operator import OperatorModel
 from oplearn.seeding import generator
-from oplearn.training.tasks import Task, build_operator, predict
+from oplearn.training.tasks import Task, build_operator, check_operator_fits, predict
 from oplearn.wos.config import WoSConfig
 from oplearn.wos.problems import SQUARE
 from oplearn.wos.walk import walk_on_spheres
@@ -93,6 +93,9 @@ class WoSTask(Task):
 
     def info(self) -> dict:
         return {"in_channels": 3, "out_channels": 1, "grid": self.grid.to_dict(), "task": self.name}
+
+    def check_model(self, model: OperatorModel) -> None:
+        check_operator_fits(model, self.grid)
 
     @classmethod
     def rebuild(cls, config: RunConfig, info: dict) -> OperatorModel:
