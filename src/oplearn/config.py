@@ -295,18 +295,18 @@ def apply_overrides(raw: dict, overrides: list[str]) -> dict:
     for text in overrides:
         path, value = parse_override(text)
         node = raw
-        for part in path[:-1]:
-            node = _child(node, part, text)
+        for i, part in enumerate(path[:-1]):
+            node = _child(node, part, text, ".".join(path[:i]))
         if isinstance(node, list):
-            node[_index(node, path[-1], text)] = value
+            node[_index(node, path[-1], text, ".".join(path[:-1]))] = value
         else:
             node[path[-1]] = value
     return raw
 
 
-def _child(node: dict | list, part: str, text: str) -> dict | list:
+def _child(node: dict | list, part: str, text: str, where: str) -> dict | list:
     if isinstance(node, list):
-        child = node[_index(node, part, text)]
+        child = node[_index(node, part, text, where)]
     else:
         child = node.get(part)
         if child is None:
@@ -316,9 +316,10 @@ def _child(node: dict | list, part: str, text: str) -> dict | list:
     return child
 
 
-def _index(node: list, part: str, text: str) -> int:
+def _index(node: list, part: str, text: str, where: str) -> int:
     if not part.isdigit() or int(part) >= len(node):
-        raise ConfigError(f"override '{text}': '{part}' is not an index of a list of {len(node)} entries (0 to {len(node) - 1})")
+        valid = f"0 to {len(node) - 1}" if node else "an empty list"
+        raise ConfigError(f"override '{text}': '{part}' is not an index of {where}, {valid}")
     return int(part)
 
 
