@@ -1,0 +1,65 @@
+"""Every shipped config trains one epoch with every registered grid model, switched with
+``--set model.name=X`` (X's defaults, then a few size keys), on tiny data."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from oplearn.config import MODEL_CONFIGS, load_config, shipped_configs
+from oplearn.data.generate import generate_dataset, make_pde
+from oplearn.training.rundir import open_run
+from oplearn.training.run import train
+from oplearn.training.tasks import task_class
+
+#: Size keys set after the switch, for the models that have them (the rest keep their defaults).
+SMALL_MODEL = {"modes": 4, "width": 8, "n_layers": 2, "projection_channels": 8, "levels": 2, "n_blocks": 2,
+               "branch_width": 16, "trunk_width": 16, "basis": 8}
+#: Tiny data for each kind of config: a 16x16 Darcy file, or few walk-on-spheres problems.
+SMALL_DATA = {"data": ["data.generate=null", "data.test=[]", "data.n_train=8", "data.n_val=4", "data.batch_size=4"],
+              "wos": ["wos.n_train=2", "wos.n_val=1", "wos.points=8", "data.batch_size=2"]}
+
+GRID_MODELS = [name for name, config in MODEL_CONFIGS.items() if config.kind == "grid"]
+CONFIGS = [name for name, path in shipped_configs().items()
+           if task_class(load_config(path).train.task).model_kinds]  # configs whose network is a model section
+
+
+@pytest.fixture(scope="module")
+def darcy(tmp_path_factory):
+    path = tmp_path_factory.mktemp("configs") / "darcy16.h5"
+    return generate_dataset(make_pde("darcy"), 12, 16, path, seed=0, progress=False)
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("model", GRID_MODELS)
+def test_each_shipped_config_trains_each_grid_model(config, model, darcy, tmp_path):
+    base = load_config(config)
+    data = SMALL_DATA["wos"] if base.train.task == "wos" else [*SMALL_DATA["data"], f"data.path={darcy}"]
+    sizes = [f"model.{k}={v}" for k, v in SMALL_MODEL.items() if k in MODEL_CONFIGS[model].model_fields]
+    resolved = load_config(config, [f"model.name={model}", *sizes, *data, "train.epochs=1", "train.threads=1"])
+    assert resolved.model.name == model
+    train(resolved, tmp_path / "run", progress=False)
+    run = open_run(tmp_path / "run")
+    assert type(run.model.net).__name__ == type(resolved.model.build(3, 1, 2, grid_shape=(16, 16))).__name__
+    assert run.epoch == 1 and all(math.isfinite(r["train_loss"]) for r in run.log())
+
+
+def test_every_model_is_exported_from_oplearn_models():
+    import oplearn.models
+
+    for name, config in MODEL_CONFIGS.items():
+        if config.kind != "grid":
+            continue
+        cls = type(config().build(3, 1, 2, grid_shape=(32, 32)))
+        assert getattr(oplearn.models, cls.__name__, None) is cls, f"{name}: {cls.__name__} is not in oplearn.models"
+        assert cls.__name__ in oplearn.models.__all__
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
