@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import h5py
+
 from oplearn.data.files import check_data_file, write_fields
 from oplearn.data.problem import describe_problem
 from oplearn.data.readers import detect_format, read_dataset
@@ -48,12 +50,13 @@ class ConvertOptions:
 
 @dataclass(frozen=True)
 class Layout:
-    """An input layout of ``oplearn convert``: ``detect(path)`` says whether a file is one;
-    ``convert(paths, out, options)`` writes ``out`` and returns a one-line summary."""
+    """An input layout of ``oplearn convert``: ``detect(path, options)`` says whether it reads a
+    file (with those options); ``convert(paths, out, options)`` writes ``out`` and returns a
+    one-line summary."""
 
     name: str
     summary: str
-    detect: Callable[[Path], bool]
+    detect: Callable[[Path, ConvertOptions], bool]
     convert: Callable[[list[Path], Path, ConvertOptions], str]
 
 
@@ -68,7 +71,9 @@ def _sha256(path: Path) -> str:
 def _grid_layout(fmt: str, summary: str) -> Layout:
     """A layout read by :func:`read_dataset` with format ``fmt``."""
 
-    def detect(path: Path) -> bool:
+    def detect(path: Path, options: ConvertOptions) -> bool:
+        if fmt == "hdf5" and (options.inputs or options.outputs):  # arrays named: any HDF5 file not of an earlier layout
+            return h5py.is_hdf5(path)
         try:
             return detect_format(path) == fmt
         except DataError:
@@ -109,10 +114,10 @@ LAYOUTS: dict[str, Layout] = {
 }
 
 
-def detect_layout(path: Path) -> str:
-    """The first layout of :data:`LAYOUTS` that recognises ``path`` (one-line DataError if none)."""
+def detect_layout(path: Path, options: ConvertOptions = ConvertOptions()) -> str:
+    """The first layout of :data:`LAYOUTS` that reads ``path`` with ``options`` (one-line DataError if none)."""
     for name, layout in LAYOUTS.items():
-        if layout.detect(path):
+        if layout.detect(path, options):
             return name
     fmt = detect_format(path)  # raises the reader's description of what the file is not
     raise DataError(f"'{path}' is already an oplearn dataset; nothing to convert" if fmt == "oplearn"
@@ -132,7 +137,7 @@ def convert(paths: list[str | Path], out: str | Path, layout: str = "auto", opti
     if out.exists() and not overwrite:
         raise DataError(f"'{out}' already exists; choose another output or pass --overwrite")
     if layout == "auto":
-        layout = detect_layout(paths[0])
+        layout = detect_layout(paths[0], options)
     if layout not in LAYOUTS:
         raise DataError(f"unknown layout '{layout}'; choose one of: auto, {', '.join(LAYOUTS)}")
     return LAYOUTS[layout].convert(paths, out, options)

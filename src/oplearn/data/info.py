@@ -63,7 +63,12 @@ def _oplearn_lines(path: Path, f: h5py.File, meta: dict) -> list[str]:
         else:
             lines.append(f"{key:<11} missing (damaged file)")
     lines.append(f"time        {_time(np.asarray(f['time'][:], dtype=np.float64)) if 'time' in f else 'steady (no time axis)'}")
-    lines.append(f"seed        {meta.get('seed', '?')}")
+    source = meta.get("source")
+    if isinstance(source, dict):
+        lines.append(f"source      converted from {source.get('path')} ({source.get('format')}, sha256 "
+                     f"{str(source.get('sha256'))[:16]}..., {source.get('converted')})")
+    else:
+        lines.append(f"seed        {meta.get('seed', '?')}")
     lines.append(f"created     {meta.get('created', 'not finished')}")
     versions = meta.get("versions")
     if isinstance(versions, dict):
@@ -111,7 +116,8 @@ def _external_card(path: Path, f: h5py.File | None = None) -> str:
         kind = detect_format(path)
     except DataError as err:
         raise DataError(f"'{path}' is not an oplearn dataset and not a known format: {err}") from None
-    lines = [f"{kind} file  {path} ({_size(path)})", "not an oplearn dataset: read it with oplearn.data.readers.read_dataset"]
+    lines = [f"{kind} file  {path} ({_size(path)})",
+             f"not an oplearn dataset: train and evaluate read it directly; 'oplearn convert {path} OUT.h5' makes one"]
     if f is not None:
         datasets: list[str] = []
         f.visititems(lambda name, item: datasets.append(f"  {name} {item.shape} {item.dtype}") if isinstance(item, h5py.Dataset) else None)
