@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -58,30 +59,95 @@ def test_generate_train_evaluate_report_end_to_end(workspace):
     assert [p.name for p in (root / "run").iterdir() if p.name.startswith(".")] == []
 
 
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["train", "CONFIG", "--out", "r", "--set", "train.epoch=2"], "unknown key 'train.epoch' (did you mean 'train.epochs'?)"),
-        (["train", "CONFIG", "--out", "r", "--set", "train.epochs=two"], "key 'train.epochs'"),
-        (["train", "CONFIG", "--out", "r", "--set", "data.path=nowhere.h5"], "data file 'nowhere.h5' does not exist"),
-        (["evaluate", "no_run", "--data", "x.h5"], "run directory 'no_run' does not exist"),
-        (["generate", "darcy", "--n", "0", "--resolution", "8", "--out", "x.h5"], "--n must be positive"),
-        (["generate", "heat", "--n", "2", "--resolution", "8", "--out", "x.h5"], "unknown PDE 'heat'"),
-        (["generate", "darcy", "--n", "2", "--resolution", "8", "--out", "x.h5", "--param", "colour=3"], "bad parameters for PDE 'darcy'"),
-    ],
-)
-def test_bad_input_is_one_clear_line_and_nonzero_exit(workspace, tmp_path, monkeypatch, capsys, args, message):
-    config = tiny_config(tmp_path / "c.yaml", workspace / "train.h5")
-    monkeypatch.chdir(tmp_path)
-    assert main([str(config) if a == "CONFIG" else a for a in args]) == 2
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and message in err and "\n" not in err, err
-    assert not list(tmp_path.glob("*.h5*")) and not (tmp_path / "r").exists(), "bad input must leave nothing behind"
+def test_train_evaluates_the_test_files_that_fit_and_names_the_others(workspace, tmp_path, capsys):
+    """A U-Net is tied to its training grid: train exits 0, scores the 16x16 file and says why 31x31 was skipped."""
+    config = tiny_config(tmp_path / "c.yaml", workspace / "train.h5", epochs=1, test=[workspace / "test16.h5", workspace / "test31.h5"],
+                         model={"name": "unet", "width": 4, "levels": 2})
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "| 16x16 | 8 |" in out and "31x31" not in out.split("not evaluated:")[0]
+    assert "not evaluated: test31.h5: this U-Net is tied to the 16x16 grid" in out
+    rows = json.loads((tmp_path / "run" / "metrics.json").read_text())["results"]
+    assert [r["resolution"] for r in rows] == ["16x16"]
+    # the report evaluates the same files and names the skipped one
+    assert main(["report", str(tmp_path / "run")]) == 0
+    assert "Not evaluated: `test31.h5`" in (tmp_path / "run" / "report" / "report.md").read_text()
 
 
-def test_model_modes_too_large_for_the_resolution_is_a_clear_error(workspace, tmp_path):
+def test_evaluate_force_and_a_warning_for_other_recipe_parameters(workspace, tmp_path):
+    from oplearn.cli import _warning_line
+    from oplearn.data.generate import generate_dataset, make_pde
+    from oplearn.errors import DataError, OplearnWarning
+    from oplearn.evaluate import evaluate_run
+    from oplearn.training.tasks import EvaluateOptions
+
     config = tiny_config(tmp_path / "c.yaml", workspace / "train.h5", epochs=1)
-    run_cli("train", config, "--out", tmp_path / "run", "--no-progress")
-    run_cli("generate", "darcy", "--n", 2, "--resolution", 6, "--out", tmp_path / "t6.h5", "--no-progress")
-    proc = run_cli("evaluate", tmp_path / "run", "--data", tmp_path / "t6.h5", check=False)
-    assert proc.returncode == 2 and "t6.h5" in proc.stderr and "modes" in proc.stderr
+    assert main(["train", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
+    poisson = generate_dataset(make_pde("poisson"), 2, 16, tmp_path / "poisson.h5", progress=False)
+    contrast = generate_dataset(make_pde("darcy", {"high": 10.0}), 2, 16, tmp_path / "contrast.h5", progress=False)
+    with pytest.raises(DataError, match="holds poisson data, the run learned darcy"):
+        evaluate_run(tmp_path / "run", [poisson])
+    assert evaluate_run(tmp_path / "run", [poisson], options=EvaluateOptions(force=True))[0]["n"] == 2
+    with pytest.warns(OplearnWarning, match=r"other parameters than the training data: high=10.0 \(trained on 12.0\)"):
+        evaluate_run(tmp_path / "run", [contrast])
+    with pytest.warns(OplearnWarning):
+        assert main(["evaluate", str(tmp_path / "run"), "--data", str(contrast)]) == 0
+    assert _warning_line("recipe differs", OplearnWarning, "x.py", 1) == "warning: recipe differs\n"  # how the CLI shows it
+    rows = json.loads((tmp_path / "run" / "metrics.json").read_text())["results"]
+    assert {Path(r["path"]).name for r in rows} == {"poisson.h5", "contrast.h5"}  # merged per file
+
+
+def test_discoverability(capsys, monkeypatch):
+    from oplearn import __version__
+    from oplearn.cli import build_parser
+    from oplearn.config import MODEL_CONFIGS, shipped_configs
+    from oplearn.pdes import PDES
+    from oplearn.training.tasks import TASKS
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"oplearn {__version__}"
+    monkeypatch.setenv("COLUMNS", "400")
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    help_text = capsys.readouterr().out
+    assert all(name in help_text for name in PDES) and "(default: 32)" in help_text and "oplearn list pdes" in help_text
+
+    assert main(["list"]) == 0
+    listing = capsys.readouterr().out
+    for name, cls in PDES.items():
+        assert name in listing and ", ".join(f"{k}={d}" for k, (_, d) in cls.parameters().items()) in listing
+    for name, model in MODEL_CONFIGS.items():
+        assert f"  {name} " in listing and all(f"{key}=" in listing for key in model.model_fields if key != "name")
+    assert all(name in listing for name in [*TASKS, *shipped_configs(), "neuraloperator", "the-well"])
+
+    assert main(["config", "darcy_fno"]) == 0
+    assert capsys.readouterr().out == shipped_configs()["darcy_fno"].read_text()
+    assert main(["config", "darcy_fno", "--set", "model.name=unet"]) == 0
+    assert "model:\n  name: unet\n  width: 32\n  levels: 3" in capsys.readouterr().out
+
+    def options(parser, prog):
+        for action in parser._actions:
+            if hasattr(action, "choices") and isinstance(action.choices, dict):
+                for name, child in action.choices.items():
+                    yield from options(child, f"{prog} {name}")
+            elif action.option_strings and action.dest != "help":
+                yield prog, action
+    missing = [f"{prog} {action.option_strings[0]}" for prog, action in options(build_parser(), "oplearn") if not action.help]
+    assert not missing, f"options without help: {missing}"
+
+
+def test_negative_numbers_are_values(capsys):
+    assert main(["solve", "wos", "--domain", "ball:0,0,1", "--boundary", "x", "--point", "-0.6,0.2", "--point", "-.5,-1e-1",
+                 "--walks", "10"]) == 0
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[1].split()[:2] == ["-0.6", "0.2"] and rows[2].split()[:2] == ["-0.5", "-0.1"]
+
+
+def test_the_license_is_an_spdx_string():
+    """setuptools >= 77 warns (three times per install) about a license table."""
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    assert project["project"]["license"] == "Apache-2.0"
+    assert any(r.startswith("setuptools>=77") for r in project["build-system"]["requires"])

@@ -71,6 +71,39 @@ def test_switching_model_takes_its_defaults(tmp_path):
         load_config(path, ["model.name=unet", "model.modes=4"])
 
 
+def test_a_model_section_given_as_a_flow_mapping(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {path: x.h5}\nmodel: {name: fno, modes: 8}\n")
+    unet = load_config(path, ["model={name:unet}"])  # a shell drops the space YAML wants after the colon
+    assert (unet.model.name, unet.model.levels) == ("unet", 3)
+    assert load_config(path, ["model={name:unet,levels:2}"]).model.levels == 2
+    with pytest.raises(ConfigError, match=r"'model' is a section, not a value \(got 'unet'\).*--set model.name=unet"):
+        load_config(path, ["model=unet"])
+
+
+def test_modes_per_dimension_for_the_fno_family(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {path: x.h5}\nmodel: {name: fno, modes: [4, 5]}\n")
+    fno = load_config(path).model.build(3, 1, 2)
+    # oplearn's m keeps -m..m-1 on the first axis (2m rows) and 0..m-1 on the last (m columns)
+    assert fno.modes == (4, 5) and fno.spectral[0].weight.shape[2:] == (8, 5, 2)
+    for name in ("tfno", "uno", "local_fno"):
+        assert load_config(path, [f"model.name={name}", "model.modes=[4,5]"]).model.build(3, 1, 2).modes == (4, 5)
+    with pytest.raises(ConfigError, match=r"model.modes \[4, 5\] has 2 entries for 1D data"):
+        load_config(path).model.build(3, 1, 1)
+    with pytest.raises(ConfigError, match="modes must be a positive integer or a list"):
+        load_config(path, ["model.modes=[4,0]"])
+
+
+def test_overrides_index_lists_and_shipped_configs_load_by_name():
+    config = load_config("darcy_fno", ["data.test.1.generate.n=8"])
+    assert config.data.test[1].generate.n == 8 and config.data.test[0].generate.n == 200
+    with pytest.raises(ConfigError, match="'2' is not an index of data.test, 0 to 1"):
+        load_config("darcy_fno", ["data.test.2.path=x.h5"])
+    with pytest.raises(ConfigError, match="config file 'darcy' does not exist; shipped configs: darcy_diffusion, darcy_fno"):
+        load_config("darcy")
+
+
 def test_sections_and_models_must_fit_the_task():
     with pytest.raises(ConfigError, match="the wos section configures train.task=wos, but train.task is map"):
         validate_config({**BASE, "wos": {}})

@@ -52,3 +52,32 @@ def test_terminal_gets_a_bar_and_a_log_gets_lines():
 
 def test_format_seconds():
     assert [format_seconds(s) for s in (7.46, 83.2, 4000)] == ["7.5s", "1m23s", "1h06m"]
+
+
+def test_time_steps_move_the_bar_inside_a_chunk(tmp_path, monkeypatch, capsys):
+    """A time-dependent chunk reports its time steps: the log shows fractions of samples and the time
+    left before the chunk (here the whole dataset) is done."""
+    from oplearn.data.generate import generate_dataset, make_pde
+
+    monkeypatch.setenv("OPLEARN_PROGRESS_INTERVAL", "0")
+    pde = make_pde("burgers_pdebench", {"t_final": 0.01, "n_times": 5, "dt": 0.001})
+    generate_dataset(pde, 2, 32, tmp_path / "b.h5", chunk_size=2, progress=True)
+    lines = capsys.readouterr().err.splitlines()
+    inside = [line for line in lines if "/2 sample" in line and "left" in line and not line.split(": ")[1].startswith(("0/", "2/"))]
+    assert len(inside) >= 5, lines  # ten steps in one chunk of two samples
+    assert lines[-1].startswith("burgers_pdebench 32: 2/2 sample (100%)")
+
+
+def test_nested_parts_map_into_the_enclosing_share():
+    from oplearn.progress import fraction_done, part, reporting
+
+    seen = []
+    with reporting(seen.append):
+        with part(0.5, 1.0):
+            fraction_done(0.5)
+            with part(0.0, 0.5):
+                fraction_done(1.0)
+        fraction_done(2.0)  # clipped to the unit
+    fraction_done(0.3)  # no reporter: nothing
+    assert seen == [0.75, 0.75, 1.0]
+
