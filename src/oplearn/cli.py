@@ -23,9 +23,10 @@ import warnings
 from pathlib import Path
 
 from oplearn import __version__
-from oplearn.errors import OplearnError, OplearnWarning
 from oplearn.arguments import COMMON_HELP, ArgumentParser, complete_help, dir_argument, file_argument, positive_int
+from oplearn.errors import OplearnError, OplearnWarning
 from oplearn.paths import os_error_message
+
 
 def _params(pairs: list[str]) -> dict:
     from oplearn.config import parse_override
@@ -38,8 +39,6 @@ def _params(pairs: list[str]) -> dict:
 
 
 def cmd_generate(args) -> None:
-    import os
-
     from oplearn.data.generate import generate_dataset, generate_parallel, make_pde, parse_shard, shard_from_env
     from oplearn.errors import DataError
 
