@@ -81,3 +81,20 @@ def test_nested_parts_map_into_the_enclosing_share():
     fraction_done(0.3)  # no reporter: nothing
     assert seen == [0.75, 0.75, 1.0]
 
+
+
+def test_training_progress_moves_batch_by_batch(tmp_path, monkeypatch, capsys):
+    """An epoch that takes minutes still shows its progress in a log."""
+    from helpers import tiny_config
+    from oplearn.config import load_config
+    from oplearn.data.generate import generate_dataset, make_pde
+    from oplearn.training.run import train
+
+    data = generate_dataset(make_pde("darcy"), 20, 8, tmp_path / "d.h5", progress=False)
+    monkeypatch.setenv("OPLEARN_PROGRESS_INTERVAL", "0")
+    config = load_config(tiny_config(tmp_path / "c.yaml", data, epochs=1), ["data.batch_size=4", "model.modes=2"])
+    train(config, tmp_path / "run", progress=True)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train: ")]
+    assert [line.split(",")[0] for line in lines[:3]] == ["train: 0.3/1 epoch (33%)", "train: 0.7/1 epoch (67%)",
+                                                         "train: 1/1 epoch (100%)"]
+    assert "left" in lines[0] and "val_relative_l2" in lines[-1]

@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from oplearn.config import RunConfig, dump_config, validate_config
 from oplearn.errors import ConfigError, OplearnError, TrainingDiverged
 from oplearn.paths import output_dir
+from oplearn.progress import advance_to
 from oplearn.progress import progress as progress_bar
 from oplearn.provenance import timestamp, versions
 from oplearn.seeding import generator
@@ -261,9 +262,9 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
     n = len(task)
     batch_size = config.data.batch_size
     epochs = config.train.epochs
-    bar = progress_bar(range(start_epoch, epochs), initial=start_epoch, total=epochs, desc="train", unit="epoch",
-                       enabled=progress)
-    for epoch in bar:
+    # counted in epochs, moved batch by batch: a long epoch shows its progress too
+    bar = progress_bar(initial=start_epoch, total=epochs, desc="train", unit="epoch", enabled=progress)
+    for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         task.start_epoch(epoch)
         model.train()
@@ -282,6 +283,7 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
             scaler.update()
             total += batch_loss.item() * len(batch)
             count += len(batch)
+            advance_to(bar, epoch + count / n)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         record = {"epoch": epoch + 1, "train_loss": total / count, "lr": lr}
@@ -309,6 +311,7 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
             saved_epoch = epoch + 1
             session.update(end_epoch=saved_epoch, seconds=round(time.perf_counter() - session_start, 3))
             write_json(run_dir / META_FILE, meta)
+    bar.close()
     if not math.isfinite(best_val) and world.is_main:
         save_checkpoint(checkpoint(epochs), run_dir / BEST)
     if events is not None:
