@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="generate a reference dataset (HDF5)")
     p.add_argument("pde", help="PDE family, e.g. darcy")
     p.add_argument("--n", type=int, required=True, help="number of samples")
-    p.add_argument("--resolution", type=int, required=True, help="grid nodes per dimension")
+    p.add_argument("--resolution", type=int, required=True, help="grid nodes per dimension (mesh PDEs: element size 1/(resolution-1))")
     p.add_argument("--out", required=True, help="output .h5 file")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--refine", type=int, help="solve on a grid this many times finer, then subsample")
