@@ -78,7 +78,8 @@ class MeshLayout:
             f.create_dataset(key, data=np.zeros(n + 1, dtype=np.int64))
         f.create_dataset("nodes", shape=(0, dim), maxshape=(None, dim), dtype="float64", chunks=(_ROWS_PER_CHUNK, dim))
         for key, names in (("inputs", input_names), ("outputs", output_names)):
-            dset = f.create_dataset(key, shape=(0, len(names)), maxshape=(None, len(names)), dtype="float32", chunks=(_ROWS_PER_CHUNK, len(names)))
+            width = max(1, len(names))  # chunks must be non-empty, even for zero channels (geometry-only inputs)
+            dset = f.create_dataset(key, shape=(0, len(names)), maxshape=(None, width), dtype="float32", chunks=(_ROWS_PER_CHUNK, width))
             dset.attrs["names"] = json.dumps(list(names))
         f.create_dataset("triangles", shape=(0, 3), maxshape=(None, 3), dtype="int32", chunks=(_ROWS_PER_CHUNK, 3))
 

@@ -25,6 +25,7 @@ from typing import Any, Callable, ClassVar
 
 import torch
 
+from oplearn.errors import DataError
 from oplearn.geometry.families import DomainFamily
 from oplearn.geometry.mesh import MeshSample, TriangleMesh, mesh_domain
 from oplearn.solvers.fem import Conductivity, P1Problem
@@ -82,7 +83,7 @@ class MeshPDE(abc.ABC):
     def mesh_size(resolution: int) -> float:
         """The element size :math:`h = 1 / (\\text{resolution} - 1)` of ``resolution``."""
         if int(resolution) != resolution or resolution < 3:
-            raise ValueError(f"resolution must be an integer >= 3, got {resolution}")
+            raise DataError(f"--resolution must be an integer >= 3 for a mesh PDE, got {resolution}")
         return 1.0 / (resolution - 1)
 
     def discretise(self, problem: DomainProblem, mesh: TriangleMesh) -> P1Problem:

@@ -40,7 +40,7 @@ class _RandomSourceFEM(MeshPDE):
 
     input_names = ("f",)
 
-    def __init__(self, alpha: float = 2.0, tau: float = 3.0, sigma: float = 1000.0, modes: int = 16,
+    def __init__(self, alpha: float = 2.0, tau: float = 3.0, sigma: float = 3000.0, modes: int = 16,
                  family: DomainFamily | dict | None = None):
         super().__init__(family)
         self.field = GaussianRandomField(alpha, tau, sigma=sigma, boundary="neumann", modes=modes)
