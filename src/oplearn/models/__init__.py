@@ -6,8 +6,13 @@ from __future__ import annotations
 from torch import nn
 
 from oplearn.models.fno import FNO
+# operators on point clouds and meshes
+from oplearn.models.fnogno import FNOGNO
+from oplearn.models.gino import GINO
+from oplearn.models.gno import GNO
+from oplearn.models.mollified_gno import MollifiedGNO
 
-__all__ = ["FNO", "count_parameters"]
+__all__ = ["FNO", "GNO", "GINO", "FNOGNO", "MollifiedGNO", "count_parameters"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
