@@ -17,7 +17,7 @@ the mean square of :math:`f` (the boundary term also by :math:`\ell^4`, :math:`\
 scale of the domain), so the loss does not depend on the units of :math:`f`.
 
 Shapes: ``points (Q, d)``, ``inputs (Q, c_in)`` (the PDE's input channels at the points),
-``boundary (B, d)``.
+``boundary (Q,)`` (which points lie on the boundary).
 
 References
 ----------
@@ -71,9 +71,16 @@ class PointPhysicsLoss(nn.Module):
         self.pde, self.boundary_weight, self.length = pde, float(boundary_weight), float(length)
 
     def forward(self, fn: QueryFunction, points: torch.Tensor, inputs: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
-        """``fn`` maps query points to the operator's output there (see :func:`query_derivatives`)."""
+        """The loss at ``points``: the residual where ``boundary`` is false, the Dirichlet misfit
+        where it is true. ``fn`` maps query points to the operator's output there (see
+        :func:`query_derivatives`); it is called once, on all points.
+
+        Shapes: ``points (Q, d)``, ``inputs (Q, c_in)``, ``boundary (Q,)`` bool ``-> ()``.
+        """
         u, grad, laplacian = query_derivatives(fn, points)
-        residual = self.pde.strong_residual(u, grad, laplacian, inputs.to(u))
-        scale = inputs[:, 0].to(u).square().mean().clamp(min=torch.finfo(u.dtype).tiny)
-        boundary_misfit = fn(boundary)[:, 0].square().mean() if len(boundary) else u.new_zeros(())
-        return residual.square().mean() / scale + self.boundary_weight * boundary_misfit / (scale * self.length**4)
+        inside = ~boundary
+        inputs = inputs.to(u)
+        residual = self.pde.strong_residual(u[inside], grad[inside], laplacian[inside], inputs[inside])
+        scale = inputs[inside, 0].square().mean().clamp(min=torch.finfo(u.dtype).tiny)
+        misfit = u[boundary].square().mean() if boundary.any() else u.new_zeros(())
+        return residual.square().mean() / scale + self.boundary_weight * misfit / (scale * self.length**4)
