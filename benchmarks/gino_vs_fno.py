@@ -32,35 +32,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 import torch
+from mesh_data import BOX, ROOT, mesh_samples, write_result
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from oplearn.data.generate import generate_dataset, make_pde  # noqa: E402
-from oplearn.data.mesh_files import MeshDataset  # noqa: E402
 from oplearn.geometry.batch import from_grid, node_weights, pack, signed_distance_grid, to_grid  # noqa: E402
 from oplearn.grids import Grid  # noqa: E402
 from oplearn.metrics import relative_l2_on_mesh  # noqa: E402
 from oplearn.models import FNO, GINO, count_parameters  # noqa: E402
 
-BOX = ((0.0, 1.0), (0.0, 1.0))
 PRESETS = {"cpu": {"n_train": 200, "n_test": 24, "resolution": 32, "minutes": 3.0, "threads": 1},
            "gpu": {"n_train": 1024, "n_test": 128, "resolution": 64, "minutes": 10.0, "threads": 8}}
-
-
-def dataset(pde, n: int, resolution: int, seed: int, data_dir: Path) -> list:
-    path = data_dir / f"{pde.name}_{n}_{resolution}_{seed}.h5"
-    if not path.exists():
-        generate_dataset(pde, n, resolution, path, seed=seed, progress=True)
-    data = MeshDataset(path)
-    return [data[i] for i in range(len(data))]
 
 
 class Scale:
@@ -178,11 +162,10 @@ def main(argv=None) -> int:
         if getattr(args, key) is None:
             setattr(args, key, value)
     torch.set_num_threads(args.threads)
-    pde = make_pde(args.pde)
-    data_dir = Path(args.data_dir)
-    train_set = dataset(pde, args.n_train, args.resolution, 0, data_dir)
+    train_set = mesh_samples(args.pde, args.n_train, args.resolution, 0, args.data_dir)
     fine = 2 * (args.resolution - 1) + 1
-    tests = {1: dataset(pde, args.n_test, args.resolution, 1, data_dir), 2: dataset(pde, args.n_test, fine, 1, data_dir)}
+    tests = {1: mesh_samples(args.pde, args.n_test, args.resolution, 1, args.data_dir),
+             2: mesh_samples(args.pde, args.n_test, fine, 1, args.data_dir)}
     scales = (Scale(torch.cat([s.inputs for s in train_set])), Scale(torch.cat([s.outputs for s in train_set])))
     rows = []
     for name, runner_class in (("GINO", GinoRunner), ("FNO (masked box)", FnoRunner)):
@@ -198,14 +181,7 @@ def main(argv=None) -> int:
     print(f"{'model':<18} {'params':>9} {'epochs':>7} {'rel L2 train mesh':>18} {'rel L2 2x mesh':>15}")
     for r in rows:
         print(f"{r['model']:<18} {r['parameters']:>9} {r['epochs']:>7} {r['rel_l2_train_mesh']:>18.4f} {r['rel_l2_2x_finer_mesh']:>15.4f}")
-    result = {"benchmark": "gino_vs_fno", "command": " ".join(["python", "benchmarks/gino_vs_fno.py", *(argv or sys.argv[1:])]),
-              "settings": {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")}, "mean_nodes": nodes,
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json.tmp").write_text(json.dumps(result, indent=2))
-    os.replace(out.with_suffix(".json.tmp"), out)
-    print(f"wrote {out}")
+    write_result(args.out, "gino_vs_fno", argv, {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")}, rows, mean_nodes=nodes)
     return 0
 
 

@@ -35,7 +35,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -202,15 +201,9 @@ def main(argv=None) -> int:
             fmt = lambda key, spec: format(row[key], spec) if key in row else "-"  # noqa: E731
             print(f"{impl:<10} {n:>9} {fmt('pairs', 'd'):>11} {fmt('search_s', '.2f'):>9} {fmt('fwd_bwd_s', '.2f'):>10} "
                   f"{fmt('peak_gpu_gib' if args.device != 'cpu' else 'peak_rss_gib', '.2f'):>9}  {row['status']}", flush=True)
-    result = {"benchmark": "gno_scaling", "command": " ".join(["python", "benchmarks/gno_scaling.py", *(argv or sys.argv[1:])]),
-              "settings": {k: getattr(args, k) for k in ("threads", "memory_gib", "neighbours", "channels", "max_pairs", "device")},
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(result, indent=2))
-    os.replace(tmp, out)
-    print(f"wrote {out}")
+    from mesh_data import write_result
+
+    write_result(args.out, "gno_scaling", argv, {k: getattr(args, k) for k in ("threads", "memory_gib", "neighbours", "channels", "max_pairs", "device")}, rows)
     return 0
 
 

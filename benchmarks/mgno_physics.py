@@ -26,39 +26,21 @@ Writes ``benchmarks/results/mgno_physics.json`` and prints a table.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import sys
 import time
-from pathlib import Path
 
 import torch
+from mesh_data import BOX, ROOT, mesh_samples, write_result
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from oplearn.data.generate import generate_dataset, make_pde  # noqa: E402
-from oplearn.data.mesh_files import MeshDataset  # noqa: E402
+from oplearn.data.generate import make_pde  # noqa: E402
 from oplearn.geometry.batch import pack, signed_distance_grid  # noqa: E402
 from oplearn.grids import Grid  # noqa: E402
 from oplearn.metrics import relative_l2_on_mesh  # noqa: E402
 from oplearn.models import FNO, MollifiedGNO  # noqa: E402
 from oplearn.point_physics import PointPhysicsLoss  # noqa: E402
 
-BOX = ((0.0, 1.0), (0.0, 1.0))
 PRESETS = {"cpu": {"n_train": 32, "n_test": 16, "resolution": 20, "steps": 300, "threads": 1},
            "gpu": {"n_train": 256, "n_test": 64, "resolution": 32, "steps": 3000, "threads": 8}}
-
-
-def load(pde, n, resolution, seed, data_dir: Path):
-    path = data_dir / f"{pde.name}_{n}_{resolution}_{seed}.h5"
-    if not path.exists():
-        generate_dataset(pde, n, resolution, path, seed=seed, progress=True)
-    data = MeshDataset(path)
-    samples = [data[i] for i in range(len(data))]
-    boundary = [s.mesh.boundary for s in samples]
-    return samples, boundary
 
 
 def main(argv=None) -> int:
@@ -81,8 +63,9 @@ def main(argv=None) -> int:
             setattr(args, key, value)
     torch.set_num_threads(args.threads)
     pde = make_pde("nonlinear_poisson_fem")
-    train_set, train_boundary = load(pde, args.n_train, args.resolution, 0, Path(args.data_dir))
-    test_set, _ = load(pde, args.n_test, args.resolution, 1, Path(args.data_dir))
+    train_set = mesh_samples(pde.name, args.n_train, args.resolution, 0, args.data_dir)
+    test_set = mesh_samples(pde.name, args.n_test, args.resolution, 1, args.data_dir)
+    train_boundary = [s.mesh.boundary for s in train_set]
     grid = Grid((args.latent, args.latent))
     f_scale = float(torch.cat([s.inputs for s in train_set]).abs().max())
     u_scale = float(torch.cat([s.outputs for s in train_set]).abs().max())
@@ -147,14 +130,7 @@ def main(argv=None) -> int:
     print(f"{'training':<14} {'test rel L2':>12} {'CPU s':>8}")
     for r in rows:
         print(f"{r['training']:<14} {r['test_rel_l2']:>12.4f} {r['train_cpu_s']:>8.0f}")
-    result = {"benchmark": "mgno_physics", "command": " ".join(["python", "benchmarks/mgno_physics.py", *(argv or sys.argv[1:])]),
-              "settings": {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")},
-              "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, "rows": rows}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json.tmp").write_text(json.dumps(result, indent=2))
-    os.replace(out.with_suffix(".json.tmp"), out)
-    print(f"wrote {out}")
+    write_result(args.out, "mgno_physics", argv, {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")}, rows)
     return 0
 
 

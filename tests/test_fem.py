@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from oplearn.geometry.families import DomainFamily
-from oplearn.geometry.mesh import TriangleMesh, mesh_domain
+from oplearn.geometry.mesh import mesh_domain
 from oplearn.pdes import DarcyFEM, NonlinearPoissonFEM, PoissonFEM
 from oplearn.solvers.fem import QUADRATIC, P1Problem
 from oplearn.wos import Ball, Box, StarShaped, walk_on_spheres
