@@ -43,8 +43,7 @@ from oplearn.grids import Grid  # noqa: E402
 from oplearn.metrics import relative_l2_on_mesh  # noqa: E402
 from oplearn.models import FNO, GINO, count_parameters  # noqa: E402
 
-PRESETS = {"cpu": {"n_train": 200, "n_test": 24, "resolution": 32, "minutes": 3.0, "threads": 1},
-           "gpu": {"n_train": 1024, "n_test": 128, "resolution": 64, "minutes": 10.0, "threads": 8}}
+PRESETS = {"cpu": {"n_train": 200, "n_test": 24, "resolution": 32, "minutes": 3.0, "threads": 1}}  # CPU only (the runners do not move to a device)
 
 
 class Scale:
