@@ -35,6 +35,7 @@ import argparse
 import json
 import math
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -134,7 +135,9 @@ def worker(args) -> None:
         result = (run_oplearn if args.worker == "oplearn" else run_neuralop)(args.n, args)
         result["status"] = "ok"
     except (RuntimeError, MemoryError) as err:  # out of memory under the limit
-        result = {"status": f"failed: {type(err).__name__}: {str(err).splitlines()[0][:120]}"}
+        asked = re.search(r"allocate (\d+) bytes", str(err))
+        what = f"out of memory: asked for {int(asked[1]) / 2**30:.1f} GiB at once" if asked else str(err).splitlines()[0][:160]
+        result = {"status": f"failed: {type(err).__name__}: {what}"}
     result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     if args.device.startswith("cuda"):
         result["peak_gpu_gib"] = torch.cuda.max_memory_allocated() / 2**30
