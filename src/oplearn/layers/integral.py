@@ -3,11 +3,11 @@ r"""The kernel integral of graph neural operators, over radius neighbourhoods.
 .. math::
 
     (\mathcal{K} v)(y) = \int_{B_r(y) \cap \Omega} w\!\left(\tfrac{|x - y|^2}{r^2}\right)
-        \kappa_\theta\big(y, x - y, [v(x)]\big) \odot v(x) \, \frac{dx}{|B_r|}
+        \kappa_\theta\big(y, x - y\big) \odot v(x) \, \frac{dx}{|B_r|}
     \approx \sum_{x_i \in N_r(y)} \frac{q_i}{|B_r|} \, w_i \, \kappa_\theta(\dots) \odot v(x_i),
 
-with a learned kernel :math:`\kappa_\theta` (an MLP of the query point, the displacement and,
-for a nonlinear kernel, the input value), quadrature weights :math:`q_i` of the input points
+with a learned kernel :math:`\kappa_\theta` (an MLP of the query point and the displacement,
+one value per channel), quadrature weights :math:`q_i` of the input points
 (e.g. :attr:`oplearn.geometry.mesh.TriangleMesh.node_weights`, or cell areas of a grid) and a
 weighting function :math:`w` of the scaled squared distance. Without quadrature weights the
 sum is the :math:`w`-weighted mean over the neighbourhood,
@@ -90,8 +90,6 @@ class KernelIntegral(nn.Module):
         Neighbourhood radius :math:`r` (also the scale of :math:`w`).
     kernel_width : int
         Hidden width of the two hidden layers of :math:`\kappa_\theta`.
-    nonlinear : bool
-        Whether :math:`\kappa_\theta` also sees :math:`v(x)`.
     mollifier : str or None
         A key of :data:`MOLLIFIERS`, or ``None`` for :math:`w = 1` (a hard edge).
     max_pairs : int
@@ -102,16 +100,16 @@ class KernelIntegral(nn.Module):
     ``forward(x (N, d), v (N, c), y (Q, d), neighbors, quadrature (N,) or None) -> (Q, c)``
     """
 
-    def __init__(self, channels: int, coord_dim: int, radius: float, kernel_width: int = 64, nonlinear: bool = False,
-                 mollifier: str | None = None, max_pairs: int = 1 << 20):
+    def __init__(self, channels: int, coord_dim: int, radius: float, kernel_width: int = 64, mollifier: str | None = None,
+                 max_pairs: int = 1 << 20):
         super().__init__()
         if mollifier is not None and mollifier not in MOLLIFIERS:
             raise ValueError(f"unknown mollifier {mollifier!r}; choose one of {', '.join(MOLLIFIERS)} or None")
         if not radius > 0:
             raise ValueError(f"radius must be > 0, got {radius}")
         self.channels, self.coord_dim, self.radius = channels, coord_dim, float(radius)
-        self.nonlinear, self.mollifier, self.max_pairs = nonlinear, mollifier, int(max_pairs)
-        self.kernel = mlp([2 * coord_dim + (channels if nonlinear else 0), kernel_width, kernel_width, channels])
+        self.mollifier, self.max_pairs = mollifier, int(max_pairs)
+        self.kernel = mlp([2 * coord_dim, kernel_width, kernel_width, channels])
         #: Recompute each chunk's kernel in the backward pass instead of storing it.
         self.activation_checkpointing = False
 
@@ -140,9 +138,7 @@ class KernelIntegral(nn.Module):
         owner = torch.repeat_interleave(torch.arange(len(y), device=y.device), counts)
         centre = torch.repeat_interleave(y, counts, dim=0)
         displacement = x.index_select(0, index) - centre
-        values = v.index_select(0, index)
-        features = [centre, displacement] + ([values] if self.nonlinear else [])
-        integrand = self.kernel(torch.cat(features, dim=1)) * values  # (p, c)
+        integrand = self.kernel(torch.cat([centre, displacement], dim=1)) * v.index_select(0, index)  # (p, c)
         weight = torch.ones_like(displacement[:, 0]) if self.mollifier is None else MOLLIFIERS[self.mollifier](displacement.square().sum(1) / self.radius**2)
         if quadrature is not None:
             weight = weight * quadrature.index_select(0, index).to(weight) / ball_volume(self.radius, self.coord_dim)
