@@ -70,11 +70,10 @@ def main() -> None:
         print(json.dumps(measure(args.one, args.batch, args.resolution, args.threads)))
         return
 
-    from oplearn.config import _model_configs
+    from oplearn.config import MODEL_CONFIGS
 
     rows = []
-    for config in _model_configs():
-        name = config.model_fields["name"].default
+    for name in (name for name, config in MODEL_CONFIGS.items() if config.kind == "grid"):
         out = subprocess.run([sys.executable, __file__, "--one", name, "--batch", str(args.batch),
                               "--resolution", str(args.resolution), "--threads", str(args.threads)],
                              capture_output=True, text=True, check=True)

@@ -42,6 +42,20 @@ def test_generate_train_evaluate_report_end_to_end(workspace):
     assert "| 31x31 | 8 |" in markdown and "![Error against resolution](error_vs_resolution.png)" in markdown
     html = (report / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html
+    # what the run was: task, model, data, epochs, training time, device
+    for item in ("| task | `map` |", "| model | `fno` (", "train.h5", "| epochs | 3 of 3 |", "| device | cpu |", "training time"):
+        assert item in markdown, item
+
+    # evaluating one file again keeps the other's results
+    run_cli("evaluate", root / "run", "--data", root / "test16.h5")
+    results = json.loads((root / "run" / "metrics.json").read_text())["results"]
+    assert sorted(r["resolution"] for r in results) == ["16x16", "31x31"]
+    # a report that fails leaves the previous one whole and nothing half-written
+    before = sorted(p.name for p in report.iterdir())
+    proc = run_cli("report", root / "run", "--data", root / "missing.h5", check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error:")
+    assert sorted(p.name for p in report.iterdir()) == before
+    assert [p.name for p in (root / "run").iterdir() if p.name.startswith(".")] == []
 
 
 @pytest.mark.parametrize(

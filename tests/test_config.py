@@ -59,3 +59,21 @@ def test_override_values_in_exponent_notation_are_numbers():
     assert parse_override("nu=1e-4") == (["nu"], 1e-4)
     assert parse_override("train.lr=3E-3") == (["train", "lr"], 3e-3)
     assert parse_override("data.path=run1e5") == (["data", "path"], "run1e5")
+
+
+def test_switching_model_takes_its_defaults(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("data: {path: x.h5}\nmodel: {name: fno, modes: 8, n_layers: 3}\n")
+    unet = load_config(path, ["model.name=unet", "model.width=8"])
+    assert (unet.model.name, unet.model.width, unet.model.levels) == ("unet", 8, 3)
+    assert load_config(path, ["model.name=fno"]).model.modes == 8  # the same model keeps the file's keys
+    with pytest.raises(ConfigError, match=r"unknown key 'model.modes'; model 'unet' takes: width, levels$"):
+        load_config(path, ["model.name=unet", "model.modes=4"])
+
+
+def test_sections_and_models_must_fit_the_task():
+    with pytest.raises(ConfigError, match="the wos section configures train.task=wos, but train.task is map"):
+        validate_config({**BASE, "wos": {}})
+    with pytest.raises(ConfigError, match="train.task=diffusion configures its network in its own section"):
+        validate_config({**BASE, "train": {"task": "diffusion"}})
+    assert validate_config({"data": {"path": "x.h5"}, "train": {"task": "diffusion"}}).model is None

@@ -201,8 +201,17 @@ def test_diffusion_task_trains_and_loads_as_prior(tmp_path, darcy16):
     assert proc.returncode == 2 and proc.stderr.strip().startswith("error: cannot sample at resolution (4, 4)")
     proc = run_cli("sample", tmp_path / "nothing", check=False)
     assert proc.returncode == 2 and "does not exist" in proc.stderr
-    proc = run_cli("evaluate", tmp_path / "run", "--data", darcy16, check=False)
-    assert proc.returncode == 2 and "is a diffusion prior" in proc.stderr and "oplearn sample" in proc.stderr
+    run_cli("evaluate", tmp_path / "run", "--samples", 8)  # statistics of prior samples against the validation data
+    (row,) = json.loads((tmp_path / "run" / "metrics.json").read_text())["results"]
+    assert row["n_samples"] == 8 and (row["data"]["start"], row["data"]["stop"]) == (32, 40)
+    stats = row["metrics"]
+    assert set(stats) >= {f"{k}[{c}]" for k in ("mean_error", "std_error", "spectrum_error", "value_w1")
+                          for c in ("inputs[0]", "outputs[0]")}
+    assert all(math.isfinite(v) and v >= 0 for v in stats.values())
+    run_cli("report", tmp_path / "run")
+    for name in ("samples.png", "statistics.png", "loss_curves.png"):
+        assert (tmp_path / "run" / "report" / name).stat().st_size > 1000, name
+    assert "| task | `diffusion` |" in (tmp_path / "run" / "report" / "report.md").read_text()
 
 
 def test_diffusion_config_errors(tmp_path, darcy16):

@@ -87,7 +87,7 @@ def test_count_parameters():
 
 
 def test_built_from_config():
-    from oplearn.config import FNOConfig
+    from oplearn.models.fno import FNOConfig
 
     model = FNOConfig(modes=4, width=8, n_layers=2, projection_channels=8, padding=0.1).build(3, 1, 2)
     assert model(torch.randn(2, 3, 9, 9)).shape == (2, 1, 9, 9)

@@ -7,14 +7,14 @@ import pytest
 import torch
 
 from helpers import tiny_config
-from oplearn.config import _model_configs, load_config
+from oplearn.config import MODEL_CONFIGS, load_config
 from oplearn.data.files import load_fields
 from oplearn.data.generate import generate_dataset, make_pde
 from oplearn.errors import DataError
 from oplearn.evaluate import evaluate_fields
 from oplearn.training.run import load_run, train
 
-NAMES = [c.model_fields["name"].default for c in _model_configs()]
+NAMES = [name for name, config in MODEL_CONFIGS.items() if config.kind == "grid"]
 SMALL = {
     "fno": {"modes": 4, "width": 8},
     "tfno": {"modes": 4, "width": 8, "rank": 0.2},

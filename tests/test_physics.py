@@ -14,6 +14,7 @@ from oplearn.errors import ConfigError, DataError
 from oplearn.grids import Grid, boundary_values, subsample
 from oplearn.pdes import Burgers, BurgersPDEBench, Darcy, NavierStokes, Poisson
 from oplearn.physics import PhysicsLoss, inverse_laplacian, pde_from_meta, redraw_inputs
+from oplearn.report import make_report
 from oplearn.training.run import LAST, train
 from oplearn.training.tasks import MapTask
 from problems import observed_order
@@ -212,6 +213,11 @@ def test_data_free_darcy_training_lowers_the_residual_and_the_error(tmp_path, da
     log = log_of(tmp_path / "run")
     assert log[-1]["train_loss"] < 0.6 * log[0]["train_loss"], log
     assert log[-1]["val_relative_l2"] < 0.6 * log[0]["val_relative_l2"], log
+    report = make_report(tmp_path / "run", [darcy16])  # a PINO run's report adds its residual terms
+    (row,) = json.loads((tmp_path / "run" / "metrics.json").read_text())["results"]
+    terms = row["metrics"]
+    assert terms["residual_interior_reference"] < 1e-3 < terms["residual_interior"] < 1.0
+    assert "residual_interior" in report.with_name("report.md").read_text()
 
 
 def test_data_free_training_never_reads_the_outputs(tmp_path, darcy16):

@@ -7,6 +7,7 @@ from helpers import tiny_config
 from oplearn.config import load_config
 from oplearn.data.generate import generate_dataset, make_pde
 from oplearn.evaluate import evaluate_run, format_table
+from oplearn.report import make_report
 from oplearn.training.rollout import full_trajectory, rollout, window_frames, window_targets, windows
 from oplearn.training.run import load_run, train
 
@@ -83,6 +84,9 @@ def test_one_step_training_and_rollout_evaluation(tmp_path, advection):
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())["results"][0]
     assert saved["relative_l2_per_step"] == per_step
     assert len(format_table(rows).splitlines()) == 3
+    report = make_report(tmp_path / "run").parent
+    assert (report / "rollout_error.png").stat().st_size > 1000 and (report / "rollout_32.png").exists()
+    assert "| task | `one_step` |" in (report / "report.md").read_text()
 
 
 def test_pushforward_runs(tmp_path, advection):

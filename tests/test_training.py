@@ -14,7 +14,7 @@ from oplearn.data.generate import generate_dataset, make_pde
 from oplearn.errors import CheckpointError, OplearnError, TrainingDiverged
 from oplearn.training import tasks as tasks_module
 from oplearn.training.checkpoint import load_checkpoint, save_checkpoint
-from oplearn.training.run import LAST, load_run, train, train_to_end
+from oplearn.training.run import LAST, learning_rate_factor, load_run, train, train_to_end
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,25 @@ def test_run_directory_guards(tmp_path, darcy16):
     other_threads = load_config(tiny_config(tmp_path / "c3.yaml", darcy16, epochs=1))
     other_threads.train.threads = 2  # how a run executes may change on resume
     train(other_threads, tmp_path / "run", resume=True, progress=False)
+
+
+def test_resume_may_lengthen_the_run(tmp_path, darcy16):
+    """A finished run continues to a larger train.epochs on the closed-form schedule of the new length."""
+    train(load_config(tiny_config(tmp_path / "c.yaml", darcy16, epochs=2)), tmp_path / "run", progress=False)
+    longer = load_config(tiny_config(tmp_path / "c4.yaml", darcy16, epochs=4))
+    train(longer, tmp_path / "run", resume=True, progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4]
+    for record in log[2:]:  # epochs 3 and 4 follow the cosine of 4 epochs
+        assert record["lr"] == pytest.approx(longer.train.lr * learning_rate_factor(longer, record["epoch"] - 1))
+    meta = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert [(s["start_epoch"], s["end_epoch"]) for s in meta["sessions"]] == [(0, 2), (2, 4)]
+    assert meta["task"] == "map" and meta["model"] == "fno" and meta["parameters"] > 0
+    assert all(s["device"] == "cpu" and s["seconds"] > 0 for s in meta["sessions"])
+    assert "epochs: 4" in (tmp_path / "run" / "config.yaml").read_text()
+    shorter = load_config(tiny_config(tmp_path / "c5.yaml", darcy16, epochs=3))
+    with pytest.raises(OplearnError, match="has trained 4 epochs already"):
+        train(shorter, tmp_path / "run", resume=True, progress=False)
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, darcy16, monkeypatch):

@@ -9,7 +9,9 @@ import yaml
 from oplearn.config import validate_config
 from oplearn.errors import ConfigError
 from oplearn.grids import Grid
+from oplearn.report import make_report
 from oplearn.training.run import train
+from oplearn.training.tasks import EvaluateOptions
 from oplearn.wos import Box, DirichletProblem, walk_on_spheres
 from oplearn.wos.neural import MLP, NeuralWoSConfig, train_neural_wos
 from oplearn.wos.problems import SQUARE, PoissonFamily
@@ -94,6 +96,12 @@ def test_wos_task_trains_and_saves_cache(tmp_path):
     assert (state["task"]["walks"] == 6 * 4).all()
     saved = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
     assert saved["train"]["task"] == "wos" and saved["data"]["path"] is None
+    # evaluated on held-out problems against the finite-difference reference, and reported
+    report = make_report(tmp_path / "run", options=EvaluateOptions(samples=4)).parent
+    (row,) = json.loads((tmp_path / "run" / "metrics.json").read_text())["results"]
+    assert row["n"] == 4 and row["metrics"]["relative_l2"] < 0.6
+    assert row["metrics"]["relative_l2"] == pytest.approx(log[-1]["val_relative_l2"], rel=0.5)
+    assert (report / "held_out.png").stat().st_size > 1000
 
 
 def test_wos_config_validation():

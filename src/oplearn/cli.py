@@ -71,8 +71,10 @@ def cmd_train(args) -> None:
 
 def cmd_evaluate(args) -> None:
     from oplearn.evaluate import evaluate_run, format_table
+    from oplearn.training.tasks import EvaluateOptions
 
-    rows = evaluate_run(args.run_dir, args.data, batch_size=args.batch_size)
+    options = EvaluateOptions(batch_size=args.batch_size, samples=args.samples, seeds=args.seeds)
+    rows = evaluate_run(args.run_dir, args.data, options=options)
     print(format_table(rows))
     print(f"metrics written to {Path(args.run_dir) / 'metrics.json'}")
 
@@ -129,8 +131,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="metrics of a trained run on dataset files")
     p.add_argument("run_dir")
-    p.add_argument("--data", nargs="+", action="extend", required=True, metavar="FILE.h5")
+    p.add_argument("--data", nargs="+", action="extend", default=[], metavar="FILE.h5",
+                   help="dataset files (default: the config's data.test; runs that draw their own test problems need none)")
     p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--samples", type=int, help="samples, points or problems an estimate draws (default: the task's)")
+    p.add_argument("--seeds", type=int, help="independent estimator seeds for confidence intervals (default: the task's)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="figures and an HTML/Markdown report of a run")

@@ -8,18 +8,17 @@ names the key. The fully resolved configuration is saved in the run directory.
 from __future__ import annotations
 
 import difflib
+import importlib
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, create_model, field_validator, model_validator
 
-from oplearn.diffusion.config import DiffusionConfig
 from oplearn.errors import ConfigError
 from oplearn.physics import PhysicsConfig
-from oplearn.schema import Strict
-from oplearn.wos.config import WoSConfig
+from oplearn.schema import ModelSpec, Strict
 
 
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
@@ -69,49 +68,38 @@ class DataConfig(Strict):
         return DatasetSpec(path=self.path, generate=self.generate)
 
 
-class FNOConfig(Strict):
-    """Fourier neural operator (:class:`oplearn.models.FNO`)."""
-
-    name: Literal["fno"] = "fno"
-    modes: int = Field(default=12, gt=0)
-    width: int = Field(default=32, gt=0)
-    n_layers: int = Field(default=4, gt=0)
-    lifting_channels: int | None = None
-    projection_channels: int = Field(default=128, gt=0)
-    padding: float = Field(default=0.0, ge=0.0, lt=1.0)
-    activation_checkpointing: bool = False
-
-    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None):
-        """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
-        from oplearn.models import FNO
-
-        model = FNO(
-            in_channels=in_channels,
-            out_channels=out_channels,
-            modes=(self.modes,) * n_dim,
-            width=self.width,
-            n_layers=self.n_layers,
-            lifting_channels=self.lifting_channels,
-            projection_channels=self.projection_channels,
-            padding=self.padding,
-        )
-        model.activation_checkpointing = self.activation_checkpointing
-        return model
+#: Modules that contribute to the run configuration. Each defines ``SECTIONS`` (a dict: the
+#: name of a top-level config section owned by a task -> its config class) and/or ``MODELS`` (a
+#: tuple of model config classes, each with a ``name`` literal). A new capability adds its
+#: light config module here; the run config is assembled from them.
+CONFIG_MODULES: tuple[str, ...] = (
+    "oplearn.models.fno",
+    "oplearn.models.tfno",
+    "oplearn.models.uno",
+    "oplearn.models.local_fno",
+    "oplearn.models.unet",
+    "oplearn.models.deeponet",
+    "oplearn.models.resnet",
+    "oplearn.wos.config",
+    "oplearn.diffusion.config",
+)
 
 
-def _model_configs() -> tuple[type[BaseModel], ...]:
-    """Every model's config class (each lives beside its model)."""
-    from oplearn.models.deeponet import DeepONetConfig
-    from oplearn.models.local_fno import LocalFNOConfig
-    from oplearn.models.resnet import ResNetConfig
-    from oplearn.models.tfno import TFNOConfig
-    from oplearn.models.unet import UNetConfig
-    from oplearn.models.uno import UNOConfig
-
-    return (FNOConfig, TFNOConfig, UNOConfig, LocalFNOConfig, UNetConfig, DeepONetConfig, ResNetConfig)
+def _contributions(attribute: str) -> list:
+    found = []
+    for module in CONFIG_MODULES:
+        value = getattr(importlib.import_module(module), attribute, None)
+        if value is not None:
+            found.extend(value.items() if isinstance(value, dict) else value)
+    return found
 
 
-ModelConfig = Annotated[Union[_model_configs()], Field(discriminator="name")]
+#: Every model's config class by ``model.name`` (each lives beside its model).
+MODEL_CONFIGS: dict[str, type[ModelSpec]] = {c.model_fields["name"].default: c for c in _contributions("MODELS")}
+#: Config sections owned by tasks (``Task.config_section``), by section name.
+TASK_SECTIONS: dict[str, type[Strict]] = dict(_contributions("SECTIONS"))
+
+AnyModelConfig = Annotated[Union[tuple(MODEL_CONFIGS.values())], Field(discriminator="name")]
 
 
 class TrainConfig(Strict):
@@ -159,54 +147,91 @@ class TrainConfig(Strict):
         return name
 
 
-class RunConfig(Strict):
-    """Everything that defines a training run."""
+class _RunConfigBase(Strict):
+    """Everything that defines a training run.
+
+    ``seed``, ``data``, ``model`` and ``train`` are common to all tasks; each task may own
+    one further section (``Task.config_section``, the classes of :data:`TASK_SECTIONS`),
+    e.g. ``wos`` or ``diffusion``. ``model`` defaults to the task's default model and is
+    absent for tasks whose network is configured in their own section.
+    """
 
     seed: int = 0
     data: DataConfig = Field(default_factory=DataConfig)
-    model: ModelConfig = Field(default_factory=FNOConfig)
+    model: AnyModelConfig | None = None
     train: TrainConfig = Field(default_factory=TrainConfig)
-    wos: WoSConfig | None = None
-    diffusion: DiffusionConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _task_model(cls, raw: Any) -> Any:
+        """Fill in the task's default model; drop the FNO defaults that configs of model-less tasks
+        saved by earlier versions carry."""
+        if not isinstance(raw, dict):
+            return raw
+        default = _default_model(raw)
+        model = raw.get("model")
+        if model is None and default is not None:
+            return {**raw, "model": {"name": default}}
+        if isinstance(model, dict) and "name" not in model and default is not None:
+            return {**raw, "model": {"name": default, **model}}
+        if default is None and model == MODEL_CONFIGS["fno"]().model_dump(mode="json"):
+            return {key: value for key, value in raw.items() if key != "model"}
+        return raw
 
     @model_validator(mode="after")
-    def _task_sections(self) -> "RunConfig":
-        from oplearn.training.tasks import task_class
+    def _fits_the_task(self) -> "_RunConfigBase":
+        from oplearn.training.tasks import TASKS, task_class
 
-        task = self.train.task
-        if self.data.path is None and task_class(task).data_file:
-            raise ValueError(f"missing required key 'data.path' (train.task={task} learns from a dataset file)")
-        if self.wos is not None and task != "wos":
-            raise ValueError(f"the wos section configures train.task=wos, but train.task is {task}")
-        if self.diffusion is not None and task != "diffusion":
-            raise ValueError(f"the diffusion section configures train.task=diffusion, but train.task is {task}")
-        if task == "diffusion" and self.data.test:
-            raise ValueError("data.test lists files to evaluate an operator on; a diffusion prior (train.task=diffusion) "
-                             "has none: remove data.test")
+        name = self.train.task
+        task = task_class(name)
+        if self.data.path is None and task.data_file:
+            raise ValueError(f"missing required key 'data.path' (train.task={name} learns from a dataset file)")
+        for section in TASK_SECTIONS:
+            if getattr(self, section) is not None and section != task.config_section:
+                owners = [t for t in TASKS if task_class(t).config_section == section]
+                raise ValueError(f"the {section} section configures train.task={' or '.join(owners)}, but train.task "
+                                 f"is {name}: remove the section or set train.task")
+        if self.model is not None and self.model.kind not in task.model_kinds:
+            if not task.model_kinds:
+                raise ValueError(f"train.task={name} configures its network in its own section; remove the model section")
+            fitting = [m for m, c in MODEL_CONFIGS.items() if c.kind in task.model_kinds]
+            raise ValueError(f"model '{self.model.name}' ({self.model.kind} model) does not fit train.task={name}; "
+                             f"choose one of: {', '.join(fitting)}")
+        task.check_config(self)
         return self
 
     @model_validator(mode="after")
-    def _deeponet_needs_coordinates(self) -> "RunConfig":
-        if self.model.name == "deeponet" and not self.train.positional_features:
+    def _deeponet_needs_coordinates(self) -> "_RunConfigBase":
+        if self.model is not None and self.model.name == "deeponet" and not self.train.positional_features:
             raise ValueError("model deeponet evaluates its trunk at the coordinate channels: keep train.positional_features=true")
         return self
 
     @model_validator(mode="after")
-    def _physics_needs_pde_inputs(self) -> "RunConfig":
+    def _physics_needs_pde_inputs(self) -> "_RunConfigBase":
         if self.train.physics is not None and (self.train.task != "map" or self.data.input_frames is not None):
             raise ValueError("train.physics needs train.task=map with the PDE's own inputs (no data.input_frames)")
         return self
 
 
+RunConfig = create_model(
+    "RunConfig", __base__=_RunConfigBase, __module__=__name__,
+    **{name: (section | None, None) for name, section in TASK_SECTIONS.items()},
+)
+RunConfig.__doc__ = _RunConfigBase.__doc__
+
+
 def _format_validation_error(err: ValidationError, model: type[BaseModel]) -> str:
     first = err.errors()[0]
-    configs = {c.model_fields["name"].default: c for c in _model_configs()}
+    configs = MODEL_CONFIGS
     path = [p for p in first["loc"] if p not in configs]
     key = ".".join(map(str, path))
     if first["type"] == "extra_forbidden":
         known = _known_keys(model, first["loc"][:-1], configs)
         hint = difflib.get_close_matches(str(path[-1]), known, n=1)
         suggestion = f" (did you mean '{'.'.join([*map(str, path[:-1]), hint[0]])}'?)" if hint else ""
+        tags = [part for part in first["loc"] if part in configs]
+        if tags and len(path) == 2 and path[0] == "model":  # a key of the model section itself
+            suggestion += f"; model '{tags[-1]}' takes: {', '.join(k for k in known if k != 'name')}"
         return f"config: unknown key '{key}'{suggestion}"
     if first["type"] == "union_tag_invalid":
         ctx = first.get("ctx", {})
@@ -285,7 +310,32 @@ def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
         raw = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as err:
         raise ConfigError(f"config file '{path}' is not valid YAML: {str(err).splitlines()[0]}") from None
-    return validate_config(apply_overrides(raw, list(overrides)))
+    if not isinstance(raw, dict):
+        raise ConfigError(f"config file '{path}' must be a mapping of sections (seed, data, model, train)")
+    return validate_config(apply_overrides(_switch_model(raw, overrides), list(overrides)))
+
+
+def _switch_model(raw: dict, overrides: list[str]) -> dict:
+    """``--set model.name=X`` naming another model than the file's: start from X's defaults (the
+    file's keys belong to its own model); later ``model.*`` overrides apply on top."""
+    section = raw.get("model")
+    if not isinstance(section, dict):
+        return raw
+    current = section.get("name", _default_model(raw))
+    for text in overrides:
+        path, value = parse_override(text)
+        if path == ["model", "name"] and value != current:
+            return {**raw, "model": {}}
+    return raw
+
+
+def _default_model(raw: dict) -> str | None:
+    """The default model of the task a raw config names (``None`` for an unknown task)."""
+    from oplearn.training.tasks import TASKS, task_class
+
+    train = raw.get("train")
+    name = train.get("task", "map") if isinstance(train, dict) else "map"
+    return task_class(name).default_model if name in TASKS else None
 
 
 def dump_config(config: RunConfig) -> str:

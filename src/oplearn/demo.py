@@ -8,9 +8,10 @@ from pathlib import Path
 import yaml
 
 from oplearn.config import validate_config
-from oplearn.evaluate import evaluate_run, format_table
+from oplearn.evaluate import format_table
 from oplearn.report import make_report
-from oplearn.training.run import LAST, train
+from oplearn.training.run import train_to_end
+from oplearn.training.rundir import read_results
 
 
 def demo_config(out_dir: Path, overrides: list[str] = ()):
@@ -29,7 +30,7 @@ def run_demo(out_dir: str | Path, overrides: list[str] = (), progress: bool = Tr
     out_dir = Path(out_dir)
     config = demo_config(out_dir, overrides)
     run_dir = out_dir / "run"
-    train(config, run_dir, resume=(run_dir / LAST).exists(), progress=progress)
-    rows = evaluate_run(run_dir, [t.path for t in config.data.test])
-    print(format_table(rows, ("relative_l2", "relative_h1", "nrmse", "max_error")))
-    return make_report(run_dir, out_dir=out_dir / "report")
+    train_to_end(config, run_dir, progress=progress)
+    report = make_report(run_dir, out_dir=out_dir / "report")
+    print(format_table(read_results(run_dir), ("relative_l2", "relative_h1", "nrmse", "max_error")))
+    return report

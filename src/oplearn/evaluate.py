@@ -1,9 +1,8 @@
-"""Evaluate a trained operator on dataset files, at any resolution."""
+"""Evaluate trained runs: operators on dataset files at any resolution, and the shared
+``metrics.json`` bookkeeping every task's evaluation goes through."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import torch
@@ -13,10 +12,8 @@ from oplearn.errors import DataError, OplearnError
 from oplearn.metrics import evaluate_metrics, per_time_step, relative_l2
 from oplearn.models.operator import OperatorModel
 from oplearn.training.rollout import full_trajectory
-from oplearn.training.run import load_run
-from oplearn.training.tasks import map_view, predict, predict_rollout
-
-METRICS_FILE = "metrics.json"
+from oplearn.training.rundir import METRICS_FILE, Run, open_run, read_results, write_json
+from oplearn.training.tasks import EvaluateOptions, map_view, predict, predict_rollout
 
 
 def check_compatible(model: OperatorModel, data: FieldData) -> None:
@@ -70,51 +67,107 @@ def evaluate_rollout(
     return evaluate_metrics(pred, true, data.grid), per_step, pred
 
 
-def check_operator_run(config, run_dir: str | Path) -> None:
-    """Refuse runs that learned no operator (a diffusion prior) with a one-line error."""
-    if config.train.task == "diffusion":
-        raise OplearnError(f"'{run_dir}' is a diffusion prior (train.task=diffusion), not an operator to evaluate on "
-                           f"test files; draw samples with 'oplearn sample {run_dir}'")
+def test_paths(run: Run, paths: list[str | Path]) -> list[Path]:
+    """The files to evaluate a field task on: ``paths``, else the config's ``data.test``."""
+    paths = [Path(p) for p in paths] or [Path(t.path) for t in run.config.data.test]
+    if not paths:
+        raise OplearnError(f"no test data for '{run.dir}': pass --data FILE.h5 [FILE.h5 ...] or list data.test in the config")
+    return paths
 
 
-def evaluate_run(run_dir: str | Path, paths: list[str | Path], batch_size: int = 32, write: bool = True) -> list[dict]:
-    """Evaluate a run's best model on each file; rows are sorted by resolution.
+def _row(path: Path, data: FieldData, metrics: dict, **extra) -> dict:
+    return {"key": str(path.resolve()), "label": f"{path.name} ({data.resolution})", "path": str(path),
+            "resolution": data.resolution, "n": len(data), "metrics": metrics, **extra}
 
-    Writes ``metrics.json`` in the run directory (``{"results": rows}``) when ``write``.
-    For a one-step run (``train.task=one_step``) each file's trajectories are rolled out from
-    their first ``train.history`` frames: ``metrics`` are averaged over samples and steps and
-    the row also holds ``relative_l2_per_step`` (a list, one value per predicted frame).
-    """
-    model, config = load_run(run_dir)
-    check_operator_run(config, run_dir)
+
+def evaluate_map(run: Run, paths: list[Path], options: EvaluateOptions) -> list[dict]:
+    """A ``map`` run's metrics on each file (trajectories viewed as the run learned them), sorted by resolution."""
     rows = []
-    for path in paths:
-        if config.train.task == "one_step":
-            data = load_fields(path)
-            metrics, per_step, _ = evaluate_rollout(model, data, config.train.history, batch_size)
-            rows.append({"path": str(path), "resolution": data.resolution, "n": len(data), "metrics": metrics,
-                         "relative_l2_per_step": per_step})
-            continue
-        data = map_view(load_fields(path), config.data.input_frames)
-        metrics, _ = evaluate_fields(model, data, batch_size)
-        rows.append({"path": str(path), "resolution": data.resolution, "n": len(data), "metrics": metrics})
-    rows.sort(key=lambda r: [int(s) for s in r["resolution"].split("x")])
+    for path in test_paths(run, paths):
+        data = map_view(load_fields(path), run.config.data.input_frames)
+        metrics, pred = evaluate_fields(run.model, data, options.batch_size, options.device)
+        if run.config.train.physics is not None:
+            metrics.update(physics_terms(run.config.train.physics, data, pred))
+        rows.append(_row(path, data, metrics))
+    return sorted(rows, key=_resolution_order)
+
+
+def physics_terms(config, data: FieldData, pred: torch.Tensor) -> dict[str, float]:
+    """The unweighted terms of a physics-informed run's loss (:class:`oplearn.physics.PhysicsLoss`)
+    on the data grid, sample means, for the predictions (``residual_<term>``) and for the stored
+    solutions (``residual_<term>_reference``: the floor set by the file's own discretisation)."""
+    from oplearn.physics import PhysicsLoss, pde_from_meta
+
+    pde, grid = pde_from_meta(data.meta)
+    loss = PhysicsLoss(pde, grid, precondition=config.precondition, solution_scale=float(data.outputs.std()))
+    found = {}
+    for suffix, fields in (("", pred), ("_reference", data.outputs)):
+        for name, values in loss.terms(fields.double(), data.inputs.double()).items():
+            found[f"residual_{name}{suffix}"] = values.mean().item()
+    return found
+
+
+def evaluate_one_step(run: Run, paths: list[Path], options: EvaluateOptions) -> list[dict]:
+    """A ``one_step`` run rolled out over each file's trajectories from their first ``train.history``
+    frames: ``metrics`` are averaged over samples and steps, ``relative_l2_per_step`` holds the
+    relative L2 of each predicted frame (sample means)."""
+    rows = []
+    for path in test_paths(run, paths):
+        data = load_fields(path)
+        metrics, per_step, _ = evaluate_rollout(run.model, data, run.config.train.history, options.batch_size, options.device)
+        rows.append(_row(path, data, metrics, relative_l2_per_step=per_step))
+    return sorted(rows, key=_resolution_order)
+
+
+def _resolution_order(row: dict) -> list[int]:
+    return [int(s) for s in row["resolution"].split("x")]
+
+
+def merge_results(run_dir: str | Path, rows: list[dict]) -> list[dict]:
+    """Merge ``rows`` into ``RUN/metrics.json`` by ``key`` (a row of the same key is replaced, others
+    are kept) and write it atomically; returns all rows."""
+    old = read_results(run_dir)
+    new = {row["key"]: row for row in rows}
+    merged = [new.pop(row["key"]) if row.get("key") in new else row for row in old] + list(new.values())
+    write_json(Path(run_dir) / METRICS_FILE, {"results": merged})
+    return merged
+
+
+def evaluate_run(run_dir: str | Path, paths: list[str | Path] = (), batch_size: int = 32, write: bool = True,
+                 options: EvaluateOptions | None = None) -> list[dict]:
+    """Evaluate a run's best model with its task's :meth:`~oplearn.training.tasks.Task.evaluate`.
+
+    ``paths``: dataset files (default: the config's ``data.test``; tasks that draw their own
+    test problems need none). With ``write`` the rows are merged into ``RUN/metrics.json``
+    (:func:`merge_results`). Returns the rows of this evaluation.
+    """
+    run = open_run(run_dir)
+    options = options or EvaluateOptions(batch_size=batch_size)
+    rows = run.task.evaluate(run, [Path(p) for p in paths], options)
     if write:
-        target = Path(run_dir) / METRICS_FILE
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_text(json.dumps({"results": rows}, indent=2))
-        os.replace(tmp, target)
+        merge_results(run_dir, rows)
     return rows
 
 
 def format_table(rows: list[dict], metrics: tuple[str, ...] = ()) -> str:
-    """A plain-text (markdown) table: one row per dataset, one column per metric."""
+    """A plain-text (markdown) table: one row per evaluated dataset or estimate, one column per
+    metric (``metrics``, default all of the first row's); absent values are left blank."""
     if not rows:
-        return "(no test data)"
-    names = list(metrics) or list(rows[0]["metrics"])
-    header = ["resolution", "n", *names, "file"]
+        return "(no results)"
+    names = list(metrics) or list(dict.fromkeys(m for r in rows for m in r["metrics"]))
+    fields = "resolution" in rows[0]
+    header = ["resolution", "n", *names, "file"] if fields else ["evaluated", *names]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        values = [f"{r['metrics'][m]:.4g}" for m in names]
-        lines.append("| " + " | ".join([r["resolution"], str(r["n"]), *values, Path(r["path"]).name]) + " |")
+        values = [_number(r["metrics"].get(m)) for m in names]
+        cells = [r["resolution"], str(r["n"]), *values, Path(r["path"]).name] if fields else [r.get("label", r["key"]), *values]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _number(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)) and len(value) == 2:  # an estimate with its half-width
+        return f"{value[0]:.4g} ± {value[1]:.2g}"
+    return f"{value:.4g}" if isinstance(value, (int, float)) else str(value)

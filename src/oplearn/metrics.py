@@ -158,6 +158,26 @@ def radial_mode_index(shape: tuple[int, ...], device=None) -> torch.Tensor:
     return torch.floor(torch.sqrt(squared)).long()
 
 
+def radial_power_spectrum(fields: torch.Tensor) -> torch.Tensor:
+    r"""The mean radially binned power spectrum of fields, per channel.
+
+    .. math::
+
+        P_c(r) = \frac{1}{B} \sum_b \sum_{k:\ \lfloor \lVert k \rVert \rfloor = r} \lvert \hat u_{bc}(k) \rvert^2,
+        \qquad \hat u(k) = \frac{1}{N} \sum_x u(x)\, e^{-2\pi i\, k \cdot j(x) / n},
+
+    over the full DFT of each sample (modes :math:`k` as in :func:`radial_mode_index`), so that
+    :math:`\sum_r P_c(r)` is the mean square of channel :math:`c` (Parseval).
+
+    Shapes: ``(batch, channels, *spatial) -> (channels, r_max + 1)``.
+    """
+    dims = tuple(range(2, fields.ndim))
+    power = torch.fft.fftn(fields, dim=dims, norm="forward").abs().square().mean(dim=0)  # (C, *spatial)
+    r = radial_mode_index(tuple(fields.shape[2:]), device=fields.device).flatten()
+    out = torch.zeros(fields.shape[1], int(r.max()) + 1, dtype=power.dtype, device=fields.device)
+    return out.index_add_(1, r, power.flatten(1))
+
+
 def frmse(pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
     r"""RMSE carried by the low, mid and high Fourier bands (PDEBench's fRMSE bands).
 

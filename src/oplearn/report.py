@@ -1,12 +1,21 @@
-"""Figures and a self-contained HTML / Markdown report of a training run."""
+"""Figures and a self-contained HTML / Markdown report of any training run.
+
+:func:`make_report` writes what every run has (what the run was, its training curves and its
+test metrics) and asks the run's task to add its own sections
+(:meth:`oplearn.training.tasks.Task.report`) to a :class:`Report`. The report is built in a
+hidden folder beside its destination and swapped into place at the end, so a failure leaves
+the previous report (or none) and never a half-written one.
+"""
 
 from __future__ import annotations
 
 import base64
 import html
-import json
 import os
+import re
+import shutil
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -14,9 +23,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from oplearn.data.files import load_fields  # noqa: E402
-from oplearn.evaluate import check_operator_run, evaluate_fields, evaluate_run, format_table  # noqa: E402
-from oplearn.training.run import LOG_FILE, load_run  # noqa: E402
-from oplearn.training.tasks import map_view  # noqa: E402
+from oplearn.evaluate import evaluate_fields, format_table, merge_results  # noqa: E402
+from oplearn.progress import format_seconds  # noqa: E402
+from oplearn.training.rundir import Run, checkpoint_path, open_run  # noqa: E402
+from oplearn.training.tasks import EvaluateOptions, map_view  # noqa: E402
 
 REPORT_METRICS = ("relative_l2", "relative_h1", "nrmse", "max_error", "vrmse")
 
@@ -31,25 +41,196 @@ def save_figure(fig, path: Path, dpi: int = 110) -> Path:
     return path
 
 
-def plot_loss_curves(run_dir: Path, out: Path) -> Path | None:
-    """Training loss and validation relative L2 per epoch (log scale)."""
-    log = run_dir / LOG_FILE
-    if not log.exists():
-        return None
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    epochs = [r["epoch"] for r in records]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.semilogy(epochs, [r["train_loss"] for r in records], label="train loss")
-    if any("val_relative_l2" in r for r in records):
-        ax.semilogy(epochs, [r.get("val_relative_l2", float("nan")) for r in records], label="validation relative L2")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("relative L2")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    return save_figure(fig, out)
+class Report:
+    """The sections of a report, in order: headings, text, tables and figures.
+
+    Text is Markdown limited to paragraphs, ``code`` spans and ``**bold**``; tables are lists
+    of rows (the first row the header) or markdown tables; figures are matplotlib figures,
+    saved as PNG files in the report folder and embedded in the HTML.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.blocks: list[tuple[str, Any]] = []
+        self._names: set[str] = set()
+
+    def heading(self, title: str) -> None:
+        self.blocks.append(("heading", title))
+
+    def text(self, markdown: str) -> None:
+        self.blocks.append(("text", markdown))
+
+    def code(self, text: str) -> None:
+        """A preformatted block (e.g. the config), collapsed in the HTML."""
+        self.blocks.append(("code", text))
+
+    def table(self, title: str | None, rows: list[list[Any]] | str) -> None:
+        """A table under an optional heading: rows of cells (the first is the header) or markdown."""
+        if title:
+            self.heading(title)
+        if isinstance(rows, str):
+            lines = [line for line in rows.splitlines() if line.strip() and not line.startswith("|---")]
+            rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
+        self.blocks.append(("table", [[str(c) for c in row] for row in rows]))
+
+    def figure(self, title: str, fig, name: str | None = None) -> Path:
+        """Save ``fig`` as ``name.png`` (default: from the title) under a heading; returns its path."""
+        stem = name or re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_") or "figure"
+        base, k = stem, 2
+        while stem in self._names:
+            stem, k = f"{base}_{k}", k + 1
+        self._names.add(stem)
+        path = save_figure(fig, self.folder / f"{stem}.png")
+        self.heading(title)
+        self.blocks.append(("figure", (title, path)))
+        return path
+
+    def markdown(self) -> str:
+        out = ["# oplearn report", ""]
+        for kind, value in self.blocks:
+            if kind == "heading":
+                out += [f"## {value}", ""]
+            elif kind == "text":
+                out += [value, ""]
+            elif kind == "code":
+                out += ["```", value.rstrip("\n"), "```", ""]
+            elif kind == "table":
+                out += ["| " + " | ".join(value[0]) + " |", "|" + "---|" * len(value[0])]
+                out += ["| " + " | ".join(row) + " |" for row in value[1:]] + [""]
+            else:
+                title, path = value
+                out += [f"![{title}]({path.name})", ""]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        body = ["<h1>oplearn report</h1>"]
+        for kind, value in self.blocks:
+            if kind == "heading":
+                body.append(f"<h2>{html.escape(value)}</h2>")
+            elif kind == "text":
+                body.extend(f"<p>{_inline(p)}</p>" for p in value.split("\n\n"))
+            elif kind == "code":
+                body.append(f"<details><summary>show</summary><pre>{html.escape(value)}</pre></details>")
+            elif kind == "table":
+                head = "".join(f"<th>{_inline(c)}</th>" for c in value[0])
+                rows = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in row) + "</tr>" for row in value[1:])
+                body.append(f"<table><tr>{head}</tr>{rows}</table>")
+            else:
+                title, path = value
+                data = base64.b64encode(path.read_bytes()).decode()
+                body.append(f"<img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
+        return ("<!doctype html><html><head><meta charset='utf-8'><title>oplearn report</title>"
+                "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+                "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}"
+                "pre{background:#f6f6f6;padding:8px}</style></head><body>" + "".join(body) + "</body></html>")
 
 
-def plot_samples(inputs, truth, pred, title: str, out: Path, n_samples: int = 3) -> Path:
+def _inline(text: str) -> str:
+    """Escaped text with ``code`` spans and **bold**."""
+    escaped = html.escape(text)
+    escaped = re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
+    return re.sub(r"\*\*([^*]+)\*\*", r"<b>\1</b>", escaped)
+
+
+def describe_run(run: Run) -> list[list[str]]:
+    """What the run was, as table rows: task, model, data, epochs, training time, device, versions."""
+    meta, log = run.meta(), run.log()
+    config = run.config
+    from oplearn.models import count_parameters
+
+    sessions = meta.get("sessions", [])
+    devices = sorted({f"{s['device']} x{s['processes']}" if s.get("processes", 1) > 1 else s["device"] for s in sessions})
+    seconds = sum(r.get("seconds", 0.0) for r in log)
+    best = [r["val_relative_l2"] for r in log if "val_relative_l2" in r]
+    rows = [
+        ["item", "value"],
+        ["task", f"`{config.train.task}`"],
+        ["model", f"`{config.model.name if config.model is not None else config.train.task}` "
+                  f"({count_parameters(run.model):,} parameters)"],
+        ["training data", f"`{config.data.path}`" if config.data.path else "drawn by the task itself (no dataset file)"],
+        ["epochs", f"{len(log) or run.epoch} of {config.train.epochs}"],
+        ["training time", f"{format_seconds(seconds)} over {max(len(sessions), 1)} session(s)" if log else "unknown"],
+        ["device", ", ".join(devices) or "unknown"],
+        ["seed", str(config.seed)],
+    ]
+    if best:
+        rows.append(["best validation relative L2", f"{min(best):.4g}"])
+    if meta.get("versions"):
+        rows.append(["versions", ", ".join(f"{k} {v}" for k, v in meta["versions"].items())])
+    return rows
+
+
+def plot_training_curves(log: list[dict]):
+    """Every logged quantity against the epoch, one panel each (log scale where all values are positive)."""
+    keys = [k for k in dict.fromkeys(k for r in log for k in r) if k not in ("epoch", "seconds", "lr")
+            and all(isinstance(r.get(k, 0.0), (int, float)) for r in log)]
+    cols = min(3, len(keys))
+    rows = -(-len(keys) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    for ax, key in zip(axes.flat, keys):
+        points = [(r["epoch"], r[key]) for r in log if key in r]
+        ax.plot(*zip(*points), ".-" if len(points) < 30 else "-")
+        if all(v > 0 for _, v in points):
+            ax.set_yscale("log")
+        ax.set_title(key, fontsize=10)
+        ax.set_xlabel("epoch")
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in axes.flat[len(keys):]:
+        ax.axis("off")
+    return fig
+
+
+def make_report(run_dir: str | Path, data_paths: list[str | Path] | None = None, out_dir: str | Path | None = None,
+                options: EvaluateOptions | None = None) -> Path:
+    """Write figures, ``report.md`` and a self-contained ``report.html`` of any run; returns the HTML path.
+
+    The run is evaluated afresh (its task's ``evaluate``, on ``data_paths`` or the config's
+    test files where the task uses files) and the rows are merged into ``metrics.json``.
+    """
+    checkpoint_path(run_dir)  # a missing or empty run is refused before anything is written
+    run = open_run(run_dir)
+    out_dir = Path(out_dir) if out_dir else run.dir / "report"
+    options = options or EvaluateOptions()
+    rows = run.task.evaluate(run, [Path(p) for p in data_paths or []], options)
+    merge_results(run.dir, rows)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    building = out_dir.with_name(f".{out_dir.name}.building-{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir()
+    try:
+        report = Report(building)
+        report.table("The run", describe_run(run))
+        report.heading("Configuration")
+        report.code((run.dir / "config.yaml").read_text() if (run.dir / "config.yaml").exists() else "")
+        log = run.log()
+        if log:
+            report.figure("Training curves", plot_training_curves(log), "loss_curves")
+        report.table("Test metrics", format_table(rows))
+        run.task.report(run, rows, report)
+        report.text("Metrics are sample means in physical units unless a table says otherwise; definitions in "
+                    "`oplearn.metrics` and in the documentation of the run's task.")
+        (building / "report.md").write_text(report.markdown())
+        (building / "report.html").write_text(report.html())
+        _swap_into_place(building, out_dir)
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return out_dir / "report.html"
+
+
+def _swap_into_place(building: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by the finished ``building`` folder (the old one is removed only afterwards)."""
+    old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+    if out_dir.exists():
+        os.replace(out_dir, old)
+    os.replace(building, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# --- sections of operators on grids (the map and one_step tasks) ---------------------------------
+
+
+def plot_samples(inputs, truth, pred, title: str, n_samples: int = 3):
     """Input, truth, prediction and absolute error for the first samples (2D fields, channel 0)."""
     n = min(n_samples, len(inputs))
     fig, axes = plt.subplots(n, 4, figsize=(13, 3.1 * n), squeeze=False)
@@ -69,13 +250,25 @@ def plot_samples(inputs, truth, pred, title: str, out: Path, n_samples: int = 3)
             ax.set_yticks([])
             fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.suptitle(title)
-    return save_figure(fig, out)
+    return fig
 
 
-def plot_error_vs_resolution(rows: list[dict], train_resolution: str, out: Path) -> Path | None:
+def plot_curves(inputs, truth, pred, title: str, n_samples: int = 3):
+    """Input, truth and prediction of 1D fields (channel 0), one panel per sample."""
+    n = min(n_samples, len(inputs))
+    fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 3.2), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        ax.plot(truth[i, 0].numpy(), label="truth")
+        ax.plot(pred[i, 0].numpy(), "--", label="prediction")
+        ax.plot(inputs[i, 0].numpy(), ":", color="gray", label="input")
+        ax.set_title(f"sample {i}", fontsize=9)
+        ax.legend(fontsize=7)
+    fig.suptitle(title)
+    return fig
+
+
+def plot_error_vs_resolution(rows: list[dict], train_resolution: str):
     """Relative L2 (and H1 when present) against the test resolution."""
-    if not rows:
-        return None
     sizes = [int(r["resolution"].split("x")[0]) for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
     for name in ("relative_l2", "relative_h1"):
@@ -88,76 +281,60 @@ def plot_error_vs_resolution(rows: list[dict], train_resolution: str, out: Path)
     ax.set_ylabel("error")
     ax.grid(True, alpha=0.3)
     ax.legend()
-    return save_figure(fig, out)
+    return fig
 
 
-def make_report(run_dir: str | Path, data_paths: list[str | Path] | None = None, out_dir: str | Path | None = None) -> Path:
-    """Write figures, ``report.md`` and a self-contained ``report.html``; returns the HTML path.
+def _field_figure(inputs, truth, pred, title: str):
+    """Samples as images (2D) or curves (1D); ``None`` for other dimensions."""
+    if truth.ndim == 4:
+        return plot_samples(inputs, truth, pred, title)
+    if truth.ndim == 3:
+        return plot_curves(inputs, truth, pred, title)
+    return None
 
-    Test data defaults to the run config's ``data.test`` files.
-    """
-    run_dir = Path(run_dir)
-    out_dir = Path(out_dir) if out_dir else run_dir / "report"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    model, config = load_run(run_dir)
-    check_operator_run(config, run_dir)
-    paths = [Path(p) for p in (data_paths or [t.path for t in config.data.test])]
-    rows = evaluate_run(run_dir, paths) if paths else []
-    train_res = "x".join(map(str, model.train_shape))
 
-    figures: list[tuple[str, Path]] = []
-    curve = plot_loss_curves(run_dir, out_dir / "loss_curves.png")
-    if curve:
-        figures.append(("Training curves", curve))
+def report_map(run: Run, rows: list[dict], report: Report) -> None:
+    """Test samples per file, and the error against the test resolution."""
     for row in rows:
-        data = map_view(load_fields(row["path"], limit=min(3, row["n"])), config.data.input_frames)
-        _, pred = evaluate_fields(model, data)
-        if data.grid.ndim == 2:
-            name = f"samples_{row['resolution']}.png"
-            figures.append((f"Test samples at {row['resolution']}", plot_samples(
-                data.inputs, data.outputs, pred, f"{Path(row['path']).name}: relative L2 "
-                f"{row['metrics']['relative_l2']:.4f} (mean over {row['n']} samples)", out_dir / name)))
-    err = plot_error_vs_resolution(rows, train_res, out_dir / "error_vs_resolution.png")
-    if err:
-        figures.append(("Error against resolution", err))
-
-    table = format_table(rows, tuple(m for m in REPORT_METRICS if rows and m in rows[0]["metrics"]))
-    summary = (
-        f"Model: `{config.model.name}` ({sum(p.numel() for p in model.parameters()):,} parameters), "
-        f"trained at {train_res} for {config.train.epochs} epochs on "
-        f"{f'`{config.data.path}`' if config.data.path else f'its own targets (train.task={config.train.task})'}. "
-        f"Metrics are sample means in physical units; definitions in `oplearn.metrics`."
-    )
-    md = ["# oplearn report", "", summary, "", "## Test metrics", "", table, ""]
-    for title, path in figures:
-        md += [f"## {title}", "", f"![{title}]({path.name})", ""]
-    _write(out_dir / "report.md", "\n".join(md))
-
-    body = [f"<h1>oplearn report</h1><p>{html.escape(summary)}</p><h2>Test metrics</h2>", _html_table(rows, table)]
-    for title, path in figures:
-        data = base64.b64encode(path.read_bytes()).decode()
-        body.append(f"<h2>{html.escape(title)}</h2><img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
-    page = (
-        "<!doctype html><html><head><meta charset='utf-8'><title>oplearn report</title>"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}</style></head><body>"
-        + "".join(body) + "</body></html>"
-    )
-    return _write(out_dir / "report.html", page)
+        data = map_view(load_fields(row["path"], limit=min(3, row["n"])), run.config.data.input_frames)
+        _, pred = evaluate_fields(run.model, data)
+        fig = _field_figure(data.inputs, data.outputs, pred, f"{Path(row['path']).name}: relative L2 "
+                            f"{row['metrics']['relative_l2']:.4f} (mean over {row['n']} samples)")
+        if fig is not None:
+            report.figure(f"Test samples at {row['resolution']}", fig, f"samples_{row['resolution']}")
+    if len({r["resolution"] for r in rows}) > 1:
+        train = "x".join(map(str, run.model.train_shape))
+        report.figure("Error against resolution", plot_error_vs_resolution(rows, train), "error_vs_resolution")
 
 
-def _html_table(rows: list[dict], markdown: str) -> str:
-    lines = [line for line in markdown.splitlines() if not line.startswith("|---")]
-    cells = [[c.strip() for c in line.strip("|").split("|")] for line in lines]
-    if len(cells) < 2:
-        return f"<p>{html.escape(markdown)}</p>"
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cells[0])
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells[1:])
-    return f"<table><tr>{head}</tr>{body}</table>"
+def plot_rollout_error(rows: list[dict]):
+    """Relative L2 of each rolled-out step, one curve per file."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for row in rows:
+        steps = range(1, len(row["relative_l2_per_step"]) + 1)
+        ax.plot(steps, row["relative_l2_per_step"], "o-" if len(steps) < 30 else "-", label=row["label"])
+    ax.set_xlabel("rollout step")
+    ax.set_ylabel("relative L2 (mean over samples)")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
 
 
-def _write(path: Path, text: str) -> Path:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+def report_one_step(run: Run, rows: list[dict], report: Report) -> None:
+    """The rollout error against the step, and the last frame of rolled-out test trajectories."""
+    from oplearn.evaluate import evaluate_rollout
+
+    if not rows:
+        return
+    report.figure("Rollout error against step", plot_rollout_error(rows), "rollout_error")
+    for row in rows:
+        data = load_fields(row["path"], limit=min(3, row["n"]))
+        _, _, pred = evaluate_rollout(run.model, data, run.config.train.history)
+        truth = data.outputs[:, -1] if data.time is not None else data.outputs
+        first = data.inputs
+        fig = _field_figure(first, truth, pred[:, -1], f"{Path(row['path']).name}: last frame after "
+                            f"{pred.shape[1]} steps from the first {run.config.train.history}")
+        if fig is not None:
+            report.figure(f"Last rolled-out frame at {row['resolution']}", fig, f"rollout_{row['resolution']}")
+

@@ -35,24 +35,21 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import re
-import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
 import h5py
 import numpy as np
-import scipy
 import torch
-from tqdm.auto import tqdm
 
-import oplearn
 from oplearn.data.files import FORMAT, FORMAT_VERSION, decode_attrs, read_meta
 from oplearn.data.mesh_files import MeshLayout
 from oplearn.errors import DataError
 from oplearn.pdes import PDE, PDES
+from oplearn.progress import progress as progress_bar
+from oplearn.provenance import timestamp, versions
 from oplearn.seeding import generator
 
 Shard = tuple[int, int]
@@ -300,8 +297,8 @@ def _write(pde: PDE, resolution: int, target: Path, recipe: dict, chunks, seed: 
             index = np.concatenate([np.arange(lo, hi) for _, lo, hi in chunks] or [np.zeros(0, np.int64)])
         _create(partial, recipe, pde, n_local, resolution, index)
 
-    with h5py.File(partial, "r+") as f, tqdm(
-        total=n_local, initial=start, unit="sample", desc=desc, disable=not progress or None
+    with h5py.File(partial, "r+") as f, progress_bar(
+        total=n_local, initial=start, unit="sample", desc=desc, enabled=progress
     ) as bar:
         layout.resume(f, start)
         pos = 0
@@ -315,7 +312,7 @@ def _write(pde: PDE, resolution: int, target: Path, recipe: dict, chunks, seed: 
             f.attrs["n_complete"] = b
             f.flush()
             bar.update(hi - lo)
-        f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        f.attrs["created"] = timestamp()
     with open(partial, "rb") as fh:
         os.fsync(fh.fileno())
     os.replace(partial, target)
@@ -350,16 +347,7 @@ def _resume_point(partial: Path, recipe: dict) -> int:
 
 
 def _versions() -> str:
-    return json.dumps(
-        {
-            "oplearn": oplearn.__version__,
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "scipy": scipy.__version__,
-            "h5py": h5py.__version__,
-            "python": platform.python_version(),
-        }
-    )
+    return json.dumps(versions())
 
 
 def _create(partial: Path, recipe: dict, pde: PDE, n: int, resolution: int, sample_index: np.ndarray | None = None) -> None:
@@ -451,7 +439,7 @@ def _assemble(out: Path, shards: list[tuple[Path, dict]]) -> Path:
             f.attrs["n"] = n
             f.attrs["n_complete"] = n
             f.attrs["versions"] = src.attrs.get("versions", _versions())
-            f.attrs["created"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            f.attrs["created"] = timestamp()
             f.attrs["shard_count"] = count
             relative = [path.relative_to(out.parent).as_posix() for path, _ in shards]
             f.attrs["shard_files"] = json.dumps(relative)
@@ -503,7 +491,7 @@ def generate_parallel(
             pool.submit(generate_dataset, pde, n, resolution, out, seed, chunk_size, overwrite, False, (i, workers), False)
             for i in range(workers)
         ]
-        with tqdm(total=workers, unit="shard", desc=f"{pde.name} {resolution}", disable=not progress or None) as bar:
+        with progress_bar(total=workers, unit="shard", desc=f"{pde.name} {resolution}", enabled=progress) as bar:
             for job in jobs:
                 job.result()
                 bar.update()

@@ -43,3 +43,6 @@ class DiffusionConfig(Strict):
     p_std: float = Field(default=1.2, gt=0)
     noise: NoiseConfig = Field(default_factory=NoiseConfig)
     net: DenoiserNetConfig = Field(default_factory=DenoiserNetConfig)
+
+
+SECTIONS = {"diffusion": DiffusionConfig}

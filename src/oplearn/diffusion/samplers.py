@@ -51,7 +51,7 @@ import math
 from typing import Callable, ClassVar
 
 import torch
-from tqdm.auto import tqdm
+from oplearn.progress import progress as progress_bar
 
 from oplearn.errors import ConfigError
 
@@ -330,7 +330,7 @@ def sample(
     draw = churn_noise or (lambda shape, gen: torch.randn(shape, generator=gen, device=noise.device, dtype=noise.dtype))
     solver.plan(levels)
     x = noise
-    for i in tqdm(range(steps), desc=f"sample ({method})", unit="step", disable=not progress or None):
+    for i in progress_bar(range(steps), desc=f"sample ({method})", unit="step", enabled=progress):
         s, t = levels[i], levels[i + 1]
         if gamma > 0 and s > 0:
             s_hat = s * (1 + gamma)

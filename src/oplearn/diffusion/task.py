@@ -63,6 +63,15 @@ class DiffusionTask(FieldTask):
     """Learn a denoiser of the data's fields (a diffusion prior)."""
 
     name = "diffusion"
+    config_section = "diffusion"
+    model_kinds = ()
+    default_model = None
+
+    @classmethod
+    def check_config(cls, config: RunConfig) -> None:
+        if config.data.test:
+            raise ValueError("data.test lists files to evaluate an operator on; a diffusion prior (train.task=diffusion) "
+                             "is evaluated on its own data: remove data.test")
 
     def __init__(self, config: RunConfig, progress: bool = True):
         super().__init__(config, progress)
@@ -117,6 +126,18 @@ class DiffusionTask(FieldTask):
         with autocast:
             return edm_loss(net, x0, eps, sigma, self.settings.sigma_data).mean()
 
+    @classmethod
+    def evaluate(cls, run, paths, options):
+        from oplearn.diffusion.evaluation import evaluate_prior
+
+        return evaluate_prior(run, paths, options)
+
+    @classmethod
+    def report(cls, run, rows, report):
+        from oplearn.diffusion.evaluation import report_prior
+
+        report_prior(run, rows, report)
+
     @torch.no_grad()
     def validate(self, model, batch_size, device):
         if self.val is None:
@@ -143,13 +164,9 @@ def load_prior(run_dir: str | Path, which: str = "best") -> tuple[EDMDenoiser, d
     sampler's initial noise at any resolution), ``sigma_data`` and ``config``.
     """
     from oplearn.training.checkpoint import load_checkpoint
-    from oplearn.training.run import BEST, LAST, model_from_checkpoint
+    from oplearn.training.rundir import checkpoint_path, model_from_checkpoint
 
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise OplearnError(f"run directory '{run_dir}' does not exist; train a prior with 'oplearn train CONFIG --out {run_dir}'")
-    path = run_dir / (BEST if which == "best" and (run_dir / BEST).exists() else LAST)
-    state = load_checkpoint(path)
+    state = load_checkpoint(checkpoint_path(run_dir, which))
     info = json.loads(state["data"])
     if info.get("task") != DiffusionTask.name:
         raise OplearnError(f"'{run_dir}' is not a diffusion prior (train.task is not 'diffusion')")

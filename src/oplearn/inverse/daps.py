@@ -28,7 +28,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from tqdm.auto import tqdm
+from oplearn.progress import progress as progress_bar
 
 from oplearn.errors import ConfigError
 from oplearn.inverse.guidance import Denoiser, Fields
@@ -102,7 +102,7 @@ def daps(
     x0 = x
     direction = randn(x)
     levels = range(len(sigmas) - 1)
-    for i in tqdm(levels, desc="daps", disable=not progress or None):
+    for i in progress_bar(levels, desc="daps", enabled=progress):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
         if sigma <= sigma_min * (1 + 1e-9):
             x0_hat = denoise(x, torch.full((x.shape[0],), sigma, dtype=x.dtype, device=x.device))

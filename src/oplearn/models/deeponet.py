@@ -9,7 +9,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from oplearn.schema import Strict
+from oplearn.schema import ModelSpec
 from oplearn.grids import Grid
 from oplearn.layers.activations import activation_class
 from oplearn.models.unet import grid_text
@@ -156,7 +156,7 @@ class DeepONet(nn.Module):
         return self.evaluate_at(x, coords).view(x.shape[0], self.out_channels, *self.grid_shape)
 
 
-class DeepONetConfig(Strict):
+class DeepONetConfig(ModelSpec):
     """Deep operator network (:class:`oplearn.models.deeponet.DeepONet`)."""
 
     name: Literal["deeponet"] = "deeponet"
@@ -189,3 +189,6 @@ class DeepONetConfig(Strict):
             basis=self.basis,
             coordinate_channels=coordinate_channels,
         )
+
+
+MODELS = (DeepONetConfig,)

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from oplearn.layers.activations import activation_class
 from oplearn.layers.spectral import SpectralConv, normalize_modes
+from oplearn.schema import ModelSpec
 
 
 
@@ -159,3 +162,34 @@ class FNO(nn.Module):
         """The integral operator :math:`K_l v` of block ``index`` on the (possibly padded) hidden
         field ``v``; ``spatial`` is the unpadded grid size. Subclasses add kernels here."""
         return self.spectral[index](v)
+
+
+class FNOConfig(ModelSpec):
+    """Fourier neural operator (:class:`oplearn.models.FNO`)."""
+
+    name: Literal["fno"] = "fno"
+    modes: int = Field(default=12, gt=0)
+    width: int = Field(default=32, gt=0)
+    n_layers: int = Field(default=4, gt=0)
+    lifting_channels: int | None = None
+    projection_channels: int = Field(default=128, gt=0)
+    padding: float = Field(default=0.0, ge=0.0, lt=1.0)
+    activation_checkpointing: bool = False
+
+    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None):
+        """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
+        model = FNO(
+            in_channels=in_channels,
+            out_channels=out_channels,
+            modes=(self.modes,) * n_dim,
+            width=self.width,
+            n_layers=self.n_layers,
+            lifting_channels=self.lifting_channels,
+            projection_channels=self.projection_channels,
+            padding=self.padding,
+        )
+        model.activation_checkpointing = self.activation_checkpointing
+        return model
+
+
+MODELS = (FNOConfig,)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from oplearn.schema import Strict
+from oplearn.schema import ModelSpec
 from oplearn.layers.local import DifferentialConv, LocalIntegralConv, grid_spacing
 from oplearn.models.fno import FNO
 
@@ -119,7 +119,7 @@ class LocalFNO(FNO):
         return kernel + local
 
 
-class LocalFNOConfig(Strict):
+class LocalFNOConfig(ModelSpec):
     """FNO with differential and local-integral kernels (:class:`oplearn.models.local_fno.LocalFNO`)."""
 
     name: Literal["local_fno"] = "local_fno"
@@ -148,3 +148,6 @@ class LocalFNOConfig(Strict):
             projection_channels=self.projection_channels,
             padding=self.padding,
         )
+
+
+MODELS = (LocalFNOConfig,)

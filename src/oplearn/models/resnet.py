@@ -8,7 +8,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from oplearn.schema import Strict
+from oplearn.schema import ModelSpec
 from oplearn.layers.activations import activation_class
 from oplearn.models.fno import Pointwise
 from oplearn.models.unet import CONV
@@ -126,7 +126,7 @@ class DilResNet(nn.Module):
         return self.decoder(v)
 
 
-class ResNetConfig(Strict):
+class ResNetConfig(ModelSpec):
     """Dilated residual network (:class:`oplearn.models.resnet.DilResNet`)."""
 
     name: Literal["dil_resnet"] = "dil_resnet"
@@ -144,3 +144,6 @@ class ResNetConfig(Strict):
             n_dim=n_dim,
             periodic=self.periodic,
         )
+
+
+MODELS = (ResNetConfig,)

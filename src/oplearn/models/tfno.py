@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 from torch import nn
 
-from oplearn.schema import Strict
+from oplearn.schema import ModelSpec
 from oplearn.layers.factorized import FactorizedSpectralConv
 from oplearn.models.fno import FNO
 
@@ -74,7 +74,7 @@ class TFNO(FNO):
         )
 
 
-class TFNOConfig(Strict):
+class TFNOConfig(ModelSpec):
     """Tensorised Fourier neural operator (:class:`oplearn.models.tfno.TFNO`)."""
 
     name: Literal["tfno"] = "tfno"
@@ -100,3 +100,6 @@ class TFNOConfig(Strict):
             factorization=self.factorization,
             rank=self.rank,
         )
+
+
+MODELS = (TFNOConfig,)

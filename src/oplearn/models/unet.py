@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from oplearn.schema import Strict
+from oplearn.schema import ModelSpec
 from oplearn.layers.activations import activation_class
 from oplearn.models.fno import Pointwise
 
@@ -160,7 +160,7 @@ class UNet(nn.Module):
         return self.projection(v)
 
 
-class UNetConfig(Strict):
+class UNetConfig(ModelSpec):
     """U-Net on the training grid (:class:`oplearn.models.unet.UNet`)."""
 
     name: Literal["unet"] = "unet"
@@ -179,3 +179,6 @@ class UNetConfig(Strict):
             levels=self.levels,
             n_dim=n_dim,
         )
+
+
+MODELS = (UNetConfig,)

@@ -12,7 +12,7 @@ from torch import nn
 from oplearn.layers.activations import activation_class
 from oplearn.layers.spectral import SpectralConv, normalize_modes
 from oplearn.models.fno import Pointwise
-from oplearn.schema import Strict
+from oplearn.schema import ModelSpec
 
 
 def fourier_resample(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
@@ -199,7 +199,7 @@ class UNO(nn.Module):
         return self.projection(torch.cat([u, skips[0]], dim=1))
 
 
-class UNOConfig(Strict):
+class UNOConfig(ModelSpec):
     """U-shaped neural operator (:class:`oplearn.models.uno.UNO`)."""
 
     name: Literal["uno"] = "uno"
@@ -219,3 +219,6 @@ class UNOConfig(Strict):
             n_dim=n_dim,
             projection_channels=self.projection_channels,
         )
+
+
+MODELS = (UNOConfig,)

@@ -1,16 +1,12 @@
 """A training run: data, model, optimiser and schedule from a :class:`RunConfig`, in a run directory.
 
-Run directory layout
---------------------
-``config.yaml``           the fully resolved configuration
-``metrics.jsonl``         one JSON line per epoch (losses, validation metrics, lr, time)
-``checkpoints/last.pt``   model, optimiser, scheduler, RNG state and epoch (for ``--resume``)
-``checkpoints/best.pt``   the model with the lowest validation relative L2
-``metrics.json``          test metrics per dataset (written by evaluation)
+The run directory's layout is described in :mod:`oplearn.training.rundir`.
 
 Resuming replays nothing: each epoch's shuffle comes from a generator seeded by
 ``(seed, epoch)``, so a run killed after epoch ``k`` and resumed reaches the same weights
-as an uninterrupted run.
+as an uninterrupted run. A resume may raise ``train.epochs`` (the run then continues past
+its former end; the learning-rate schedule is the one of the new length) and change the
+runtime settings :data:`RUNTIME_SETTINGS`; anything else must match the saved config.
 
 What is learned is the run's task (``train.task``, :mod:`oplearn.training.tasks`): the loop
 here is the same for all of them. A task's own state (e.g. a target cache) is kept in the
@@ -30,19 +26,17 @@ import torch
 import yaml
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from tqdm.auto import tqdm
 
 from oplearn.config import RunConfig, dump_config, validate_config
 from oplearn.errors import ConfigError, OplearnError, TrainingDiverged
+from oplearn.progress import progress as progress_bar
+from oplearn.provenance import timestamp, versions
 from oplearn.seeding import generator
 from oplearn.training import distributed
 from oplearn.training.checkpoint import load_checkpoint, save_checkpoint
-from oplearn.training.tasks import ensure_dataset, rebuild_model, task_class
-
-CONFIG_FILE = "config.yaml"
-LOG_FILE = "metrics.jsonl"
-LAST = Path("checkpoints") / "last.pt"
-BEST = Path("checkpoints") / "best.pt"
+from oplearn.training.rundir import (BEST, CONFIG_FILE, LAST, LOG_FILE, META_FILE, checkpoint_path, model_from_checkpoint,
+                                     write_json)
+from oplearn.training.tasks import ensure_dataset, task_class
 
 
 def resolve_device(name: str) -> torch.device:
@@ -57,30 +51,26 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def model_from_checkpoint(state: dict) -> tuple[nn.Module, RunConfig]:
-    """Rebuild the model saved in a checkpoint (last or best)."""
-    config = validate_config(json.loads(state["config"]))
-    model = rebuild_model(config, state["data"])
-    model.load_state_dict(state["model"])
-    return model.eval(), config
-
-
 def load_run(run_dir: str | Path, which: str = "best") -> tuple[nn.Module, RunConfig]:
-    """The trained model of a run directory (``best`` falls back to ``last``)."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
-        raise OplearnError(f"run directory '{run_dir}' does not exist; train one with 'oplearn train CONFIG --out {run_dir}'")
-    path = run_dir / (BEST if which == "best" and (run_dir / BEST).exists() else LAST)
-    return model_from_checkpoint(load_checkpoint(path))
+    """The trained model of a run directory and its config (``best`` falls back to ``last``);
+    :func:`oplearn.training.rundir.open_run` gives everything else about the run."""
+    return model_from_checkpoint(load_checkpoint(checkpoint_path(run_dir, which)))
+
+
+def learning_rate_factor(config: RunConfig, epoch: int) -> float:
+    r"""The factor of ``train.lr`` in ``epoch`` (from 0), in closed form so that a resumed run may
+    lengthen its schedule: cosine :math:`\tfrac12 (1 + \cos(\pi e / E))`, step
+    :math:`\gamma^{\lfloor e / s \rfloor}`, or constant 1."""
+    t = config.train
+    if t.scheduler == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * min(epoch, t.epochs) / t.epochs))
+    if t.scheduler == "step":
+        return t.gamma ** (epoch // t.step_size)
+    return 1.0
 
 
 def _scheduler(config: RunConfig, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LRScheduler:
-    t = config.train
-    if t.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=t.epochs)
-    if t.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=t.step_size, gamma=t.gamma)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: 1.0)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: learning_rate_factor(config, epoch))
 
 
 def _mixed_precision(config: RunConfig, device: torch.device) -> tuple[torch.autocast, torch.amp.GradScaler]:
@@ -115,10 +105,12 @@ def _write_text_atomic(path: Path, text: str) -> None:
 
 
 #: Config keys that change how a run executes, not what it computes: a resume may change them.
-RUNTIME_SETTINGS = frozenset({"train.threads"})
+RUNTIME_SETTINGS = frozenset({"train.threads", "train.checkpoint_every"})
 
 
-def _check_resume_config(run_dir: Path, config: RunConfig) -> None:
+def _check_resume_config(run_dir: Path, config: RunConfig, done: int) -> None:
+    """Refuse a resume whose config differs from the saved one, but for the runtime settings and a
+    ``train.epochs`` no lower than the ``done`` epochs."""
     saved_path = run_dir / CONFIG_FILE
     if not saved_path.exists():
         raise OplearnError(f"cannot resume: '{saved_path}' is missing")
@@ -132,7 +124,10 @@ def _check_resume_config(run_dir: Path, config: RunConfig) -> None:
         elif a != b:
             yield prefix[:-1]
 
-    differing = [key for key in diff(saved, now) if key not in RUNTIME_SETTINGS]
+    if config.train.epochs < done:
+        raise OplearnError(f"cannot resume: the run has trained {done} epochs already, more than train.epochs="
+                           f"{config.train.epochs}; raise train.epochs to continue it")
+    differing = [key for key in diff(saved, now) if key not in RUNTIME_SETTINGS | {"train.epochs"}]
     if differing:
         raise OplearnError(
             f"cannot resume: the config differs from the run's saved config in {', '.join(differing)}; "
@@ -146,7 +141,7 @@ def train(config: RunConfig, run_dir: str | Path, resume: bool = False, progress
     if resume:
         if not (run_dir / LAST).exists():
             raise OplearnError(f"nothing to resume in '{run_dir}': no {LAST}; drop --resume to start a new run")
-        _check_resume_config(run_dir, config)
+        _check_resume_config(run_dir, config, int(load_checkpoint(run_dir / LAST)["epoch"]))
     elif (run_dir / LAST).exists():
         raise OplearnError(f"'{run_dir}' already holds a run; pass --resume to continue it or choose another --out")
     threads = torch.get_num_threads()
@@ -171,6 +166,18 @@ def _fit(config: RunConfig, run_dir: Path, resume: bool, progress: bool) -> dict
         return _fit_in(config, run_dir, resume, progress and world.is_main, world, device)
     finally:
         distributed.leave(world)
+
+
+def _run_meta(run_dir: Path, config: RunConfig, model: nn.Module, resume: bool) -> dict:
+    """``run.json`` so far: what the run is, and its earlier training sessions when resumed."""
+    from oplearn.models import count_parameters
+
+    earlier = []
+    if resume and (run_dir / META_FILE).exists():
+        earlier = json.loads((run_dir / META_FILE).read_text()).get("sessions", [])
+    return {"task": config.train.task, "model": config.model.name if config.model is not None else None,
+            "parameters": count_parameters(model), "data": config.data.path, "versions": versions(),
+            "sessions": earlier}
 
 
 def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, world: distributed.World, device: torch.device) -> dict:
@@ -201,12 +208,20 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
         scaler.load_state_dict(state["scaler"])
         task.load_state_dict(state["task"])
         start_epoch, best_val = int(state["epoch"]), float(state["best_val"])
+        for group, base in zip(optimizer.param_groups, scheduler.base_lrs):  # the schedule of a lengthened run
+            group["lr"] = base * learning_rate_factor(config, start_epoch)
         if world.is_main:
             _truncate_log(log_path, start_epoch)
     elif world.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _write_text_atomic(run_dir / CONFIG_FILE, dump_config(config))
         log_path.unlink(missing_ok=True)
+    if world.is_main:  # a resume may have lengthened train.epochs: the saved config follows
+        _write_text_atomic(run_dir / CONFIG_FILE, dump_config(config))
+    meta = _run_meta(run_dir, config, model, resume)
+    session = {"started": timestamp(), "device": str(device), "processes": world.size,
+               "threads": torch.get_num_threads(), "start_epoch": start_epoch, "end_epoch": start_epoch, "seconds": 0.0}
+    meta["sessions"].append(session)
+    session_start = time.perf_counter()
 
     def checkpoint(epoch: int) -> dict:
         return {
@@ -238,8 +253,8 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
     n = len(task)
     batch_size = config.data.batch_size
     epochs = config.train.epochs
-    bar = tqdm(range(start_epoch, epochs), initial=start_epoch, total=epochs, desc="train", unit="epoch",
-               disable=not progress or None)
+    bar = progress_bar(range(start_epoch, epochs), initial=start_epoch, total=epochs, desc="train", unit="epoch",
+                       enabled=progress)
     for epoch in bar:
         t0 = time.perf_counter()
         task.start_epoch(epoch)
@@ -282,6 +297,8 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
             )
             save_checkpoint(state, run_dir / LAST)
             saved_epoch = epoch + 1
+            session.update(end_epoch=saved_epoch, seconds=round(time.perf_counter() - session_start, 3))
+            write_json(run_dir / META_FILE, meta)
     if not math.isfinite(best_val) and world.is_main:
         save_checkpoint(checkpoint(epochs), run_dir / BEST)
     world.barrier()

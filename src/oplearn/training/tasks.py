@@ -16,8 +16,9 @@ from __future__ import annotations
 import importlib
 import json
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar
 
 import torch
 from torch import nn
@@ -34,6 +35,30 @@ from oplearn.metrics import per_time_step, relative_l2
 from oplearn.models.operator import OperatorModel
 from oplearn.physics import PhysicsTerm
 from oplearn.training.rollout import full_trajectory, rollout, step, window_frames, window_targets, windows
+
+if TYPE_CHECKING:
+    from oplearn.report import Report
+    from oplearn.training.rundir import Run
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """How a run is evaluated (``oplearn evaluate`` options); each task uses what applies to it.
+
+    Attributes
+    ----------
+    batch_size : samples per forward pass
+    device : where the model runs
+    force : evaluate on data that do not match the training data's PDE or layout
+    samples : samples / points / problems an estimate draws (``None``: the task's default)
+    seeds : independent estimator seeds, for confidence intervals (``None``: the task's default)
+    """
+
+    batch_size: int = 32
+    device: str = "cpu"
+    force: bool = False
+    samples: int | None = None
+    seeds: int | None = None
 
 
 def ensure_dataset(spec: DatasetSpec, progress: bool = True) -> Path:
@@ -111,6 +136,12 @@ class Task:
     name: ClassVar[str]
     #: Whether the task learns from the dataset file ``data.path`` (which is then required).
     data_file: ClassVar[bool] = True
+    #: The top-level config section this task owns (one of :data:`oplearn.config.TASK_SECTIONS`), if any.
+    config_section: ClassVar[str | None] = None
+    #: The kinds of models (``ModelSpec.kind``) it trains; empty when its network is configured in its own section.
+    model_kinds: ClassVar[tuple[str, ...]] = ("grid",)
+    #: The ``model.name`` of a config without a ``model`` section.
+    default_model: ClassVar[str | None] = "fno"
 
     def __init__(self, config: RunConfig, progress: bool = True):
         self.config = config
@@ -151,6 +182,28 @@ class Task:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`."""
+
+    @classmethod
+    def check_config(cls, config: RunConfig) -> None:
+        """Raise ``ValueError`` (one line, said as a config error) for settings this task cannot
+        use; called whenever a config naming this task is validated."""
+
+    @classmethod
+    def evaluate(cls, run: Run, paths: list[Path], options: EvaluateOptions) -> list[dict]:
+        """Test metrics of a trained run: rows of JSON-able dicts, each with a ``key`` (what was
+        evaluated: a file, a held-out set; a later evaluation of the same key replaces the row in
+        ``metrics.json``), a ``label`` for tables and a ``metrics`` dict of numbers.
+
+        ``paths`` are the files named on the command line (or the config's ``data.test``);
+        tasks that draw their own test problems may ignore them.
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def report(cls, run: Run, rows: list[dict], report: Report) -> None:
+        """Add this task's sections (figures, tables, text) to ``report``, given the rows of
+        :meth:`evaluate`; the run's description and training curves are added by
+        :func:`oplearn.report.make_report`."""
 
 
 def _data_loss(config: RunConfig, grid: Grid) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -259,6 +312,18 @@ class MapTask(FieldTask):
                   for chunk in self.val.chunks(batch_size)]
         return {"val_relative_l2": torch.cat(errors).mean().item()}
 
+    @classmethod
+    def evaluate(cls, run, paths, options):
+        from oplearn.evaluate import evaluate_map
+
+        return evaluate_map(run, paths, options)
+
+    @classmethod
+    def report(cls, run, rows, report):
+        from oplearn.report import report_map
+
+        report_map(run, rows, report)
+
 
 class OneStepTask(FieldTask):
     """Learn the next frame of trajectories from the last ``train.history`` frames.
@@ -328,6 +393,18 @@ class OneStepTask(FieldTask):
             pred = predict_rollout(model, chunk.outputs, self.history, batch_size, device)
             errors.append(per_time_step(relative_l2, pred, chunk.outputs[:, self.history:]))
         return {"val_relative_l2": torch.cat(errors).mean().item()}
+
+    @classmethod
+    def evaluate(cls, run, paths, options):
+        from oplearn.evaluate import evaluate_one_step
+
+        return evaluate_one_step(run, paths, options)
+
+    @classmethod
+    def report(cls, run, rows, report):
+        from oplearn.report import report_one_step
+
+        report_one_step(run, rows, report)
 
 
 TASKS: dict[str, type[Task] | str] = {

@@ -27,3 +27,6 @@ class WoSConfig(Strict):
     max_steps: int = Field(default=1000, gt=0)
     reference_refine: int = Field(default=2, gt=0)
     family: PoissonFamily = Field(default_factory=PoissonFamily)
+
+
+SECTIONS = {"wos": WoSConfig}

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from oplearn.progress import progress as progress_bar
 
 from oplearn.wos.domains import Domain
 from oplearn.wos.walk import DirichletProblem, sphere_step
@@ -95,7 +95,7 @@ def train_neural_wos(net: nn.Module, problem: DirichletProblem, config: NeuralWo
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.steps)
     losses = []
-    for _ in tqdm(range(config.steps), desc="neural wos", disable=not progress or None):
+    for _ in progress_bar(range(config.steps), desc="neural wos", enabled=progress):
         x = problem.domain.sample(config.batch, generator, dtype=torch.float32)
         loss = neural_wos_loss(net, problem, x, generator, config.epsilon, config.boundary_weight)
         optimizer.zero_grad(set_to_none=True)

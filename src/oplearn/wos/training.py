@@ -43,8 +43,8 @@ from oplearn.wos.config import WoSConfig
 from oplearn.wos.problems import SQUARE
 from oplearn.wos.walk import walk_on_spheres
 
-#: Seed stream keys: problems, points, walks.
-_PROBLEMS, _POINTS, _WALKS = 101, 102, 103
+#: Seed stream keys: problems, points, walks, held-out test problems.
+_PROBLEMS, _POINTS, _WALKS, _HELD_OUT = 101, 102, 103, 104
 #: Problems whose walks run together (a fixed partition, so the targets do not depend on the batching).
 _CHUNK = 16
 
@@ -65,6 +65,7 @@ class WoSTask(Task):
 
     name = "wos"
     data_file = False
+    config_section = "wos"
 
     def __init__(self, config: RunConfig, progress: bool = True):
         super().__init__(config, progress)
@@ -132,6 +133,55 @@ class WoSTask(Task):
         pred = predict(model, inputs, batch_size, device)[:, 0]
         mask = inside.to(pred.dtype)  # the error over the domain's nodes only
         return {"val_relative_l2": relative_l2(pred * mask, u * mask).mean().item()}
+
+    @classmethod
+    def held_out(cls, config: RunConfig, n: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``n`` problems of the run's family that neither training nor validation saw (their own
+        seed stream), on the run's grid: ``(inputs (n, 3, *grid), reference u (n, *grid), inside (n, *grid))``,
+        the reference being the finite-difference solution on the ``reference_refine``-times finer grid."""
+        w = config.wos or WoSConfig()
+        grid = Grid((w.resolution, w.resolution), SQUARE)
+        problems = w.family.sample(n, generator(config.seed, _HELD_OUT))
+        u, inside = problems.reference(grid.refine(w.reference_refine))
+        r = w.reference_refine
+        return problems.fields(grid).float(), subsample(u, r, 2).float(), subsample(inside, r, 2)
+
+    @classmethod
+    def evaluate(cls, run, paths, options):
+        """Relative L2 and max error over the domain's nodes against the finite-difference reference,
+        on ``options.samples`` (default 32) held-out problems (:meth:`held_out`); ``paths`` are not used."""
+        n = options.samples or 32
+        inputs, u, inside = cls.held_out(run.config, n)
+        pred = predict(run.model, inputs, options.batch_size, torch.device(options.device))[:, 0]
+        run.scratch["wos held-out"] = (inputs, u, inside, pred)
+        mask = inside.to(pred.dtype)
+        error = (pred - u) * mask
+        metrics = {"relative_l2": relative_l2(pred * mask, u * mask).mean().item(),
+                   "max_error": error.flatten(1).abs().max(dim=1).values.mean().item()}
+        return [{"key": f"held-out problems (seed {run.config.seed}, n {n})", "label": f"{n} held-out problems",
+                 "n": n, "metrics": metrics}]
+
+    @classmethod
+    def report(cls, run, rows, report):
+        """Source, prediction, reference and error on a few held-out domains."""
+        import matplotlib.pyplot as plt
+
+        inputs, u, inside, pred = run.scratch["wos held-out"]
+        n = min(3, len(u))
+        fig, axes = plt.subplots(n, 4, figsize=(13, 3.1 * n), squeeze=False)
+        for i in range(n):
+            outside = ~inside[i]
+            vmin, vmax = float(u[i][inside[i]].min()), float(u[i][inside[i]].max())
+            panels = [(inputs[i, 0], "source f", None, None), (u[i], "reference", vmin, vmax),
+                      (pred[i], "prediction", vmin, vmax), ((pred[i] - u[i]).abs(), "|error|", None, None)]
+            for ax, (field, name, lo, hi) in zip(axes[i], panels):
+                shown = field.clone()
+                shown[outside] = float("nan")
+                im = ax.imshow(shown.T.numpy(), origin="lower", extent=(0, 1, 0, 1), vmin=lo, vmax=hi)
+                ax.set_title(f"{name} (problem {i})", fontsize=9)
+                ax.set_xticks([]), ax.set_yticks([])
+                fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+        report.figure("Held-out problems", fig, "held_out")
 
     def state_dict(self) -> dict:
         return {"sums": self.sums.clone(), "walks": self.walks.clone()}
