@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import math
+from typing import ClassVar, Literal
 
 import torch
+from pydantic import Field
 from torch import nn
 
 from oplearn.grids import Grid
 from oplearn.layers.integral import KernelIntegral, mlp
 from oplearn.layers.neighbors import radius_neighbors
+from oplearn.schema import ModelSpec
 
 
 class GINO(nn.Module):
@@ -100,3 +103,37 @@ class GINO(nn.Module):
         out = self.gno_out(nodes, z, y, radius_neighbors(nodes, y, self.radius_out, node_batch, y_batch), cell)
         return self.projection(torch.cat([out, y], dim=1))
 
+
+class GINOConfig(ModelSpec):
+    """GINO on point clouds (:class:`GINO`), for ``train.task=points``: an FNO of ``modes``,
+    ``width`` and ``n_layers`` on a ``latent`` x ``latent`` grid of the data's box with the mesh's
+    signed distance as a latent channel, kernel integrals of radius ``radius`` latent grid
+    spacings in and out."""
+
+    kind: ClassVar[str] = "points"
+    name: Literal["gino"] = "gino"
+    latent: int = Field(default=32, gt=3)
+    modes: int = Field(default=12, gt=0)
+    width: int = Field(default=32, gt=0)
+    n_layers: int = Field(default=4, gt=0)
+    radius: float = Field(default=1.5, gt=0)
+    kernel_width: int = Field(default=64, gt=0)
+    projection_channels: int = Field(default=64, gt=0)
+
+    #: The GINO class this config builds (a subclass's config builds the subclass).
+    network: ClassVar[type] = GINO
+    #: The weighting of the output integral.
+    mollifier: ClassVar[str | None] = None
+
+    def build(self, in_channels: int, out_channels: int, box: tuple[tuple[float, float], ...]) -> GINO:
+        from oplearn.models.fno import FNO
+
+        shape = (self.latent,) * len(box)
+        spacing = max((hi - lo) / (self.latent - 1) for lo, hi in box)
+        fno = FNO(self.width + 1, self.width, modes=self.modes, width=self.width, n_layers=self.n_layers)
+        return self.network(in_channels, out_channels, fno, shape, box, self.radius * spacing, self.radius * spacing, width=self.width,
+                            latent_channels=1, kernel_width=self.kernel_width, mollifier_out=self.mollifier,
+                            projection_channels=self.projection_channels)
+
+
+MODELS = (GINOConfig,)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from oplearn.models.gino import GINO
+from typing import ClassVar, Literal
+
+from oplearn.models.gino import GINO, GINOConfig
 
 
 class MollifiedGNO(GINO):
@@ -23,3 +25,16 @@ class MollifiedGNO(GINO):
         if mollifier_out is None:
             raise ValueError("a mollified GNO needs a mollifier; use GINO for a hard-edged one")
         super().__init__(*args, mollifier_out=mollifier_out, **kwargs)
+
+
+class MollifiedGNOConfig(GINOConfig):
+    """The mollified GNO (:class:`MollifiedGNO`, bump-weighted output integral) for
+    ``train.task=points``; the keys of :class:`~oplearn.models.gino.GINOConfig`. Its output is
+    smooth in the query points, as ``points.physics_weight > 0`` needs."""
+
+    name: Literal["mgno"] = "mgno"
+    network: ClassVar[type] = MollifiedGNO
+    mollifier: ClassVar[str | None] = "bump"
+
+
+MODELS = (MollifiedGNOConfig,)

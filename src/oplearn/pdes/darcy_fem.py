@@ -32,6 +32,7 @@ class DarcyFEM(MeshPDE):
 
     name = "darcy_fem"
     input_names = ("a",)
+    pointwise_residual = False
 
     def __init__(self, alpha: float = 2.0, tau: float = 3.0, high: float = 12.0, low: float = 3.0, threshold: float = 0.0,
                  forcing: float = 1.0, modes: int = 16, family: DomainFamily | dict | None = None):

@@ -67,6 +67,8 @@ class MeshPDE(abc.ABC):
     layout: ClassVar[str] = "mesh"
     ndim: ClassVar[int] = 2
     zero_dirichlet: ClassVar[bool] = True
+    #: Whether :meth:`strong_residual` is defined (smooth coefficients).
+    pointwise_residual: ClassVar[bool] = True
 
     def __init__(self, family: DomainFamily | dict | None = None):
         self.family = DomainFamily.model_validate(family or {})
