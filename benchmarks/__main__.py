@@ -31,6 +31,10 @@ BENCHMARKS = {
     "reproduce": ("reproduce.py", ["--preset", "cpu"], False),
     "inverse_linear_gaussian": ("inverse_linear_gaussian.py", ["--samples", "16", "--cases", "1"], False),
     "inverse_darcy": ("inverse_darcy.py", ["--prior-epochs", "4", "--baseline-epochs", "3"], False),
+    # irregular domains and point clouds
+    "gno_scaling": ("gno_scaling.py", ["--sizes", "10000", "100000"], True),
+    "gino_vs_fno": ("gino_vs_fno.py", ["--n-train", "32", "--n-test", "8", "--minutes", "0.5"], False),
+    "mgno_physics": ("mgno_physics.py", ["--n-train", "8", "--n-test", "4", "--steps", "40"], False),
 }
 
 

@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "defaults). Interrupted runs resume from OUT.partial when the same command is run again.")
     p.add_argument("pde", metavar="PDE", help=f"PDE family: {', '.join(PDES)}")
     p.add_argument("--n", type=int, required=True, help="number of samples")
-    p.add_argument("--resolution", type=int, required=True, help="grid nodes per dimension")
+    p.add_argument("--resolution", type=int, required=True, help="grid nodes per dimension (mesh PDEs: element size 1/(resolution-1))")
     p.add_argument("--out", required=True, type=file_argument(), metavar="FILE.h5", help="output .h5 file")
     p.add_argument("--seed", type=int, default=0, help="seed of the inputs (chunk c draws from the seed stream (seed, c))")
     p.add_argument("--refine", type=positive_int, help="solve on a grid this many times finer, then subsample")

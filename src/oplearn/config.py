@@ -86,6 +86,10 @@ CONFIG_MODULES: tuple[str, ...] = (
     "oplearn.models.resnet",
     "oplearn.wos.config",
     "oplearn.diffusion.config",
+    # point clouds and meshes (train.task=points)
+    "oplearn.models.gino",
+    "oplearn.models.mollified_gno",
+    "oplearn.geometry.config",
 )
 
 

@@ -152,21 +152,46 @@ class GaussianRandomField:
 
         Shapes: ``-> (n, *grid.shape)``.
         """
-        if int(n) != n or n < 0:
-            raise ValueError(f"number of samples must be a non-negative integer, got {n}")
-        draw_device = generator.device if generator is not None else torch.device("cpu")
-        size = (len(self._wavenumbers()),) * grid.ndim
-        parts = 1 if self.boundary == "neumann" else 2
-        draws = [torch.randn((parts, *size), generator=generator, dtype=torch.float64, device=draw_device) for _ in range(int(n))]
-        xi = torch.stack(draws) if draws else torch.zeros((0, parts, *size), dtype=torch.float64)
-        xi = xi.to(device)
-        s = self.scales(grid.lengths).to(device)
-        if self.boundary == "neumann":
-            field = s * xi[:, 0]
-        else:
-            field = s * torch.complex(xi[:, 0], xi[:, 1])
+        field = self._coefficients(self.draw(n, grid.ndim, generator).to(device), grid.lengths)
         for basis in self._basis(grid, device):
             # Contract the leading mode axis with this dimension's basis; the node axis is
             # appended last, so after ndim steps the axes are (n, n_1, ..., n_d).
             field = torch.tensordot(field, basis.to(field.dtype), dims=([1], [1]))
         return field.real.to(dtype)
+
+    def draw(self, n: int, ndim: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The standard normal coefficients of ``n`` fields (what :meth:`sample` draws), one
+        sample after another on the generator's device, float64.
+
+        Shapes: ``-> (n, parts, K, ..., K)`` with ``ndim`` axes ``K`` and ``parts`` 1 (Neumann)
+        or 2 (periodic: real and imaginary parts).
+        """
+        if int(n) != n or n < 0:
+            raise ValueError(f"number of samples must be a non-negative integer, got {n}")
+        draw_device = generator.device if generator is not None else torch.device("cpu")
+        size = (len(self._wavenumbers()),) * ndim
+        parts = 1 if self.boundary == "neumann" else 2
+        draws = [torch.randn((parts, *size), generator=generator, dtype=torch.float64, device=draw_device) for _ in range(int(n))]
+        return torch.stack(draws) if draws else torch.zeros((0, parts, *size), dtype=torch.float64)
+
+    def _coefficients(self, xi: torch.Tensor, lengths: tuple[float, ...]) -> torch.Tensor:
+        """Scaled (complex for periodic) coefficients ``s_k xi_k`` ``(n, K, ..., K)``."""
+        s = self.scales(lengths).to(xi.device)
+        return s * xi[:, 0] if self.boundary == "neumann" else s * torch.complex(xi[:, 0], xi[:, 1])
+
+    def at_points(self, xi: torch.Tensor, points: torch.Tensor, domain: tuple[tuple[float, float], ...]) -> torch.Tensor:
+        """The fields of coefficients ``xi`` (from :meth:`draw`) at arbitrary ``points`` of the box
+        ``domain``: at the nodes of a grid of that box, the values of :meth:`sample`.
+
+        Shapes: ``xi (n, parts, K, ..., K)``, ``points (P, d) -> (n, P)`` in the points' dtype.
+        """
+        k = self._wavenumbers().to(points.device)
+        lengths = tuple(hi - lo for lo, hi in domain)
+        field = self._coefficients(xi.to(points.device), lengths)
+        for d, ((lo, _), length) in enumerate(zip(domain, lengths)):
+            phase = torch.outer(points[:, d].to(torch.float64) - lo, k) / length
+            basis = torch.cos(math.pi * phase) if self.boundary == "neumann" else torch.exp(2j * math.pi * phase)
+            basis = basis.to(field.dtype)
+            # first axis: (n, K, ...) -> (n, P, ...); later axes: sum the next mode axis point by point
+            field = torch.einsum("nk...,pk->np...", field, basis) if d == 0 else torch.einsum("npk...,pk->np...", field, basis)
+        return field.real.to(points.dtype)

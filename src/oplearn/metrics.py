@@ -51,6 +51,24 @@ def relative_l2(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return (pred - true).flatten(1).norm(dim=1) / true.flatten(1).norm(dim=1)
 
 
+def relative_l2_on_mesh(pred: torch.Tensor, true: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    r"""Relative L2 error of fields at the nodes of one mesh or point cloud, with quadrature weights.
+
+    .. math:: \frac{\sqrt{\sum_i \mu_i \sum_c e_c(x_i)^2}}{\sqrt{\sum_i \mu_i \sum_c t_c(x_i)^2}}
+
+    With the lumped weights :math:`\mu_i` of a triangle mesh
+    (:attr:`oplearn.geometry.mesh.TriangleMesh.node_weights`) it is the ratio of the
+    :math:`L^2(\Omega)` norms of the piecewise-linear fields up to mass lumping, so it does not
+    depend on how finely or how unevenly the domain is meshed.
+
+    Shapes: ``pred, true (N, channels)``, ``weights (N,) -> ()``.
+    """
+    if pred.shape != true.shape or pred.ndim != 2 or weights.shape != pred.shape[:1]:
+        raise ValueError(f"expected pred and true (N, channels) and weights (N,), got {tuple(pred.shape)}, {tuple(true.shape)}, {tuple(weights.shape)}")
+    w = weights.to(pred)[:, None]
+    return ((pred - true).square() * w).sum().sqrt() / (true.square() * w).sum().sqrt()
+
+
 def relative_h1(pred: torch.Tensor, true: torch.Tensor, grid: Grid) -> torch.Tensor:
     r"""Relative H1 error over all points and channels.
 

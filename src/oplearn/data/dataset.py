@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from oplearn.data.files import read_meta
+from oplearn.data.files import read_meta, require_grid
 from oplearn.errors import DataError
 from oplearn.grids import Grid
 
@@ -50,7 +50,33 @@ def _float32(array) -> torch.Tensor:
     return torch.from_numpy(np.asarray(array, dtype=np.float32))
 
 
-class FieldDataset(Dataset):
+class PerProcessFile:
+    """A read-only HDF5 handle on ``self.path``, opened on first use in each process and never
+    pickled, for datasets read from ``DataLoader`` workers."""
+
+    path: Path
+    _file: h5py.File | None = None
+    _pid: int | None = None
+
+    def close(self) -> None:
+        """Close this process's file handle (reopened on the next access)."""
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file, self._pid = None, None
+
+    def _handle(self) -> h5py.File:
+        if self._file is None or self._pid != os.getpid():
+            self._file = h5py.File(self.path, "r")  # never the parent's handle after a fork
+            self._pid = os.getpid()
+        return self._file
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_file"], state["_pid"] = None, None
+        return state
+
+
+class FieldDataset(PerProcessFile, Dataset):
     """Samples ``(input, output)`` of a complete oplearn dataset file, read lazily.
 
     Parameters
@@ -78,6 +104,7 @@ class FieldDataset(Dataset):
     def __init__(self, path: str | Path, stride: int = 1, indices: Sequence[int] | None = None):
         self.path = Path(path)
         self.meta = read_meta(self.path)
+        require_grid(self.meta, self.path)
         self.stride = int(stride)
         self.grid = strided_grid(Grid.from_dict(self.meta["grid"]), stride)
         n = int(self.meta["n"])
@@ -88,8 +115,6 @@ class FieldDataset(Dataset):
         self._rows = torch.tensor(self.indices, dtype=torch.long)
         with h5py.File(self.path, "r") as f:
             self.time = torch.from_numpy(np.asarray(f["time"][:], dtype=np.float64)) if "time" in f else None
-        self._file: h5py.File | None = None
-        self._pid: int | None = None
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -127,19 +152,4 @@ class FieldDataset(Dataset):
         y = f["outputs"][(selection, Ellipsis, *space)]
         return _float32(x)[order], _float32(y)[order]
 
-    def close(self) -> None:
-        """Close this process's file handle (reopened on the next access)."""
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file, self._pid = None, None
 
-    def _handle(self) -> h5py.File:
-        if self._file is None or self._pid != os.getpid():
-            self._file = h5py.File(self.path, "r")  # never the parent's handle after a fork
-            self._pid = os.getpid()
-        return self._file
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_file"], state["_pid"] = None, None
-        return state

@@ -14,6 +14,10 @@ root attributes
 
 A file is *complete* when ``n_complete == n``.
 
+Fields on point clouds and meshes, with a different number of nodes in every sample, use the
+ragged layout of :mod:`oplearn.data.mesh_files` (root attribute ``layout = "mesh"``) under the
+same root attributes.
+
 A dataset generated in shards (:mod:`oplearn.data.generate`) is read through a small
 *assembled* file whose ``inputs``/``outputs`` are HDF5 virtual datasets over the shard files;
 it has the same root attributes plus ``shard_count`` and ``shard_files`` (JSON list of paths
@@ -116,6 +120,7 @@ def load_fields(path: str | Path, limit: int | None = None, start: int = 0) -> F
     path = Path(path)
     with _open(path) as f:
         meta = _check_header(f, path)
+        require_grid(meta, path)
         n = meta["n"]
         stop = n if limit is None else start + limit
         if stop > n:
@@ -133,6 +138,12 @@ def channel_names(f: h5py.File) -> dict[str, list[str]]:
     """``{"input_names": [...], "output_names": [...]}`` from the ``names`` attributes of the arrays
     (the keys external readers set too)."""
     return {f"{key[:-1]}_names": list(decode_attrs(f[key].attrs).get("names") or []) for key in ("inputs", "outputs")}
+
+
+def require_grid(meta: dict[str, Any], path: Path) -> None:
+    """Raise a one-line DataError unless the header ``meta`` describes fields on a grid."""
+    if meta.get("layout") == "mesh":
+        raise DataError(f"'{path}' holds fields on meshes, not on a grid; read it with oplearn.data.mesh_files.MeshDataset")
 
 
 def check_fields(x: torch.Tensor, grid: Grid, what: str) -> None:
@@ -173,10 +184,12 @@ def _check_header(f: h5py.File, path: Path) -> dict[str, Any]:
                         f"or convert it with 'oplearn convert {path} OUT.h5'")
     if meta.get("format_version", 0) > FORMAT_VERSION:
         raise DataError(f"'{path}' has format version {meta['format_version']}; this oplearn reads up to {FORMAT_VERSION}: upgrade oplearn")
-    for key in ("inputs", "outputs"):
+    mesh = meta.get("layout") == "mesh"  # ragged samples (oplearn.data.mesh_files)
+    for key in ("node_offsets", "nodes", "inputs", "outputs") if mesh else ("inputs", "outputs"):
         if key not in f:
             raise DataError(f"'{path}' has no '{key}' dataset; the file is damaged, regenerate it")
-    if meta.get("n_complete") != meta.get("n") or f["inputs"].shape[0] != meta.get("n"):
+    stored = f["node_offsets"].shape[0] - 1 if mesh else f["inputs"].shape[0]
+    if meta.get("n_complete") != meta.get("n") or stored != meta.get("n"):
         raise DataError(f"'{path}' is incomplete ({meta.get('n_complete')} of {meta.get('n')} samples); rerun its generate command to finish it")
     for name in meta.get("shard_files") or []:  # an assembled file: its arrays live in these files
         if not (path.parent / name).is_file():

@@ -47,6 +47,7 @@ import torch
 from pydantic import ConfigDict, ValidationError, create_model
 
 from oplearn.data.files import FORMAT, FORMAT_VERSION, decode_attrs, read_meta
+from oplearn.data.mesh_files import MeshLayout
 from oplearn.errors import DataError
 from oplearn.pdes import PDE, PDES
 from oplearn.paths import output_file
@@ -58,7 +59,9 @@ from oplearn.seeding import generator
 Shard = tuple[int, int]
 _SHARD_NAME = re.compile(r"shard-(\d+)-of-(\d+)\.h5")
 # root attributes shared by all shards of one dataset and copied into the assembled file
-_SHARED = ("format", "format_version", "pde", "pde_params", "grid", "seed", "chunk_size")
+_SHARED = ("format", "format_version", "layout", "pde", "pde_params", "grid", "mesh", "seed", "chunk_size")
+# root attributes holding JSON
+_JSON_KEYS = ("pde_params", "grid", "mesh")
 
 
 #: Entries of ``PDE.params()`` that describe rather than configure (the solver used, the
@@ -107,17 +110,80 @@ def _checked_parameters(name: str, parameters: dict, values: dict) -> dict:
 
 
 def _recipe(pde: PDE, n: int, resolution: int, seed: int, chunk_size: int) -> dict:
-    grid = pde.grid(resolution)
     return {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "pde": pde.name,
         "pde_params": json.dumps(pde.params(), sort_keys=True),
-        "grid": json.dumps(grid.to_dict()),
+        **_layout(pde).recipe(pde, resolution),
         "seed": int(seed),
         "n": int(n),
         "chunk_size": int(chunk_size),
     }
+
+
+class _GridLayout:
+    """Samples of equal shape: ``inputs (n, c_in, *grid.shape)`` and ``outputs`` arrays
+    (:mod:`oplearn.data.files`), one HDF5 chunk per sample."""
+
+    @staticmethod
+    def recipe(pde: PDE, resolution: int) -> dict:
+        return {"grid": json.dumps(pde.grid(resolution).to_dict())}
+
+    @staticmethod
+    def create_for(f: h5py.File, pde: PDE, n: int, resolution: int) -> None:
+        grid = pde.grid(resolution)
+        for key, names, sample_shape in (
+            ("inputs", pde.input_names, (len(pde.input_names), *grid.shape)),
+            ("outputs", pde.output_names, pde.output_shape(grid)),
+        ):
+            chunks = (1, *sample_shape) if n > 0 else None  # an empty shard (more shards than chunks)
+            dset = f.create_dataset(key, shape=(n, *sample_shape), dtype="float32", chunks=chunks)
+            dset.attrs["names"] = json.dumps(list(names))
+        if pde.times is not None:
+            f["time"] = np.asarray(pde.times, dtype=np.float64)
+
+    @staticmethod
+    def resume(f: h5py.File, start: int) -> None:
+        """Nothing to do: rows past ``n_complete`` are simply written again."""
+
+    @staticmethod
+    def write(f: h5py.File, start: int, generated: tuple[torch.Tensor, torch.Tensor], what: str) -> None:
+        inputs, outputs = generated
+        if not (torch.isfinite(inputs).all() and torch.isfinite(outputs).all()):
+            raise DataError(f"{what} produced non-finite values; check the PDE parameters")
+        f["inputs"][start : start + len(inputs)] = inputs.numpy().astype(np.float32)
+        f["outputs"][start : start + len(inputs)] = outputs.numpy().astype(np.float32)
+
+    @staticmethod
+    def assemble(f: h5py.File, shards: list[tuple[str, Path]], chunks: list[list[tuple[int, int, int]]], n: int, chunk_size: int) -> None:
+        count = len(shards)
+        with h5py.File(shards[0][1], "r") as src:
+            for key in ("inputs", "outputs"):
+                sample_shape = src[key].shape[1:]
+                layout = h5py.VirtualLayout(shape=(n, *sample_shape), dtype="float32")
+                for i, (name, _) in enumerate(shards):
+                    if not chunks[i]:
+                        continue
+                    rows = sum(hi - lo for _, lo, hi in chunks[i])
+                    source = h5py.VirtualSource(name, key, shape=(rows, *sample_shape), dtype="float32")
+                    full = sum(1 for _, lo, hi in chunks[i] if hi - lo == chunk_size)
+                    if full:
+                        layout[h5py.MultiBlockSlice(start=i * chunk_size, stride=count * chunk_size, count=full, block=chunk_size)] = source[: full * chunk_size]
+                    if full < len(chunks[i]):  # the short last chunk of the dataset
+                        _, lo, hi = chunks[i][-1]
+                        layout[lo:hi] = source[full * chunk_size : full * chunk_size + hi - lo]
+                # a missing shard file reads as NaN, which every reader rejects
+                dset = f.create_virtual_dataset(key, layout, fillvalue=np.nan)
+                dset.attrs["names"] = src[key].attrs["names"]
+            if "time" in src:
+                f["time"] = src["time"][:]
+
+
+def _layout(pde: PDE | None = None, meta: dict | None = None) -> type[_GridLayout] | type[MeshLayout]:
+    """How samples of ``pde`` (or of a file with header ``meta``) are stored."""
+    kind = getattr(pde, "layout", "grid") if meta is None else meta.get("layout", "grid")
+    return MeshLayout if kind == "mesh" else _GridLayout
 
 
 def parse_shard(text: str) -> Shard | str:
@@ -257,15 +323,13 @@ def _check_request(pde: PDE, n: int, resolution: int, out: str | Path, chunk_siz
     return out
 
 
-def _solve_chunk(pde: PDE, resolution: int, seed: int, chunk: int, lo: int, hi: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Samples ``lo .. hi - 1`` (chunk ``chunk``); one-line DataError when the solver refuses or fails."""
+def _solve_chunk(pde: PDE, resolution: int, seed: int, chunk: int, lo: int, hi: int):
+    """Samples ``lo .. hi - 1`` (chunk ``chunk``) as ``pde.generate`` returns them; a one-line
+    DataError when the solver refuses the request (the layout checks the values when it writes them)."""
     try:
-        inputs, outputs = pde.generate(hi - lo, resolution, generator(seed, chunk))
+        return pde.generate(hi - lo, resolution, generator(seed, chunk))
     except ValueError as err:
         raise DataError(f"{pde.name} at --resolution {resolution}: {err}") from None
-    if not (torch.isfinite(inputs).all() and torch.isfinite(outputs).all()):
-        raise DataError(f"the {pde.name} solver produced non-finite values in samples {lo}..{hi}; check the PDE parameters")
-    return inputs, outputs
 
 
 def _write(pde: PDE, resolution: int, target: Path, recipe: dict, chunks, seed: int, progress: bool, desc: str) -> None:
@@ -279,9 +343,13 @@ def _write(pde: PDE, resolution: int, target: Path, recipe: dict, chunks, seed: 
     partial = target.with_name(target.name + ".partial")
     n_local = int(recipe["n"])
     start = _resume_point(partial, recipe)
+    layout = _layout(pde)
     index = None
     if "shard_index" in recipe:  # a shard records the global indices of its rows
         index = np.concatenate([np.arange(lo, hi) for _, lo, hi in chunks] or [np.zeros(0, np.int64)])
+    if start > 0:
+        with h5py.File(partial, "r+") as f:
+            layout.resume(f, start)
 
     with progress_bar(total=n_local, initial=start, unit="sample", desc=desc, enabled=progress) as bar:
         pos = 0
@@ -291,12 +359,11 @@ def _write(pde: PDE, resolution: int, target: Path, recipe: dict, chunks, seed: 
             if b <= start:
                 continue
             with reporting(lambda fraction: advance_to(bar, a + fraction * (b - a))):
-                inputs, outputs = _solve_chunk(pde, resolution, seed, chunk, lo, hi)
+                generated = _solve_chunk(pde, resolution, seed, chunk, lo, hi)
             if not partial.exists():
                 _create(partial, recipe, pde, n_local, resolution, index)
             with h5py.File(partial, "r+") as f:
-                f["inputs"][a:b] = inputs.numpy().astype(np.float32)
-                f["outputs"][a:b] = outputs.numpy().astype(np.float32)
+                layout.write(f, a, generated, f"the {pde.name} solver (samples {lo}..{hi})")
                 f.attrs["n_complete"] = b
             advance_to(bar, b)
     if not partial.exists():  # an empty shard (more shards than chunks)
@@ -312,7 +379,7 @@ def _differing(path: Path, recipe: dict) -> list[str]:
     """Recipe keys whose values differ from the root attributes of ``path``."""
     with h5py.File(path, "r") as f:
         meta = decode_attrs(f.attrs)
-    expected = {k: (json.loads(v) if k in ("pde_params", "grid") else v) for k, v in recipe.items()}
+    expected = {k: (json.loads(v) if k in _JSON_KEYS else v) for k, v in recipe.items()}
     return [k for k, v in expected.items() if meta.get(k) != v]
 
 
@@ -326,7 +393,7 @@ def _resume_point(partial: Path, recipe: dict) -> int:
     except OSError:
         partial.unlink()  # killed mid-write beyond repair: start again, same seed, same samples
         return 0
-    expected = {k: (json.loads(v) if k in ("pde_params", "grid") else v) for k, v in recipe.items()}
+    expected = {k: (json.loads(v) if k in _JSON_KEYS else v) for k, v in recipe.items()}
     differing = [k for k, v in expected.items() if meta.get(k) != v]
     if differing:
         raise DataError(
@@ -346,17 +413,7 @@ def _create(partial: Path, recipe: dict, pde: PDE, n: int, resolution: int, samp
             f.attrs[key] = value
         f.attrs["n_complete"] = 0
         f.attrs["versions"] = _versions()
-        grid = pde.grid(resolution)
-        shape = grid.shape
-        for key, names, sample_shape in (
-            ("inputs", pde.input_names, (len(pde.input_names), *shape)),
-            ("outputs", pde.output_names, pde.output_shape(grid)),
-        ):
-            chunks = (1, *sample_shape) if n > 0 else None  # an empty shard (more shards than chunks)
-            dset = f.create_dataset(key, shape=(n, *sample_shape), dtype="float32", chunks=chunks)
-            dset.attrs["names"] = json.dumps(list(names))
-        if pde.times is not None:
-            f["time"] = np.asarray(pde.times, dtype=np.float64)
+        _layout(pde).create_for(f, pde, n, resolution)
         if sample_index is not None:
             f["sample_index"] = np.asarray(sample_index, dtype=np.int64)
 
@@ -434,7 +491,8 @@ def _assemble(out: Path, shards: list[tuple[Path, dict]]) -> Path:
     try:
         with h5py.File(first_path, "r") as src, h5py.File(tmp, "w") as f:
             for key in _SHARED:
-                f.attrs[key] = src.attrs[key]
+                if key in src.attrs:
+                    f.attrs[key] = src.attrs[key]
             f.attrs["n"] = n
             f.attrs["n_complete"] = n
             f.attrs["versions"] = src.attrs.get("versions", _versions())
@@ -442,25 +500,8 @@ def _assemble(out: Path, shards: list[tuple[Path, dict]]) -> Path:
             f.attrs["shard_count"] = count
             relative = [path.relative_to(out.parent).as_posix() for path, _ in shards]
             f.attrs["shard_files"] = json.dumps(relative)
-            for key in ("inputs", "outputs"):
-                sample_shape = src[key].shape[1:]
-                layout = h5py.VirtualLayout(shape=(n, *sample_shape), dtype="float32")
-                for i, (name, (_, meta)) in enumerate(zip(relative, shards)):
-                    chunks = _shard_chunks(n, chunk_size, i, count)
-                    if not chunks:
-                        continue
-                    source = h5py.VirtualSource(name, key, shape=(int(meta["n"]), *sample_shape), dtype="float32")
-                    full = sum(1 for _, lo, hi in chunks if hi - lo == chunk_size)
-                    if full:
-                        layout[h5py.MultiBlockSlice(start=i * chunk_size, stride=count * chunk_size, count=full, block=chunk_size)] = source[: full * chunk_size]
-                    if full < len(chunks):  # the short last chunk of the dataset
-                        _, lo, hi = chunks[-1]
-                        layout[lo:hi] = source[full * chunk_size : full * chunk_size + hi - lo]
-                # a missing shard file reads as NaN, which every reader rejects
-                dset = f.create_virtual_dataset(key, layout, fillvalue=np.nan)
-                dset.attrs["names"] = src[key].attrs["names"]
-            if "time" in src:
-                f["time"] = src["time"][:]
+            chunks = [_shard_chunks(n, chunk_size, i, count) for i in range(count)]
+            _layout(meta=first).assemble(f, [(name, path) for name, (path, _) in zip(relative, shards)], chunks, n, chunk_size)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, out)

@@ -52,17 +52,22 @@ def _oplearn_lines(path: Path, f: h5py.File, meta: dict) -> list[str]:
         f"pde         {meta.get('pde', 'unknown')}",
         f"parameters  {_params(meta.get('pde_params'))}",
     ]
+    mesh = meta.get("layout") == "mesh"
     if isinstance(meta.get("grid"), dict):
         lines.append(f"grid        {_grid(Grid.from_dict(meta['grid']))}")
+    if mesh:
+        lines += _mesh_lines(f, meta, done)
     lines.append(f"samples     {n} (written in chunks of {meta.get('chunk_size', '?')})")
     for key in ("inputs", "outputs"):
         if key in f:
             dset = f[key]
             names = decode_attrs(dset.attrs).get("names", [])
-            lines.append(f"{key:<11} {tuple(dset.shape)} {dset.dtype}, channels: {', '.join(map(str, names)) or '?'}")
+            where = " (rows: nodes of all samples)" if mesh else ""
+            lines.append(f"{key:<11} {tuple(dset.shape)} {dset.dtype}{where}, channels: {', '.join(map(str, names)) or '?'}")
         else:
             lines.append(f"{key:<11} missing (damaged file)")
-    lines.append(f"time        {_time(np.asarray(f['time'][:], dtype=np.float64)) if 'time' in f else 'steady (no time axis)'}")
+    if not mesh:
+        lines.append(f"time        {_time(np.asarray(f['time'][:], dtype=np.float64)) if 'time' in f else 'steady (no time axis)'}")
     source = meta.get("source")
     if isinstance(source, dict):
         lines.append(f"source      converted from {source.get('path')} ({source.get('format')}, sha256 "
@@ -74,6 +79,20 @@ def _oplearn_lines(path: Path, f: h5py.File, meta: dict) -> list[str]:
     if isinstance(versions, dict):
         lines.append("versions    " + ", ".join(f"{k} {v}" for k, v in versions.items()))
     lines.append(f"format      {FORMAT} v{meta.get('format_version', '?')}")
+    return lines
+
+
+def _mesh_lines(f: h5py.File, meta: dict, done) -> list[str]:
+    """The layout, the meshes' resolution and the nodes and triangles per written sample
+    (only the offset arrays are read)."""
+    spec = meta.get("mesh") if isinstance(meta.get("mesh"), dict) else {}
+    made = f"resolution {spec['resolution']}, element size h = {spec['size']:.4g}" if spec.get("resolution") else "imported meshes"
+    lines = [f"layout      ragged point clouds / meshes, {f['nodes'].shape[1]}D nodes ({made})" if "nodes" in f else "layout      ragged (damaged: no nodes)"]
+    written = int(done or 0)
+    for key, what in (("node_offsets", "nodes"), ("triangle_offsets", "triangles")):
+        if key in f and written:
+            counts = np.diff(f[key][: written + 1])
+            lines.append(f"{what:<11} {int(counts.sum())} in all, per sample {counts.min()} .. {counts.max()} (mean {counts.mean():.0f})")
     return lines
 
 

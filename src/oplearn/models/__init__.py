@@ -15,7 +15,14 @@ from oplearn.models.tfno import TFNO
 from oplearn.models.unet import UNet
 from oplearn.models.uno import UNO
 
-__all__ = ["FNO", "TFNO", "UNO", "LocalFNO", "UNet", "DeepONet", "DilResNet", "OperatorModel", "count_parameters"]
+# operators on point clouds and meshes
+from oplearn.models.fnogno import FNOGNO
+from oplearn.models.gino import GINO
+from oplearn.models.gno import GNO
+from oplearn.models.mollified_gno import MollifiedGNO
+
+__all__ = ["FNO", "TFNO", "UNO", "LocalFNO", "UNet", "DeepONet", "DilResNet", "OperatorModel", "GNO", "GINO", "FNOGNO",
+           "MollifiedGNO", "count_parameters"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

@@ -4,12 +4,15 @@ from oplearn.pdes.advection import Advection
 from oplearn.pdes.base import PDE
 from oplearn.pdes.burgers import Burgers, BurgersPDEBench
 from oplearn.pdes.darcy import Darcy
+from oplearn.pdes.darcy_fem import DarcyFEM
 from oplearn.pdes.diffusion_reaction import DiffusionReaction
 from oplearn.pdes.navier_stokes import NavierStokes
+from oplearn.pdes.mesh_base import MeshPDE
 from oplearn.pdes.poisson import Helmholtz, Poisson
+from oplearn.pdes.poisson_fem import NonlinearPoissonFEM, PoissonFEM
 
 #: The PDE families known to ``oplearn generate``, by name.
-PDES: dict[str, type[PDE]] = {
+PDES: dict[str, type[PDE] | type[MeshPDE]] = {
     Darcy.name: Darcy,
     Poisson.name: Poisson,
     Helmholtz.name: Helmholtz,
@@ -18,6 +21,10 @@ PDES: dict[str, type[PDE]] = {
     BurgersPDEBench.name: BurgersPDEBench,
     NavierStokes.name: NavierStokes,
     Advection.name: Advection,
+    # on random irregular domains, solved by finite elements (extra fem), stored as meshes
+    PoissonFEM.name: PoissonFEM,
+    NonlinearPoissonFEM.name: NonlinearPoissonFEM,
+    DarcyFEM.name: DarcyFEM,
 }
 
-__all__ = ["PDE", "Darcy", "Poisson", "Helmholtz", "DiffusionReaction", "Burgers", "BurgersPDEBench", "NavierStokes", "Advection", "PDES"]
+__all__ = ["PDE", "Darcy", "Poisson", "Helmholtz", "DiffusionReaction", "Burgers", "BurgersPDEBench", "NavierStokes", "Advection", "MeshPDE", "PoissonFEM", "NonlinearPoissonFEM", "DarcyFEM", "PDES"]

@@ -465,6 +465,7 @@ TASKS: dict[str, type[Task] | str] = {
     "one_step": OneStepTask,
     "wos": "oplearn.wos.training:WoSTask",
     "diffusion": "oplearn.diffusion.task:DiffusionTask",
+    "points": "oplearn.geometry.task:PointTask",
 }
 """Task name -> class, or ``"module:Class"`` for tasks imported on first use."""
 

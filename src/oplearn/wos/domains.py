@@ -13,6 +13,9 @@ radius :math:`|\phi(x)|` around an interior point still lies inside :math:`\Omeg
 
 Every ``sdf`` acts on points of shape ``(..., d)`` and returns ``(...)``, in the points'
 dtype and device, differentiable in torch.
+
+Planar domains also give their boundary as closed polylines (:meth:`Domain.curves`), with
+every vertex on the boundary, for meshing (:func:`oplearn.geometry.mesh.mesh_domain`).
 """
 
 from __future__ import annotations
@@ -42,6 +45,12 @@ class Domain(abc.ABC):
     @abc.abstractmethod
     def bounds(self) -> Bounds:
         """A box ``(lo, hi)`` containing the domain."""
+
+    def curves(self, spacing: float) -> list[torch.Tensor]:
+        """The boundary of a 2D domain as closed polylines with vertices on the boundary and
+        edges at most ``spacing`` long: a list of ``(m_i, 2)`` float64 tensors (the closing edge
+        from the last vertex to the first is implied). Raises ``ValueError`` where not known."""
+        raise ValueError(f"{self!r} gives no boundary curves; only 2D boxes, balls, polygons and their non-crossing combinations do")
 
     def contains(self, x: torch.Tensor) -> torch.Tensor:
         """Whether each point lies inside: ``(..., dim) -> (...)`` bool."""
@@ -95,6 +104,12 @@ class Box(Domain):
         q = (x - (lo + hi) / 2).abs() - (hi - lo) / 2
         return q.clamp(min=0).norm(dim=-1) + q.amax(dim=-1).clamp(max=0)
 
+    def curves(self, spacing: float) -> list[torch.Tensor]:
+        if self.dim != 2:
+            return super().curves(spacing)
+        (x0, y0), (x1, y1) = self.lo, self.hi
+        return [subdivide(torch.tensor([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=torch.float64), spacing)]
+
     def __repr__(self) -> str:
         return f"Box({self.lo}, {self.hi})"
 
@@ -115,6 +130,13 @@ class Ball(Domain):
     def sdf(self, x: torch.Tensor) -> torch.Tensor:
         return (x - torch.tensor(self.center, dtype=x.dtype, device=x.device)).norm(dim=-1) - self.radius
 
+    def curves(self, spacing: float) -> list[torch.Tensor]:
+        if self.dim != 2:
+            return super().curves(spacing)
+        m = max(8, math.ceil(2 * math.pi * self.radius / _check_spacing(spacing)))
+        theta = torch.arange(m, dtype=torch.float64) * (2 * math.pi / m)
+        return [torch.tensor(self.center, dtype=torch.float64) + self.radius * torch.stack([torch.cos(theta), torch.sin(theta)], -1)]
+
     def __repr__(self) -> str:
         return f"Ball({self.center}, {self.radius})"
 
@@ -131,13 +153,40 @@ def polygon_sdf(x: torch.Tensor, vertices: torch.Tensor) -> torch.Tensor:
     v, v_next = vertices, torch.roll(vertices, -1, dims=-2)
     vx, vy, ex, ey = v[..., 0], v[..., 1], v_next[..., 0] - v[..., 0], v_next[..., 1] - v[..., 1]  # (..., m)
     px, py = x[..., :1], x[..., 1:]  # (..., 1)
-    wx, wy = px - vx, py - vy
-    t = ((wx * ex + wy * ey) / (ex * ex + ey * ey)).clamp_(0, 1)
-    distance = ((wx - ex * t).square_() + (wy - ey * t).square_()).amin(dim=-1).sqrt_()
+    distance = segment_distance(x.unsqueeze(-2), v, v_next).amin(dim=-1)
     straddles = (vy > py) != (v_next[..., 1] > py)
-    crossing_x = vx + wy * ex / torch.where(straddles, ey, torch.ones_like(ey))
+    crossing_x = vx + (py - vy) * ex / torch.where(straddles, ey, torch.ones_like(ey))
     inside = (straddles & (px < crossing_x)).sum(-1) % 2 == 1
     return torch.where(inside, -distance, distance)
+
+
+def segment_distance(x: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    r"""Distance from points to segments :math:`[a, b]`: :math:`|x - a - t (b - a)|`,
+    :math:`t = \mathrm{clamp}((x - a) \cdot (b - a) / |b - a|^2, 0, 1)`.
+
+    Shapes: ``x, start, end (..., 2)`` (broadcasting) ``-> (...)``.
+    """
+    ex, ey = end[..., 0] - start[..., 0], end[..., 1] - start[..., 1]
+    wx, wy = x[..., 0] - start[..., 0], x[..., 1] - start[..., 1]
+    t = ((wx * ex + wy * ey) / (ex * ex + ey * ey)).clamp_(0, 1)
+    return ((wx - ex * t).square_() + (wy - ey * t).square_()).sqrt_()
+
+
+def _check_spacing(spacing: float) -> float:
+    if not spacing > 0:
+        raise ValueError(f"curve spacing must be > 0, got {spacing}")
+    return float(spacing)
+
+
+def subdivide(vertices: torch.Tensor, spacing: float) -> torch.Tensor:
+    """The closed polyline through ``vertices`` with every edge split into equal pieces at
+    most ``spacing`` long (the original vertices kept): ``(m, 2) -> (m', 2)``."""
+    spacing = _check_spacing(spacing)
+    nxt = torch.roll(vertices, -1, dims=0)
+    pieces = ((nxt - vertices).norm(dim=1) / spacing).ceil().clamp(min=1).long()
+    t = torch.cat([torch.arange(int(k), dtype=vertices.dtype) / int(k) for k in pieces])
+    start = vertices.repeat_interleave(pieces, dim=0)
+    return start + t[:, None] * (nxt.repeat_interleave(pieces, dim=0) - start)
 
 
 class Polygon(Domain):
@@ -157,6 +206,9 @@ class Polygon(Domain):
 
     def sdf(self, x: torch.Tensor) -> torch.Tensor:
         return polygon_sdf(x, self.vertices.to(x))
+
+    def curves(self, spacing: float) -> list[torch.Tensor]:
+        return [subdivide(self.vertices, spacing)]
 
     def __repr__(self) -> str:
         return f"Polygon({len(self.vertices)} vertices)"
@@ -214,6 +266,18 @@ class _Combined(Domain):
 
     def sdf(self, x: torch.Tensor) -> torch.Tensor:
         return self.combine(self.a.sdf(x), self.b.sdf(x))
+
+    def curves(self, spacing: float) -> list[torch.Tensor]:
+        """The parts' curves that lie on this domain's boundary (where the combined distance
+        vanishes). Curves that cross (part on the boundary, part not) raise ``ValueError``."""
+        kept = []
+        for curve in self.a.curves(spacing) + self.b.curves(spacing):
+            on = self.sdf(curve).abs() <= 1e-9 * (1 + curve.abs().max())
+            if on.all():
+                kept.append(curve)
+            elif on.any():
+                raise ValueError(f"the boundaries of {self!r} cross; only nested or disjoint parts can be meshed")
+        return kept
 
     def __repr__(self) -> str:
         return f"({self.a!r} {self.symbol} {self.b!r})"
