@@ -113,6 +113,13 @@ def test_write_and_convert_meshio_files(tmp_path):
     assert read_mesh(tmp_path / "cloud.vtu").triangles is None
     with pytest.raises(DataError, match="no nodal field 'p'"):
         convert_meshes(files, tmp_path / "d.h5", inputs=["p"], outputs=["u"])
+    # the same through oplearn convert, which records where the meshes came from
+    proc = run_cli("convert", *files, tmp_path / "cli.h5", "--inputs", "v", "--outputs", "u")
+    assert "wrote 2 mesh samples" in proc.stdout
+    assert torch.equal(MeshDataset(tmp_path / "cli.h5")[1].outputs, data[1].outputs)
+    assert "converted from" in run_cli("info", tmp_path / "cli.h5").stdout
+    proc = run_cli("convert", *files, tmp_path / "e.h5", "--inputs", "v", check=False)
+    assert proc.returncode == 2 and "--outputs" in proc.stderr and not (tmp_path / "e.h5").exists()
     (tmp_path / "junk.vtu").write_text("not a mesh")
     with pytest.raises(DataError, match="cannot read"):
         read_mesh(tmp_path / "junk.vtu")

@@ -36,6 +36,12 @@ SMALL_CONFIG = {
     "darcy_diffusion": ["data.n_train=32", "data.n_val=8", "data.batch_size=8", "train.epochs=1", "diffusion.net.width=8",
                         "diffusion.net.modes=4", "diffusion.net.embedding=16", "diffusion.net.projection_channels=16"],
     "poisson_wos": ["wos.n_train=4", "wos.n_val=2", "wos.points=16", "data.batch_size=2", "train.epochs=1"],
+    "darcy_gino": ["data.generate.n=12", "data.n_train=8", "data.n_val=4", "data.batch_size=4", "train.epochs=1",
+                   "data.test.0.generate.n=4", "data.test.1.generate.n=4", "data.test.1.generate.resolution=20",
+                   "model.latent=8", "model.modes=3", "model.width=8", "model.n_layers=1"],
+    "poisson_mgno": ["data.generate.n=12", "data.generate.resolution=12", "data.n_train=8", "data.n_val=4", "data.batch_size=4",
+                     "train.epochs=1", "data.test.0.generate.n=4", "data.test.0.generate.resolution=12",
+                     "model.latent=8", "model.modes=3", "model.width=8", "model.n_layers=1"],
     "demo": ["data.generate.n=40", "data.n_train=32", "data.n_val=8", "data.batch_size=8", "train.epochs=1",
              "data.test.0.generate.n=8", "data.test.1.generate.n=8"],
 }
@@ -130,11 +136,18 @@ def run_shell(command: str, cwd: Path) -> None:
 
 
 def external_files(cwd: Path) -> None:
-    """The files the README assumes a user brings: a NeuralOperator Darcy set (40 samples at 16x16)."""
+    """The files the README assumes a user brings: a NeuralOperator Darcy set (40 samples at 16x16)
+    and two meshes with nodal fields ``a`` and ``u`` (VTU)."""
+    import meshio
+
     g = torch.Generator().manual_seed(0)
     x = (torch.rand(40, 16, 16, generator=g) > 0.5).float() * 9 + 3
     y = torch.randn(40, 16, 16, generator=g) * 0.01
     torch.save({"x": x, "y": y}, cwd / "darcy_train_16.pt")
+    points = [[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0.0]]
+    for name in ("a", "b"):
+        meshio.write(cwd / f"{name}.vtu", meshio.Mesh(points, [("triangle", [[0, 1, 2], [0, 2, 3]])],
+                                                     point_data={"a": [1.0, 2, 3, 4], "u": [0.0, 1, 2, 3]}))
 
 
 def test_every_readme_command_and_snippet_runs(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ one more entry, with its own ``convert``.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -102,6 +103,37 @@ def _grid_layout(fmt: str, summary: str) -> Layout:
     return Layout(fmt, summary, detect, convert)
 
 
+#: File name endings of meshes that meshio reads (the common ones; ``--format mesh`` takes any).
+MESH_SUFFIXES = (".vtu", ".vtk", ".msh", ".xdmf", ".xmf", ".inp", ".mesh", ".med", ".obj", ".off", ".ply", ".stl")
+
+
+def _mesh_layout() -> Layout:
+    """Meshes read by meshio, one sample per file, into the ragged mesh layout
+    (:func:`oplearn.data.mesh_io.convert_meshes`); ``--inputs``/``--outputs`` name the nodal fields."""
+
+    def detect(path: Path, options: ConvertOptions) -> bool:
+        return path.suffix.lower() in MESH_SUFFIXES
+
+    def convert(paths: list[Path], out: Path, options: ConvertOptions) -> str:
+        from oplearn.data.mesh_io import convert_meshes
+
+        if options.periodic is not None or options.limit is not None:
+            raise DataError("--periodic, --bounded and --limit do not apply to meshes; convert the files you want")
+        if not options.outputs:
+            raise DataError("name the nodal fields of the meshes: --inputs NAME ... --outputs NAME ...")
+        convert_meshes(paths, out, options.inputs, options.outputs)
+        with h5py.File(out, "r+") as f:
+            files = [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": _sha256(p)} for p in paths]
+            more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
+            f.attrs["source"] = json.dumps({"path": files[0]["path"] + more, "format": "mesh (meshio)",
+                                            "sha256": files[0]["sha256"], "files": files, "converted": timestamp()})
+        return (f"wrote {len(paths)} mesh samples (inputs {', '.join(options.inputs) or 'none'}, outputs "
+                f"{', '.join(options.outputs)}) to {out}")
+
+    return Layout("mesh", "meshes that meshio reads (VTU, VTK, Gmsh, XDMF, ...), one sample per file, nodal fields "
+                  "named by --inputs/--outputs (extra oplearn[mesh])", detect, convert)
+
+
 #: The layouts ``oplearn convert`` reads, tried in this order by ``--format auto``.
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
@@ -110,6 +142,7 @@ LAYOUTS: dict[str, Layout] = {
         _grid_layout("pdebench", "PDEBench HDF5 (single-file 'tensor' or CFD fields, or one group per sample)"),
         _grid_layout("the-well", "The Well HDF5 on Cartesian grids (t0/t1/t2 fields, dimensions, boundary conditions)"),
         _grid_layout("hdf5", "plain HDF5 with arrays inputs (n, c, *spatial) and outputs (n, c, *spatial) or (n, t, c, *spatial)"),
+        _mesh_layout(),
     )
 }
 

@@ -315,7 +315,7 @@ def _check_request(pde: PDE, n: int, resolution: int, out: str | Path, chunk_siz
     if chunk_size <= 0:
         raise DataError(f"chunk size must be positive, got {chunk_size}")
     try:
-        pde.grid(resolution)
+        pde.mesh_size(resolution) if _layout(pde) is MeshLayout else pde.grid(resolution)
     except ValueError as err:
         raise DataError(f"--resolution {resolution} does not suit {pde.name}: {err}") from None
     if out.exists() and not overwrite:

@@ -111,12 +111,7 @@ class PDE(abc.ABC):
     def parameters(cls) -> dict[str, tuple[Any, Any]]:
         """The constructor's parameters: ``name -> (type, default)`` (what ``--param`` sets and
         ``oplearn list pdes`` shows)."""
-        hints = typing.get_type_hints(cls.__init__)
-        return {
-            name: (hints.get(name, Any), p.default)
-            for name, p in inspect.signature(cls.__init__).parameters.items()
-            if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD
-        }
+        return constructor_parameters(cls)
 
     @abc.abstractmethod
     def params(self) -> dict[str, Any]:
@@ -131,3 +126,13 @@ class PDE(abc.ABC):
         inputs = self.sample_input(n, fine, generator)
         outputs = self.solve(inputs, fine)
         return subsample(inputs, self.refine, self.ndim), subsample(outputs, self.refine, self.ndim)
+
+
+def constructor_parameters(cls: type) -> dict[str, tuple[Any, Any]]:
+    """The keyword parameters of ``cls.__init__``: ``name -> (type, default)``."""
+    hints = typing.get_type_hints(cls.__init__)
+    return {
+        name: (hints.get(name, Any), p.default)
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD
+    }

@@ -28,6 +28,7 @@ import torch
 from oplearn.errors import DataError
 from oplearn.geometry.families import DomainFamily
 from oplearn.geometry.mesh import MeshSample, TriangleMesh, mesh_domain
+from oplearn.pdes.base import constructor_parameters
 from oplearn.solvers.fem import Conductivity, P1Problem
 from oplearn.wos.domains import Domain
 
@@ -66,9 +67,17 @@ class MeshPDE(abc.ABC):
     #: How :mod:`oplearn.data.generate` stores the samples (ragged node arrays).
     layout: ClassVar[str] = "mesh"
     ndim: ClassVar[int] = 2
+    periodic: ClassVar[bool] = False
+    #: Steady problems (no time axis), as :attr:`oplearn.pdes.base.PDE.times` says for grid PDEs.
+    times: ClassVar[None] = None
     zero_dirichlet: ClassVar[bool] = True
     #: Whether :meth:`strong_residual` is defined (smooth coefficients).
     pointwise_residual: ClassVar[bool] = True
+
+    @classmethod
+    def parameters(cls) -> dict[str, tuple[Any, Any]]:
+        """The constructor's parameters: ``name -> (type, default)`` (``--param``, ``oplearn list pdes``)."""
+        return constructor_parameters(cls)
 
     def __init__(self, family: DomainFamily | dict | None = None):
         self.family = DomainFamily.model_validate(family or {})

@@ -78,7 +78,7 @@ class P1Problem:
         skfem = require("skfem", "fem")
         self.mesh, self.conductivity = mesh, conductivity
         self.basis = skfem.Basis(mesh.to_skfem(), skfem.ElementTriP1(), intorder=intorder)
-        x = self.basis.global_coordinates().value  # (2, T, Q)
+        x = np.asarray(self.basis.global_coordinates())  # (2, T, Q)
         points = torch.from_numpy(x.reshape(2, -1).T.copy())
 
         def at_quadrature(fn: PointFunction | None) -> np.ndarray:
@@ -111,7 +111,7 @@ class P1Problem:
                 rhs = self.load - matrix @ u
             else:
                 current = self.basis.interpolate(u)
-                fields = dict(a=self.a, f=self.f, c=c.value(current.value), dc=c.derivative(current.value), u=current)
+                fields = dict(a=self.a, f=self.f, c=c.value(np.asarray(current)), dc=c.derivative(np.asarray(current)), u=current)
                 matrix = skfem.asm(skfem.BilinearForm(jacobian), self.basis, **fields)
                 rhs = -skfem.asm(skfem.LinearForm(residual), self.basis, **fields)
             du = skfem.solve(*skfem.condense(matrix, rhs, D=self.dirichlet))
@@ -128,7 +128,7 @@ class P1Problem:
         Shapes: ``u (..., N) -> (..., N_interior)``.
         """
         basis = self.basis
-        phi = torch.from_numpy(np.stack([b[0].value for b in basis.basis])).to(u)  # (3, T, Q)
+        phi = torch.from_numpy(np.stack([np.asarray(b[0]) for b in basis.basis])).to(u)  # (3, T, Q)
         gradients = torch.from_numpy(np.stack([b[0].grad[:, :, 0] for b in basis.basis])).to(u)  # (3, 2, T)
         dx = torch.from_numpy(basis.dx).to(u)
         dofs = torch.from_numpy(basis.element_dofs.T.copy()).to(u.device)  # (T, 3), scikit-fem's local order
