@@ -126,6 +126,14 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     rows, setup_seconds = [], {}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(rows: list) -> None:
+        tmp = out.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"args": vars(args), "noise_fraction": NOISE, "setup_seconds": setup_seconds, "rows": rows}, indent=2))
+        tmp.replace(out)
+
     for n in args.resolutions:
         t0 = time.perf_counter()
         lg = LinearGaussianPoisson(Poisson(), n, noise=GRFNoise())
@@ -167,18 +175,14 @@ def main() -> None:
                     mean_row = {k: sum(c[k] for c in cases) / len(cases) for k in cases[0]}
                     rows.append({"resolution": n, "points": points, "direction": direction, "method": name,
                                  "label": LABELS[name], **mean_row, "cases": cases})
+                write(rows)  # after every cell: a long run that stops early keeps what it measured
 
     print("\n| grid | points | direction | method | error (Bayes) | ratio | gap / MC error | calibration 90% | s per case |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['resolution']} | {r['points']} | {r['direction']} | {r['label']} | {r['error']:.4f} ({r['bayes_error']:.4f}) | "
               f"{r['ratio']:.3f} | {r['gap_mc']:.2f} | {r['calibration_90']:.3f} | {r['seconds']:.1f} |")
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"args": vars(args), "noise_fraction": NOISE, "setup_seconds": setup_seconds, "rows": rows}, indent=2))
-    tmp.replace(out)
-    print(f"wrote {out}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

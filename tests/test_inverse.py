@@ -88,13 +88,13 @@ def test_linear_gaussian_model_is_consistent(problem):
     assert torch.allclose(d(torch.ones(1, 2), torch.tensor([1.0])), torch.tensor([[0.8, 0.5]]))
 
 
-def test_covariance_guidance_samples_the_exact_posterior(problem):
-    """Covariance (Tweedie) guidance is the posterior denoiser of a Gaussian prior: the
-    sampled mean is within Monte Carlo error of the exact mean, the spread and the 90% band are right;
-    DPS with the isotropic approximation is measurably biased."""
+def test_default_guidance_samples_the_exact_posterior(problem):
+    """The default guidance, covariance (Tweedie) guidance, is the posterior denoiser of a Gaussian
+    prior: the sampled mean is within Monte Carlo error of the exact mean, the spread and the 90%
+    band are right; DPS with the isotropic approximation is measurably biased."""
     lg, truth, obs, y, mean, std = problem
     m = 32
-    post = summarize(_sample(lg, obs, y, m, guidance={"scale": "covariance"}))
+    post = summarize(_sample(lg, obs, y, m))
     free = std > 1e-6
     z = ((post.mean - mean) / std)[free].square().mean().sqrt() * math.sqrt(m)  # ~1 for Monte Carlo error
     assert z < 2.0
