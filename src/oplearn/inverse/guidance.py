@@ -82,8 +82,10 @@ posterior (on the 32x32 problem observing u at 500 points, :math:`\delta = 10^{-
 error from 1.04 to 1.25 times the Bayes-optimal one), so the default is 0, and the iteration
 cap alone regularises. On the exact linear-Gaussian Poisson problems (BENCHMARKS.md) 8
 iterations reach the Bayes-optimal error within Monte Carlo error at 20 DPM-Solver++(2M) steps,
-where DPS with Krylov guidance is up to 1.7x off, at about 10 network passes per step
-(Krylov guidance: 2.6 forward passes and 3.6 vector-Jacobian products).
+where DPS with Krylov guidance is up to 1.8x off, at about 10 forward passes per step and no
+vector-Jacobian product through the network (Krylov guidance there: about 3.4 of each, the same
+network cost). On a Darcy prior stopped at epoch 24 of 200 it fitted the observed field better
+but recovered the coefficient from u worse than Krylov guidance (BENCHMARKS.md).
 
 **Step-matched guidance.** A sampler step from :math:`s` to :math:`t` moves the state by a
 fraction :math:`\varphi = 1 - t/s` of :math:`D_g - x` (:mod:`oplearn.diffusion.samplers`), so it
