@@ -1,7 +1,7 @@
 """Darcy 64x64 from 500 observed points: diffusion-prior posterior mean against baselines.
 
 Usage: python benchmarks/inverse_darcy.py [--n-train 200] [--cases 5] [--samples 8] [--steps 30]
-       [--sampler heun --churn 40] [--krylov 4]
+       [--sampler heun --churn 40] [--scale covariance] [--krylov 8]
        [--prior-epochs 20] [--baseline-epochs 10] [--width 16] [--stage all|baselines|prior]
        [--ddis [--forward-epochs 100]] [--threads 2] [--out FILE]
 
@@ -10,9 +10,10 @@ Two problems on the DiffusionPDE / FunDPS Darcy recipe (a in {3, 12}, f = 1) at 
 * inverse: observe u at 500 random nodes (noise-free), recover the coefficient a;
 * forward: observe a at 500 random nodes, recover the solution u.
 
-Methods: the posterior mean of ``--samples`` DPS draws (normalized guidance carried by the GRF
-noise covariance, default weight; ``--sampler`` with ``--steps`` Karras steps and optional
-stochastic ``--churn``; ``--krylov`` guidance directions per step) from a joint diffusion prior over (a, u) trained on ``--n-train`` samples;
+Methods: the posterior mean of ``--samples`` DPS draws (guidance ``--scale``: covariance, the
+default, or normalized, carried by the GRF noise covariance; ``--sampler`` with ``--steps``
+Karras steps and optional stochastic ``--churn``; ``--krylov`` directions per step, default
+the scale's) from a joint diffusion prior over (a, u) trained on ``--n-train`` samples;
 interpolation (forward: interpolate a, threshold, solve); and an FNO regression from the
 interpolated observations (and the mask) to the unknown field, trained on the same samples with
 fresh random masks. With ``--ddis`` also the decoupled variant (DDIS): a diffusion prior on the
@@ -97,6 +98,7 @@ def posterior_runs(args, work: Path, train_path: Path, truth, observations, prob
     """Train (or reuse) the joint (a, u) prior and score DPS posterior means on every case."""
     from oplearn.diffusion.schedules import karras_sigmas
     from oplearn.inverse.posterior import calibration, sample_posterior, summarize
+    from oplearn.inverse.guidance import DEFAULT_KRYLOV
     from oplearn.inverse.setup import load_setup
     from oplearn.seeding import generator
 
@@ -116,13 +118,15 @@ def posterior_runs(args, work: Path, train_path: Path, truth, observations, prob
             for i, obs in enumerate(observations[problem]):
                 x = sample_posterior(setup.denoise, obs, obs.apply(truth[i : i + 1])[0], setup.prior_shape, args.samples, sigmas,
                                      sampler=args.sampler, churn=args.churn, fields=setup.fields, noise=setup.noise,
-                                     guidance={"krylov": args.krylov}, generator=generator(2, i))
+                                     guidance={"scale": args.scale, "krylov": args.krylov}, generator=generator(2, i))
                 post = summarize(x)
                 means.append(post.mean)
                 cover.append(calibration(post, truth[i]))
             cover = torch.stack(cover)
+            krylov = args.krylov or DEFAULT_KRYLOV[args.scale]
             label = (f"{args.samples} samples, {args.sampler} {args.steps} steps" + (f", churn {args.churn:g}" if args.churn else "")
-                     + (f", Krylov guidance ({args.krylov} directions)" if args.krylov > 1 else ""))
+                     + (f", covariance guidance (GMRES <= {krylov})" if args.scale == "covariance"
+                        else f", Krylov guidance ({krylov} directions)" if krylov > 1 else ""))
             score(problem, f"DPS posterior mean, {arm} ({label})", torch.stack(means),
                   {"calibration_a": cover[:, 0].tolist(), "calibration_u": cover[:, 1].tolist()})
             timings[f"sampling_{arm}_{problem}_s"] = time.perf_counter() - t0
@@ -136,7 +140,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--sampler", default="dpmpp2m", help="posterior sampler (oplearn.diffusion.samplers.SAMPLERS)")
     parser.add_argument("--churn", type=float, default=0.0, help="stochastic churn S_churn (euler, heun)")
-    parser.add_argument("--krylov", type=int, default=1, help="most guidance directions per step (oplearn.inverse.guidance)")
+    parser.add_argument("--scale", choices=("covariance", "normalized", "likelihood"), default="covariance", help="guidance step")
+    parser.add_argument("--krylov", type=int, help="most Krylov directions per step (default: the scale's, oplearn.inverse.guidance)")
     parser.add_argument("--prior-epochs", type=int, default=20)
     parser.add_argument("--baseline-epochs", type=int, default=10)
     parser.add_argument("--width", type=int, default=16, help="channel width of the prior's and the baselines' networks")

@@ -6,7 +6,7 @@ Usage: python benchmarks/inverse_steps.py [--prior runs/inverse_darcy/prior_1000
 
 The task-level companion of ``sampler_steps.py`` (which measures the distance to the ODE's
 own solution): the same trained joint (a, u) Darcy prior, test cases (seed 1) and 500-point
-observations as ``inverse_darcy.py``, DPS with the default guidance (step-matched to the
+observations as ``inverse_darcy.py``, DPS with normalized guidance (step-matched to the
 sampler's schedule; ``--unmatched`` applies the full correction at every step, which the
 multistep solvers still take at first order; ``--krylov K`` takes up to K guidance directions
 per step) and ``--samples`` draws, the deterministic ODE samplers only (no churn) on the Karras
@@ -63,7 +63,7 @@ def main() -> None:
     truth = torch.cat([test.inputs, test.outputs], dim=1).double()[: args.cases]
     darcy = Darcy()
     shape = (2, *setup.grid.shape)
-    guidance = {"schedule": None} if args.unmatched else {"krylov": args.krylov}
+    guidance = {"scale": "normalized", **({"schedule": None} if args.unmatched else {"krylov": args.krylov})}
     calls = [0]
 
     def denoise(x, sigma):  # counts the network's passes: one per step, plus one per extra Krylov direction

@@ -181,8 +181,8 @@ CASES = [
     Case(f"{INV} --data {{train}} --points 0", "the number of observed points must be an integer in [1, 256]"),
     Case(f"{INV} --data {{test24}}", "differs from the prior's"),
     Case(f"{INV} --data {{train}} --method magic", "argument --method: invalid choice: 'magic'"),
-    Case(f"{INV} --data {{train}} --points 20 --no-progress --out {{text}}", "notes.txt': File exists"),
-    Case(f"{INV} --data {{train}} --points 20 --no-progress --out {{text}}/posterior", "Not a directory"),
+    Case(f"{INV} --data {{train}} --points 20 --no-progress --out {{text}}", "notes.txt' is a file; give a folder"),
+    Case(f"{INV} --data {{train}} --points 20 --no-progress --out {{text}}/posterior", "is a file, not a folder"),
     # solve
     Case("solve", "the following arguments are required: method"),
     Case("solve wos --boundary x --point 0,0", "the following arguments are required: --domain"),

@@ -51,9 +51,10 @@ def test_inverse_cli_writes_posterior_metrics_and_figure(runs):
     assert set(metrics) == {"a", "u"} and 0 <= metrics["a"]["error_rate"] <= 1
     assert 0 <= metrics["u"]["calibration_90"] <= 1
     assert (out / "posterior.png").stat().st_size > 0
+    assert json.loads((out / "metrics.json").read_text())["scale"] == "covariance"
     # Guidance pulls the observed field towards the truth (compared with the same prior unguided).
     free = root / "free"
-    _inverse(root / "joint", data, free, "--weight", 0)
+    _inverse(root / "joint", data, free, "--scale", "normalized", "--weight", 0)
     unguided = json.loads((free / "metrics.json").read_text())["metrics"]
     assert metrics["u"]["relative_l2"] < 0.9 * unguided["u"]["relative_l2"]
 
@@ -67,7 +68,7 @@ def test_inverse_cli_ddis_and_daps(runs):
              "--langevin-steps", 3, "--ode-steps", 2)
     post = np.load(out / "posterior.npz")
     assert post["samples"].shape == (4, 2, 16, 16) and list(post["names"]) == ["a", "u"]
-    # Krylov guidance runs through the forward operator: vector-Jacobian products and forward differences.
+    # Covariance guidance runs through the forward operator: vector-Jacobian products and forward differences.
     _inverse(root / "coef", data, out, "--forward-run", root / "forward", "--krylov", 3)
     assert json.loads((out / "metrics.json").read_text())["krylov"] == 3
     assert np.isfinite(np.load(out / "posterior.npz")["samples"]).all()
@@ -87,3 +88,5 @@ def test_inverse_cli_errors(runs):
     assert proc.returncode == 2 and "--krylov applies to DPS" in proc.stderr
     proc = _inverse(root / "joint", data, root / "bad", "--krylov", 0, check=False)
     assert proc.returncode == 2 and "krylov must be >= 1" in proc.stderr
+    proc = _inverse(root / "joint", data, root / "bad", "--pde-weight", 1, check=False)
+    assert proc.returncode == 2 and "--scale normalized" in proc.stderr

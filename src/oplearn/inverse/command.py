@@ -23,14 +23,20 @@ import torch
 
 from oplearn.diffusion.samplers import SAMPLERS
 from oplearn.errors import OplearnError
+from oplearn.inverse.daps import LANGEVIN_STEPS, ODE_STEPS
+from oplearn.inverse.guidance import DEFAULT_SCALE, SCALES
 
-#: Default steps per method: DPS with Krylov guidance matches 200 one-direction Euler steps at 20
-#: (BENCHMARKS.md); DAPS anneals over more levels.
-DEFAULT_STEPS = {"dps": 20, "daps": 50}
+#: Default steps per method: 20 DPM-Solver++(2M) steps with covariance guidance reach the Bayes-optimal
+#: error on the linear-Gaussian problems (BENCHMARKS.md); DAPS anneals over the paper's 200 levels.
+DEFAULT_STEPS = {"dps": 20, "daps": 200}
+#: Default Krylov directions per step of the normalized and likelihood scales (covariance guidance:
+#: :data:`oplearn.inverse.guidance.DEFAULT_KRYLOV`).
 DEFAULT_KRYLOV = 4
 
 
 def add_command(sub) -> None:
+    from oplearn.arguments import dir_argument
+
     p = sub.add_parser("inverse", help="posterior samples of fields from sparse observations, with a trained diffusion prior")
     p.add_argument("run_dir", help="a diffusion-prior run (oplearn train with train.task=diffusion)")
     p.add_argument("--observe", action="append", required=True, metavar="FIELD", help="observed channel (repeat for several)")
@@ -42,25 +48,27 @@ def add_command(sub) -> None:
                    "into the (C, *spatial) field) and 'y'")
     p.add_argument("--method", choices=("dps", "daps"), default="dps")
     p.add_argument("--sampler", choices=sorted(SAMPLERS), default="dpmpp2m")
-    p.add_argument("--steps", type=int, help="sampler steps (default 20; DAPS: annealing levels, default 50)")
+    p.add_argument("--steps", type=int, help="sampler steps (default 20; DAPS: annealing levels, default 200)")
     p.add_argument("--churn", type=float, default=0.0, help="DPS with --sampler euler or heun: EDM stochastic churn S_churn "
                    "(re-noising before each step; e.g. 0.4 x --steps)")
     p.add_argument("--samples", type=int, default=16, help="posterior samples M")
     p.add_argument("--batch-size", type=int, help="samples drawn at once (default: all)")
-    p.add_argument("--weight", type=float, help="guidance weight w (default 1 for a prior with white noise, 0.3 with GRF noise)")
-    p.add_argument("--scale", choices=("normalized", "likelihood", "exact"), default="normalized", help="guidance step")
+    p.add_argument("--weight", type=float, help="normalized and likelihood scales: guidance weight w (default 1 for a prior "
+                   "with white noise, 0.3 with GRF noise)")
+    p.add_argument("--scale", choices=SCALES, default=DEFAULT_SCALE, help="guidance step (default: covariance, the "
+                   "Tweedie-covariance posterior denoiser solved by GMRES)")
     p.add_argument("--pde-weight", type=float, default=0.0, help="weight of the PDE-residual guidance term")
-    p.add_argument("--krylov", type=int, help="DPS: most guidance directions per step (Lanczos on the stiff guidance; "
-                   "default 4, 1 with --scale exact); each one past the first costs a forward pass and a "
-                   "vector-Jacobian product")
+    p.add_argument("--krylov", type=int, help="DPS: most Krylov directions per step: GMRES iterations of covariance "
+                   "guidance (default 8, one network pass each) or Lanczos directions of the normalized and likelihood "
+                   "scales (default 4, a forward pass and a vector-Jacobian product each)")
     p.add_argument("--tau", type=float, help="DAPS likelihood width (default: --noise)")
-    p.add_argument("--langevin-steps", type=int, default=20, help="DAPS Langevin steps per level")
-    p.add_argument("--ode-steps", type=int, default=5, help="DAPS ODE steps per level")
+    p.add_argument("--langevin-steps", type=int, default=LANGEVIN_STEPS, help="DAPS Langevin steps per level (default 100)")
+    p.add_argument("--ode-steps", type=int, default=ODE_STEPS, help="DAPS ODE steps per level (default 5)")
     p.add_argument("--forward-run", metavar="RUN_DIR", help="DDIS: the prior models the coefficient only; this trained "
                    "operator (oplearn train) supplies the solution inside the guidance")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--out", help="output directory (default RUN_DIR/inverse)")
+    p.add_argument("--out", type=dir_argument(), help="output directory (default RUN_DIR/inverse)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_inverse)
 
@@ -80,6 +88,8 @@ def _save_json(path: Path, data: dict) -> None:
 def run_inverse(args) -> None:
     from oplearn.data.files import load_fields
     from oplearn.diffusion.schedules import karras_sigmas
+    from oplearn.inverse.daps import annealing_levels
+    from oplearn.inverse.guidance import DEFAULT_KRYLOV as KRYLOV_PER_SCALE
     from oplearn.inverse.guidance import guidance_weight, two_valued
     from oplearn.inverse.observations import Observation, PointObservation
     from oplearn.inverse.posterior import posterior_metrics, sample_posterior, summarize
@@ -89,7 +99,9 @@ def run_inverse(args) -> None:
     if args.krylov is not None and args.method != "dps":
         raise OplearnError("--krylov applies to DPS guidance; drop it with --method daps")
     steps = args.steps if args.steps is not None else DEFAULT_STEPS[args.method]
-    krylov = args.krylov if args.krylov is not None else (1 if args.scale == "exact" else DEFAULT_KRYLOV)
+    if args.pde_weight and args.scale == "covariance":
+        raise OplearnError("--pde-weight needs --scale normalized or likelihood (covariance guidance takes no PDE term)")
+    krylov = args.krylov if args.krylov is not None else (None if args.scale == "covariance" else DEFAULT_KRYLOV)
     if args.samples < 2:
         raise OplearnError(f"--samples must be at least 2 for a mean and a standard deviation, got {args.samples}")
     if (args.data is None) == (args.observations is None):
@@ -125,9 +137,11 @@ def run_inverse(args) -> None:
         if y.shape != (len(obs),):
             raise OplearnError(f"{args.observations}: 'y' must hold one value per index ({len(obs)}), got shape {tuple(y.shape)}")
 
+    sigmas = (karras_sigmas(steps, setup.sigma_min, setup.sigma_max) if args.method == "dps"
+              else annealing_levels(steps, setup.sigma_max))
     t0 = time.perf_counter()
     samples = sample_posterior(
-        setup.denoise, obs, y, setup.prior_shape, args.samples, karras_sigmas(steps, setup.sigma_min, setup.sigma_max),
+        setup.denoise, obs, y, setup.prior_shape, args.samples, sigmas,
         method=args.method, sampler=args.sampler, churn=args.churn, fields=setup.fields, noise=setup.noise, batch_size=args.batch_size,
         guidance={"weight": args.weight, "scale": args.scale, "pde_weight": args.pde_weight, "pde": setup.pde, "grid": setup.grid,
                   "krylov": krylov},
@@ -146,8 +160,9 @@ def run_inverse(args) -> None:
         arrays["truth"] = truth.numpy()
     _save_npz(out / "posterior.npz", **arrays)
     report = {"run_dir": str(args.run_dir), "method": args.method, "sampler": args.sampler, "steps": steps, "churn": args.churn,
-              "krylov": krylov if args.method == "dps" else None,
-              "weight": guidance_weight(args.weight, setup.noise) if args.method == "dps" else None,
+              "scale": args.scale if args.method == "dps" else None,
+              "krylov": (krylov or KRYLOV_PER_SCALE[args.scale]) if args.method == "dps" else None,
+              "weight": guidance_weight(args.weight, setup.noise) if args.method == "dps" and args.scale != "covariance" else None,
               "samples": args.samples, "observed": args.observe, "points": len(obs), "noise": obs.noise, "seconds": seconds,
               "forward_run": args.forward_run}
     if truth is not None:

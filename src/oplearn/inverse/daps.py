@@ -1,58 +1,112 @@
-r"""DAPS: decoupled annealing posterior sampling.
+r"""DAPS: decoupled annealing posterior sampling (Zhang et al., CVPR 2025).
 
-Along decreasing noise levels :math:`\sigma_0 > \dots > \sigma_{N-1} > \sigma_N = 0`, starting
-from :math:`x_0 \sim \mathcal N(0, \sigma_0^2 I)`:
+DAPS anneals the noise level of the posterior's time marginals instead of following one
+trajectory: for a decreasing schedule :math:`\sigma_0 > \dots > \sigma_{N_A - 1} > \sigma_{N_A} = 0`
+it draws :math:`x_0 \sim p(x_0 \mid x_{\sigma_i}, y)` and re-noises it to the next level, so that
+:math:`x_{\sigma_{i+1}} \sim p(x_{\sigma_{i+1}} \mid y)` whenever :math:`x_{\sigma_i} \sim p(x_{\sigma_i} \mid y)`
+and the decoupled draw is exact. Algorithm 1 of the paper, line by line, with the settings
+of its code (``zhangbingliang2019/DAPS``: ``configs/sampler/edm_daps.yaml``, ``cores/mcmc.py``,
+the pixel-space tasks of ``configs/task/*.yaml``), which are the defaults here ("DAPS-1K"):
 
-1. solve the unguided probability-flow ODE from :math:`(x_i, \sigma_i)` to :math:`\sigma = 0` with a
-   few sampler steps: :math:`\hat x_0(x_i)`;
-2. approximate :math:`p(x_0 \mid x_i, y) \propto \mathcal N(x_0; \hat x_0, r_i^2 I)\, p(y \mid x_0)` with
-   :math:`r_i = \sigma_i` and draw from it with Langevin steps on
+1. :math:`x_{\sigma_0} \sim \mathcal N(0, \sigma_0^2 N)` (``noise``); the annealing levels are
+   :math:`N_A = 200` Karras levels (:math:`\rho = 7`, the code's ``poly-7``) from
+   :math:`\sigma_{max}` down to :math:`\sigma_{min} = 0.1`, then 0 (:func:`annealing_levels`; the
+   paper anneals from 100, here from the prior's :math:`\sigma_{max}`, 80 for EDM priors);
+2. for :math:`i = 0, \dots, N_A - 1`:
 
-   .. math:: U(x_0) = \frac{\lVert y - A\,\Phi(x_0) \rVert^2}{2 \tau^2} + \frac{\lVert x_0 - \hat x_0 \rVert^2}{2 r_i^2},
-             \qquad x_0 \leftarrow x_0 - \eta \nabla U + \sqrt{2 \eta}\, \xi,
+   3. :math:`\hat x_0 = \hat x_0(x_{\sigma_i})` by solving the prior's probability-flow ODE from
+      :math:`\sigma_i` to 0 with :math:`N_{ODE} = 5` Euler steps on Karras levels from :math:`\sigma_i`
+      to 0.01, then 0 (``ode_steps``, ``ode_sigma_min``): the ODE's end point, not Tweedie's mean;
+   4. approximate :math:`p(x_0 \mid x_{\sigma_i}) \approx \mathcal N(\hat x_0, r_i^2 N)` with
+      :math:`r_i = \sigma_i` (the paper's choice, ``prior_solver: gaussian`` in the code) and draw
+      :math:`x_0 \sim p(x_0 \mid x_{\sigma_i}, y)` with :math:`N_L = 100` Langevin steps
+      (``langevin_steps``) from :math:`x_0 = \hat x_0`:
 
-   started at :math:`\hat x_0`, with step :math:`\eta = \text{lr} / (\beta \tau^{-2} + r_i^{-2})`,
-   :math:`\beta` the largest eigenvalue of :math:`B^\top B`, :math:`B` the Jacobian of
-   :math:`x_0 \mapsto A \Phi(x_0)` at :math:`\hat x_0` (power iteration, warm-started from
-   level to level): the inverse of the largest curvature of :math:`U`, so ``lr < 1`` is stable;
-3. re-noise: :math:`x_{i+1} = x_0 + \sigma_{i+1} \epsilon`.
+      .. math:: x_0 \leftarrow x_0 + \eta_i \Big( -N B^\top \frac{A\Phi(x_0) - y}{\tau^2}
+                - \frac{x_0 - \hat x_0}{r_i^2} \Big) + \sqrt{2 \eta_i}\, N^{1/2} \xi,
 
-:math:`\tau` is the observation noise level unless ``tau`` is given (it must be for noise-free data). Unlike DPS, no gradient flows through the denoiser: only through
-:math:`\Phi` (the identity, the prior's de-normalisation, or DDIS's forward operator).
+      :math:`B` the Jacobian of :math:`A\Phi` at :math:`x_0`; the step decays linearly over the
+      annealing, :math:`\eta_i = \text{lr}\,(1 - (1 - \kappa)\, i / N_A)` with :math:`\text{lr} = 10^{-4}`,
+      :math:`\kappa = 0.01` (``lr``, ``lr_min_ratio``), and :math:`\tau` is the likelihood width
+      (``tau``: the paper uses 0.01 on images in [-1, 1]; here the observation noise unless given);
+   5. :math:`x_{\sigma_{i+1}} = x_0 + \sigma_{i+1} N^{1/2} \epsilon` (re-noise; nothing at the last level);
+
+6. return :math:`x_0` of the last level.
+
+Two adaptations, both of which reduce to the paper's algorithm for white noise and a
+well-scaled step: :math:`N` is the covariance of the prior's forward noise (:math:`N = I` for
+white noise, the paper's setting; with a GRF-noise prior :math:`x_\sigma - x_0` has covariance
+:math:`\sigma^2 N`, so :math:`r_i^2 N` is the matching approximation and the Langevin dynamics
+is preconditioned by :math:`N`; the white metric with GRF re-noising diverged on the
+benchmark's linear-Gaussian problem), and :math:`\eta_i` is capped at :math:`1/L_i`,
+:math:`L_i = r_i^{-2} + \beta / \tau^2` with :math:`\beta` the largest eigenvalue of :math:`B N B^\top`
+(power iteration), the stability limit of the Langevin step. The paper's step is absolute,
+tuned for images (:math:`\text{lr}\,L_0 \approx 1` for a pixel mask and :math:`\tau = 0.01`); with GRF
+noise :math:`\beta` grows with the number of correlated observations (376 for 500 points of a
+32x32 grid), and the uncapped step diverges. The paper's likelihood is
+:math:`\mathcal N(A\Phi(x_0), \tau^2 I)` (its code's loss omits the 1/2, i.e. uses the width
+:math:`\tau / \sqrt 2`).
+
+Why DAPS stays far from the exact posterior of the linear-Gaussian problems (BENCHMARKS.md):
+the annealing itself is exact (with the exact decoupled conditional it reaches the Bayes bound),
+but (a) :math:`r_i = \sigma_i` gives a mode of prior variance :math:`\lambda < \sigma_i^2` the
+conditional variance :math:`\sigma_i^2` instead of :math:`\sigma_i^2 \lambda / (\lambda + \sigma_i^2)`, so the
+data move it too far, and (b) 100 Langevin steps cannot sample a target of condition number
+:math:`1 + r_i^2 \beta / \tau^2` (:math:`10^4` and more): only the stiff, observed directions move,
+and the unobserved ones stay at the ODE end point, a sample rather than a mean.
+
+Unlike DPS, no gradient flows through the denoiser: only through :math:`\Phi` (the identity,
+the prior's de-normalisation, or DDIS's forward operator).
 
 Shapes: ``noise (batch, C, *spatial) -> (batch, C, *spatial)``.
+
+References: B. Zhang, W. Chu, J. Berner, C. Meng, A. Anandkumar, Y. Song, "Improving Diffusion
+Inverse Problem Solving with Decoupled Noise Annealing", CVPR 2025 (arXiv:2407.01521),
+Algorithm 1 and Section 3.3; DAPS-1K: 200 annealing levels x 5 ODE steps.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
-from oplearn.progress import progress as progress_bar
 
+from oplearn.diffusion.noise import GRFNoise, WhiteNoise
 from oplearn.errors import ConfigError
-from oplearn.inverse.guidance import Denoiser, Fields
+from oplearn.progress import progress as progress_bar
+from oplearn.inverse.guidance import DIFFERENCE_STEP, Denoiser, Fields
 from oplearn.inverse.observations import Observation
 
+#: The paper's annealing range (its ``sigma_min``; ``sigma_max`` comes from the prior).
+SIGMA_MIN = 0.1
+#: The paper's inner ODE end level.
+ODE_SIGMA_MIN = 0.01
+#: The paper's DAPS-1K settings.
+LEVELS, ODE_STEPS, LANGEVIN_STEPS, LR, LR_MIN_RATIO = 200, 5, 100, 1e-4, 0.01
 
-def _curvature(observation: Observation, fields: Fields | None, x: torch.Tensor, v: torch.Tensor, steps: int):
-    r"""Per sample, the largest eigenvalue of :math:`B^\top B` (:math:`B` the Jacobian of
-    :math:`A \Phi` at ``x``) by ``steps`` power iterations from ``v``: ``(batch,)`` and the new ``v``."""
-    if fields is None:  # B = A, a selection: B^T B is a 0/1 diagonal
-        return torch.ones(len(x), dtype=x.dtype, device=x.device), v
 
-    def observed(z: torch.Tensor) -> torch.Tensor:
-        return observation.apply(fields(z))
+def annealing_levels(levels: int = LEVELS, sigma_max: float = 80.0, sigma_min: float = SIGMA_MIN) -> torch.Tensor:
+    """DAPS's annealing schedule: ``levels`` Karras levels (rho 7) from ``sigma_max`` to ``sigma_min``, then 0."""
+    from oplearn.diffusion.schedules import karras_sigmas
 
-    beta = None
+    return karras_sigmas(levels, sigma_min, sigma_max, 7.0)
+
+
+def _largest_eigenvalue(observed, x: torch.Tensor, covariance, v: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Per sample, the largest eigenvalue of :math:`B N B^\top` (:math:`B` the Jacobian of
+    ``observed`` at ``x``) by ``steps`` power iterations from ``v (batch, m)``: ``(batch,)`` and the new ``v``."""
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        out = observed(x)
+    base = out.detach()
+    value = None
     for _ in range(max(steps, 1)):
-        v = v / v.flatten(1).norm(dim=1).clamp_min(1e-30).reshape(-1, *[1] * (x.ndim - 1))
-        with torch.enable_grad():
-            _, bv = torch.autograd.functional.jvp(observed, x.detach(), v)
-            _, btbv = torch.autograd.functional.vjp(observed, x.detach(), bv)
-        beta = (v * btbv).flatten(1).sum(dim=1)
-        v = btbv.detach()
-    return beta.detach().clamp_min(0), v
+        v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-30)
+        u = covariance(torch.autograd.grad(out, x, grad_outputs=v, retain_graph=True)[0])
+        eps = DIFFERENCE_STEP * x.detach().flatten(1).norm(dim=1).clamp_min(1.0) / u.flatten(1).norm(dim=1).clamp_min(1e-30)
+        with torch.no_grad():
+            w = (observed(x.detach() + eps.reshape(-1, *[1] * (x.ndim - 1)) * u) - base) / eps[:, None]
+        value = (v * w).sum(dim=1)
+        v = w
+    return value.clamp_min(0), v
 
 
 def daps(
@@ -61,65 +115,72 @@ def daps(
     y: torch.Tensor,
     noise: torch.Tensor,
     sigmas: torch.Tensor,
-    ode_steps: int = 5,
-    langevin_steps: int = 20,
-    lr: float = 0.5,
+    ode_steps: int = ODE_STEPS,
+    langevin_steps: int = LANGEVIN_STEPS,
+    lr: float = LR,
+    lr_min_ratio: float = LR_MIN_RATIO,
     tau: float | None = None,
     fields: Fields | None = None,
-    method: str = "euler",
+    prior_noise: WhiteNoise | GRFNoise | None = None,
+    ode_sigma_min: float = ODE_SIGMA_MIN,
     power_steps: int = 5,
-    renoise: Callable[[tuple[int, ...], torch.Generator | None], torch.Tensor] | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
     """Posterior samples by DAPS (module docstring) from ``noise``, the initial state at
     ``sigmas[0]`` (already scaled); ``sigmas`` is the decreasing annealing schedule ending in 0
-    (e.g. :func:`oplearn.diffusion.schedules.karras_sigmas`). ``renoise(shape, generator)``
-    draws the unit noise of the forward process (white by default; the prior's GRF noise for
-    a function-space prior) for the re-noising and the Langevin steps' initial direction."""
+    (:func:`annealing_levels`); ``prior_noise`` is the prior's forward noise (white by default),
+    whose covariance is :math:`N` and whose draws re-noise."""
     from oplearn.diffusion.samplers import sample
     from oplearn.diffusion.schedules import karras_sigmas
 
     if ode_steps < 1 or langevin_steps < 0:
         raise ConfigError(f"DAPS needs ode_steps >= 1 and langevin_steps >= 0, got {ode_steps}, {langevin_steps}")
-    if not 0 < lr < 2:
-        raise ConfigError(f"the DAPS Langevin step factor lr must lie in (0, 2), got {lr}")
+    if not lr > 0 or not 0 < lr_min_ratio <= 1:
+        raise ConfigError(f"DAPS needs lr > 0 and 0 < lr_min_ratio <= 1, got {lr}, {lr_min_ratio}")
     if float(sigmas[-1]) != 0:
         raise ConfigError("the DAPS annealing schedule must end in sigma = 0")
     tau = observation.noise if tau is None else float(tau)
     if not tau > 0:
         raise ConfigError("DAPS needs a likelihood width tau > 0: give tau for noise-free observations")
+    prior_noise = prior_noise or WhiteNoise()
     y = y if y.ndim == 2 else y.unsqueeze(0)
     tau2 = tau**2
-    sigma_min = float(sigmas[-2])
 
-    def randn(like: torch.Tensor) -> torch.Tensor:
-        device = generator.device if generator is not None else like.device
-        return torch.randn(like.shape, generator=generator, dtype=like.dtype, device=device).to(like.device)
+    def observed(z: torch.Tensor) -> torch.Tensor:
+        return observation.apply(z if fields is None else fields(z))
 
-    draw = renoise or (lambda shape, gen: randn(noise.new_empty(shape)))
+    def draw(like: torch.Tensor) -> torch.Tensor:
+        return prior_noise.sample(tuple(like.shape), generator, dtype=like.dtype).to(like.device)
+
     x = noise
     x0 = x
-    direction = randn(x)
-    levels = range(len(sigmas) - 1)
-    for i in progress_bar(levels, desc="daps", enabled=progress):
+    direction = torch.randn((len(x), len(observation)), generator=generator, dtype=x.dtype,
+                            device=generator.device if generator is not None else x.device).to(x.device)
+    levels = len(sigmas) - 1
+    for i in progress_bar(range(levels), desc="daps", enabled=progress):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
-        if sigma <= sigma_min * (1 + 1e-9):
-            x0_hat = denoise(x, torch.full((x.shape[0],), sigma, dtype=x.dtype, device=x.device))
-        else:
-            ode = karras_sigmas(ode_steps, sigma_min, sigma).to(x.dtype)
-            x0_hat = sample(denoise, x, ode, method=method)
-        x0_hat = x0_hat.detach()
-        r2 = sigma**2
-        beta, direction = _curvature(observation, fields, x0_hat, direction, power_steps)
-        eta = lr / (beta.reshape(-1, *[1] * (x.ndim - 1)) / tau2 + 1 / r2)
-        x0 = x0_hat.clone()
-        for _ in range(langevin_steps):
-            with torch.enable_grad():
-                z = x0.detach().requires_grad_(True)
-                phys = z if fields is None else fields(z)
-                energy = observation.misfit(phys, y.to(phys)).sum() / tau2 + 0.5 * (z - x0_hat).square().sum() / r2
-                grad = torch.autograd.grad(energy, z)[0]
-            x0 = x0 - eta * grad + (2 * eta) ** 0.5 * randn(x0)
-        x = x0 + sigma_next * draw(tuple(x0.shape), generator).to(x0) if sigma_next > 0 else x0
+        ode = karras_sigmas(ode_steps, min(ode_sigma_min, 0.5 * sigma), sigma, 7.0).to(x.dtype)  # line 3
+        with torch.no_grad():
+            x0_hat = sample(denoise, x, ode, method="euler")
+        beta, direction = _largest_eigenvalue(observed, x0_hat, prior_noise.covariance, direction, power_steps)
+        eta = torch.minimum(torch.full_like(beta, lr * (1 - (1 - lr_min_ratio) * i / levels)), 1 / (1 / sigma**2 + beta / tau2))
+        x0 = decoupled_langevin(observed, y, tau, x0_hat, sigma, eta, langevin_steps, prior_noise, generator)  # line 4
+        x = x0 + sigma_next * draw(x0) if sigma_next > 0 else x0  # line 5
+    return x0.detach()
+
+
+def decoupled_langevin(observed, y: torch.Tensor, tau: float, x0_hat: torch.Tensor, r: float, eta: torch.Tensor, steps: int,
+                       prior_noise: WhiteNoise | GRFNoise, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""Line 4 of DAPS: ``steps`` Langevin steps of size ``eta (batch,)`` from :math:`\hat x_0` on
+    :math:`p(x_0 \mid x_\sigma, y) \propto \mathcal N(x_0; \hat x_0, r^2 N)\, \mathcal N(y; A\Phi(x_0), \tau^2 I)`,
+    preconditioned by :math:`N` (module docstring); ``observed(x) = A Phi(x)``. Shapes: ``(batch, C, *spatial)``."""
+    eta = eta.reshape(-1, *[1] * (x0_hat.ndim - 1))
+    x0 = x0_hat.clone()
+    for _ in range(steps):
+        with torch.enable_grad():
+            z = x0.detach().requires_grad_(True)
+            grad = torch.autograd.grad(0.5 * (observed(z) - y.to(z)).square().sum() / tau**2, z)[0]
+        kick = prior_noise.sample(tuple(x0.shape), generator, dtype=x0.dtype).to(x0.device)
+        x0 = x0 - eta * (prior_noise.covariance(grad) + (x0 - x0_hat) / r**2) + (2 * eta).sqrt() * kick
     return x0.detach()

@@ -35,29 +35,51 @@ from oplearn.grids import Grid
 from oplearn.inverse.observations import Observation
 from oplearn.pdes.base import PDE
 
+#: Eigenvalues of the whitened prior covariance below this fraction of the largest are dropped.
+RANK_TOLERANCE = 1e-12
+
 
 class GaussianDenoiser:
     r"""The exact denoiser of :math:`\mathcal N(0, K)` under noise :math:`\sigma\epsilon`, :math:`\epsilon \sim \mathcal N(0, N)`:
     :math:`D(x, \sigma) = K (K + \sigma^2 N)^{-1} x` (:math:`N = I` by default).
 
     Evaluated in the eigenbasis of :math:`M = L^{-1} K L^{-\top} = U \Lambda U^\top`, :math:`N = L L^\top`:
-    :math:`D = L U \operatorname{diag}(\lambda / (\lambda + \sigma^2)) U^\top L^{-1} x`. ``K`` may be
-    singular, ``N`` must be positive definite.
+    :math:`D = L U \operatorname{diag}(\lambda / (\lambda + \sigma^2)) U^\top L^{-1} x`, keeping only the
+    eigenvalues above :data:`RANK_TOLERANCE` of the largest (``K`` may be singular; ``N`` must
+    be positive definite). Given a factor :math:`F` with :math:`K = F F^\top` (``d x r``), the
+    eigenpairs come from the ``r x r`` matrix :math:`W^\top W`, :math:`W = L^{-1} F`, and
+    :math:`U = W Q \Lambda^{-1/2}`: no ``d x d`` eigendecomposition, and each call costs two
+    ``d x rank`` products.
 
-    Shapes: ``x (batch, *shape), sigma (batch,) -> (batch, *shape)`` with ``K``, ``N`` of size ``prod(shape)``.
+    Shapes: ``x (batch, *shape), sigma (batch,) -> (batch, *shape)`` with ``K``, ``N`` of size
+    ``d = prod(shape)``.
     """
 
-    def __init__(self, covariance: torch.Tensor, noise_covariance: torch.Tensor | None = None):
-        k = covariance.double()
-        if noise_covariance is None:
-            eigenvalues, vectors = torch.linalg.eigh(k)
+    def __init__(self, covariance: torch.Tensor | None = None, noise_covariance: torch.Tensor | None = None,
+                 factor: torch.Tensor | None = None):
+        if (covariance is None) == (factor is None):
+            raise ValueError("give exactly one of covariance and factor")
+        d = len(covariance if factor is None else factor)
+        chol = None if noise_covariance is None else torch.linalg.cholesky(noise_covariance.double())
+
+        def whiten(a: torch.Tensor) -> torch.Tensor:  # L^-1 a
+            return a if chol is None else torch.linalg.solve_triangular(chol, a, upper=False)
+
+        if factor is None:
+            k = whiten(whiten(covariance.double()).T)  # L^-1 K L^-T (K symmetric)
+            eigenvalues, vectors = torch.linalg.eigh(0.5 * (k + k.T))
+        else:
+            w = whiten(factor.double())
+            eigenvalues, q = torch.linalg.eigh(w.T @ w)
+            vectors = w @ (q / eigenvalues.clamp_min(torch.finfo(torch.float64).tiny).sqrt())
+        keep = eigenvalues > RANK_TOLERANCE * eigenvalues.max()
+        self.eigenvalues, vectors = eigenvalues[keep], vectors[:, keep]
+        if chol is None:
             self.left = self.right = vectors
         else:
-            chol = torch.linalg.cholesky(noise_covariance.double())
-            chol_inv = torch.linalg.solve_triangular(chol, torch.eye(len(chol), dtype=torch.float64), upper=False)
-            eigenvalues, vectors = torch.linalg.eigh(chol_inv @ k @ chol_inv.T)
-            self.left, self.right = chol @ vectors, chol_inv.T @ vectors
-        self.eigenvalues = eigenvalues.clamp_min(0)
+            self.left = chol @ vectors
+            self.right = torch.linalg.solve_triangular(chol.T, vectors, upper=True)
+        self.dimension = d
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         coef = x.flatten(1) @ self.right.to(x)
@@ -73,10 +95,16 @@ class LinearGaussianPoisson:
     pde : Poisson or Helmholtz (a PDE with a Gaussian source ``pde.field`` and a linear solver)
         Its source field is the prior; its solver gives the linear map :math:`L`.
     resolution : int
-        Nodes per dimension (the matrices have ``2 n^2`` rows: keep ``n`` small, e.g. 16-32).
+        Nodes per dimension (dense ``n^2 x n^2`` matrices: 64 takes minutes and a few GiB).
     noise : WhiteNoise or GRFNoise, optional
         The forward noise of the diffusion in the standardised coordinates (per channel); white
         by default.
+
+    Attributes
+    ----------
+    source_covariance : ``(n^2, n^2)``, :math:`C`; solution_operator : ``(n^2, n^2)``, :math:`L`;
+    scale : ``(2,)``, :math:`S`; denoiser : :class:`GaussianDenoiser` of the standardised joint prior,
+    built from the factor :math:`S^{-1} [I; L] C^{1/2}` (rank ``n^2``).
     """
 
     def __init__(self, pde: PDE, resolution: int, noise=None):
@@ -84,20 +112,21 @@ class LinearGaussianPoisson:
         self.grid: Grid = pde.grid(resolution)
         n = resolution * resolution
         self.shape = (2, resolution, resolution)
-        c = pde.field.covariance(self.grid)
+        self.source_covariance = c = pde.field.covariance(self.grid)
         unit_sources = torch.eye(n, dtype=torch.float64).reshape(n, 1, resolution, resolution)
-        solve = pde.solve(unit_sources, self.grid).reshape(n, n).T  # column j: the solution of source e_j
-        self.solution_operator = solve
-        joint = torch.cat([torch.eye(n, dtype=torch.float64), solve])  # x = joint @ f
-        self.covariance = joint @ c @ joint.T
-        self.scale = self.covariance.diagonal().reshape(2, n).mean(dim=1).sqrt()  # S, per channel
-        s_inv = (1 / self.scale).repeat_interleave(n)
+        self.solution_operator = pde.solve(unit_sources, self.grid).reshape(n, n).T  # column j: the solution of source e_j
+        self._joint = torch.cat([torch.eye(n, dtype=torch.float64), self.solution_operator])  # x = joint @ f
+        variance = ((self._joint @ c) * self._joint).sum(dim=1)  # diag(K)
+        self.scale = variance.reshape(2, n).mean(dim=1).sqrt()  # S, per channel
+        values, vectors = torch.linalg.eigh(c)
+        root = vectors * values.clamp_min(0).sqrt()  # C = root root^T
         noise_covariance = None
         if noise is not None:  # N applied to the unit fields of both channels
             unit = torch.eye(2 * n, dtype=torch.float64).reshape(2 * n, *self.shape)
             noise_covariance = noise.covariance(unit).reshape(2 * n, 2 * n)
         self.noise = noise
-        self.denoiser = GaussianDenoiser(s_inv[:, None] * self.covariance * s_inv[None, :], noise_covariance)
+        s_inv = (1 / self.scale).repeat_interleave(n)
+        self.denoiser = GaussianDenoiser(noise_covariance=noise_covariance, factor=s_inv[:, None] * (self._joint @ root))
 
     def fields(self, z: torch.Tensor) -> torch.Tensor:
         """The physical (f, u) of standardised fields: ``(batch, 2, n, n) -> (batch, 2, n, n)``."""
@@ -108,15 +137,26 @@ class LinearGaussianPoisson:
         f = self.pde.sample_input(count, self.grid, generator)
         return torch.cat([f, self.pde.solve(f, self.grid)], dim=1)
 
+    def _gain(self, observation: Observation) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Kalman gain :math:`K A^\top (A K A^\top + s^2)^{-1}` and :math:`K A^\top`, ``(2 n^2, m)`` each."""
+        rows = self._joint[observation.index]  # A [I; L]
+        k_ay = self._joint @ (self.source_covariance @ rows.T)  # K A^T
+        gram = k_ay[observation.index] + observation.noise**2 * torch.eye(len(rows), dtype=torch.float64)
+        return torch.linalg.solve(gram, k_ay.T).T, k_ay
+
     def posterior(self, observation: Observation, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The exact posterior mean ``(batch, 2, n, n)`` and standard deviation ``(2, n, n)`` for ``y (batch, m)``."""
-        k = self.covariance
-        idx = observation.index
-        k_ay = k[:, idx]  # K A^T
-        gram = k[idx][:, idx] + observation.noise**2 * torch.eye(len(idx), dtype=torch.float64)
-        gain = torch.linalg.solve(gram, k_ay.T).T  # K A^T (A K A^T + s^2)^-1
+        gain, k_ay = self._gain(observation)
         y = y if y.ndim == 2 else y.unsqueeze(0)
         mean = y.double() @ gain.T
-        cov = k - gain @ k_ay.T
-        std = cov.diagonal().clamp_min(0).sqrt()
-        return mean.reshape(-1, *self.shape), std.reshape(self.shape)
+        variance = ((self._joint @ self.source_covariance) * self._joint).sum(dim=1) - (gain * k_ay).sum(dim=1)
+        return mean.reshape(-1, *self.shape), variance.clamp_min(0).sqrt().reshape(self.shape)
+
+    def posterior_samples(self, observation: Observation, y: torch.Tensor, count: int,
+                          generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""``count`` exact posterior draws for ``y (m,)`` by Matheron's rule, :math:`x' + G(y - A x' - s\epsilon)`
+        with :math:`x'` a prior draw and :math:`G` the Kalman gain: ``(count, 2, n, n)``, float64."""
+        gain, _ = self._gain(observation)
+        prior = self.sample_prior(count, generator)
+        simulated = observation.observe(prior, generator)
+        return prior + ((y.double().reshape(1, -1) - simulated) @ gain.T).reshape(prior.shape)

@@ -145,7 +145,7 @@ def sample_posterior(
             x0 = sample(guided, z, sigmas, method=sampler, churn=churn, generator=generator, progress=progress,
                         churn_noise=draw)
         else:
-            x0 = daps(denoise, observation, y, z, sigmas, fields=fields, renoise=draw, generator=generator,
+            x0 = daps(denoise, observation, y, z, sigmas, fields=fields, prior_noise=noise, generator=generator,
                       progress=progress, **(daps_options or {}))
         with torch.no_grad():
             out.append((x0 if fields is None else fields(x0)).detach().cpu())
