@@ -90,6 +90,7 @@ CONFIG_MODULES: tuple[str, ...] = (
     "oplearn.models.gino",
     "oplearn.models.mollified_gno",
     "oplearn.geometry.config",
+    "oplearn.sampling.config",
 )
 
 
@@ -128,6 +129,7 @@ class TrainConfig(Strict):
 
     ``tensorboard: true`` also writes each epoch's record as TensorBoard scalars in
     ``RUN/tensorboard/`` (:mod:`oplearn.training.tensorboard`; the extra ``oplearn[tensorboard]``).
+    ``clip_grad_norm`` rescales each step's gradient to at most that Euclidean norm (none by default).
     """
 
     epochs: int = Field(default=100, gt=0)
@@ -148,6 +150,7 @@ class TrainConfig(Strict):
     pushforward: int = Field(default=0, ge=0)
     physics: PhysicsConfig | None = None
     tensorboard: bool = False
+    clip_grad_norm: float | None = Field(default=None, gt=0)
 
     @field_validator("task")
     @classmethod

@@ -279,6 +279,9 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
                 raise TrainingDiverged(
                     f"training loss became {batch_loss.item()} in epoch {epoch + 1}; {kept}; lower train.lr or check the data"
                 )
+            if config.train.clip_grad_norm is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_grad_norm)
             scaler.step(optimizer)
             scaler.update()
             total += batch_loss.item() * len(batch)

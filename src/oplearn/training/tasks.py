@@ -466,6 +466,7 @@ TASKS: dict[str, type[Task] | str] = {
     "wos": "oplearn.wos.training:WoSTask",
     "diffusion": "oplearn.diffusion.task:DiffusionTask",
     "points": "oplearn.geometry.task:PointTask",
+    "sampler": "oplearn.sampling.task:SamplerTask",
 }
 """Task name -> class, or ``"module:Class"`` for tasks imported on first use."""
 

@@ -1,0 +1,93 @@
+"""Density samplers through the shared training loop (``train.task: sampler``): config checks,
+exact resume, and ``oplearn train / evaluate / report`` end to end."""
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from helpers import SRC, one_thread, run_cli  # noqa: F401
+from oplearn.config import validate_config
+from oplearn.errors import ConfigError
+from oplearn.sampling.task import SamplerTask, interval
+from oplearn.training.run import train
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def tiny_config(**sampling):
+    return validate_config({
+        "seed": 3,
+        "data": {"batch_size": 16},
+        "train": {"task": "sampler", "epochs": 4, "lr": 5e-3, "weight_decay": 0.0, "clip_grad_norm": 1.0, "device": "cpu"},
+        "sampling": {"target": "gaussian", "target_params": {"dim": 2, "mean": [1.0, -0.5], "scale": 0.7},
+                     "method": "cmcd", "method_params": {"steps": 6}, "loss": "log_variance", "exploration": 0.2,
+                     "iterations": 3, "net": {"width": 16, "depth": 1}, "validation_samples": 256, **sampling},
+    })
+
+
+def test_sampler_config_is_checked():
+    for sampling, message in [
+        ({"target": "banana"}, "sampling.target 'banana' is unknown"),
+        ({"method": "smc"}, "learns nothing and is not trained"),
+        ({"loss": "kl", "exploration": 0.5}, "the kl loss is on-policy"),
+        ({"method_params": {"friction_coefficient": 1.0}}, "method_params: unknown parameter"),
+        ({"target_params": {"modes": 3}}, "target_params: unknown parameter"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            tiny_config(**sampling)
+    with pytest.raises(ConfigError, match="sampling section configures train.task=sampler"):
+        validate_config({"data": {"path": "x.h5"}, "sampling": {}})
+    assert interval([1.0, 3.0]) == pytest.approx([2.0, 12.706], rel=1e-4)  # t(0.975, 1) * s / sqrt(2), s = sqrt(2)
+
+
+def test_sampler_run_stopped_and_resumed_reaches_the_same_weights(tmp_path, monkeypatch):
+    """Paths are seeded by (seed, epoch, step), the evaluation count is in the checkpoint: a run
+    killed after two epochs and resumed ends with the uninterrupted run's weights; training
+    raises the validation ELBO."""
+    config = tiny_config()
+    train(config, tmp_path / "whole", progress=False)
+    start_epoch = SamplerTask.start_epoch
+
+    def stop_at_two(self, epoch):
+        if epoch == 2:
+            raise KeyboardInterrupt
+        start_epoch(self, epoch)
+
+    monkeypatch.setattr(SamplerTask, "start_epoch", stop_at_two)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(SamplerTask, "start_epoch", start_epoch)
+    train(config, tmp_path / "resumed", resume=True, progress=False)
+    whole, resumed = (torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=True) for r in ("whole", "resumed"))
+    assert whole["task"]["evaluations"] == resumed["task"]["evaluations"] == 4 * 3 * 16 * 7
+    for key, value in whole["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=0, msg=key)
+    log = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
+    assert log[-1]["val_elbo"] > log[0]["val_elbo"]
+
+
+def test_sampler_train_evaluate_report_end_to_end(tmp_path):
+    config = Path(SRC).parent / "configs" / "sample_gmm40_dis.yaml"
+    assert yaml.safe_load(config.read_text())["train"]["task"] == "sampler"
+    small = ["--set", "sampling.method_params.steps=8", "--set", "data.batch_size=16", "--set", "sampling.iterations=2",
+             "--set", "train.epochs=2", "--set", "sampling.validation_samples=64", "--set", "sampling.net.width=16",
+             "--set", "sampling.eval_samples=100", "--set", "sampling.eval_seeds=2"]
+    run_cli("train", config, "--out", tmp_path / "run", *small)
+    proc = run_cli("evaluate", tmp_path / "run", "--samples", "200", "--seeds", "2")
+    assert "log_Z_error" in proc.stdout
+    (row,) = json.loads((tmp_path / "run" / "metrics.json").read_text())["results"]
+    for key in ("log_Z_error", "elbo", "eubo", "ess", "w2", "mmd", "mode_coverage"):
+        estimate, half_width = row["metrics"][key]
+        assert math.isfinite(estimate) and half_width >= 0, key
+    assert row["seeds"] == 2 and row["n_samples"] == 200
+    assert row["metrics"]["elbo"][0] < 0 < row["metrics"]["eubo"][0]  # log Z = 0 lies between the bounds
+    run_cli("report", tmp_path / "run")
+    report = tmp_path / "run" / "report"
+    for figure in ("marginals.png", "modes.png", "training_metrics.png"):
+        assert (report / figure).stat().st_size > 1000, figure
+    proc = run_cli("train", config, "--out", tmp_path / "bad", "--set", "sampling.method=nuts", check=False)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "sampling.method 'nuts' is unknown" in proc.stderr
