@@ -157,6 +157,7 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, help="override the estimator seeds")
     parser.add_argument("--workers", type=int, help="parallel rows (one thread each on the CPU)")
     parser.add_argument("--runs", type=Path, help="where runs are kept (default runs/density_sampling/<preset>)")
+    parser.add_argument("--out", type=Path, help="result file (default benchmarks/results/density_sampling_<preset>[_reduced].json)")
     args = parser.parse_args(argv)
     preset = dict(PRESETS[args.preset])
     for key in ("eval", "seeds", "workers"):
@@ -188,7 +189,7 @@ def main(argv=None) -> None:
     cpu_minutes = sum(r["train_cpu_seconds"] for r in results.values()) / 60
     print(f"total {minutes:.1f} min wall, {cpu_minutes:.1f} CPU min of training, {preset['workers']} worker(s) of 1 thread")
     reduced = args.epochs is not None or rows != all_rows or args.eval is not None or args.seeds is not None
-    out = RESULTS / f"density_sampling_{args.preset}{'_reduced' if reduced else ''}.json"
+    out = args.out or RESULTS / f"density_sampling_{args.preset}{'_reduced' if reduced else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(json.dumps({"preset": args.preset, "settings": {k: v for k, v in preset.items()}, "epochs": args.epochs,
