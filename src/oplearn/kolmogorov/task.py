@@ -72,6 +72,10 @@ class KolmogorovTask(Task):
             allowed = ", ".join(sorted(problem_parameters(s.problem))) or "none"
             raise ValueError(f"kolmogorov.problem_params: unknown parameter(s) {', '.join(sorted(unknown))} "
                              f"for problem '{s.problem}'; allowed: {allowed}")
+        try:
+            make_problem(s.problem, **s.problem_params)
+        except ConfigError as err:
+            raise ValueError(f"kolmogorov.problem_params: {err}") from None
 
     def __init__(self, config: RunConfig, progress: bool = True):
         super().__init__(config, progress)
@@ -183,7 +187,8 @@ def report_kolmogorov(run, rows, report) -> None:
     ax.set_yscale("log")
     ax.grid(alpha=0.3)
     report.figure("Relative L1 error against time", fig, "error_vs_time")
-    report.figure("Slices of the learned solution beside the reference", plot_slices(run.model, problem, run.config.seed), "slices")
+    slices = plot_slices(run.model, problem, run.config.seed, samples=_settings(run.config).reference_samples)
+    report.figure("Slices of the learned solution beside the reference", slices, "slices")
     log = [r for r in run.log() if "val_relative_l1" in r]
     if log:
         fig, ax = plt.subplots(figsize=(5, 3.4))
@@ -203,7 +208,7 @@ def report_kolmogorov(run, rows, report) -> None:
 @torch.no_grad()
 def plot_slices(model: KolmogorovModel, problem: KolmogorovPDE, seed: int, points: int = 41, samples: int = 4096):
     """The learned solution along the first coordinate through the box centre at three times, beside the
-    reference (closed form, or Monte Carlo with two standard errors shaded)."""
+    reference (closed form, or Monte Carlo of ``samples`` draws with two standard errors shaded)."""
     import matplotlib.pyplot as plt
 
     x0, p0 = problem.centre()

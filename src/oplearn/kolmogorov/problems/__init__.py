@@ -34,6 +34,12 @@ def make_problem(name: str, **params) -> KolmogorovPDE:
     if unknown:
         allowed = ", ".join(sorted(problem_parameters(name))) or "none"
         raise ConfigError(f"Kolmogorov problem '{name}': unknown parameter(s) {', '.join(sorted(unknown))}; allowed: {allowed}")
+    defaults = inspect.signature(PROBLEMS[name].__init__).parameters
+    for key, value in params.items():
+        default = defaults[key].default
+        kind = float if isinstance(default, float) else type(default)
+        if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int)):
+            raise ConfigError(f"Kolmogorov problem '{name}': parameter '{key}' must be {kind.__name__} (default {default}), got {value!r}")
     try:
         return PROBLEMS[name](**params)
     except (TypeError, ValueError) as err:

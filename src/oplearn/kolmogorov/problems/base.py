@@ -65,7 +65,7 @@ class KolmogorovPDE(ABC):
 
     def __init__(self, dim: int, x_box: tuple[float, float], parameters: tuple[ParameterBox, ...] = (), horizon: float = 1.0):
         if dim < 1:
-            raise ConfigError(f"kolmogorov problem '{self.name}': dim must be >= 1, got {dim}")
+            raise ConfigError(f"Kolmogorov problem '{self.name}': dim must be >= 1, got {dim}")
         self.dim, self.x_box, self.parameters, self.horizon = int(dim), (float(x_box[0]), float(x_box[1])), tuple(parameters), float(horizon)
 
     # -- coefficients -------------------------------------------------------------------------
