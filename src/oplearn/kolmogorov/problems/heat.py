@@ -79,10 +79,9 @@ class HeatGaussian(_Heat):
         return torch.exp(-x.square().sum(-1) / denominator) / denominator ** (self.dim / 2)
 
 
-class Heat(_Heat):
-    r""":math:`\varphi = |x|^2`, :math:`\sigma = 0.5 I`: :math:`u = |x|^2 + 0.25\,d\,t` (module docstring)."""
+class _IsotropicHeat(_Heat):
+    """No parameters, :math:`\sigma = \sqrt{2 \cdot 0.125}\, I`, ``x`` in :math:`[-0.5, 0.5]^d` (the robust-loss setting)."""
 
-    name = "heat"
     diffusivity = 0.125
 
     def __init__(self, dim: int = 50):
@@ -91,6 +90,12 @@ class Heat(_Heat):
 
     def diffusion(self, x, p):
         return torch.tensor(math.sqrt(2 * self.diffusivity), dtype=x.dtype, device=x.device)
+
+
+class Heat(_IsotropicHeat):
+    r""":math:`\varphi = |x|^2`: :math:`u = |x|^2 + 0.25\,d\,t` (module docstring)."""
+
+    name = "heat"
 
     def initial(self, x, p):
         return x.square().sum(-1)
@@ -99,18 +104,10 @@ class Heat(_Heat):
         return x.square().sum(-1) + 2 * self.diffusivity * self.dim * t
 
 
-class Gaussian(_Heat):
-    r""":math:`\varphi = e^{-|x|^2}`, :math:`\sigma = 0.5 I` (module docstring)."""
+class Gaussian(_IsotropicHeat):
+    r""":math:`\varphi = e^{-|x|^2}`: :math:`u = (1 + t/2)^{-d/2} \exp(-|x|^2 / (1 + t/2))` (module docstring)."""
 
     name = "gaussian"
-    diffusivity = 0.125
-
-    def __init__(self, dim: int = 50):
-        super().__init__(dim, (-0.5, 0.5))
-        self.noise = ScalarNoise()
-
-    def diffusion(self, x, p):
-        return torch.tensor(math.sqrt(2 * self.diffusivity), dtype=x.dtype, device=x.device)
 
     def initial(self, x, p):
         return torch.exp(-x.square().sum(-1))
