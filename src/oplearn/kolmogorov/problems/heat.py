@@ -80,7 +80,7 @@ class HeatGaussian(_Heat):
 
 
 class _IsotropicHeat(_Heat):
-    """No parameters, :math:`\sigma = \sqrt{2 \cdot 0.125}\, I`, ``x`` in :math:`[-0.5, 0.5]^d` (the robust-loss setting)."""
+    r"""No parameters, :math:`\sigma = \sqrt{2 \cdot 0.125}\, I`, ``x`` in :math:`[-0.5, 0.5]^d` (the robust-loss setting)."""
 
     diffusivity = 0.125
 
