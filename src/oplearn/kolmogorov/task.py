@@ -54,7 +54,7 @@ def build_model(config: RunConfig, problem: KolmogorovPDE) -> KolmogorovModel:
 
 
 class KolmogorovTask(Task):
-    """Learn :math:`(t, x, p) \\mapsto u` of a Kolmogorov family from simulated paths (module docstring)."""
+    """Learn a Kolmogorov solution family (t, x, params) -> u from simulated SDE paths (module docstring)."""
 
     name = "kolmogorov"
     data_file = False
