@@ -134,6 +134,16 @@ CASES = [
     Case("train {config} --out {run} --resume --set train.epochs=1", "cannot resume: the run has trained 2 epochs already"),
     Case("train {missing_train} --out r", "absent.h5' does not exist"),
     Case("train {config} --out r --set diffusion.fields=joint", "the diffusion section configures train.task=diffusion"),
+    # train.task=kolmogorov
+    Case("train kolmogorov_heat_paraboloid --out r --set kolmogorov.problem=bogus", "kolmogorov.problem 'bogus' is unknown; choose one of black_scholes"),
+    Case("train kolmogorov_heat_paraboloid --out r --set kolmogorov.problem_params.dimm=3", "unknown parameter(s) dimm for problem 'heat_paraboloid'; allowed: dim"),
+    Case("train kolmogorov_heat_paraboloid --out r --set kolmogorov.problem_params.dim=0", "'heat_paraboloid': dim must be >= 1, got 0"),
+    Case("train kolmogorov_heat_paraboloid --out r --set kolmogorov.problem_params.dim=x", "parameter 'dim' must be int (default 10), got 'x'"),
+    Case("train kolmogorov_heat_paraboloid --out r --set kolmogorov.loss=ito", "key 'kolmogorov.loss': Input should be 'fk', 'bsde' or 'detach'"),
+    Case("train kolmogorov_heat_paraboloid --out r --set kolmogorov.steps=0", "key 'kolmogorov.steps': Input should be greater than 0"),
+    Case("train kolmogorov_heat_paraboloid --out r --set model.name=fno", "model 'fno' (grid model) does not fit train.task=kolmogorov; choose one of: mlp, multilevel_mlp"),
+    Case("train kolmogorov_heat_paraboloid --out r --set model.norm=group", "key 'model.norm': Input should be 'batchnorm', 'layernorm' or 'none'"),
+    Case("train {config} --out r --set kolmogorov.loss=fk", "the kolmogorov section configures train.task=kolmogorov"),
     # evaluate
     Case("evaluate", "the following arguments are required: RUN_DIR"),
     Case("evaluate norun --data {test24}", "run directory 'norun' does not exist"),

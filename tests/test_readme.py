@@ -42,6 +42,8 @@ SMALL_CONFIG = {
     "poisson_mgno": ["data.generate.n=12", "data.generate.resolution=12", "data.n_train=8", "data.n_val=4", "data.batch_size=4",
                      "train.epochs=1", "data.test.0.generate.n=4", "data.test.0.generate.resolution=12",
                      "model.latent=8", "model.modes=3", "model.width=8", "model.n_layers=1"],
+    "kolmogorov_heat_50d_bsde": ["data.batch_size=16", "kolmogorov.iterations=2", "kolmogorov.steps=4", "train.epochs=1",
+                                 "kolmogorov.validation_points=64", "kolmogorov.eval_points=256"],
     "demo": ["data.generate.n=40", "data.n_train=32", "data.n_val=8", "data.batch_size=8", "train.epochs=1",
              "data.test.0.generate.n=8", "data.test.1.generate.n=8"],
 }

@@ -91,6 +91,9 @@ CONFIG_MODULES: tuple[str, ...] = (
     "oplearn.models.mollified_gno",
     "oplearn.geometry.config",
     "oplearn.sampling.config",
+    # Kolmogorov PDEs through SDEs (train.task=kolmogorov)
+    "oplearn.models.mlp",
+    "oplearn.kolmogorov.config",
 )
 
 

@@ -467,6 +467,7 @@ TASKS: dict[str, type[Task] | str] = {
     "diffusion": "oplearn.diffusion.task:DiffusionTask",
     "points": "oplearn.geometry.task:PointTask",
     "sampler": "oplearn.sampling.task:SamplerTask",
+    "kolmogorov": "oplearn.kolmogorov.task:KolmogorovTask",
 }
 """Task name -> class, or ``"module:Class"`` for tasks imported on first use."""
 

@@ -1,0 +1,41 @@
+r"""The learned solution :math:`\hat u(t, x; p)`: a flat-feature network on standardised inputs.
+
+``KolmogorovModel(net, mean, std)(t, x, p) = net(([t, x, p] - mean) / std)``, the standardisation
+being that of the uniform training distribution (:meth:`KolmogorovPDE.standardisation`), kept as
+buffers so that checkpoints carry it.
+
+Shapes: ``t (batch,)``, ``x (batch, d)``, ``p (batch, P)`` -> ``(batch,)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from oplearn.kolmogorov.problems import KolmogorovPDE
+
+
+class KolmogorovModel(nn.Module):
+    """A network ``(batch, 1 + d + P) -> (batch,)`` called on standardised ``(t, x, p)``."""
+
+    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor):
+        super().__init__()
+        self.net = net
+        self.register_buffer("mean", mean.float().clone())
+        self.register_buffer("std", std.float().clone())
+
+    @classmethod
+    def for_problem(cls, net: nn.Module, problem: KolmogorovPDE) -> "KolmogorovModel":
+        return cls(net, *problem.standardisation())
+
+    def forward(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        features = torch.cat([t[:, None], x, p], 1)
+        return self.net((features - self.mean.to(features)) / self.std.to(features))
+
+    @torch.no_grad()
+    def predict(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
+        """Values ``(n,)`` in evaluation mode, in batches, on the model's device, returned on the CPU."""
+        self.eval()
+        device = self.mean.device
+        return torch.cat([self(t[i : i + batch_size].to(device), x[i : i + batch_size].to(device), p[i : i + batch_size].to(device)).cpu()
+                          for i in range(0, len(t), batch_size)])
