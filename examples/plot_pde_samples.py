@@ -28,7 +28,10 @@ for row, (name, cls) in zip(axes, PDES.items()):
         (sample,) = pde.generate(1, 24, generator)
         x, y = sample.nodes.T.numpy()
         triangles = sample.triangles.numpy()
-        for ax, values, label in ((row[0], sample.inputs[:, 0], pde.input_names[0]), (row[1], sample.outputs[:, 0], "u")):
+        for ax, values, label in (
+            (row[0], sample.inputs[:, 0], pde.input_names[0]),
+            (row[1], sample.outputs[:, 0], "u"),
+        ):
             image = ax.tripcolor(x, y, triangles, values.numpy(), shading="gouraud", cmap="viridis")
             ax.set_aspect("equal")
             ax.set_title(f"{name}: {label}", fontsize=9)
@@ -37,7 +40,10 @@ for row, (name, cls) in zip(axes, PDES.items()):
     inputs, outputs = pde.generate(1, RESOLUTION[cls.ndim], generator)
     output = outputs[0, -1] if pde.times is not None else outputs[0]  # (channels, *grid)
     when = f" at t={float(pde.times[-1]):g}" if pde.times is not None else ""
-    for ax, field, label in ((row[0], inputs[0, 0], pde.input_names[0]), (row[1], output[0], pde.output_names[0] + when)):
+    for ax, field, label in (
+        (row[0], inputs[0, 0], pde.input_names[0]),
+        (row[1], output[0], pde.output_names[0] + when),
+    ):
         if cls.ndim == 1:
             ax.plot(torch.linspace(0, 1, len(field)), field.numpy())
         else:

@@ -40,8 +40,9 @@ def defined_names(module_name: str) -> tuple[list[str], list[str]]:
             objects.append(node.name)
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            targets = [e for t in targets for e in (t.elts if isinstance(t, ast.Tuple) else [t])]
             variables += [t.id for t in targets if isinstance(t, ast.Name)]
-    public = lambda names: list(dict.fromkeys(n for n in names if not n.startswith("_") and hasattr(module, n)))  # noqa: E731
+    public = lambda names: list(dict.fromkeys(n for n in names if not n.startswith("_") and hasattr(module, n)))
     return public(objects), [n for n in public(variables) if n != "__all__"]
 
 
@@ -84,10 +85,20 @@ def write_reference(app) -> None:
     wanted = {}
     for name in public_modules():
         wanted[f"{name}.rst"] = module_page(name)
-    wanted["index.rst"] = "\n".join([
-        "API reference", "=============", "",
-        "Generated from the docstrings of every public module of oplearn.", "",
-        ".. toctree::", "   :maxdepth: 1", "", "   oplearn", ""])
+    wanted["index.rst"] = "\n".join(
+        [
+            "API reference",
+            "=============",
+            "",
+            "Generated from the docstrings of every public module of oplearn.",
+            "",
+            ".. toctree::",
+            "   :maxdepth: 1",
+            "",
+            "   oplearn",
+            "",
+        ]
+    )
     for stale in set(p.name for p in out.glob("*.rst")) - set(wanted):
         (out / stale).unlink()
     for filename, text in wanted.items():
@@ -96,13 +107,35 @@ def write_reference(app) -> None:
             path.write_text(text)
 
 
+def drop_borrowed_docstring(app, what, name, obj, options, lines) -> None:
+    """A variable without a ``#:`` comment or docstring of its own shows no text (autodoc would
+    show the docstring of its value's type: ``dict``, a torch function...)."""
+    if callable(obj) and not getattr(obj, "__module__", "oplearn").startswith("oplearn"):
+        lines[:] = []  # a function of another package stored as a class attribute
+        return
+    if what not in ("data", "attribute"):
+        return
+    from sphinx.pycode import ModuleAnalyzer
+
+    path = name.split(".")
+    for i in range(len(path) - 1, 0, -1):
+        module = ".".join(path[:i])
+        try:
+            docs = ModuleAnalyzer.for_module(module).find_attr_docs()
+        except Exception:  # not a module: try a shorter prefix
+            continue
+        if (".".join(path[i:-1]), path[-1]) not in docs:
+            lines[:] = []
+        return
+
+
 def _lookup(path: str):
     """The object a dotted path names, importing its longest module prefix; ``None`` if none."""
     parts = path.split(".")
     for i in range(len(parts), 0, -1):
         try:
             obj = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
+        except (ImportError, ValueError):  # not a module, or not a name at all
             continue
         try:
             for part in parts[i:]:
@@ -121,6 +154,17 @@ def _canonical(obj) -> str | None:
     return f"{module}.{qualname}"
 
 
+def _inherited(path: str, documented) -> str | None:
+    """``Class.attribute`` as documented on the first class of the MRO that documents it."""
+    owner, _, attribute = path.rpartition(".")
+    cls = _lookup(owner)
+    for base in getattr(cls, "__mro__", ()):
+        name = f"{_canonical(base)}.{attribute}"
+        if name in documented:
+            return name
+    return None
+
+
 def resolve_alias(app, env, node, contnode):
     """Resolve a Python reference that names an object where it is imported or inherited
     (``oplearn.models.FNO``, ``FNO`` inside a module that imports it, a method of a base class)
@@ -136,7 +180,7 @@ def resolve_alias(app, env, node, contnode):
     for candidate in filter(None, candidates):
         if not candidate.startswith("oplearn"):
             continue
-        name = _canonical(_lookup(candidate))
+        name = _canonical(_lookup(candidate)) or _inherited(candidate, domain.objects)
         if name and name != candidate and name in domain.objects:
             node = node.deepcopy()
             node["reftarget"], node["refspecific"] = name, False
@@ -147,4 +191,5 @@ def resolve_alias(app, env, node, contnode):
 def setup(app):
     app.connect("builder-inited", write_reference)
     app.connect("missing-reference", resolve_alias)
+    app.connect("autodoc-process-docstring", drop_borrowed_docstring)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

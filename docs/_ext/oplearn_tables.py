@@ -9,6 +9,7 @@ cannot disagree with the code.
 from __future__ import annotations
 
 import time
+from typing import ClassVar
 
 import torch
 from docutils import nodes
@@ -43,7 +44,9 @@ def pde_rows() -> list[list[str]]:
         kind = "time-dependent" if getattr(pde, "times", None) is not None else "steady"
         domain = "irregular domain (mesh)" if issubclass(cls, MeshPDE) else "periodic box" if cls.periodic else "box"
         params = ", ".join(f"``{k}={_value(d)}``" for k, (_, d) in cls.parameters().items())
-        rows.append([f"``{name}``", f":class:`~{cls.__module__}.{cls.__qualname__}`", f"{cls.ndim}D, {domain}, {kind}", params])
+        rows.append(
+            [f"``{name}``", f":class:`~{cls.__module__}.{cls.__qualname__}`", f"{cls.ndim}D, {domain}, {kind}", params]
+        )
     return rows
 
 
@@ -99,7 +102,15 @@ def task_rows() -> list[list[str]]:
         task = task_class(name)
         source = "``data.path``" if task.data_file else "draws its own problems"
         section = f"``{task.config_section}``" if task.config_section else ""
-        rows.append([f"``{name}``", f":class:`~{task.__module__}.{task.__qualname__}`", _first_line(task.__doc__), source, section])
+        rows.append(
+            [
+                f"``{name}``",
+                f":class:`~{task.__module__}.{task.__qualname__}`",
+                _first_line(task.__doc__),
+                source,
+                section,
+            ]
+        )
     return rows
 
 
@@ -121,8 +132,18 @@ def layout_rows() -> list[list[str]]:
 
 TABLES = {
     "pdes": (["name", "class", "kind", "parameters (``--param KEY=VALUE``) with defaults"], pde_rows, "12 20 20 48"),
-    "models": (["``model.name``", "model", "config keys (``model.KEY``) with defaults", "parameters (2D, 1→1 channel)",
-                "resolution", "forward ms (4×1×32², 1 thread)"], model_rows, "8 18 34 10 18 12"),
+    "models": (
+        [
+            "``model.name``",
+            "model",
+            "config keys (``model.KEY``) with defaults",
+            "parameters (2D, 1→1 channel)",
+            "resolution",
+            "forward ms (4×1×32², 1 thread)",
+        ],
+        model_rows,
+        "8 18 34 10 18 12",
+    ),
     "tasks": (["``train.task``", "class", "learns", "data", "config section"], task_rows, "10 25 35 15 15"),
     "configs": (["config", "what it trains"], config_rows, "20 80"),
     "layouts": (["layout", "what ``oplearn convert`` reads"], layout_rows, "20 80"),
@@ -133,7 +154,7 @@ class OplearnTable(Directive):
     """``.. oplearn-table:: NAME``: one of :data:`TABLES`, computed now."""
 
     required_arguments = 1
-    option_spec = {"caption": directives.unchanged}
+    option_spec: ClassVar[dict] = {"caption": directives.unchanged}
 
     def run(self):
         header, rows, widths = TABLES[self.arguments[0]]
