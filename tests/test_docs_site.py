@@ -30,7 +30,9 @@ def site() -> Path:
     if not (SITE / "index.html").exists():
         env = {**os.environ, "OMP_NUM_THREADS": "1"}
         command = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-n", "-q", "-b", "html"]
-        subprocess.run([*command, "-d", str(ROOT / "build" / "doctrees"), "docs", str(SITE)], cwd=ROOT, env=env, check=True)
+        subprocess.run(
+            [*command, "-d", str(ROOT / "build" / "doctrees"), "docs", str(SITE)], cwd=ROOT, env=env, check=True
+        )
     return SITE
 
 
@@ -70,13 +72,21 @@ def test_every_public_name_is_in_the_api_reference(site):
 @pytest.fixture(scope="module")
 def browser():
     if CHROMIUM is None or CHROMEDRIVER is None:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)")
+        pytest.skip(
+            "Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1024"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1280,1024",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)

@@ -180,7 +180,9 @@ def resolve_alias(app, env, node, contnode):
     for candidate in filter(None, candidates):
         if not candidate.startswith("oplearn"):
             continue
-        name = _canonical(_lookup(candidate)) or _inherited(candidate, domain.objects)
+        name = _canonical(_lookup(candidate))
+        if name not in domain.objects:
+            name = _inherited(candidate, domain.objects)
         if name and name != candidate and name in domain.objects:
             node = node.deepcopy()
             node["reftarget"], node["refspecific"] = name, False

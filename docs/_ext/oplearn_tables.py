@@ -27,6 +27,11 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|") or " "
 
 
+def _text(text: str) -> str:
+    """Plain text as reStructuredText: ``*`` and backquotes are not markup."""
+    return text.replace("\\", "\\\\").replace("*", "\\*").replace("`", "\\`")
+
+
 def _list_table(header: list[str], rows: list[list[str]], widths: str | None = None) -> list[str]:
     lines = [".. list-table::", "   :header-rows: 1"] + ([f"   :widths: {widths}"] if widths else []) + [""]
     for row in [header, *rows]:
@@ -55,15 +60,20 @@ def _grid_behaviour(config) -> tuple[int, str, float]:
     from oplearn.models import count_parameters
 
     torch.manual_seed(0)
-    model = config.build(1, 1, 2, (TRAIN_GRID, TRAIN_GRID)).eval()
-    x = torch.randn(4, 1, TRAIN_GRID, TRAIN_GRID)
+    try:
+        channels = 1
+        model = config.build(channels, 1, 2, (TRAIN_GRID, TRAIN_GRID)).eval()
+    except ValueError:  # a model that needs the coordinates as channels (train.positional_features)
+        channels = 3
+        model = config.build(channels, 1, 2, (TRAIN_GRID, TRAIN_GRID)).eval()
+    x = torch.randn(4, channels, TRAIN_GRID, TRAIN_GRID)
     with torch.no_grad():
         model(x)
         start = time.perf_counter()
         model(x)
         ms = 1e3 * (time.perf_counter() - start)
         try:
-            y = model(torch.randn(1, 1, OTHER_GRID, OTHER_GRID))
+            y = model(torch.randn(1, channels, OTHER_GRID, OTHER_GRID))
             ok = tuple(y.shape[-2:]) == (OTHER_GRID, OTHER_GRID)
         except (ValueError, RuntimeError):
             ok = False
@@ -88,7 +98,7 @@ def model_rows() -> list[list[str]]:
                 n = count_parameters(config.build(1, 1, ((0.0, 1.0), (0.0, 1.0))))
                 behaviour, speed = "any point cloud or mesh (``train.task=points``)", "n/a"
             keys = ", ".join(f"``{k}``" for k in _keys(cls))
-            rows.append([f"``{name}``", _first_line(cls.__doc__), keys, f"{n:,}", behaviour, speed])
+            rows.append([f"``{name}``", _text(_first_line(cls.__doc__)), keys, f"{n:,}", behaviour, speed])
     finally:
         torch.set_num_threads(threads)
     return rows
@@ -106,7 +116,7 @@ def task_rows() -> list[list[str]]:
             [
                 f"``{name}``",
                 f":class:`~{task.__module__}.{task.__qualname__}`",
-                _first_line(task.__doc__),
+                _text(_first_line(task.__doc__)),
                 source,
                 section,
             ]
@@ -120,14 +130,14 @@ def config_rows() -> list[list[str]]:
     rows = []
     for name, path in shipped_configs().items():
         comments = [line.lstrip("# ").strip() for line in path.read_text().splitlines() if line.startswith("#")]
-        rows.append([f"``{name}``", _first_sentence(comments)])
+        rows.append([f"``{name}``", _text(_first_sentence(comments))])
     return rows
 
 
 def layout_rows() -> list[list[str]]:
     from oplearn.data.convert import LAYOUTS
 
-    return [[f"``{name}``", layout.summary] for name, layout in LAYOUTS.items()]
+    return [[f"``{name}``", _text(layout.summary)] for name, layout in LAYOUTS.items()]
 
 
 TABLES = {
