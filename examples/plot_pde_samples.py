@@ -20,8 +20,13 @@ torch.set_num_threads(1)
 RESOLUTION = {1: 64, 2: 32}  # nodes per dimension: small, so that every family solves in seconds
 SMALL = {"navier_stokes": {"t_final": 2.0, "n_times": 4, "dt": 1e-3, "refine": 1}}
 
-fig, axes = plt.subplots(len(PDES), 2, figsize=(7, 2.3 * len(PDES)), squeeze=False)
-for row, (name, cls) in zip(axes, PDES.items()):
+COLUMNS = 2  # families side by side, each as input | solution
+rows = -(-len(PDES) // COLUMNS)
+fig, axes = plt.subplots(rows, 2 * COLUMNS, figsize=(14, 2.4 * rows), squeeze=False)
+panels = axes.reshape(rows * COLUMNS, 2)
+for ax in panels[len(PDES) :].ravel():
+    ax.set_axis_off()
+for row, (name, cls) in zip(panels, PDES.items()):
     pde = cls(**SMALL.get(name, {}))
     generator = torch.Generator().manual_seed(0)
     if isinstance(pde, MeshPDE):

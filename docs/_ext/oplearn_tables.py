@@ -17,7 +17,7 @@ from docutils.parsers.rst import Directive, directives
 from docutils.statemachine import StringList
 from sphinx.util.nodes import nested_parse_with_titles
 
-from oplearn.catalog import _first_line, _first_sentence, _keys, _value
+from oplearn.catalog import _first_sentence, _keys, _plain, _value
 
 #: Grid of the models table: built for 32 x 32, also run on 48 x 48 (resolution behaviour).
 TRAIN_GRID, OTHER_GRID = 32, 48
@@ -25,6 +25,12 @@ TRAIN_GRID, OTHER_GRID = 32, 48
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|") or " "
+
+
+def _summary(doc: str | None) -> str:
+    """The first sentence of a docstring, as plain text."""
+    lines = [_plain(line.strip()) for line in (doc or "").strip().splitlines()]
+    return _text(_first_sentence(lines, limit=200))
 
 
 def _text(text: str) -> str:
@@ -98,7 +104,7 @@ def model_rows() -> list[list[str]]:
                 n = count_parameters(config.build(1, 1, ((0.0, 1.0), (0.0, 1.0))))
                 behaviour, speed = "any point cloud or mesh (``train.task=points``)", "n/a"
             keys = ", ".join(f"``{k}``" for k in _keys(cls))
-            rows.append([f"``{name}``", _text(_first_line(cls.__doc__)), keys, f"{n:,}", behaviour, speed])
+            rows.append([f"``{name}``", _summary(cls.__doc__), keys, f"{n:,}", behaviour, speed])
     finally:
         torch.set_num_threads(threads)
     return rows
@@ -116,7 +122,7 @@ def task_rows() -> list[list[str]]:
             [
                 f"``{name}``",
                 f":class:`~{task.__module__}.{task.__qualname__}`",
-                _text(_first_line(task.__doc__)),
+                _summary(task.__doc__),
                 source,
                 section,
             ]
