@@ -61,9 +61,8 @@ def pde_rows() -> list[list[str]]:
     return rows
 
 
-def _grid_behaviour(config) -> tuple[int, str, float]:
-    """Parameters, resolution behaviour and forward time (ms, batch 4, one thread) of a default 2D model."""
-    from oplearn.models import count_parameters
+def _grid_behaviour(config) -> tuple[torch.nn.Module, str, float]:
+    """The default 2D model, its resolution behaviour and forward time (ms, batch 4, one thread)."""
 
     torch.manual_seed(0)
     try:
@@ -84,7 +83,7 @@ def _grid_behaviour(config) -> tuple[int, str, float]:
         except (ValueError, RuntimeError):
             ok = False
     behaviour = "any grid (built on 32², runs on 48²)" if ok else "its training grid only (fails on 48²)"
-    return count_parameters(model), behaviour, ms
+    return model, behaviour, ms
 
 
 def model_rows() -> list[list[str]]:
@@ -98,13 +97,15 @@ def model_rows() -> list[list[str]]:
         for name, cls in MODEL_CONFIGS.items():
             config = cls()
             if cls.kind == "grid":
-                n, behaviour, ms = _grid_behaviour(config)
+                model, behaviour, ms = _grid_behaviour(config)
                 speed = f"{ms:.1f}"
             else:
-                n = count_parameters(config.build(1, 1, ((0.0, 1.0), (0.0, 1.0))))
+                model = config.build(1, 1, ((0.0, 1.0), (0.0, 1.0)))
                 behaviour, speed = "any point cloud or mesh (``train.task=points``)", "n/a"
             keys = ", ".join(f"``{k}``" for k in _keys(cls))
-            rows.append([f"``{name}``", _summary(cls.__doc__), keys, f"{n:,}", behaviour, speed])
+            built = type(model)
+            constructor = f":class:`~{built.__module__}.{built.__qualname__}`: {_summary(cls.__doc__)}"
+            rows.append([f"``{name}``", constructor, keys, f"{count_parameters(model):,}", behaviour, speed])
     finally:
         torch.set_num_threads(threads)
     return rows
@@ -151,7 +152,7 @@ TABLES = {
     "models": (
         [
             "``model.name``",
-            "model",
+            "model (its constructor)",
             "config keys (``model.KEY``) with defaults",
             "parameters (2D, 1→1 channel)",
             "resolution",
