@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: demo test install clean bench
+.PHONY: demo test install clean bench docs lint
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,18 @@ $(TEST_STAMP): $(STAMP)
 
 install: $(TEST_STAMP)
 
+# The documentation site, in strict mode (a warning, a broken reference or a failing gallery example
+# fails the build), from scratch except the gallery's executed examples (re-run when they change).
+docs: $(TEST_STAMP)
+	rm -rf site build/doctrees
+	OMP_NUM_THREADS=1 $(BIN)/sphinx-build -W --keep-going -n -q -b html -d build/doctrees docs site
+	@echo "site/index.html"
+
+# ruff's checks and formatting (configured in pyproject.toml) over the code, tests, benchmarks, docs and examples.
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check src tests benchmarks docs examples
+	$(BIN)/ruff format --check src tests benchmarks docs examples
+
 demo: $(STAMP)
 	$(BIN)/oplearn demo --out runs/demo
 
@@ -33,4 +45,4 @@ bench: $(TEST_STAMP)
 	$(BIN)/python -m benchmarks run --quick
 
 clean:
-	rm -rf runs build *.egg-info src/*.egg-info
+	rm -rf runs build site docs/api docs/gallery docs/sg_execution_times.rst *.egg-info src/*.egg-info

@@ -44,7 +44,7 @@ from oplearn.pdes.base import PDE
 from oplearn.schema import Strict
 from oplearn.seeding import generator
 
-#: Keys of the random stream of the extra physics inputs under the run seed: distinct from a
+#: The keys of the random stream of the extra physics inputs under the run seed, distinct from a
 #: dataset's chunk streams ``(seed, chunk)`` and the epoch shuffles ``(seed, 1, epoch)``.
 EXTRA_INPUT_STREAM = (2, 1)
 
@@ -316,8 +316,10 @@ class PhysicsTerm:
     seed : int
         The run seed (draws the extra inputs).
 
-    The boundary unit :attr:`PhysicsLoss.solution_scale` of :attr:`loss_fn` is set by the
-    task once the output normaliser is fitted.
+    Notes
+    -----
+    The boundary unit ``solution_scale`` of the :class:`PhysicsLoss` ``loss_fn`` is set by the task once
+    the output normaliser is fitted.
     """
 
     def __init__(self, config: PhysicsConfig, train: FieldSource, seed: int):

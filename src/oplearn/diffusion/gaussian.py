@@ -78,8 +78,8 @@ class GaussianPrior:
     r"""A Gaussian random field prior :math:`x_0 = m + a\,\eta`, :math:`\eta \sim` ``field``, with its exact denoiser.
 
     ``field`` (a :class:`~oplearn.diffusion.noise.GRFNoise`) and the forward-process noise
-    share one basis (:meth:`GRFNoise.to_modes`), in which both are diagonal with
-    coefficient variances :math:`a^2 c^0_k` and :math:`c^n_k` (:meth:`GRFNoise.mode_variances`;
+    share one basis (:meth:`~oplearn.diffusion.noise.GRFNoise.to_modes`), in which both are diagonal with
+    coefficient variances :math:`a^2 c^0_k` and :math:`c^n_k` (:meth:`~oplearn.diffusion.noise.GRFNoise.mode_variances`;
     white noise has :math:`c^n_k = 1` in the orthonormal Fourier basis of periodic grids).
     The posterior mean is linear and diagonal there:
 

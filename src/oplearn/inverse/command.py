@@ -2,13 +2,13 @@
 
 Writes into ``--out`` (default ``RUN_DIR/inverse``):
 
-``posterior.npz``   ``mean``, ``std``, ``lower``/``upper`` (the central 90% band), ``samples``
-                    ``(M, C, *spatial)``, ``names``, the observation (``index``, ``y``, ``noise``)
-                    and ``truth`` when known; physical units
-``metrics.json``    per channel: relative L2 of the posterior mean, 90%-band calibration, mean
-                    posterior std (and the coefficient error rate of a two-valued coefficient),
-                    when the truth is known; always the settings and the wall time
-``posterior.png``   per channel: truth, observations, posterior mean, posterior std, |error|
+- ``posterior.npz``: ``mean``, ``std``, ``lower``/``upper`` (the central 90% band), ``samples``
+  ``(M, C, *spatial)``, ``names``, the observation (``index``, ``y``, ``noise``) and ``truth``
+  when known; physical units
+- ``metrics.json``: per channel: relative L2 of the posterior mean, 90%-band calibration, mean
+  posterior std (and the coefficient error rate of a two-valued coefficient), when the truth is
+  known; always the settings and the wall time
+- ``posterior.png``: per channel: truth, observations, posterior mean, posterior std, absolute error
 """
 
 from __future__ import annotations
@@ -175,7 +175,7 @@ def run_inverse(args) -> None:
 
 
 def plot_posterior(post, obs, y: torch.Tensor, names, truth: torch.Tensor | None, path: Path) -> Path:
-    """One row per channel of 2D fields: truth, observations, posterior mean, std and |error|."""
+    """One row per channel of 2D fields: truth, observations, posterior mean, std and absolute error."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -102,9 +102,15 @@ class LinearGaussianPoisson:
 
     Attributes
     ----------
-    source_covariance : ``(n^2, n^2)``, :math:`C`; solution_operator : ``(n^2, n^2)``, :math:`L`;
-    scale : ``(2,)``, :math:`S`; denoiser : :class:`GaussianDenoiser` of the standardised joint prior,
-    built from the factor :math:`S^{-1} [I; L] C^{1/2}` (rank ``n^2``).
+    source_covariance : ``(n^2, n^2)``
+        :math:`C`.
+    solution_operator : ``(n^2, n^2)``
+        :math:`L`.
+    scale : ``(2,)``
+        :math:`S`.
+    denoiser : GaussianDenoiser
+        The denoiser of the standardised joint prior, built from the factor
+        :math:`S^{-1} [I; L] C^{1/2}` (rank ``n^2``).
     """
 
     def __init__(self, pde: PDE, resolution: int, noise=None):

@@ -16,7 +16,7 @@ stored as the nodes of the bounded grid on ``[-1 + h/2, 1 - h/2]^2`` with ``n`` 
 dimension: its node spacing is exactly ``h`` and its coordinates are exactly the cell centres
 (:meth:`DiffusionReaction.grid`). Any bounded grid passed to the solver is read the same way:
 its nodes are cell centres and its node spacing is the cell width. Consequences: refining by
-an integer factor does not keep the coarse cell centres, so :meth:`generate` solves at the
+an integer factor does not keep the coarse cell centres, so :meth:`~oplearn.pdes.base.PDE.generate` solves at the
 stored resolution (``refine = 1``), and the white-noise initial condition depends on the
 resolution (unlike the Gaussian random fields of the other PDEs).
 

@@ -164,7 +164,7 @@ class Helmholtz(_RandomSourceProblem):
 
     The source is drawn as for :class:`Poisson`; ``k = 1`` is the DiffusionPDE / FunDPS value.
     A ``k^2`` at an eigenvalue of the discrete Laplacian (the smallest is about
-    :math:`2 \pi^2`) makes the problem singular and is refused by :meth:`solve`.
+    :math:`2 \pi^2`) makes the problem singular and is refused by ``solve``.
 
     Parameters
     ----------

@@ -1,13 +1,13 @@
 r"""Training losses of the diffusion samplers, each a function of the log-weights
 :math:`\log w` of a batch of paths (:mod:`oplearn.sampling.methods.base`).
 
-=====================  =====================================================  ===============
-loss                   value                                                  paths
-=====================  =====================================================  ===============
-``ReverseKL``          :math:`-\frac1n\sum_i \log w_i` (= KL(P_F || P_B) - log Z)   on-policy, reparametrised
-``LogVariance``        :math:`\mathrm{Var}_i(\log w_i)`                        off-policy (behaviour process, detached)
-``TrajectoryBalance``  :math:`\frac1n\sum_i(\log w_i - \log Z_\theta)^2`       off-policy, learned :math:`\log Z_\theta`
-=====================  =====================================================  ===============
+=====================  ============================================================  =========================================
+loss                   value                                                         paths
+=====================  ============================================================  =========================================
+``ReverseKL``          :math:`-\frac1n\sum_i \log w_i` (= KL(P_F || P_B) - log Z)    on-policy, reparametrised
+``LogVariance``        :math:`\mathrm{Var}_i(\log w_i)`                              off-policy (behaviour process, detached)
+``TrajectoryBalance``  :math:`\frac1n\sum_i(\log w_i - \log Z_\theta)^2`             off-policy, learned :math:`\log Z_\theta`
+=====================  ============================================================  =========================================
 
 Off-policy paths come from the current sampler with independent noise of standard deviation
 ``exploration`` added to its control at every step (the behaviour process); the log-variance

@@ -101,7 +101,7 @@ def target_mode_coverage(weights: torch.Tensor) -> float:
 
 def sample_metrics(target, estimate, exact: torch.Tensor | None = None) -> dict[str, float]:
     """Every metric the target allows for an :class:`~oplearn.sampling.methods.base.Estimate`
-    (``exact``: exact samples for the discrepancies; the EUBO is the method's, see :meth:`eubo`)."""
+    (``exact``: exact samples for the discrepancies; the EUBO is the method's, see :meth:`~oplearn.sampling.methods.base.Sampler.eubo`)."""
     samples, log_w = estimate.samples, estimate.log_weights
     out: dict[str, float] = {"log_Z": estimate.log_Z, "ess": ess_fraction(log_w)}
     if estimate.elbo is not None:

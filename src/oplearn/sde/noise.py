@@ -3,15 +3,15 @@ r"""How a diffusion coefficient :math:`\sigma` acts on Brownian increments.
 An SDE :math:`dX = f\,dt + \sigma\,dW` with :math:`X \in \mathbb R^d`, :math:`W \in \mathbb R^m`
 has one of three noise structures, each a class with the same three operations:
 
-================  =====================  ===============================  ========
-class             :math:`\sigma` shape   :math:`\sigma\,w`                ``m``
-================  =====================  ===============================  ========
-``ScalarNoise``   ``()`` or ``(batch,)``  :math:`\sigma w`                 ``d``
-``DiagonalNoise`` ``(d,)`` or             :math:`\sigma \odot w`           ``d``
-                  ``(batch, d)``
-``MatrixNoise``   ``(d, m)`` or           :math:`\sigma w` (matrix         ``m``
-                  ``(batch, d, m)``       product, per sample)
-================  =====================  ===============================  ========
+=================  =======================  ===============================  ========
+class              :math:`\sigma` shape     :math:`\sigma\,w`                ``m``
+=================  =======================  ===============================  ========
+``ScalarNoise``    ``()`` or ``(batch,)``   :math:`\sigma w`                 ``d``
+``DiagonalNoise``  ``(d,)`` or              :math:`\sigma \odot w`           ``d``
+                   ``(batch, d)``
+``MatrixNoise``    ``(d, m)`` or            :math:`\sigma w` (matrix         ``m``
+                   ``(batch, d, m)``        product, per sample)
+=================  =======================  ===============================  ========
 
 A leading ``batch`` axis gives every sample its own coefficient (state- or
 parameter-dependent diffusions, e.g. Black-Scholes with per-sample volatilities).

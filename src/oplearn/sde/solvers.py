@@ -11,15 +11,15 @@ likelihoods (:mod:`oplearn.sde.likelihood`) work for every solver.
 :func:`solve` draws the normals (seeded by a ``torch.Generator``, or given explicitly),
 steps along a :mod:`time grid <oplearn.sde.times>` and returns a :class:`Path`.
 
-========================  ==============================  ==========  ==========================
-solver                    SDE                             weak order  drift / force calls a step
-========================  ==============================  ==========  ==========================
-``EulerMaruyama()``       any first-order SDE             1           1
-``ExponentialEuler()``    (controlled) Ornstein-Uhlenbeck 1           1 (control only)
-``Splitting("OBAB")``     underdamped                     1           1 (the last ``B`` is reused)
-``Splitting("BAOAB")``    underdamped                     2           1
-``Splitting("OBABO")``    underdamped                     2           1
-========================  ==============================  ==========  ==========================
+========================  ================================  ==========  ============================
+solver                    SDE                               weak order  drift / force calls a step
+========================  ================================  ==========  ============================
+``EulerMaruyama()``       any first-order SDE               1           1
+``ExponentialEuler()``    (controlled) Ornstein-Uhlenbeck   1           1 (control only)
+``Splitting("OBAB")``     underdamped                       1           1 (the last ``B`` is reused)
+``Splitting("BAOAB")``    underdamped                       2           1
+``Splitting("OBABO")``    underdamped                       2           1
+========================  ================================  ==========  ============================
 
 Euler-Maruyama: :math:`X_{k+1} = X_k + f(t_k, X_k) h_k + \sigma(t_k, X_k)\,\Delta W_k`,
 :math:`\Delta W_k = \sqrt{h_k}\,\xi_k`.

@@ -2,15 +2,15 @@
 
 Layout
 ------
-``config.yaml``           the fully resolved configuration
-``metrics.jsonl``         one JSON line per epoch (losses, validation metrics, lr, seconds)
-``checkpoints/last.pt``   model, optimiser, scheduler, RNG state and epoch (for ``--resume``)
-``checkpoints/best.pt``   the model with the lowest validation relative L2
-``run.json``              how it ran: task, model, parameters, versions, and one entry per
-                          training session (start time, device, processes, epochs, seconds)
-``metrics.json``          test metrics, one row per evaluated dataset or estimate (``evaluate``
-                          merges new rows by their ``key``)
-``report/``               ``report.html``, ``report.md`` and figures (``oplearn report``)
+- ``config.yaml``: the fully resolved configuration
+- ``metrics.jsonl``: one JSON line per epoch (losses, validation metrics, lr, seconds)
+- ``checkpoints/last.pt``: model, optimiser, scheduler, RNG state and epoch (for ``--resume``)
+- ``checkpoints/best.pt``: the model with the lowest validation relative L2
+- ``run.json``: how it ran: task, model, parameters, versions, and one entry per training
+  session (start time, device, processes, epochs, seconds)
+- ``metrics.json``: test metrics, one row per evaluated dataset or estimate (``evaluate``
+  merges new rows by their ``key``)
+- ``report/``: ``report.html``, ``report.md`` and figures (``oplearn report``)
 """
 
 from __future__ import annotations

@@ -201,7 +201,7 @@ class Task:
         raise NotImplementedError
 
     def check_model(self, model: nn.Module) -> None:
-        """Raise a one-line ConfigError if ``model`` cannot take this task's data (:func:`check_fits`);
+        """Raise a one-line ConfigError if ``model`` cannot take this task's data (:func:`~oplearn.training.tasks.check_fits`);
         called before the run directory is written."""
 
     @classmethod

@@ -61,7 +61,7 @@ def interpolate(u: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
 
 
 class WoSTask(Task):
-    """Learn the Poisson solution operator of a :class:`PoissonFamily` from walk-on-spheres targets."""
+    """Learn the Poisson solution operator of a :class:`~oplearn.wos.problems.PoissonFamily` from walk-on-spheres targets."""
 
     name = "wos"
     data_file = False

@@ -112,7 +112,7 @@ class Sampler(nn.Module):
     """
 
     name: ClassVar[str]
-    #: Whether the method trains a control network (False: only its scalar parameters).
+    #: Whether the method trains a control network (if not, only its scalar parameters).
     learns_control: ClassVar[bool] = True
 
     def __init__(self, target: Target, steps: int = 100, horizon: float = 1.0, grid: str = "uniform", solver: Solver | None = None):

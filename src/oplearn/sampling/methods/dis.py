@@ -76,7 +76,7 @@ class DIS(_ReversedNoising):
         return ControlledSDE(ItoSDE(lambda t, x: -ou.drift(t, x), ou.diffusion), self.control(exploration, generator))
 
     def feature(self, t, x):
-        r""":math:`\sigma(t)` times :meth:`interpolated_score`, which approximates :math:`u^*` (the
+        r""":math:`\sigma(t)` times ``interpolated_score``, which approximates :math:`u^*` (the
         feature of the DIS of "Beyond ELBOs" and of ``sde_sampler``'s ``lerp`` control)."""
         return self.noising.diffusion(t, x)[:, None] * self.interpolated_score(t, x)
 
