@@ -91,6 +91,8 @@ CONFIG_MODULES: tuple[str, ...] = (
     "oplearn.models.mollified_gno",
     "oplearn.geometry.config",
     "oplearn.sampling.config",
+    # the sphere (extra sphere)
+    "oplearn.models.sfno",
 )
 
 

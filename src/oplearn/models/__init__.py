@@ -21,8 +21,11 @@ from oplearn.models.gino import GINO
 from oplearn.models.gno import GNO
 from oplearn.models.mollified_gno import MollifiedGNO
 
+# operators on the sphere
+from oplearn.models.sfno import SFNO
+
 __all__ = ["FNO", "TFNO", "UNO", "LocalFNO", "UNet", "DeepONet", "DilResNet", "OperatorModel", "GNO", "GINO", "FNOGNO",
-           "MollifiedGNO", "count_parameters"]
+           "MollifiedGNO", "SFNO", "count_parameters"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
