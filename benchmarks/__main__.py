@@ -35,6 +35,8 @@ BENCHMARKS = {
     "gno_scaling": ("gno_scaling.py", ["--sizes", "10000", "100000"], True),
     "gino_vs_fno": ("gino_vs_fno.py", ["--n-train", "32", "--n-test", "8", "--minutes", "0.5"], False),
     "mgno_physics": ("mgno_physics.py", ["--n-train", "8", "--n-test", "4", "--steps", "40"], False),
+    # the sphere
+    "sphere_swe": ("sphere_swe.py", ["--preset", "quick"], False),
 }
 
 

@@ -42,8 +42,10 @@ from oplearn.solvers.stepping import ETDRK4, integrate
 from oplearn.sphere.grid import LATITUDES, SphereGrid
 from oplearn.sphere.harmonics import laplacian_eigenvalues, spherical_transform
 
-#: The unit of the stored height channel (m) and of the stored vorticity and divergence (1/s).
-HEIGHT_UNIT = 100.0
+#: The unit of the stored height channel (m: kilometres) and of the stored vorticity and divergence
+#: (1/s), chosen so that the three channels of random flows have standard deviations within a factor
+#: of ten of each other (a relative L2 loss over all channels then weighs each of them).
+HEIGHT_UNIT = 1000.0
 VORTICITY_UNIT = 1e-5
 #: One hour in seconds (times are given in hours).
 HOUR = 3600.0
@@ -53,7 +55,7 @@ class ShallowWater(PDE):
     r"""Rotating shallow water on the sphere (see the module docstring for the equations and solver).
 
     Stored fields, channels ``("h", "vorticity", "divergence")``: the free-surface height minus
-    the case's reference depth, in units of :data:`HEIGHT_UNIT` (100 m), and the relative
+    the case's reference depth, in units of :data:`HEIGHT_UNIT` (km), and the relative
     vorticity and divergence in units of :data:`VORTICITY_UNIT` (1e-5 / s), on a
     :class:`~oplearn.sphere.grid.SphereGrid` of ``resolution`` latitudes and twice as many
     longitudes. Inputs are the state at ``t = 0``, outputs the states at :attr:`times` (hours).
