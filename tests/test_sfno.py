@@ -57,12 +57,14 @@ def test_sfno_maps_fields_on_the_sphere_and_its_parameters_scale_with_modes(lati
         model(torch.randn(1, 3, 8, 16) if latitudes == "equiangular" else torch.randn(1, 3, 4, 8))
 
 
-def test_sfno_commutes_with_rotations_that_map_the_grid_to_itself_and_the_fno_does_not():
+def test_zonal_sfno_commutes_with_rotations_that_map_the_grid_to_itself_and_others_only_with_shifts():
     torch.manual_seed(0)
     x = torch.randn(2, 3, 17, 32, dtype=torch.float64)
     sfno = SFNO(3, 3, modes=8, width=8, n_layers=2, projection_channels=16).double()
+    diagonal = SFNO(3, 3, modes=8, width=8, n_layers=2, projection_channels=16, kernel="diagonal").double()
     fno = FNO(3, 3, modes=(6, 6), width=8, n_layers=2, projection_channels=16).double()
-    for model, equivariant in ((sfno, True), (fno, False)):
+    assert diagonal.spectral[0].weight.numel() == 2 * 8 * sfno.spectral[0].weight.numel()
+    for model, equivariant in ((sfno, True), (diagonal, False), (fno, False)):
         with torch.no_grad():
             shifted = (model(torch.roll(x, 5, dims=-1)) - torch.roll(model(x), 5, dims=-1)).abs().max()
             turned = (model(_half_turn(x)) - _half_turn(model(x))).abs().max() / model(x).abs().max()

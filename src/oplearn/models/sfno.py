@@ -8,7 +8,7 @@ from pydantic import Field
 from torch import nn
 
 from oplearn.errors import ConfigError
-from oplearn.layers.spherical import SphericalConv
+from oplearn.layers.spherical import KERNELS, SphericalConv
 from oplearn.models.fno import FNO
 from oplearn.schema import ModelSpec
 from oplearn.sphere.grid import LATITUDES
@@ -26,8 +26,9 @@ class SFNO(FNO):
     :math:`K_l` a :class:`~oplearn.layers.spherical.SphericalConv` keeping the degrees
     :math:`l <` ``modes``. Fields are ``(batch, channels, nlat, nlon)`` on a latitude-longitude
     grid (:class:`~oplearn.sphere.grid.SphereGrid`) of any resolution that resolves ``modes``
-    degrees; there is no domain padding (the sphere has no boundary). Without coordinate features
-    the operator commutes with the rotations of the sphere that map the grid to itself.
+    degrees; there is no domain padding (the sphere has no boundary). With ``"zonal"`` kernels and
+    without coordinate features the operator commutes with the rotations of the sphere that map
+    the grid to itself.
 
     Parameters
     ----------
@@ -38,6 +39,9 @@ class SFNO(FNO):
         As for :class:`FNO`.
     latitudes : str
         The latitude rule of the data (``"equiangular"`` or ``"legendre-gauss"``).
+    kernel : str
+        ``"zonal"`` (a weight per degree: rotation-equivariant) or ``"diagonal"`` (per degree and
+        order), see :class:`SphericalConv`.
 
     Shapes
     ------
@@ -51,11 +55,11 @@ class SFNO(FNO):
 
     def __init__(self, in_channels: int, out_channels: int, modes: int, width: int = 32, n_layers: int = 4,
                  lifting_channels: int | None = None, projection_channels: int = 128, activation: str = "gelu",
-                 latitudes: str = "equiangular") -> None:
+                 latitudes: str = "equiangular", kernel: str = "zonal") -> None:
         super().__init__(in_channels, out_channels, (1, 1), width, n_layers, 2, lifting_channels, projection_channels,
                          0.0, activation)
         self.latitudes = latitudes
-        self.spectral = nn.ModuleList(SphericalConv(width, width, modes, latitudes) for _ in range(n_layers))
+        self.spectral = nn.ModuleList(SphericalConv(width, width, modes, latitudes, kernel) for _ in range(n_layers))
 
 
 class SFNOConfig(ModelSpec):
@@ -68,6 +72,7 @@ class SFNOConfig(ModelSpec):
     lifting_channels: int | None = None
     projection_channels: int = Field(default=128, gt=0)
     latitudes: Literal[LATITUDES] = "equiangular"
+    kernel: Literal[KERNELS] = "zonal"
     activation_checkpointing: bool = False
 
     def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None) -> SFNO:
@@ -75,7 +80,7 @@ class SFNOConfig(ModelSpec):
         if n_dim != 2:
             raise ConfigError(f"config: model sfno acts on latitude-longitude fields (2 spatial dimensions), got {n_dim}D data")
         model = SFNO(in_channels, out_channels, self.modes, self.width, self.n_layers, self.lifting_channels,
-                     self.projection_channels, latitudes=self.latitudes)
+                     self.projection_channels, latitudes=self.latitudes, kernel=self.kernel)
         model.activation_checkpointing = self.activation_checkpointing
         return model
 
