@@ -37,6 +37,8 @@ BENCHMARKS = {
     "mgno_physics": ("mgno_physics.py", ["--n-train", "8", "--n-test", "4", "--steps", "40"], False),
     # Kolmogorov PDEs through SDEs
     "kolmogorov": ("kolmogorov.py", ["--preset", "quick"], False),
+    # the sphere
+    "sphere_swe": ("sphere_swe.py", ["--preset", "quick"], False),
 }
 
 

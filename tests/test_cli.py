@@ -116,7 +116,8 @@ def test_discoverability(capsys, monkeypatch):
     assert main(["list"]) == 0
     listing = capsys.readouterr().out
     for name, cls in PDES.items():
-        assert name in listing and ", ".join(f"{k}={d}" for k, (_, d) in cls.parameters().items()) in listing
+        assert name in listing and ", ".join(f"{k}={d!r}" if isinstance(d, str) else f"{k}={d}"
+                                             for k, (_, d) in cls.parameters().items()) in listing
     for name, model in MODEL_CONFIGS.items():
         assert f"  {name} " in listing and all(f"{key}=" in listing for key in model.model_fields if key != "name")
     assert all(name in listing for name in [*TASKS, *shipped_configs(), "neuraloperator", "the-well"])

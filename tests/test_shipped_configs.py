@@ -17,7 +17,8 @@ from oplearn.training.tasks import task_class
 #: Size keys set after the switch, for the models that have them (the rest keep their defaults).
 SMALL_MODEL = {"modes": 4, "width": 8, "n_layers": 2, "projection_channels": 8, "levels": 2, "n_blocks": 2,
                "branch_width": 16, "trunk_width": 16, "basis": 8}
-#: Tiny data for each kind of config: a 16x16 Darcy file, or few walk-on-spheres problems.
+#: Tiny data for each kind of config: a 16x16 Darcy file (16 x 32 shallow-water trajectories for
+#: one-step configs), or few walk-on-spheres problems.
 SMALL_DATA = {"data": ["data.generate=null", "data.test=[]", "data.n_train=8", "data.n_val=4", "data.batch_size=4"],
               "wos": ["wos.n_train=2", "wos.n_val=1", "wos.points=8", "data.batch_size=2"]}
 
@@ -32,11 +33,20 @@ def darcy(tmp_path_factory):
     return generate_dataset(make_pde("darcy"), 12, 16, path, seed=0, progress=False)
 
 
+@pytest.fixture(scope="module")
+def shallow_water(tmp_path_factory):
+    """Trajectories on the sphere (16 x 32), for the configs that learn time steps."""
+    path = tmp_path_factory.mktemp("configs") / "swe16.h5"
+    pde = make_pde("shallow_water", {"t_final": 6.0, "n_times": 3, "dt": 1800.0})
+    return generate_dataset(pde, 12, 16, path, seed=0, progress=False)
+
+
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("model", GRID_MODELS)
-def test_each_shipped_config_trains_each_grid_model(config, model, darcy, tmp_path):
+def test_each_shipped_config_trains_each_grid_model(config, model, darcy, shallow_water, tmp_path):
     base = load_config(config)
-    data = SMALL_DATA["wos"] if base.train.task == "wos" else [*SMALL_DATA["data"], f"data.path={darcy}"]
+    fields = shallow_water if base.train.task == "one_step" else darcy
+    data = SMALL_DATA["wos"] if base.train.task == "wos" else [*SMALL_DATA["data"], f"data.path={fields}"]
     sizes = [f"model.{k}={v}" for k, v in SMALL_MODEL.items() if k in MODEL_CONFIGS[model].model_fields]
     resolved = load_config(config, [f"model.name={model}", *sizes, *data, "train.epochs=1", "train.threads=1"])
     assert resolved.model.name == model

@@ -94,6 +94,8 @@ CONFIG_MODULES: tuple[str, ...] = (
     # Kolmogorov PDEs through SDEs (train.task=kolmogorov)
     "oplearn.models.mlp",
     "oplearn.kolmogorov.config",
+    # the sphere (extra sphere)
+    "oplearn.models.sfno",
 )
 
 

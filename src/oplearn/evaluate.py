@@ -13,6 +13,8 @@ from oplearn.data.readers import read_dataset
 from oplearn.errors import DataError, OplearnError
 from oplearn.metrics import evaluate_metrics, per_time_step, relative_l2, vrmse_by_field
 from oplearn.models.operator import OperatorModel
+from oplearn.sphere.grid import SphereGrid
+from oplearn.sphere.metrics import latitude_band_errors
 from oplearn.training.rollout import full_trajectory
 from oplearn.training.rundir import METRICS_FILE, Run, open_run, read_results, write_json
 from oplearn.training.tasks import EvaluateOptions, map_view, predict, predict_rollout
@@ -77,6 +79,12 @@ def test_paths(run: Run, paths: list[str | Path]) -> list[Path]:
     return paths
 
 
+def sphere_errors(pred: torch.Tensor, true: torch.Tensor, data: FieldData) -> dict:
+    """``{"latitude_bands": ...}``, the area-weighted errors per latitude band
+    (:func:`oplearn.sphere.metrics.latitude_band_errors`), for fields on the sphere; ``{}`` otherwise."""
+    return {"latitude_bands": latitude_band_errors(pred, true, data.grid)} if isinstance(data.grid, SphereGrid) else {}
+
+
 def _row(path: Path, data: FieldData, metrics: dict, **extra) -> dict:
     return {"key": str(path.resolve()), "label": f"{path.name} ({data.resolution})", "path": str(path),
             "resolution": data.resolution, "n": len(data), "metrics": metrics, **extra}
@@ -117,7 +125,8 @@ def evaluate_map(run: Run, paths: list[Path], options: EvaluateOptions) -> list[
         metrics, pred = evaluate_fields(run.model, data, options.batch_size, options.device)
         if run.config.train.physics is not None:
             metrics.update(physics_terms(run.config.train.physics, data, pred))
-        rows.append(_row(path, data, metrics, vrmse_by_field=vrmse_by_field(*fields_over_time(pred, data.outputs, data))))
+        rows.append(_row(path, data, metrics, vrmse_by_field=vrmse_by_field(*fields_over_time(pred, data.outputs, data)),
+                         **sphere_errors(pred, data.outputs, data)))
     return sorted(rows, key=_resolution_order)
 
 
@@ -146,7 +155,7 @@ def evaluate_one_step(run: Run, paths: list[Path], options: EvaluateOptions) -> 
         metrics, per_step, pred = evaluate_rollout(run.model, data, run.config.train.history, options.batch_size, options.device)
         true = full_trajectory(data.inputs, data.outputs, data.time)[:, run.config.train.history:]
         rows.append(_row(path, data, metrics, relative_l2_per_step=per_step,
-                         vrmse_by_field=vrmse_by_field(*fields_over_time(pred, true, data))))
+                         vrmse_by_field=vrmse_by_field(*fields_over_time(pred, true, data)), **sphere_errors(pred, true, data)))
     return sorted(rows, key=_resolution_order)
 
 

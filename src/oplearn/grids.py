@@ -108,6 +108,11 @@ class Grid:
 
     @classmethod
     def from_dict(cls, d: dict) -> "Grid":
+        """The grid of :meth:`to_dict`; a latitude-longitude grid when ``d`` names its latitudes."""
+        if "latitudes" in d:
+            from oplearn.sphere.grid import SphereGrid
+
+            return SphereGrid.from_dict(d)
         return cls(tuple(d["shape"]), tuple(tuple(x) for x in d["domain"]), bool(d["periodic"]))
 
 

@@ -26,6 +26,8 @@ from oplearn.data.readers import read_dataset  # noqa: E402
 from oplearn.evaluate import evaluate_each, evaluate_fields, format_table, merge_results  # noqa: E402
 from oplearn.paths import output_dir  # noqa: E402
 from oplearn.progress import format_seconds  # noqa: E402
+from oplearn.sphere.grid import SphereGrid  # noqa: E402
+from oplearn.sphere.plots import plot_band_errors, plot_sphere_samples  # noqa: E402
 from oplearn.training.rundir import Run, checkpoint_path, open_run  # noqa: E402
 from oplearn.training.tasks import EvaluateOptions, map_view  # noqa: E402
 
@@ -302,13 +304,28 @@ def plot_error_vs_resolution(rows: list[dict], train_resolution: str):
     return fig
 
 
-def _field_figure(inputs, truth, pred, title: str):
-    """Samples as images (2D) or curves (1D); ``None`` for other dimensions."""
+def _field_figure(inputs, truth, pred, title: str, grid=None):
+    """Samples as images (2D), maps (on the sphere: ``grid`` a SphereGrid) or curves (1D); ``None``
+    for other dimensions."""
+    if isinstance(grid, SphereGrid):
+        return plot_sphere_samples(inputs, truth, pred, grid, title)
     if truth.ndim == 4:
         return plot_samples(inputs, truth, pred, title)
     if truth.ndim == 3:
         return plot_curves(inputs, truth, pred, title)
     return None
+
+
+def latitude_band_section(rows: list[dict], report: Report) -> None:
+    """A table and a bar chart of the area-weighted errors per latitude band, for fields on the sphere."""
+    rows = [row for row in rows if "latitude_bands" in row]
+    if not rows:
+        return
+    bands = list(rows[0]["latitude_bands"])
+    report.table("Relative L2 per latitude band (area-weighted)",
+                 [["file", *bands], *[[row["label"], *(f"{row['latitude_bands'].get(b, float('nan')):.4g}" for b in bands)]
+                                      for row in rows]])
+    report.figure("Error per latitude band", plot_band_errors(rows), "latitude_bands")
 
 
 def report_map(run: Run, rows: list[dict], report: Report) -> None:
@@ -317,9 +334,10 @@ def report_map(run: Run, rows: list[dict], report: Report) -> None:
         data = map_view(read_dataset(row["path"], limit=min(3, row["n"])), run.config.data.input_frames)
         _, pred = evaluate_fields(run.model, data)
         fig = _field_figure(data.inputs, data.outputs, pred, f"{Path(row['path']).name}: relative L2 "
-                            f"{row['metrics']['relative_l2']:.4f} (mean over {row['n']} samples)")
+                            f"{row['metrics']['relative_l2']:.4f} (mean over {row['n']} samples)", data.grid)
         if fig is not None:
             report.figure(f"Test samples at {row['resolution']}", fig, f"samples_{row['resolution']}")
+    latitude_band_section(rows, report)
     if len({r["resolution"] for r in rows}) > 1:
         train = "x".join(map(str, run.model.train_shape))
         report.figure("Error against resolution", plot_error_vs_resolution(rows, train), "error_vs_resolution")
@@ -346,13 +364,14 @@ def report_one_step(run: Run, rows: list[dict], report: Report) -> None:
     if not rows:
         return
     report.figure("Rollout error against step", plot_rollout_error(rows), "rollout_error")
+    latitude_band_section(rows, report)
     for row in rows:
         data = read_dataset(row["path"], limit=min(3, row["n"]))
         _, _, pred = evaluate_rollout(run.model, data, run.config.train.history)
         truth = data.outputs[:, -1] if data.time is not None else data.outputs
         first = data.inputs
         fig = _field_figure(first, truth, pred[:, -1], f"{Path(row['path']).name}: last frame after "
-                            f"{pred.shape[1]} steps from the first {run.config.train.history}")
+                            f"{pred.shape[1]} steps from the first {run.config.train.history}", data.grid)
         if fig is not None:
             report.figure(f"Last rolled-out frame at {row['resolution']}", fig, f"rollout_{row['resolution']}")
 

@@ -104,6 +104,8 @@ def _params(params) -> str:
 
 def _grid(grid: Grid) -> str:
     shape = " x ".join(map(str, grid.shape))
+    if hasattr(grid, "latitudes"):  # an oplearn.sphere.grid.SphereGrid
+        return f"{shape} latitude-longitude nodes on the sphere, {grid.latitudes} latitudes"
     domain = " x ".join(f"[{lo:g}, {hi:g}]" for lo, hi in grid.domain)
     spacing = " x ".join(f"{h:.4g}" for h in grid.spacing)
     kind = "periodic (the right end is the left end again)" if grid.periodic else "bounded (both ends are nodes)"

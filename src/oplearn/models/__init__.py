@@ -24,8 +24,11 @@ from oplearn.models.mollified_gno import MollifiedGNO
 # networks on flat feature vectors (Kolmogorov PDEs)
 from oplearn.models.mlp import MLP, MultilevelMLP
 
+# operators on the sphere
+from oplearn.models.sfno import SFNO
+
 __all__ = ["FNO", "TFNO", "UNO", "LocalFNO", "UNet", "DeepONet", "DilResNet", "OperatorModel", "GNO", "GINO", "FNOGNO",
-           "MollifiedGNO", "MLP", "MultilevelMLP", "count_parameters"]
+           "MollifiedGNO", "MLP", "MultilevelMLP", "SFNO", "count_parameters"]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

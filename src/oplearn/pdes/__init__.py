@@ -10,6 +10,7 @@ from oplearn.pdes.navier_stokes import NavierStokes
 from oplearn.pdes.mesh_base import MeshPDE
 from oplearn.pdes.poisson import Helmholtz, Poisson
 from oplearn.pdes.poisson_fem import NonlinearPoissonFEM, PoissonFEM
+from oplearn.pdes.shallow_water import ShallowWater
 
 #: The PDE families known to ``oplearn generate``, by name.
 PDES: dict[str, type[PDE] | type[MeshPDE]] = {
@@ -25,6 +26,8 @@ PDES: dict[str, type[PDE] | type[MeshPDE]] = {
     PoissonFEM.name: PoissonFEM,
     NonlinearPoissonFEM.name: NonlinearPoissonFEM,
     DarcyFEM.name: DarcyFEM,
+    # on the sphere (extra sphere)
+    ShallowWater.name: ShallowWater,
 }
 
-__all__ = ["PDE", "Darcy", "Poisson", "Helmholtz", "DiffusionReaction", "Burgers", "BurgersPDEBench", "NavierStokes", "Advection", "MeshPDE", "PoissonFEM", "NonlinearPoissonFEM", "DarcyFEM", "PDES"]
+__all__ = ["PDE", "Darcy", "Poisson", "Helmholtz", "DiffusionReaction", "Burgers", "BurgersPDEBench", "NavierStokes", "Advection", "MeshPDE", "PoissonFEM", "NonlinearPoissonFEM", "DarcyFEM", "ShallowWater", "PDES"]
