@@ -91,6 +91,7 @@ CONFIG_MODULES: tuple[str, ...] = (
     "oplearn.models.mollified_gno",
     "oplearn.geometry.config",
     "oplearn.sampling.config",
+    "oplearn.training.long_rollout_config",
 )
 
 

@@ -198,6 +198,22 @@ class PeriodicEvolution(PDE):
         residual = time_derivative(frames, times, dim=1) - rhs
         return residual[:, 1:].unsqueeze(2) if prepended else residual.unsqueeze(2)
 
+    def tendency(self, u: torch.Tensor, grid: Grid) -> torch.Tensor:
+        r"""The right-hand side :math:`L u + N(u) + f` of each field (the default source, constant
+        in time), from the solver's dealiased terms; differentiable.
+
+        Shapes: ``(..., *grid.shape) -> (..., *grid.shape)`` (float64).
+        """
+        self._check_grid(grid)
+        fourier = Fourier(grid, u.device, dealias=True)
+        terms = self.terms(fourier)
+        u_hat = fourier.forward(u.double())
+        rhs = terms.linear * u_hat
+        if terms.nonlinear is not None:
+            rhs = rhs + terms.nonlinear(u_hat)
+        rhs = fourier.inverse(rhs)
+        return rhs if terms.forcing is None else rhs + terms.forcing
+
     def _explicit(self, terms: Terms, fourier: Fourier, forcing: Forcing | None, grid: Grid):
         """The stepper's explicit term ``(u_hat, t) -> N_hat + f_hat(t)``, or ``None``."""
         nonlinear = terms.nonlinear

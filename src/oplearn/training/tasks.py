@@ -467,6 +467,8 @@ TASKS: dict[str, type[Task] | str] = {
     "diffusion": "oplearn.diffusion.task:DiffusionTask",
     "points": "oplearn.geometry.task:PointTask",
     "sampler": "oplearn.sampling.task:SamplerTask",
+    "refiner": "oplearn.training.refiner:RefinerTask",
+    "coarse_graining": "oplearn.training.coarse_graining:CoarseGrainingTask",
 }
 """Task name -> class, or ``"module:Class"`` for tasks imported on first use."""
 
