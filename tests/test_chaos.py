@@ -125,3 +125,18 @@ def test_statistics_flag_damped_and_exploding_runs(ks_runs):
     errors = compare_statistics(long_run_statistics(damped, grid), reference)
     assert errors["energy_relative_error"] > 0.5 and errors["spectrum_log_error"] > 1.0
     assert energy(b, grid).shape == b.shape[:2]
+
+
+def test_smagorinsky_closure_removes_enstrophy_in_proportion_to_the_constant_squared():
+    from oplearn.pdes.kolmogorov_flow import smagorinsky
+
+    grid = KolmogorovFlow().grid(32)
+    fourier = Fourier(grid)
+    w = KolmogorovFlow(burn_in=0.0).sample_input(2, grid, seeded(7))[:, 0]
+    w_hat = fourier.forward(w)
+    rates = [float((w * fourier.inverse(smagorinsky(fourier, c)(w_hat))).mean()) for c in (0.1, 0.2)]
+    assert rates[0] < 0 and rates[1] / rates[0] == pytest.approx(4.0, rel=1e-6)
+    les = KolmogorovFlow(smagorinsky=0.17, t_final=0.2, n_times=1, dt=0.01, burn_in=0.0)
+    plain = KolmogorovFlow(t_final=0.2, n_times=1, dt=0.01, burn_in=0.0)
+    w0 = w[:, None]
+    assert float(les.solve(w0, grid).square().mean()) < float(plain.solve(w0, grid).square().mean())

@@ -67,6 +67,31 @@ class PDERefiner(nn.Module):
         self.min_noise_std = min_noise_std
         self.frame_norm = ChannelNormalizer(channels)
 
+    # the interface of an operator on the data's grid (what evaluation checks data against)
+    @property
+    def in_channels(self) -> int:
+        return self.history * self.channels
+
+    @property
+    def out_channels(self) -> int:
+        return self.channels
+
+    @property
+    def ndim(self) -> int:
+        return self.denoiser.ndim
+
+    @property
+    def domain(self) -> tuple:
+        return self.denoiser.domain
+
+    @property
+    def periodic(self) -> bool:
+        return self.denoiser.periodic
+
+    @property
+    def train_shape(self) -> tuple:
+        return self.denoiser.train_shape
+
     def noise_std(self, k: torch.Tensor) -> torch.Tensor:
         """:math:`\\sigma_k = \\sigma_{\\min}^{k / K}` (0 for ``k = 0``). Shapes: ``(b,) -> (b,)``."""
         return torch.where(k > 0, self.min_noise_std ** (k.double() / self.steps), 0.0).float()
