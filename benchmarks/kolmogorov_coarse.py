@@ -20,9 +20,9 @@ energy (``damped``) or blew up (``exploding``). Speed: wall seconds per frame in
 trajectory, the solvers measured while generating (same batch of trajectories), the models by
 ``oplearn rollout``; the speed-up is the resolved solver's time over each model's.
 
-Presets: ``quick`` (smoke test), ``cpu`` (Re = 100, 32x32 coarse grid, resolved on 128x128,
-frames 0.5 apart, 16 training trajectories of 40 frames, 2 reference trajectories of 80 frames;
-about 10 CPU minutes), ``gpu`` (more and longer trajectories, Re = 500 on 64x64 resolved on 256x256).
+Presets: ``quick`` (smoke test), ``cpu`` (Re = 100, 16x16 coarse grid, resolved on 64x64,
+frames 0.5 apart, 32 training trajectories of 40 frames, 2 reference trajectories of 80 frames;
+a few CPU minutes), ``gpu`` (more and longer trajectories, Re = 500 on 64x64 resolved on 256x256).
 Writes benchmarks/results/kolmogorov_coarse_<preset>.json.
 """
 
@@ -48,8 +48,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {
     "quick": dict(re=100.0, resolution=16, refine=2, frame=0.5, burn_in=5.0, n_train=8, train_frames=10,
                   n_reference=2, reference_frames=20, epochs=2, dt=1e-2, modes=4, width=8),
-    "cpu": dict(re=100.0, resolution=32, refine=4, frame=0.5, burn_in=20.0, n_train=16, train_frames=40,
-                n_reference=2, reference_frames=80, epochs=20, dt=5e-3, modes=12, width=32),
+    "cpu": dict(re=100.0, resolution=16, refine=4, frame=0.5, burn_in=20.0, n_train=32, train_frames=40,
+                n_reference=2, reference_frames=80, epochs=30, dt=5e-3, modes=6, width=24),
     "gpu": dict(re=500.0, resolution=64, refine=4, frame=0.25, burn_in=50.0, n_train=128, train_frames=80,
                 n_reference=8, reference_frames=400, epochs=100, dt=1e-3, modes=24, width=64),
 }

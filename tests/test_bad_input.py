@@ -140,6 +140,8 @@ CASES = [
     Case("train {config} --out r --set train.task=refiner --set train.pushforward=1", "train.task=refiner trains single steps"),
     Case("train {config} --out r --set train.task=coarse_graining --set train.history=2", "set train.history=1"),
     Case("train {config} --out r --set refiner.steps=2", "the refiner section configures train.task=refiner"),
+    Case("train {config} --out r --set train.task=refiner", "train.task=refiner: '"),
+    Case("train {config} --out r --set train.task=coarse_graining", "train.task=coarse_graining: '"),
     Case("train {config} --out r --set train.task=refiner --set refiner.steps=0", "key 'refiner.steps': Input should be greater than 0"),
     Case("train {config} --out r --set train.task=coarse_graining --set coarse_graining.pde_weight=-1", "coarse_graining.pde_weight"),
     # evaluate

@@ -31,6 +31,7 @@ import torch
 
 from oplearn.grids import Grid
 from oplearn.metrics import radial_power_spectrum
+from oplearn.pdes.navier_stokes import velocity
 from oplearn.solvers.spectral import Fourier
 
 #: PDE-Refiner's correlation thresholds.
@@ -106,8 +107,6 @@ def velocity_of(u: torch.Tensor, grid: Grid, vorticity: bool) -> torch.Tensor:
     """
     if not vorticity:
         return u
-    from oplearn.pdes.navier_stokes import velocity
-
     fourier = Fourier(grid, u.device, dealias=False)
     u_hat, v_hat = velocity(fourier.forward(u[..., 0, :, :].double()), fourier)
     return torch.stack([fourier.inverse(u_hat), fourier.inverse(v_hat)], dim=-3)

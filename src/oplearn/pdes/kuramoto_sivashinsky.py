@@ -39,7 +39,9 @@ class KuramotoSivashinsky(PeriodicEvolution):
     follow the PDE-Refiner setting: box :math:`L = 64` (``length``), so 256 nodes give
     :math:`\Delta x = 0.25`, and frames :math:`\Delta t = 0.8` apart (the PDE-Refiner
     data, as read by ``pdearena``, store :math:`\Delta t \approx 0.2` and step every fourth
-    frame). ``length=128`` gives the longer, more chaotic domain.
+    frame). ``length=128`` gives the longer, more chaotic domain. On :math:`L = 64` an
+    occasional trajectory settles on a steady cellular state (energy constant in time):
+    statistics that must be those of the chaotic attractor are safer on longer boxes.
 
     Coarse-solver data (multi-fidelity): ``refine`` solves on a ``refine``-times finer grid
     and subsamples; ``refine=1`` at the stored resolution is the same equation solved on the

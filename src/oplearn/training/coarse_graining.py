@@ -26,9 +26,9 @@ from __future__ import annotations
 import torch
 
 from oplearn.config import RunConfig
-from oplearn.data.generate import make_pde
 from oplearn.errors import ConfigError
 from oplearn.models.uno import fourier_resample
+from oplearn.physics import pde_from_meta
 from oplearn.pdes.evolution import PeriodicEvolution
 from oplearn.training.long_rollout_config import CoarseGrainingConfig
 from oplearn.training.rollout import window_frames, window_targets
@@ -56,7 +56,7 @@ class CoarseGrainingTask(OneStepTask):
         super().__init__(config, progress)
         self.section = config.coarse_graining if config.coarse_graining is not None else CoarseGrainingConfig()
         meta = self.example.meta
-        pde = make_pde(meta["pde"], meta["pde_params"]) if "pde" in meta else None
+        pde = pde_from_meta(meta)[0] if "pde" in meta and "pde_params" in meta else None
         if not isinstance(pde, PeriodicEvolution):
             raise ConfigError(f"config: train.task=coarse_graining needs data of a periodic evolution PDE made by oplearn "
                               f"generate (kuramoto_sivashinsky, kolmogorov_flow, ...); '{config.data.path}' holds {meta.get('pde')}")
