@@ -35,6 +35,9 @@ BENCHMARKS = {
     "gno_scaling": ("gno_scaling.py", ["--sizes", "10000", "100000"], True),
     "gino_vs_fno": ("gino_vs_fno.py", ["--n-train", "32", "--n-test", "8", "--minutes", "0.5"], False),
     "mgno_physics": ("mgno_physics.py", ["--n-train", "8", "--n-test", "4", "--steps", "40"], False),
+    # chaotic systems and long rollouts
+    "ks_refiner": ("ks_refiner.py", ["--preset", "quick"], False),
+    "kolmogorov_coarse": ("kolmogorov_coarse.py", ["--preset", "quick"], False),
 }
 
 

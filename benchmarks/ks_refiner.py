@@ -12,7 +12,7 @@ first-step error, and the stability (``status``) and long-term statistics of a r
 long as the training trajectories. Trained runs in ``--out`` are reused (rerunning only rolls out).
 
 Presets: ``quick`` (a minute: a smoke test), ``cpu`` (a reduced setting for a few CPU minutes: box
-L = 64 at 128 nodes, dx = 0.5, frames 0.8 apart, 64 training trajectories of 40 frames, 20 epochs),
+L = 64 at 128 nodes, dx = 0.5, frames 0.8 apart, 64 training trajectories of 40 frames, 8 epochs),
 ``gpu`` (the shipped configs as they are: 256 nodes, dx = 0.25, 512 trajectories of 100 frames,
 100 epochs). Writes benchmarks/results/ks_refiner_<preset>.json.
 """
@@ -37,7 +37,7 @@ HORIZON_FACTOR = 10
 #: preset -> (resolution, train trajectories, train frames, test trajectories, test frames, epochs, model overrides)
 PRESETS = {
     "quick": (64, 16, 20, 4, 60, 3, ["model.modes=8", "model.width=16", "model.n_layers=2", "model.projection_channels=32"]),
-    "cpu": (128, 64, 40, 8, 200, 20, ["model.modes=16", "model.width=32", "model.n_layers=4", "model.projection_channels=64"]),
+    "cpu": (128, 64, 40, 8, 200, 8, ["model.modes=16", "model.width=32", "model.n_layers=4", "model.projection_channels=64"]),
     "gpu": (256, 512, 100, 64, 400, 100, []),
 }
 
