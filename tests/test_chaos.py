@@ -119,6 +119,7 @@ def test_statistics_flag_damped_and_exploding_runs(ks_runs):
     damped, exploding = b * decay, b / decay
     assert diagnose(damped, reference, grid) == "damped"
     assert diagnose(exploding, reference, grid) == "exploding"
+    assert diagnose(2 * b, reference, grid) == "inflated"  # four times the energy, bounded
     blown = b.clone()
     blown[0, 200:] = math.nan
     assert diagnose(blown, reference, grid) == "exploding"

@@ -9,7 +9,7 @@ first test file, else its training file), applies the model ``N`` times and writ
 ``FILE.json``  the statistics (:mod:`oplearn.rollout_stats`): correlation time, per-step error and
                correlation over the steps the reference covers, blow-up step, the long-term
                statistics of the rollout and of the reference file (all its samples and frames),
-               their errors, the diagnosis (``ok``/``damped``/``exploding``) and the model's time
+               their errors, the diagnosis (``ok``/``damped``/``inflated``/``exploding``) and the model's time
                per step; also copied to ``RUN/rollout.json``, which ``oplearn report`` shows.
 """
 

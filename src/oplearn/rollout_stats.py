@@ -12,7 +12,7 @@ statistics of the attractor. This module measures, on trajectories
   its fluctuating part (TKE), the dissipation, the energy spectrum, the PDF of the field
   and its temporal auto-correlation (:func:`long_run_statistics`);
 * :func:`compare_statistics` turns two such summaries into relative errors, and
-  :func:`diagnose` flags a run as ``exploding``, ``damped`` or ``ok``.
+  :func:`diagnose` flags a run as ``exploding``, ``damped``, ``inflated`` or ``ok``.
 
 The field is the velocity itself for a scalar 1D field (Kuramoto-Sivashinsky: ``u``), or
 the vorticity of a 2D flow (``vorticity=True``: the velocity follows from the stream
@@ -251,15 +251,16 @@ def compare_statistics(pred: dict, true: dict) -> dict[str, float]:
 
 
 def diagnose(u: torch.Tensor, true_stats: dict, grid: Grid, vorticity: bool = False,
-             damped_below: float = 0.5, factor: float = 10.0) -> str:
-    """``"exploding"`` if a trajectory blows up (:func:`blow_up_step` against the reference RMS),
-    ``"damped"`` if the mean energy of the last half of the rollout is below ``damped_below``
-    times the reference energy, else ``"ok"``.
+             band: float = 2.0, factor: float = 10.0) -> str:
+    """``"exploding"`` if a trajectory blows up (:func:`blow_up_step` against the reference RMS);
+    else, from the mean energy of the last half of the rollout against the reference energy,
+    ``"damped"`` below ``1 / band`` times it, ``"inflated"`` above ``band`` times it, and
+    ``"ok"`` in between.
 
     Shapes: ``u: (batch, time, channels, *spatial)``.
     """
     _check_trajectories(u, grid)
     if (blow_up_step(u, true_stats["rms"], factor) < u.shape[1]).any():
         return "exploding"
-    late = energy(u[:, u.shape[1] // 2:], grid, vorticity).mean()
-    return "damped" if float(late) < damped_below * true_stats["energy"] else "ok"
+    ratio = float(energy(u[:, u.shape[1] // 2:], grid, vorticity).mean()) / true_stats["energy"]
+    return "damped" if ratio < 1 / band else "inflated" if ratio > band else "ok"
