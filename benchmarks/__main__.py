@@ -39,6 +39,9 @@ BENCHMARKS = {
     "kolmogorov": ("kolmogorov.py", ["--preset", "quick"], False),
     # the sphere
     "sphere_swe": ("sphere_swe.py", ["--preset", "quick"], False),
+    # chaotic systems and long rollouts
+    "ks_refiner": ("ks_refiner.py", ["--preset", "quick"], False),
+    "kolmogorov_coarse": ("kolmogorov_coarse.py", ["--preset", "quick"], False),
 }
 
 

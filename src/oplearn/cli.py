@@ -121,6 +121,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "oplearn.wos.cli",
     "oplearn.diffusion.cli",
     "oplearn.inverse.command",
+    "oplearn.rollout_command",
 )
 """Modules that add a subcommand with ``add_command(subparsers)`` (their handlers set ``func``)."""
 

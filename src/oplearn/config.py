@@ -96,6 +96,7 @@ CONFIG_MODULES: tuple[str, ...] = (
     "oplearn.kolmogorov.config",
     # the sphere (extra sphere)
     "oplearn.models.sfno",
+    "oplearn.training.long_rollout_config",
 )
 
 

@@ -357,10 +357,62 @@ def plot_rollout_error(rows: list[dict]):
     return fig
 
 
+def plot_long_rollout(stats: dict):
+    """Four panels of ``oplearn rollout``'s statistics beside the reference: correlation with the
+    truth against the step, energy spectrum, value PDF and auto-correlation."""
+    import numpy as np
+
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.6))
+    ax = axes[0]
+    ax.plot(range(1, len(stats["correlation"]) + 1), stats["correlation"], "-", label="rollout")
+    for threshold in (0.8, 0.9, 0.95):
+        ax.axhline(threshold, color="gray", lw=0.6, ls=":")
+    ax.set(xlabel="rollout step", ylabel="Pearson correlation with the truth", ylim=(-0.2, 1.02))
+    for name, label in (("statistics", "rollout"), ("reference", "reference")):
+        data = stats[name]
+        spectrum = np.asarray(data["spectrum"][1:])
+        axes[1].loglog(np.arange(1, len(spectrum) + 1), np.maximum(spectrum, 1e-30), label=label)
+        q = np.asarray(data["quantiles"])
+        p = np.arange(1, len(q) + 1) / (len(q) + 1)
+        density = np.diff(p) / np.maximum(np.diff(q), 1e-12)  # the PDF from the quantile function
+        axes[2].semilogy(0.5 * (q[1:] + q[:-1]), density, label=label)
+        axes[3].plot(data["autocorrelation"], label=label)
+    axes[1].set(xlabel="wavenumber shell", ylabel="energy spectrum")
+    axes[2].set(xlabel="field value", ylabel="PDF")
+    axes[3].set(xlabel="lag (steps)", ylabel="auto-correlation")
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def report_long_rollout(run: Run, report: Report) -> None:
+    """The statistics of the run's last ``oplearn rollout`` (``RUN/rollout.json``), if any."""
+    import json
+
+    from oplearn.rollout_command import RUN_STATS
+
+    path = run.dir / RUN_STATS
+    if not path.exists():
+        return
+    stats = json.loads(path.read_text())
+    report.heading("Long rollout")
+    report.text(f"`oplearn rollout`: {stats['samples']} trajectories of {stats['steps']} steps from `{stats['data']}`, "
+                f"diagnosis **{stats['status']}**; correlation time (steps before the mean correlation drops to "
+                f"0.8 / 0.9 / 0.95): {' / '.join(str(v) for v in stats['correlation_time'].values())} over "
+                f"{stats['reference_steps']} reference steps.")
+    report.table("Long-term statistics against the reference", [["statistic", "error"]] +
+                 [[name, f"{value:.4g}"] for name, value in stats["errors"].items()])
+    report.figure("Correlation, spectrum, PDF and auto-correlation", plot_long_rollout(stats), "long_rollout")
+
+
 def report_one_step(run: Run, rows: list[dict], report: Report) -> None:
-    """The rollout error against the step, and the last frame of rolled-out test trajectories."""
+    """The rollout error against the step, the last frame of rolled-out test trajectories, and the
+    statistics of a long rollout (:func:`report_long_rollout`)."""
     from oplearn.evaluate import evaluate_rollout
 
+    report_long_rollout(run, report)
     if not rows:
         return
     report.figure("Rollout error against step", plot_rollout_error(rows), "rollout_error")

@@ -6,6 +6,8 @@ from oplearn.pdes.burgers import Burgers, BurgersPDEBench
 from oplearn.pdes.darcy import Darcy
 from oplearn.pdes.darcy_fem import DarcyFEM
 from oplearn.pdes.diffusion_reaction import DiffusionReaction
+from oplearn.pdes.kolmogorov_flow import KolmogorovFlow
+from oplearn.pdes.kuramoto_sivashinsky import KuramotoSivashinsky
 from oplearn.pdes.navier_stokes import NavierStokes
 from oplearn.pdes.mesh_base import MeshPDE
 from oplearn.pdes.poisson import Helmholtz, Poisson
@@ -22,6 +24,9 @@ PDES: dict[str, type[PDE] | type[MeshPDE]] = {
     BurgersPDEBench.name: BurgersPDEBench,
     NavierStokes.name: NavierStokes,
     Advection.name: Advection,
+    # chaotic, long trajectories after a burn-in
+    KuramotoSivashinsky.name: KuramotoSivashinsky,
+    KolmogorovFlow.name: KolmogorovFlow,
     # on random irregular domains, solved by finite elements (extra fem), stored as meshes
     PoissonFEM.name: PoissonFEM,
     NonlinearPoissonFEM.name: NonlinearPoissonFEM,
@@ -30,4 +35,4 @@ PDES: dict[str, type[PDE] | type[MeshPDE]] = {
     ShallowWater.name: ShallowWater,
 }
 
-__all__ = ["PDE", "Darcy", "Poisson", "Helmholtz", "DiffusionReaction", "Burgers", "BurgersPDEBench", "NavierStokes", "Advection", "MeshPDE", "PoissonFEM", "NonlinearPoissonFEM", "DarcyFEM", "ShallowWater", "PDES"]
+__all__ = ["PDE", "Darcy", "Poisson", "Helmholtz", "DiffusionReaction", "Burgers", "BurgersPDEBench", "NavierStokes", "Advection", "KuramotoSivashinsky", "KolmogorovFlow", "MeshPDE", "PoissonFEM", "NonlinearPoissonFEM", "DarcyFEM", "ShallowWater", "PDES"]

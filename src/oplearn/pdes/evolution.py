@@ -67,6 +67,22 @@ def check_positive(name: str, value) -> float:
     return float(value)
 
 
+class ZeroMean:
+    """An initial-condition sampler with the spatial mean of each sample removed.
+
+    For equations whose mean is conserved and physically zero (the vorticity of a periodic
+    flow) or only shifts the pattern (Kuramoto-Sivashinsky). ``sampler`` is anything with
+    ``sample(n, grid, generator) -> (n, *grid.shape)``.
+    """
+
+    def __init__(self, sampler: Any):
+        self.sampler = sampler
+
+    def sample(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
+        u = self.sampler.sample(n, grid, generator)
+        return u - u.mean(dim=tuple(range(1, u.ndim)), keepdim=True)
+
+
 class PeriodicEvolution(PDE):
     r"""A scalar evolution equation :math:`u_t = L u + N(u) + f` on a periodic box.
 
@@ -87,6 +103,9 @@ class PeriodicEvolution(PDE):
     #: The largest time step; ``None``: one step per output interval.
     dt: float | None
     initial: Any
+    #: Time the initial condition drawn from :attr:`initial` is evolved before it becomes
+    #: the input (chaotic systems: the input then lies on the attractor).
+    burn_in: float = 0.0
 
     @abc.abstractmethod
     def terms(self, fourier: Fourier) -> Terms:
@@ -114,9 +133,16 @@ class PeriodicEvolution(PDE):
         self.refine = int(refine)
 
     def sample_input(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Draw ``n`` initial conditions from :attr:`initial` on ``grid``: ``(n, 1, *grid.shape)``, float64."""
+        """Draw ``n`` initial conditions from :attr:`initial` on ``grid``, evolved for
+        :attr:`burn_in` by the solver on ``grid``: ``(n, 1, *grid.shape)``, float64."""
         self._check_grid(grid)
-        return self.initial.sample(n, grid, generator).unsqueeze(1)
+        u0 = self.initial.sample(n, grid, generator)
+        if self.burn_in > 0:
+            fourier = Fourier(grid, u0.device, dealias=True)
+            terms = self.terms(fourier)
+            stepper = self.stepper(terms.linear, self._explicit(terms, fourier, None, grid))
+            u0 = integrate(stepper, fourier.forward(u0), [self.burn_in], self.dt, observe=fourier.inverse)[:, 0]
+        return u0.unsqueeze(1)
 
     def solve(self, inputs: torch.Tensor, grid: Grid, forcing: Forcing | None = None) -> torch.Tensor:
         """Integrate each initial condition: ``(batch, 1, *grid.shape) -> (batch, len(times), 1, *grid.shape)``.
@@ -171,6 +197,22 @@ class PeriodicEvolution(PDE):
             rhs = rhs + self._check_forcing(source, grid).unsqueeze(-grid.ndim - 1)
         residual = time_derivative(frames, times, dim=1) - rhs
         return residual[:, 1:].unsqueeze(2) if prepended else residual.unsqueeze(2)
+
+    def tendency(self, u: torch.Tensor, grid: Grid) -> torch.Tensor:
+        r"""The right-hand side :math:`L u + N(u) + f` of each field (the default source, constant
+        in time), from the solver's dealiased terms; differentiable.
+
+        Shapes: ``(..., *grid.shape) -> (..., *grid.shape)`` (float64).
+        """
+        self._check_grid(grid)
+        fourier = Fourier(grid, u.device, dealias=True)
+        terms = self.terms(fourier)
+        u_hat = fourier.forward(u.double())
+        rhs = terms.linear * u_hat
+        if terms.nonlinear is not None:
+            rhs = rhs + terms.nonlinear(u_hat)
+        rhs = fourier.inverse(rhs)
+        return rhs if terms.forcing is None else rhs + terms.forcing
 
     def _explicit(self, terms: Terms, fourier: Fourier, forcing: Forcing | None, grid: Grid):
         """The stepper's explicit term ``(u_hat, t) -> N_hat + f_hat(t)``, or ``None``."""

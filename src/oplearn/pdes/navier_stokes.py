@@ -9,7 +9,7 @@ r"""Incompressible Navier-Stokes in two dimensions, vorticity form, on the perio
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -32,6 +32,28 @@ def velocity(w_hat: torch.Tensor, fourier: Fourier) -> tuple[torch.Tensor, torch
     psi_hat = -fourier.inverse_laplacian(w_hat)
     ik_x, ik_y = fourier.ik
     return ik_y * psi_hat, -ik_x * psi_hat
+
+
+def advection(fourier: Fourier) -> Callable[[torch.Tensor], torch.Tensor]:
+    r"""The alias-free advection term :math:`w \mapsto -\mathbf u \cdot \nabla w` in Fourier space.
+
+    :math:`\mathbf u \cdot \nabla w` is computed from the 2/3-truncated vorticity and
+    truncated again (``fourier.dealias``).
+
+    Shapes: ``(..., *spectral_shape) -> (..., *spectral_shape)``.
+    """
+    # The symbols of w -> u, v, w_x, w_y as full arrays (velocity is linear, so its
+    # symbols are its image of ones); four separate inverse FFTs are faster than one
+    # stacked transform on the CPU.
+    ones = torch.ones(fourier.spectral_shape, dtype=torch.complex128, device=fourier.k2.device)
+    symbols = (*velocity(ones, fourier), *(ik * ones for ik in fourier.ik))
+
+    def nonlinear(w_hat: torch.Tensor) -> torch.Tensor:
+        w_hat = fourier.dealias(w_hat)
+        u, v, w_x, w_y = (fourier.inverse(symbol * w_hat) for symbol in symbols)
+        return -fourier.dealias(fourier.forward(u * w_x + v * w_y))
+
+    return nonlinear
 
 
 class NavierStokes(PeriodicEvolution):
@@ -122,21 +144,10 @@ class NavierStokes(PeriodicEvolution):
         self.alpha, self.tau, self.sigma, self.modes = float(alpha), float(tau), float(sigma), int(modes)
 
     def terms(self, fourier: Fourier) -> Terms:
-        # The symbols of w -> u, v, w_x, w_y as full arrays (velocity is linear, so its
-        # symbols are its image of ones); four separate inverse FFTs are faster than one
-        # stacked transform on the CPU.
-        ones = torch.ones(fourier.spectral_shape, dtype=torch.complex128, device=fourier.k2.device)
-        symbols = (*velocity(ones, fourier), *(ik * ones for ik in fourier.ik))
-
-        def nonlinear(w_hat: torch.Tensor) -> torch.Tensor:
-            w_hat = fourier.dealias(w_hat)
-            u, v, w_x, w_y = (fourier.inverse(symbol * w_hat) for symbol in symbols)
-            return -fourier.dealias(fourier.forward(u * w_x + v * w_y))
-
         x, y = fourier.grid.coordinates(torch.float64, fourier.k2.device)
         phase = 2 * math.pi * (x + y)
         forcing = self.forcing_amplitude * (torch.sin(phase) + torch.cos(phase)) if self.forcing_amplitude else None
-        return Terms(linear=-self.nu * fourier.k2, nonlinear=nonlinear, forcing=forcing)
+        return Terms(linear=-self.nu * fourier.k2, nonlinear=advection(fourier), forcing=forcing)
 
     def params(self) -> dict[str, Any]:
         return {

@@ -395,13 +395,13 @@ class OneStepTask(FieldTask):
         try:
             self.pairs = windows(len(self.train), self.example.outputs.shape[1], self.history, self.pushforward)
         except ValueError as err:
-            raise ConfigError(f"config: train.task=one_step: {err}") from None
+            raise ConfigError(f"config: train.task={self.name}: {err}") from None
 
     def prepare(self, data: FieldData) -> FieldData:
         try:
             trajectory = full_trajectory(data.inputs, data.outputs, data.time)
         except ValueError as err:
-            raise ConfigError(f"config: train.task=one_step: '{data.path}': {err}") from None
+            raise ConfigError(f"config: train.task={self.name}: '{data.path}': {err}") from None
         return FieldData(trajectory[:, 0], trajectory, data.grid, data.meta, data.path, data.time)
 
     def build_model(self) -> OperatorModel:
@@ -468,6 +468,8 @@ TASKS: dict[str, type[Task] | str] = {
     "points": "oplearn.geometry.task:PointTask",
     "sampler": "oplearn.sampling.task:SamplerTask",
     "kolmogorov": "oplearn.kolmogorov.task:KolmogorovTask",
+    "refiner": "oplearn.training.refiner:RefinerTask",
+    "coarse_graining": "oplearn.training.coarse_graining:CoarseGrainingTask",
 }
 """Task name -> class, or ``"module:Class"`` for tasks imported on first use."""
 

@@ -1,0 +1,32 @@
+"""The config sections of the long-rollout tasks: ``refiner:`` (``train.task: refiner``) and
+``coarse_graining:`` (``train.task: coarse_graining``).
+
+Light on purpose (no torch): the run config is assembled from it.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from oplearn.schema import Strict
+
+
+class RefinerConfig(Strict):
+    """PDE-Refiner (:class:`oplearn.models.refiner.PDERefiner`): a one-step prediction refined by
+    ``steps`` denoising steps with noise standard deviations ``min_noise_std ** (k / steps)``,
+    ``k = 1 .. steps`` (in units of the data's standard deviation)."""
+
+    steps: int = Field(default=3, gt=0)
+    min_noise_std: float = Field(default=4e-7, gt=0, lt=1)
+
+
+class CoarseGrainingConfig(Strict):
+    """A one-step operator trained on coarse data plus the PDE residual on a ``fine_factor``-times
+    finer grid (:class:`oplearn.training.coarse_graining.CoarseGrainingTask`), weighted by
+    ``pde_weight`` (0: data only)."""
+
+    pde_weight: float = Field(default=1.0, ge=0)
+    fine_factor: int = Field(default=2, gt=0)
+
+
+SECTIONS = {"refiner": RefinerConfig, "coarse_graining": CoarseGrainingConfig}
