@@ -86,6 +86,10 @@ def _grid_behaviour(config) -> tuple[torch.nn.Module, str, float]:
     return model, behaviour, ms
 
 
+#: Input features of the flat-vector networks in the table (t, a 10-dimensional x, one parameter).
+MLP_FEATURES = 12
+
+
 def model_rows() -> list[list[str]]:
     from oplearn.config import MODEL_CONFIGS
     from oplearn.models import count_parameters
@@ -99,6 +103,9 @@ def model_rows() -> list[list[str]]:
             if cls.kind == "grid":
                 model, behaviour, ms = _grid_behaviour(config)
                 speed = f"{ms:.1f}"
+            elif cls.kind == "mlp":
+                model = config.build(MLP_FEATURES)
+                behaviour, speed = f"flat vectors ``(t, x, params)`` (``train.task=kolmogorov``; built for {MLP_FEATURES})", "n/a"
             else:
                 model = config.build(1, 1, ((0.0, 1.0), (0.0, 1.0)))
                 behaviour, speed = "any point cloud or mesh (``train.task=points``)", "n/a"
