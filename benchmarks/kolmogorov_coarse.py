@@ -44,7 +44,7 @@ from oplearn.rollout_command import long_rollout
 from oplearn.rollout_stats import compare_statistics, diagnose, long_run_statistics
 from oplearn.training.rollout import rollout
 from oplearn.training.run import train
-from oplearn.training.rundir import open_run
+from oplearn.training.rundir import open_run, read_log
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -136,10 +136,9 @@ def main() -> None:
                      f"model.modes={p['modes']}", f"model.width={p['width']}", f"coarse_graining.pde_weight={weight}"]
         config = load_config(ROOT / "configs" / "kolmogorov_flow_coarse.yaml", overrides)
         run_dir = out / name
-        start = time.perf_counter()
         if not (run_dir / "checkpoints" / "last.pt").exists():
             train(config, run_dir, progress=False)
-        seconds = time.perf_counter() - start
+        seconds = sum(record["seconds"] for record in read_log(run_dir))  # training wall time, also of a reused run
         stats = long_rollout(run_dir, steps, run_dir / "rollout.h5", str(reference), samples=p["n_reference"], device=args.device)
         model = open_run(run_dir).model.to(args.device)
         initial = start_frames[:, None].float().to(args.device)

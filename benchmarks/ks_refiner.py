@@ -29,6 +29,7 @@ import torch
 from oplearn.config import load_config
 from oplearn.rollout_command import long_rollout
 from oplearn.training.run import train
+from oplearn.training.rundir import read_log
 from oplearn.training.tasks import ensure_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,10 +76,9 @@ def main() -> None:
     for name in ("ks_one_step", "ks_refiner"):
         config = load_config(ROOT / "configs" / f"{name}.yaml", common)
         run_dir = out / name
-        start = time.perf_counter()
         if not (run_dir / "checkpoints" / "last.pt").exists():
             train(config, run_dir, progress=False)
-        seconds = time.perf_counter() - start
+        seconds = sum(record["seconds"] for record in read_log(run_dir))  # training wall time, also of a reused run
         steps = max(test_frames, HORIZON_FACTOR * frames)  # stability over 10x the training trajectories
         stats = long_rollout(run_dir, steps, run_dir / "rollout.h5", str(test_path), samples=n_test, device=args.device)
         results[name] = {

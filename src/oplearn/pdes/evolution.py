@@ -111,8 +111,9 @@ class PeriodicEvolution(PDE):
     def terms(self, fourier: Fourier) -> Terms:
         """The right-hand side on ``fourier.grid``, dealiased through ``fourier``."""
 
-    def _set_schedule(self, t_final: float, n_times: int, include_initial: bool, dt: float | None, refine: int) -> None:
-        """Check and store the output times, the time step and the refinement.
+    def _set_schedule(self, t_final: float, n_times: int, include_initial: bool, dt: float | None, refine: int,
+                      burn_in: float = 0.0) -> None:
+        """Check and store the output times, the time step, the refinement and the burn-in.
 
         :attr:`times` holds ``n_times`` evenly spaced times ending at ``t_final``: from
         ``0`` (the first frame repeats the initial condition) when ``include_initial``,
@@ -131,6 +132,10 @@ class PeriodicEvolution(PDE):
         if int(refine) != refine or refine < 1:
             raise ValueError(f"refine must be a positive integer, got {refine}")
         self.refine = int(refine)
+        burn_in = float(burn_in)
+        if not burn_in >= 0:
+            raise ValueError(f"burn_in must be >= 0, got {burn_in}")
+        self.burn_in = burn_in
 
     def sample_input(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw ``n`` initial conditions from :attr:`initial` on ``grid``, evolved for

@@ -123,13 +123,11 @@ class KolmogorovFlow(PeriodicEvolution):
         if int(wavenumber) != wavenumber or wavenumber < 1:
             raise ValueError(f"wavenumber must be a positive integer, got {wavenumber}")
         self.wavenumber = int(wavenumber)
-        self._set_schedule(t_final, n_times, include_initial=False, dt=dt, refine=refine)
-        burn_in, smagorinsky = float(burn_in), float(smagorinsky)
-        if not burn_in >= 0:
-            raise ValueError(f"burn_in must be >= 0, got {burn_in}")
+        self._set_schedule(t_final, n_times, include_initial=False, dt=dt, refine=refine, burn_in=burn_in)
+        smagorinsky = float(smagorinsky)
         if not (smagorinsky >= 0 and math.isfinite(smagorinsky)):
             raise ValueError(f"smagorinsky must be >= 0 and finite, got {smagorinsky}")
-        self.burn_in, self.smagorinsky = burn_in, smagorinsky
+        self.smagorinsky = smagorinsky
         self.initial = ZeroMean(GaussianRandomField(2.5, 7.0, sigma=math.sqrt(2) * 7.0**1.5, boundary="periodic", modes=32))
 
     def grid(self, resolution: int) -> Grid:

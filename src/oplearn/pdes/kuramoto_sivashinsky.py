@@ -92,11 +92,7 @@ class KuramotoSivashinsky(PeriodicEvolution):
         refine: int = 1,
     ):
         self.length = check_positive("length", length)
-        self._set_schedule(t_final, n_times, include_initial=False, dt=dt, refine=refine)
-        burn_in = float(burn_in)
-        if not burn_in >= 0:
-            raise ValueError(f"burn_in must be >= 0, got {burn_in}")
-        self.burn_in = burn_in
+        self._set_schedule(t_final, n_times, include_initial=False, dt=dt, refine=refine, burn_in=burn_in)
         self.modes = int(modes)
         self.initial = GaussianRandomField(2.0, 1.0, sigma=1.0, boundary="periodic", modes=self.modes)
 
