@@ -23,6 +23,7 @@ SMALL = {
     "unet": {"width": 8, "levels": 2},
     "deeponet": {"branch_width": 16, "trunk_width": 16, "basis": 8},
     "dil_resnet": {"width": 8, "n_blocks": 1},
+    "sfno": {"modes": 4, "width": 8},
 }
 
 
