@@ -14,7 +14,7 @@ coefficients are the same family in the time to go, :math:`v(s, x) = u(T - s, x)
 
 Learning draws :math:`(t, x, p)` uniformly from the box :math:`[0, T] \times` ``x_box`` :math:`\times`
 the parameter boxes. Parameters are one flat ``(batch, P)`` tensor, the blocks of
-:attr:`KolmogorovPDE.parameters` (named, shaped, each with its interval) concatenated in order.
+``KolmogorovPDE.parameters`` (:class:`ParameterBox` blocks, named, shaped, each with its interval) concatenated in order.
 
 Shapes: ``t (batch,)``, ``x (batch, d)``, ``p (batch, P)``; values ``(batch,)``.
 """
