@@ -215,7 +215,7 @@ def test_train_evaluate_report_end_to_end(tmp_path):
         assert (tmp_path / "run" / "report" / name).exists(), name
 
 
-@pytest.mark.parametrize("name", sorted(n for n in shipped_configs() if n.startswith("kolmogorov_")))
+@pytest.mark.parametrize("name", sorted(n for n, path in shipped_configs().items() if load_config(path).train.task == "kolmogorov"))
 def test_each_shipped_kolmogorov_config_trains(name, tmp_path):
     config = load_config(name, ["train.epochs=1", "kolmogorov.iterations=2", "data.batch_size=16", "kolmogorov.validation_points=16",
                                 "kolmogorov.validation_reference_samples=16", "train.threads=1"])
