@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"== {name}", flush=True)
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, str(HERE / script), *(quick_args if args.quick else [])])
-        print(f"== {name}: {'ok' if proc.returncode == 0 else 'FAILED'} in {time.perf_counter() - t0:.0f} s", flush=True)
+        print(
+            f"== {name}: {'ok' if proc.returncode == 0 else 'FAILED'} in {time.perf_counter() - t0:.0f} s", flush=True
+        )
         if proc.returncode:
             failed.append(name)
     if failed:

@@ -51,7 +51,9 @@ def measure(pde: Darcy, resolution: int, n: int) -> dict:
 def main() -> None:
     pde = Darcy()
     rows = [measure(pde, resolution, n) for resolution, n in CASES]
-    print(f"{'grid':>7} {'samples':>8} {'GRF s/sample':>13} {'solve s/sample':>15} {'1 thread':>9} {'samples/s':>10} {'max residual':>13}")
+    print(
+        f"{'grid':>7} {'samples':>8} {'GRF s/sample':>13} {'solve s/sample':>15} {'1 thread':>9} {'samples/s':>10} {'max residual':>13}"
+    )
     for r in rows:
         print(
             f"{r['resolution']:>4}^2 {r['samples']:>8} {r['sample_seconds_per_sample']:>13.4f} "
@@ -60,7 +62,11 @@ def main() -> None:
         )
     result = {
         "pde": pde.params(),
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads()},
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+        },
         "rows": rows,
     }
     out = ROOT / "benchmarks" / "results" / "darcy_generation.json"

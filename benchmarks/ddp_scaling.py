@@ -28,9 +28,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run(config: Path, out: Path, procs: int, threads: int) -> float:
     env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
-    prefix = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs)] if procs > 1 else [sys.executable]
-    subprocess.run([*prefix, "-m", "oplearn.cli", *(["--"] if procs > 1 else []), "train", str(config), "--out", str(out),
-                    "--no-progress", "--set", f"train.threads={threads}"], env=env, check=True, capture_output=True)
+    prefix = (
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(procs)]
+        if procs > 1
+        else [sys.executable]
+    )
+    subprocess.run(
+        [
+            *prefix,
+            "-m",
+            "oplearn.cli",
+            *(["--"] if procs > 1 else []),
+            "train",
+            str(config),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--set",
+            f"train.threads={threads}",
+        ],
+        env=env,
+        check=True,
+        capture_output=True,
+    )
     seconds = [json.loads(line)["seconds"] for line in (out / "metrics.jsonl").read_text().splitlines()]
     return statistics.median(seconds[1:] or seconds)
 
@@ -47,8 +67,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="oplearn-ddp-"))
     config = {
         "seed": 0,
-        "data": {"path": str(work / "train.h5"), "n_val": 20, "batch_size": 20,
-                 "generate": {"pde": "darcy", "n": args.n + 20, "resolution": args.resolution, "seed": 0}},
+        "data": {
+            "path": str(work / "train.h5"),
+            "n_val": 20,
+            "batch_size": 20,
+            "generate": {"pde": "darcy", "n": args.n + 20, "resolution": args.resolution, "seed": 0},
+        },
         "model": {"name": "fno", "modes": 12, "width": 32, "padding": 0.125},
         "train": {"epochs": args.epochs, "device": args.device},
     }
@@ -59,8 +83,12 @@ def main() -> None:
     shutil.rmtree(work)
     samples = args.n
     result = {
-        "device": args.device, "procs": args.procs, "resolution": args.resolution, "train_samples": samples,
-        "epoch_seconds_1_process": single, f"epoch_seconds_{args.procs}_processes": multi,
+        "device": args.device,
+        "procs": args.procs,
+        "resolution": args.resolution,
+        "train_samples": samples,
+        "epoch_seconds_1_process": single,
+        f"epoch_seconds_{args.procs}_processes": multi,
         "speedup": single / multi,
     }
     print(f"1 process x {args.procs} threads: {single:.2f} s/epoch ({samples / single:.0f} samples/s)")

@@ -48,18 +48,29 @@ def make_demo_in_a_fresh_clone() -> dict:
     text = log.read_text()
     progress = [line for line in text.splitlines() if re.match(r"^(train|darcy \d+): ", line)]
     estimates = [line for line in progress if "left" in line]
-    result = {"install_seconds": t1 - t0, "demo_seconds": t2 - t1, "total_seconds": t2 - t0, "target_seconds": 180,
-              "load_average_at_start": load, "progress_lines": len(progress), "lines_with_time_left": len(estimates),
-              "log": str(log)}
-    print(f"make demo in a fresh clone: install {t1 - t0:.0f} s + demo {t2 - t1:.0f} s = {t2 - t0:.0f} s "
-          f"(target < 180 s; load average {load:.1f}); {len(progress)} progress lines in the log, "
-          f"{len(estimates)} with the time left")
+    result = {
+        "install_seconds": t1 - t0,
+        "demo_seconds": t2 - t1,
+        "total_seconds": t2 - t0,
+        "target_seconds": 180,
+        "load_average_at_start": load,
+        "progress_lines": len(progress),
+        "lines_with_time_left": len(estimates),
+        "log": str(log),
+    }
+    print(
+        f"make demo in a fresh clone: install {t1 - t0:.0f} s + demo {t2 - t1:.0f} s = {t2 - t0:.0f} s "
+        f"(target < 180 s; load average {load:.1f}); {len(progress)} progress lines in the log, "
+        f"{len(estimates)} with the time left"
+    )
     return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--fresh-clone", action="store_true", help="time `make demo` (install included) in a fresh clone")
+    parser.add_argument(
+        "--fresh-clone", action="store_true", help="time `make demo` (install included) in a fresh clone"
+    )
     args = parser.parse_args()
     result = make_demo_in_a_fresh_clone() if args.fresh_clone else demo_in_a_folder()
     name = "demo_fresh_clone.json" if args.fresh_clone else "demo_time.json"

@@ -45,16 +45,30 @@ GROUPS = {
     "many_well": ["many_well_dis", "many_well_cmcd", "many_well_cmcd_ud"],
 }
 EXTRA = ["gmm40_dis_lv"]
-UNDERDAMPED = [("gmm40_cmcd", "gmm40_cmcd_ud"), ("funnel_cmcd", "funnel_cmcd_ud"), ("many_well_cmcd", "many_well_cmcd_ud")]
+UNDERDAMPED = [
+    ("gmm40_cmcd", "gmm40_cmcd_ud"),
+    ("funnel_cmcd", "funnel_cmcd_ud"),
+    ("many_well_cmcd", "many_well_cmcd_ud"),
+]
 
 #: The SMC baseline's HMC step sizes (start, end of the annealing) and initial scale per target
 #: ("Beyond ELBOs" target configurations).
-SMC = {"gmm40": dict(scale=40.0, hmc=(0.2, 0.2)), "funnel": dict(scale=1.0, hmc=(0.001, 0.1)), "many_well": dict(scale=1.0, hmc=(0.1, 0.1))}
+SMC = {
+    "gmm40": dict(scale=40.0, hmc=(0.2, 0.2)),
+    "funnel": dict(scale=1.0, hmc=(0.001, 0.1)),
+    "many_well": dict(scale=1.0, hmc=(0.1, 0.1)),
+}
 
 PRESETS = {
     "cpu": dict(overrides={}, steps_factor=1, eval=2000, seeds=5, workers=2, device="cpu"),
-    "gpu": dict(overrides={"data.batch_size": 2000, "train.epochs": 40, "sampling.iterations": 1000, "train.lr": 5e-4},
-                steps_factor=2, eval=2000, seeds=5, workers=1, device="cuda"),
+    "gpu": dict(
+        overrides={"data.batch_size": 2000, "train.epochs": 40, "sampling.iterations": 1000, "train.lr": 5e-4},
+        steps_factor=2,
+        eval=2000,
+        seeds=5,
+        workers=1,
+        device="cuda",
+    ),
 }
 
 
@@ -77,8 +91,8 @@ def row_config(name: str, preset: dict, epochs: int | None):
 def run_row(name: str, preset: dict, runs: Path, epochs: int | None) -> dict:
     """Train (or resume, or reuse) row ``name`` and evaluate it."""
     from oplearn.sampling.task import SamplerTask
-    from oplearn.training.rundir import open_run
     from oplearn.training.run import train_to_end
+    from oplearn.training.rundir import open_run
     from oplearn.training.tasks import EvaluateOptions
 
     torch.set_num_threads(1)
@@ -88,14 +102,27 @@ def run_row(name: str, preset: dict, runs: Path, epochs: int | None) -> dict:
     train_to_end(config, run_dir, progress=False)
     train_cpu, train_wall = time.process_time() - cpu0, time.perf_counter() - wall0
     run = open_run(run_dir)
-    (row,) = SamplerTask.evaluate(run, [], EvaluateOptions(device=preset["device"], samples=preset["eval"], seeds=preset["seeds"]))
+    (row,) = SamplerTask.evaluate(
+        run, [], EvaluateOptions(device=preset["device"], samples=preset["eval"], seeds=preset["seeds"])
+    )
     log = run.log()
     s = config.sampling
-    out = {"row": name, "target": s.target, "method": s.method, "loss": s.loss, "steps": s.method_params["steps"],
-           "iterations": config.train.epochs * s.iterations, "batch": config.data.batch_size,
-           "train_evaluations": log[-1].get("target_evaluations") if log else None,
-           "train_cpu_seconds": train_cpu, "train_wall_seconds": train_wall, "metrics": row["metrics"],
-           "validation": [{k: r[k] for k in r if k.startswith("val_") or k in ("epoch", "target_evaluations")} for r in log]}
+    out = {
+        "row": name,
+        "target": s.target,
+        "method": s.method,
+        "loss": s.loss,
+        "steps": s.method_params["steps"],
+        "iterations": config.train.epochs * s.iterations,
+        "batch": config.data.batch_size,
+        "train_evaluations": log[-1].get("target_evaluations") if log else None,
+        "train_cpu_seconds": train_cpu,
+        "train_wall_seconds": train_wall,
+        "metrics": row["metrics"],
+        "validation": [
+            {k: r[k] for k in r if k.startswith("val_") or k in ("epoch", "target_evaluations")} for r in log
+        ],
+    }
     print(format_row(out), flush=True)
     return out
 
@@ -112,8 +139,16 @@ def run_smc(target_name: str, budget: int, seeds: int, eval_n: int) -> dict:
     target = make_target(target_name)
     particles, leapfrog = eval_n, 5
     steps = max(8, min(2000, budget // (particles * (1 + leapfrog))))
-    sampler = make_method("smc", target, steps=steps, scale=spec["scale"], kernel="hmc", step_size=spec["hmc"][0],
-                          step_size_end=spec["hmc"][1], leapfrog=leapfrog)
+    sampler = make_method(
+        "smc",
+        target,
+        steps=steps,
+        scale=spec["scale"],
+        kernel="hmc",
+        step_size=spec["hmc"][0],
+        step_size_end=spec["hmc"][1],
+        leapfrog=leapfrog,
+    )
     values: dict[str, list[float]] = {}
     cpu0 = time.process_time()
     for s in range(seeds):
@@ -121,9 +156,16 @@ def run_smc(target_name: str, budget: int, seeds: int, eval_n: int) -> dict:
         exact = target.sample(particles, generator(0, 20, s)) if target.has_samples else None
         for key, value in sample_metrics(target, est, exact).items():
             values.setdefault(key, []).append(value)
-    out = {"row": f"{target_name}_smc", "target": target_name, "method": "smc", "loss": "-", "steps": steps,
-           "train_evaluations": target.evaluations // seeds, "train_cpu_seconds": (time.process_time() - cpu0) / seeds,
-           "metrics": {k: interval(v) for k, v in values.items()}}
+    out = {
+        "row": f"{target_name}_smc",
+        "target": target_name,
+        "method": "smc",
+        "loss": "-",
+        "steps": steps,
+        "train_evaluations": target.evaluations // seeds,
+        "train_cpu_seconds": (time.process_time() - cpu0) / seeds,
+        "metrics": {k: interval(v) for k, v in values.items()},
+    }
     print(format_row(out), flush=True)
     return out
 
@@ -136,15 +178,22 @@ def fmt(metrics: dict, key: str) -> str:
 
 
 COLUMNS = ["log_Z_error", "elbo", "eubo", "ess", "w2", "mode_coverage"]
-HEADER = ("| row | method (loss) | steps | target evaluations (training; SMC: one run) | CPU s | log Z error | ELBO | EUBO | "
-          "ESS/N | W2² | mode coverage |\n|" + "---|" * 11)
+HEADER = (
+    "| row | method (loss) | steps | target evaluations (training; SMC: one run) | CPU s | log Z error | ELBO | EUBO | "
+    "ESS/N | W2² | mode coverage |\n|" + "---|" * 11
+)
 
 
 def format_row(row: dict) -> str:
     m = row["metrics"]
     evals = row.get("train_evaluations") or 0
-    cells = [row["row"], f"{row['method']} ({row['loss']})", str(row["steps"]), f"{evals / 1e6:.2f}M",
-             f"{row['train_cpu_seconds']:.0f}"]
+    cells = [
+        row["row"],
+        f"{row['method']} ({row['loss']})",
+        str(row["steps"]),
+        f"{evals / 1e6:.2f}M",
+        f"{row['train_cpu_seconds']:.0f}",
+    ]
     return "| " + " | ".join(cells + [fmt(m, k) for k in COLUMNS]) + " |"
 
 
@@ -157,7 +206,9 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, help="override the estimator seeds")
     parser.add_argument("--workers", type=int, help="parallel rows (one thread each on the CPU)")
     parser.add_argument("--runs", type=Path, help="where runs are kept (default runs/density_sampling/<preset>)")
-    parser.add_argument("--out", type=Path, help="result file (default benchmarks/results/density_sampling_<preset>[_reduced].json)")
+    parser.add_argument(
+        "--out", type=Path, help="result file (default benchmarks/results/density_sampling_<preset>[_reduced].json)"
+    )
     args = parser.parse_args(argv)
     preset = dict(PRESETS[args.preset])
     for key in ("eval", "seeds", "workers"):
@@ -165,7 +216,9 @@ def main(argv=None) -> None:
             preset[key] = getattr(args, key)
     all_rows = [r for group in GROUPS.values() for r in group] + EXTRA
     rows = args.rows or all_rows
-    runs = args.runs or Path("runs") / "density_sampling" / (args.preset + (f"_epochs{args.epochs}" if args.epochs else ""))
+    runs = args.runs or Path("runs") / "density_sampling" / (
+        args.preset + (f"_epochs{args.epochs}" if args.epochs else "")
+    )
     t0 = time.perf_counter()
     print(HEADER, flush=True)
     with ProcessPoolExecutor(max_workers=preset["workers"]) as pool:
@@ -179,23 +232,48 @@ def main(argv=None) -> None:
         smc_rows = {target: f.result() for target, f in smc.items()}
     comparisons = {}
     if {"gmm40_dis", "gmm40_dis_lv"} <= results.keys():
-        comparisons["lv_vs_kl"] = {loss: {k: results[r]["metrics"][k] for k in ("mode_coverage", "log_Z_error", "elbo")}
-                                   for loss, r in (("kl", "gmm40_dis"), ("log_variance", "gmm40_dis_lv"))}
+        comparisons["lv_vs_kl"] = {
+            loss: {k: results[r]["metrics"][k] for k in ("mode_coverage", "log_Z_error", "elbo")}
+            for loss, r in (("kl", "gmm40_dis"), ("log_variance", "gmm40_dis_lv"))
+        }
     comparisons["underdamped_steps"] = [
-        {"overdamped": a, "underdamped": b, "log_Z_error": [results[a]["metrics"]["log_Z_error"], results[b]["metrics"]["log_Z_error"]],
-         "steps": [results[a]["steps"], results[b]["steps"]], "evaluations": [results[a]["train_evaluations"], results[b]["train_evaluations"]]}
-        for a, b in UNDERDAMPED if {a, b} <= results.keys()]
+        {
+            "overdamped": a,
+            "underdamped": b,
+            "log_Z_error": [results[a]["metrics"]["log_Z_error"], results[b]["metrics"]["log_Z_error"]],
+            "steps": [results[a]["steps"], results[b]["steps"]],
+            "evaluations": [results[a]["train_evaluations"], results[b]["train_evaluations"]],
+        }
+        for a, b in UNDERDAMPED
+        if {a, b} <= results.keys()
+    ]
     minutes = (time.perf_counter() - t0) / 60
     cpu_minutes = sum(r["train_cpu_seconds"] for r in results.values()) / 60
-    print(f"total {minutes:.1f} min wall, {cpu_minutes:.1f} CPU min of training, {preset['workers']} worker(s) of 1 thread")
+    print(
+        f"total {minutes:.1f} min wall, {cpu_minutes:.1f} CPU min of training, {preset['workers']} worker(s) of 1 thread"
+    )
     reduced = args.epochs is not None or rows != all_rows or args.eval is not None or args.seeds is not None
     out = args.out or RESULTS / f"density_sampling_{args.preset}{'_reduced' if reduced else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps({"preset": args.preset, "settings": {k: v for k, v in preset.items()}, "epochs": args.epochs,
-                               "rows": list(results.values()), "smc": list(smc_rows.values()), "comparisons": comparisons,
-                               "minutes": minutes, "training_cpu_minutes": cpu_minutes, "torch": torch.__version__,
-                               "cpu_count": os.cpu_count(), "load_average": os.getloadavg()}, indent=2))
+    tmp.write_text(
+        json.dumps(
+            {
+                "preset": args.preset,
+                "settings": {k: v for k, v in preset.items()},
+                "epochs": args.epochs,
+                "rows": list(results.values()),
+                "smc": list(smc_rows.values()),
+                "comparisons": comparisons,
+                "minutes": minutes,
+                "training_cpu_minutes": cpu_minutes,
+                "torch": torch.__version__,
+                "cpu_count": os.cpu_count(),
+                "load_average": os.getloadavg(),
+            },
+            indent=2,
+        )
+    )
     os.replace(tmp, out)
     print(f"written {out}")
 

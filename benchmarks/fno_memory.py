@@ -76,8 +76,14 @@ def one(n: int, batch: int, checkpointing: bool, budget_gib: float | None) -> di
     optimizer.step()
     seconds = time.perf_counter() - t0
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"n": n, "batch": batch, "checkpointing": checkpointing, "step_mib": (peak - before) / 1024,
-            "peak_rss_mib": peak / 1024, "seconds": seconds}
+    return {
+        "n": n,
+        "batch": batch,
+        "checkpointing": checkpointing,
+        "step_mib": (peak - before) / 1024,
+        "peak_rss_mib": peak / 1024,
+        "seconds": seconds,
+    }
 
 
 def run_child(n: int, batch: int, checkpointing: bool, budget_gib: float | None, timeout: float) -> dict:
@@ -94,8 +100,9 @@ def run_child(n: int, batch: int, checkpointing: bool, budget_gib: float | None,
     return {"n": n, "batch": batch, "checkpointing": checkpointing, "ok": False, "error": error[:200]}
 
 
-def largest_grid(predicted: int, batch: int, checkpointing: bool, budget_gib: float, step: int, timeout: float,
-                 log) -> tuple[int | None, list[dict]]:
+def largest_grid(
+    predicted: int, batch: int, checkpointing: bool, budget_gib: float, step: int, timeout: float, log
+) -> tuple[int | None, list[dict]]:
     """The largest multiple of ``step`` whose training step fits ``budget_gib``, by bisection
     from ``predicted``: bracket it (lower end succeeds, upper end fails), then halve."""
     runs: list[dict] = []
@@ -129,8 +136,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512, 768], help="grids measured for the fit")
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--budget-gib", type=float, default=22.0,
-                        help="memory budget of the largest-grid search (a 24 GiB machine can give one process ~22)")
+    parser.add_argument(
+        "--budget-gib",
+        type=float,
+        default=22.0,
+        help="memory budget of the largest-grid search (a 24 GiB machine can give one process ~22)",
+    )
     parser.add_argument("--step", type=int, default=32, help="grid sizes searched are multiples of this")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per step process")
     parser.add_argument("--one", nargs=3, help=argparse.SUPPRESS)  # n, checkpointing, budget (GiB or None)
@@ -141,8 +152,10 @@ def main() -> None:
         return
     available = _meminfo_kib("MemAvailable") / 2**20
     if args.budget_gib > available - MARGIN_GIB:
-        parser.error(f"--budget-gib {args.budget_gib:g} leaves less than {MARGIN_GIB:g} GiB of the {available:.1f} GiB "
-                     "this machine has available now; lower it (or stop other jobs)")
+        parser.error(
+            f"--budget-gib {args.budget_gib:g} leaves less than {MARGIN_GIB:g} GiB of the {available:.1f} GiB "
+            "this machine has available now; lower it (or stop other jobs)"
+        )
 
     def log(row: dict) -> None:
         print(json.dumps(row), flush=True)
@@ -163,12 +176,17 @@ def main() -> None:
         largest, runs = largest_grid(predicted, args.batch, flag, args.budget_gib, args.step, args.timeout, log)
         best = next((r for r in runs if r["ok"] and r["n"] == largest), None)
         summary["checkpointing" if flag else "plain"] = {
-            "mib_per_megapoint": slope * 1e6, "predicted_n": predicted, "largest_n": largest,
-            "largest_peak_rss_mib": best and best["peak_rss_mib"], "largest_step_seconds": best and best["seconds"],
+            "mib_per_megapoint": slope * 1e6,
+            "predicted_n": predicted,
+            "largest_n": largest,
+            "largest_peak_rss_mib": best and best["peak_rss_mib"],
+            "largest_step_seconds": best and best["seconds"],
             "runs": runs,
         }
 
-    print(f"\nbatch {args.batch}, FNO modes 12, width 32, 4 layers, padding 0.125; one step = forward, loss, backward, AdamW")
+    print(
+        f"\nbatch {args.batch}, FNO modes 12, width 32, 4 layers, padding 0.125; one step = forward, loss, backward, AdamW"
+    )
     print("| grid | step memory MiB (plain) | with checkpointing | step s (plain) | with checkpointing |")
     print("|---|---|---|---|---|")
     for n in args.sizes:
@@ -176,14 +194,22 @@ def main() -> None:
         c = next(r for r in rows if r["n"] == n and r["checkpointing"])
         print(f"| {n}^2 | {p['step_mib']:.0f} | {c['step_mib']:.0f} | {p['seconds']:.2f} | {c['seconds']:.2f} |")
     for name, s in summary.items():
-        found = (f"largest grid that trained: {s['largest_n']}^2 (peak RSS {s['largest_peak_rss_mib']:.0f} MiB, "
-                 f"step {s['largest_step_seconds']:.1f} s)" if s["largest_n"] else "no grid trained")
-        print(f"{name}: {s['mib_per_megapoint']:.0f} MiB per million grid points; in {args.budget_gib:g} GiB the fit "
-              f"predicts {s['predicted_n']}^2; {found} ({len(s['runs'])} runs)")
+        found = (
+            f"largest grid that trained: {s['largest_n']}^2 (peak RSS {s['largest_peak_rss_mib']:.0f} MiB, "
+            f"step {s['largest_step_seconds']:.1f} s)"
+            if s["largest_n"]
+            else "no grid trained"
+        )
+        print(
+            f"{name}: {s['mib_per_megapoint']:.0f} MiB per million grid points; in {args.budget_gib:g} GiB the fit "
+            f"predicts {s['predicted_n']}^2; {found} ({len(s['runs'])} runs)"
+        )
     out = ROOT / "benchmarks" / "results" / f"fno_memory_{args.budget_gib:g}gib.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps({"rows": rows, "summary": summary, "budget_gib": args.budget_gib, "step": args.step}, indent=2))
+    tmp.write_text(
+        json.dumps({"rows": rows, "summary": summary, "budget_gib": args.budget_gib, "step": args.step}, indent=2)
+    )
     os.replace(tmp, out)
     print(f"written {out}")
 

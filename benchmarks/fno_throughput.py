@@ -167,7 +167,11 @@ def step_flops(step) -> tuple[int, int]:
 
 def peak_gflops(threads: int) -> float:
     """FP32 peak of ``threads`` cores with two AVX2 FMA units: 2 x 8 lanes x 2 flops per cycle."""
-    mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("cpu MHz")]
+    mhz = [
+        float(line.split(":")[1])
+        for line in Path("/proc/cpuinfo").read_text().splitlines()
+        if line.startswith("cpu MHz")
+    ]
     return threads * 32 * (max(mhz) if mhz else 2500.0) / 1000
 
 
@@ -243,16 +247,20 @@ def main() -> None:
     print(f"\ntorch {torch.__version__}, {args.threads} threads, neuraloperator {neuralop_version}")
     peak = results["peak_gflops_fp32"]
     print(f"FP32 peak of {args.threads} cores (2 AVX2 FMA units): {peak:.0f} GFLOP/s")
-    print("| config | model | params | samples/s | oplearn / model | GFLOP/s without FFTs | of peak "
-          "| GFLOP/s with FFTs | of peak |")
+    print(
+        "| config | model | params | samples/s | oplearn / model | GFLOP/s without FFTs | of peak "
+        "| GFLOP/s with FFTs | of peak |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for key, entry in results["configs"].items():
         r = entry["results"]
         for name in (n for n in r if not n.startswith("ratio")):
             ratio = r.get(f"ratio_oplearn_over_{name}", 1.0)
             dense, total = r[name]["achieved_gflops"], r[name]["achieved_gflops_with_fft"]
-            print(f"| {key} | {name} | {r[name]['parameters']:,} | {r[name]['samples_per_s']:.0f} | {ratio:.2f} "
-                  f"| {dense:.1f} | {dense / peak:.1%} | {total:.1f} | {total / peak:.1%} |")
+            print(
+                f"| {key} | {name} | {r[name]['parameters']:,} | {r[name]['samples_per_s']:.0f} | {ratio:.2f} "
+                f"| {dense:.1f} | {dense / peak:.1%} | {total:.1f} | {total / peak:.1%} |"
+            )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     tmp.write_text(json.dumps(results, indent=2))

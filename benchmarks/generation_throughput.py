@@ -41,7 +41,7 @@ def measure(pde: PDE, resolution: int, n: int, threads: int | None) -> dict:
         generator = torch.Generator().manual_seed(0)
         pde.generate(1, 16, generator)  # warm-up: first-call initialisation of torch and scipy
         t0 = time.perf_counter()
-        inputs, outputs = pde.generate(n, resolution, generator)
+        _inputs, outputs = pde.generate(n, resolution, generator)
         seconds = time.perf_counter() - t0
         used = torch.get_num_threads()
     finally:
@@ -68,7 +68,11 @@ def main() -> None:
             f"{r['seconds_per_sample']:>9.4f} {r['samples_per_second']:>10.2f}"
         )
     result = {
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "load_average": os.getloadavg()},
+        "machine": {
+            "processor": platform.processor() or platform.machine(),
+            "cpus": os.cpu_count(),
+            "load_average": os.getloadavg(),
+        },
         "rows": rows,
     }
     out = ROOT / "benchmarks" / "results" / "elliptic_generation.json"

@@ -38,12 +38,14 @@ import time
 import torch
 from mesh_data import BOX, ROOT, mesh_samples, write_result
 
-from oplearn.geometry.batch import from_grid, node_weights, pack, signed_distance_grid, to_grid  # noqa: E402
-from oplearn.grids import Grid  # noqa: E402
-from oplearn.metrics import relative_l2_on_mesh  # noqa: E402
-from oplearn.models import FNO, GINO, count_parameters  # noqa: E402
+from oplearn.geometry.batch import from_grid, node_weights, pack, signed_distance_grid, to_grid
+from oplearn.grids import Grid
+from oplearn.metrics import relative_l2_on_mesh
+from oplearn.models import FNO, GINO, count_parameters
 
-PRESETS = {"cpu": {"n_train": 200, "n_test": 24, "resolution": 32, "minutes": 3.0, "threads": 1}}  # CPU only (the runners do not move to a device)
+PRESETS = {
+    "cpu": {"n_train": 200, "n_test": 24, "resolution": 32, "minutes": 3.0, "threads": 1}
+}  # CPU only (the runners do not move to a device)
 
 
 class Scale:
@@ -65,7 +67,9 @@ class GinoRunner:
         self.grid = Grid((args.resolution,) * 2)
         fno = FNO(args.width + 1, args.width, modes=args.modes, width=args.width, n_layers=4)
         radius = 1.5 / (args.resolution - 1)
-        self.model = GINO(1, 1, fno, self.grid.shape, BOX, radius, radius, width=args.width, latent_channels=1, kernel_width=64)
+        self.model = GINO(
+            1, 1, fno, self.grid.shape, BOX, radius, radius, width=args.width, latent_channels=1, kernel_width=64
+        )
         self.cache = {}
 
     def predict(self, samples):
@@ -78,12 +82,17 @@ class GinoRunner:
 
     def loss(self, samples):
         b, pred = self.predict(samples)
-        return torch.stack([relative_l2_on_mesh(p, t, w) for p, t, w in zip(b.split(pred), b.split(b.outputs), b.split(b.weights))]).mean()
+        return torch.stack(
+            [relative_l2_on_mesh(p, t, w) for p, t, w in zip(b.split(pred), b.split(b.outputs), b.split(b.weights))]
+        ).mean()
 
     def evaluate(self, samples, factor):
         with torch.no_grad():
             b, pred = self.predict(samples)
-        return [float(relative_l2_on_mesh(p, t, w)) for p, t, w in zip(b.split(pred), b.split(b.outputs), b.split(b.weights))]
+        return [
+            float(relative_l2_on_mesh(p, t, w))
+            for p, t, w in zip(b.split(pred), b.split(b.outputs), b.split(b.weights))
+        ]
 
 
 class FnoRunner:
@@ -113,7 +122,10 @@ class FnoRunner:
         x, _, _, grid = self.view(samples, factor * (self.resolution - 1) + 1)
         with torch.no_grad():
             pred = self.outputs.decode(self.model(x).movedim(1, -1)).movedim(-1, 1)
-        return [float(relative_l2_on_mesh(from_grid(p, grid, s.nodes), s.outputs, node_weights(s, BOX))) for p, s in zip(pred, samples)]
+        return [
+            float(relative_l2_on_mesh(from_grid(p, grid, s.nodes), s.outputs, node_weights(s, BOX)))
+            for p, s in zip(pred, samples)
+        ]
 
 
 def train(runner, train_set, args) -> dict:
@@ -137,8 +149,13 @@ def train(runner, train_set, args) -> dict:
             losses.append(float(loss))
             steps += 1
         epochs += 1
-    return {"steps": steps, "epochs": epochs, "train_cpu_s": time.process_time() - start, "train_wall_s": time.perf_counter() - wall,
-            "final_train_loss": sum(losses[-20:]) / len(losses[-20:])}
+    return {
+        "steps": steps,
+        "epochs": epochs,
+        "train_cpu_s": time.process_time() - start,
+        "train_wall_s": time.perf_counter() - wall,
+        "final_train_loss": sum(losses[-20:]) / len(losses[-20:]),
+    }
 
 
 def main(argv=None) -> int:
@@ -163,24 +180,40 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     train_set = mesh_samples(args.pde, args.n_train, args.resolution, 0, args.data_dir)
     fine = 2 * (args.resolution - 1) + 1
-    tests = {1: mesh_samples(args.pde, args.n_test, args.resolution, 1, args.data_dir),
-             2: mesh_samples(args.pde, args.n_test, fine, 1, args.data_dir)}
+    tests = {
+        1: mesh_samples(args.pde, args.n_test, args.resolution, 1, args.data_dir),
+        2: mesh_samples(args.pde, args.n_test, fine, 1, args.data_dir),
+    }
     scales = (Scale(torch.cat([s.inputs for s in train_set])), Scale(torch.cat([s.outputs for s in train_set])))
     rows = []
     for name, runner_class in (("GINO", GinoRunner), ("FNO (masked box)", FnoRunner)):
         torch.manual_seed(0)
         runner = runner_class(args, scales)
         stats = train(runner, train_set, args)
-        errors = {f"rel_l2_{'train_mesh' if f == 1 else '2x_finer_mesh'}": sum(e := runner.evaluate(tests[f], f)) / len(e) for f in (1, 2)}
+        errors = {
+            f"rel_l2_{'train_mesh' if f == 1 else '2x_finer_mesh'}": sum(e := runner.evaluate(tests[f], f)) / len(e)
+            for f in (1, 2)
+        }
         rows.append({"model": name, "parameters": count_parameters(runner.model), **stats, **errors})
         print(json.dumps(rows[-1]), flush=True)
     nodes = {f: sum(len(s.nodes) for s in t) / len(t) for f, t in tests.items()}
-    print(f"\n{args.pde}: {args.n_train} training samples at resolution {args.resolution} (mean {nodes[1]:.0f} nodes), "
-          f"test at {args.resolution} and {fine} (mean {nodes[2]:.0f} nodes); {args.minutes:g} min each, {args.threads} threads")
+    print(
+        f"\n{args.pde}: {args.n_train} training samples at resolution {args.resolution} (mean {nodes[1]:.0f} nodes), "
+        f"test at {args.resolution} and {fine} (mean {nodes[2]:.0f} nodes); {args.minutes:g} min each, {args.threads} threads"
+    )
     print(f"{'model':<18} {'params':>9} {'epochs':>7} {'rel L2 train mesh':>18} {'rel L2 2x mesh':>15}")
     for r in rows:
-        print(f"{r['model']:<18} {r['parameters']:>9} {r['epochs']:>7} {r['rel_l2_train_mesh']:>18.4f} {r['rel_l2_2x_finer_mesh']:>15.4f}")
-    write_result(args.out, "gino_vs_fno", argv, {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")}, rows, mean_nodes=nodes)
+        print(
+            f"{r['model']:<18} {r['parameters']:>9} {r['epochs']:>7} {r['rel_l2_train_mesh']:>18.4f} {r['rel_l2_2x_finer_mesh']:>15.4f}"
+        )
+    write_result(
+        args.out,
+        "gino_vs_fno",
+        argv,
+        {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")},
+        rows,
+        mean_nodes=nodes,
+    )
     return 0
 
 

@@ -43,8 +43,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PRESETS = {"cpu": {"sizes": [10_000, 100_000, 1_000_000], "threads": 1, "memory_gib": 8.0},
-           "gpu": {"sizes": [10_000, 100_000, 1_000_000, 10_000_000], "threads": 4, "memory_gib": 64.0}}
+PRESETS = {
+    "cpu": {"sizes": [10_000, 100_000, 1_000_000], "threads": 1, "memory_gib": 8.0},
+    "gpu": {"sizes": [10_000, 100_000, 1_000_000, 10_000_000], "threads": 4, "memory_gib": 64.0},
+}
 
 
 def points(n: int, neighbours: float, device: str):
@@ -96,9 +98,18 @@ def run_neuralop(n: int, args) -> dict:
         x, f, r = points(n, args.neighbours, args.device)
         f = f[:, : args.channels]
         torch.manual_seed(0)
-        block = GNOBlock(in_channels=args.channels, out_channels=args.channels, coord_dim=2, radius=r, transform_type="linear",
-                         reduction="mean", pos_embedding_type=None, channel_mlp_layers=[64, 64],
-                         use_torch_scatter_reduce=False, use_open3d_neighbor_search=False).to(args.device)
+        block = GNOBlock(
+            in_channels=args.channels,
+            out_channels=args.channels,
+            coord_dim=2,
+            radius=r,
+            transform_type="linear",
+            reduction="mean",
+            pos_embedding_type=None,
+            channel_mlp_layers=[64, 64],
+            use_torch_scatter_reduce=False,
+            use_open3d_neighbor_search=False,
+        ).to(args.device)
         sync(args.device)
         t0 = time.perf_counter()
         nb = block.neighbor_search(data=x, queries=x, radius=r)
@@ -136,7 +147,11 @@ def worker(args) -> None:
         result["status"] = "ok"
     except (RuntimeError, MemoryError) as err:  # out of memory under the limit
         asked = re.search(r"allocate (\d+) bytes", str(err))
-        what = f"out of memory: asked for {int(asked[1]) / 2**30:.1f} GiB at once" if asked else str(err).splitlines()[0][:160]
+        what = (
+            f"out of memory: asked for {int(asked[1]) / 2**30:.1f} GiB at once"
+            if asked
+            else str(err).splitlines()[0][:160]
+        )
         result = {"status": f"failed: {type(err).__name__}: {what}"}
     result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     if args.device.startswith("cuda"):
@@ -150,20 +165,42 @@ def launch(impl: str, n: int, python: str, args) -> dict:
     def cap():
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    cmd = [python, str(Path(__file__).resolve()), "--worker", impl, "--n", str(n), "--threads", str(args.threads),
-           "--neighbours", str(args.neighbours), "--channels", str(args.channels), "--max-pairs", str(args.max_pairs),
-           "--device", args.device]
+    cmd = [
+        python,
+        str(Path(__file__).resolve()),
+        "--worker",
+        impl,
+        "--n",
+        str(n),
+        "--threads",
+        str(args.threads),
+        "--neighbours",
+        str(args.neighbours),
+        "--channels",
+        str(args.channels),
+        "--max-pairs",
+        str(args.max_pairs),
+        "--device",
+        args.device,
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout, preexec_fn=None if args.device.startswith("cuda") else cap, env=env)
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=args.timeout,
+            preexec_fn=None if args.device.startswith("cuda") else cap,
+            env=env,
+        )
     except subprocess.TimeoutExpired:
         return {"status": f"failed: over {args.timeout} s"}
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if not lines:
         tail = (proc.stderr.strip().splitlines() or ["no output"])[-1][:160]
         return {"status": f"failed (exit {proc.returncode}): {tail}", "wall_s": time.perf_counter() - t0}
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def main(argv=None) -> int:
@@ -191,22 +228,36 @@ def main(argv=None) -> int:
         worker(args)
         return 0
     sizes = args.sizes or preset["sizes"]
-    bench_python = args.neuralop_python or (str(ROOT / ".venv-bench/bin/python") if (ROOT / ".venv-bench/bin/python").exists() else None)
+    bench_python = args.neuralop_python or (
+        str(ROOT / ".venv-bench/bin/python") if (ROOT / ".venv-bench/bin/python").exists() else None
+    )
     implementations = {"oplearn": sys.executable}
     if bench_python:
         implementations["neuralop"] = bench_python
     rows = []
-    print(f"{'library':<10} {'points':>9} {'pairs':>11} {'search s':>9} {'fwd+bwd s':>10} {'peak GiB':>9}  status", flush=True)
+    print(
+        f"{'library':<10} {'points':>9} {'pairs':>11} {'search s':>9} {'fwd+bwd s':>10} {'peak GiB':>9}  status",
+        flush=True,
+    )
     for n in sizes:
         for impl, python in implementations.items():
             row = {"library": impl, "points": n, **launch(impl, n, python, args)}
             rows.append(row)
-            fmt = lambda key, spec: format(row[key], spec) if key in row else "-"  # noqa: E731
-            print(f"{impl:<10} {n:>9} {fmt('pairs', 'd'):>11} {fmt('search_s', '.2f'):>9} {fmt('fwd_bwd_s', '.2f'):>10} "
-                  f"{fmt('peak_gpu_gib' if args.device != 'cpu' else 'peak_rss_gib', '.2f'):>9}  {row['status']}", flush=True)
+            fmt = lambda key, spec: format(row[key], spec) if key in row else "-"  # noqa: B023 (called within this iteration)
+            print(
+                f"{impl:<10} {n:>9} {fmt('pairs', 'd'):>11} {fmt('search_s', '.2f'):>9} {fmt('fwd_bwd_s', '.2f'):>10} "
+                f"{fmt('peak_gpu_gib' if args.device != 'cpu' else 'peak_rss_gib', '.2f'):>9}  {row['status']}",
+                flush=True,
+            )
     from mesh_data import write_result
 
-    write_result(args.out, "gno_scaling", argv, {k: getattr(args, k) for k in ("threads", "memory_gib", "neighbours", "channels", "max_pairs", "device")}, rows)
+    write_result(
+        args.out,
+        "gno_scaling",
+        argv,
+        {k: getattr(args, k) for k in ("threads", "memory_gib", "neighbours", "channels", "max_pairs", "device")},
+        rows,
+    )
     return 0
 
 

@@ -40,9 +40,15 @@ ROOT = Path(__file__).resolve().parents[1]
 POINTS = 500
 
 #: FunDPS (500 observed points at 128x128, 500 steps), relative L2 in %: forward (u) / inverse (a).
-FUNDPS = {"FunDPS": {"forward_u": 2.49, "inverse_a": 5.18}, "DiffusionPDE (2000 steps)": {"forward_u": 6.07, "inverse_a": 7.87}}
+FUNDPS = {
+    "FunDPS": {"forward_u": 2.49, "inverse_a": 5.18},
+    "DiffusionPDE (2000 steps)": {"forward_u": 6.07, "inverse_a": 7.87},
+}
 
-def train_regression(work: Path, fields: torch.Tensor, grid, observed: int, target: int, epochs: int, width: int, seed: int):
+
+def train_regression(
+    work: Path, fields: torch.Tensor, grid, observed: int, target: int, epochs: int, width: int, seed: int
+):
     """An FNO from (interpolated observations of ``observed``, mask) to channel ``target``."""
     from oplearn.config import validate_config
     from oplearn.data.files import write_fields
@@ -53,11 +59,29 @@ def train_regression(work: Path, fields: torch.Tensor, grid, observed: int, targ
     run = work / f"regression_{observed}_to_{target}_{len(fields)}_{epochs}_{width}"
     if not run.with_suffix(".h5").exists():
         x, y = regression_pairs(fields, grid, POINTS, [observed], [target], generator=generator(seed, 7, observed))
-        write_fields(run.with_suffix(".h5"), x, y, grid, (["observed", "mask"], ["target"]),
-                     "darcy", {"derived": "interpolated observations"}, seed)
+        write_fields(
+            run.with_suffix(".h5"),
+            x,
+            y,
+            grid,
+            (["observed", "mask"], ["target"]),
+            "darcy",
+            {"derived": "interpolated observations"},
+            seed,
+        )
     model = {"name": "fno", "modes": 12, "width": width, "padding": 0.125}
-    train_to_end(validate_config({"seed": seed, "data": {"path": str(run.with_suffix(".h5")), "n_val": 40, "batch_size": 20},
-                              "model": model, "train": {"epochs": epochs, "lr": 3e-3, "device": "cpu"}}), run, progress=False)
+    train_to_end(
+        validate_config(
+            {
+                "seed": seed,
+                "data": {"path": str(run.with_suffix(".h5")), "n_val": 40, "batch_size": 20},
+                "model": model,
+                "train": {"epochs": epochs, "lr": 3e-3, "device": "cpu"},
+            }
+        ),
+        run,
+        progress=False,
+    )
     return load_run(run)[0]
 
 
@@ -67,15 +91,36 @@ def train_prior(work: Path, train_path: Path, args, fields: str = "joint") -> Pa
     from oplearn.training.run import train_to_end
 
     run = work / (f"prior_{args.n_train}_{args.prior_epochs}" + ("" if fields == "joint" else f"_{fields}"))
-    train_to_end(validate_config({
-        "seed": 0,
-        "data": {"path": str(train_path), "n_train": args.n_train, "n_val": 40, "batch_size": 20},
-        "train": {"task": "diffusion", "epochs": args.prior_epochs, "lr": 2e-3, "weight_decay": 0.0, "scheduler": "cosine",
-                  "device": "cpu", "threads": args.threads},
-        "diffusion": {"fields": fields, "noise": {"kind": "grf", "alpha": 2.0, "tau": 3.0},
-                      "net": {"modes": 12, "width": args.width, "scales": [0.5, 0.25], "embedding": 64,
-                              "projection_channels": 64}},
-    }), run, progress=False)
+    train_to_end(
+        validate_config(
+            {
+                "seed": 0,
+                "data": {"path": str(train_path), "n_train": args.n_train, "n_val": 40, "batch_size": 20},
+                "train": {
+                    "task": "diffusion",
+                    "epochs": args.prior_epochs,
+                    "lr": 2e-3,
+                    "weight_decay": 0.0,
+                    "scheduler": "cosine",
+                    "device": "cpu",
+                    "threads": args.threads,
+                },
+                "diffusion": {
+                    "fields": fields,
+                    "noise": {"kind": "grf", "alpha": 2.0, "tau": 3.0},
+                    "net": {
+                        "modes": 12,
+                        "width": args.width,
+                        "scales": [0.5, 0.25],
+                        "embedding": 64,
+                        "projection_channels": 64,
+                    },
+                },
+            }
+        ),
+        run,
+        progress=False,
+    )
     return run
 
 
@@ -85,27 +130,35 @@ def train_forward(work: Path, train_path: Path, args) -> Path:
     from oplearn.training.run import train_to_end
 
     run = work / f"forward_{args.n_train}_{args.forward_epochs}_{args.width}"
-    train_to_end(validate_config({
-        "seed": 0,
-        "data": {"path": str(train_path), "n_train": args.n_train, "n_val": 40, "batch_size": 20},
-        "model": {"name": "fno", "modes": 12, "width": args.width, "padding": 0.125},
-        "train": {"epochs": args.forward_epochs, "lr": 3e-3, "device": "cpu", "threads": args.threads},
-    }), run, progress=False)
+    train_to_end(
+        validate_config(
+            {
+                "seed": 0,
+                "data": {"path": str(train_path), "n_train": args.n_train, "n_val": 40, "batch_size": 20},
+                "model": {"name": "fno", "modes": 12, "width": args.width, "padding": 0.125},
+                "train": {"epochs": args.forward_epochs, "lr": 3e-3, "device": "cpu", "threads": args.threads},
+            }
+        ),
+        run,
+        progress=False,
+    )
     return run
 
 
 def posterior_runs(args, work: Path, train_path: Path, truth, observations, problems, score, timings) -> None:
     """Train (or reuse) the joint (a, u) prior and score DPS posterior means on every case."""
     from oplearn.diffusion.schedules import karras_sigmas
-    from oplearn.inverse.posterior import calibration, sample_posterior, summarize
     from oplearn.inverse.guidance import DEFAULT_KRYLOV
+    from oplearn.inverse.posterior import calibration, sample_posterior, summarize
     from oplearn.inverse.setup import load_setup
     from oplearn.seeding import generator
 
     arms = {"joint prior": lambda: (train_prior(work, train_path, args), None)}
     if args.ddis:
-        arms["DDIS: coefficient prior + FNO forward operator"] = lambda: (train_prior(work, train_path, args, "inputs"),
-                                                                         train_forward(work, train_path, args))
+        arms["DDIS: coefficient prior + FNO forward operator"] = lambda: (
+            train_prior(work, train_path, args, "inputs"),
+            train_forward(work, train_path, args),
+        )
     for arm, make in arms.items():
         t0 = time.perf_counter()
         run, forward_run = make()
@@ -116,19 +169,42 @@ def posterior_runs(args, work: Path, train_path: Path, truth, observations, prob
             t0 = time.perf_counter()
             means, cover = [], []
             for i, obs in enumerate(observations[problem]):
-                x = sample_posterior(setup.denoise, obs, obs.apply(truth[i : i + 1])[0], setup.prior_shape, args.samples, sigmas,
-                                     sampler=args.sampler, churn=args.churn, fields=setup.fields, noise=setup.noise,
-                                     guidance={"scale": args.scale, "krylov": args.krylov}, generator=generator(2, i))
+                x = sample_posterior(
+                    setup.denoise,
+                    obs,
+                    obs.apply(truth[i : i + 1])[0],
+                    setup.prior_shape,
+                    args.samples,
+                    sigmas,
+                    sampler=args.sampler,
+                    churn=args.churn,
+                    fields=setup.fields,
+                    noise=setup.noise,
+                    guidance={"scale": args.scale, "krylov": args.krylov},
+                    generator=generator(2, i),
+                )
                 post = summarize(x)
                 means.append(post.mean)
                 cover.append(calibration(post, truth[i]))
             cover = torch.stack(cover)
             krylov = args.krylov or DEFAULT_KRYLOV[args.scale]
-            label = (f"{args.samples} samples, {args.sampler} {args.steps} steps" + (f", churn {args.churn:g}" if args.churn else "")
-                     + (f", covariance guidance (GMRES <= {krylov})" if args.scale == "covariance"
-                        else f", Krylov guidance ({krylov} directions)" if krylov > 1 else ""))
-            score(problem, f"DPS posterior mean, {arm} ({label})", torch.stack(means),
-                  {"calibration_a": cover[:, 0].tolist(), "calibration_u": cover[:, 1].tolist()})
+            label = (
+                f"{args.samples} samples, {args.sampler} {args.steps} steps"
+                + (f", churn {args.churn:g}" if args.churn else "")
+                + (
+                    f", covariance guidance (GMRES <= {krylov})"
+                    if args.scale == "covariance"
+                    else f", Krylov guidance ({krylov} directions)"
+                    if krylov > 1
+                    else ""
+                )
+            )
+            score(
+                problem,
+                f"DPS posterior mean, {arm} ({label})",
+                torch.stack(means),
+                {"calibration_a": cover[:, 0].tolist(), "calibration_u": cover[:, 1].tolist()},
+            )
             timings[f"sampling_{arm}_{problem}_s"] = time.perf_counter() - t0
 
 
@@ -140,14 +216,26 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--sampler", default="dpmpp2m", help="posterior sampler (oplearn.diffusion.samplers.SAMPLERS)")
     parser.add_argument("--churn", type=float, default=0.0, help="stochastic churn S_churn (euler, heun)")
-    parser.add_argument("--scale", choices=("covariance", "normalized", "likelihood"), default="covariance", help="guidance step")
-    parser.add_argument("--krylov", type=int, help="most Krylov directions per step (default: the scale's, oplearn.inverse.guidance)")
+    parser.add_argument(
+        "--scale", choices=("covariance", "normalized", "likelihood"), default="covariance", help="guidance step"
+    )
+    parser.add_argument(
+        "--krylov", type=int, help="most Krylov directions per step (default: the scale's, oplearn.inverse.guidance)"
+    )
     parser.add_argument("--prior-epochs", type=int, default=20)
     parser.add_argument("--baseline-epochs", type=int, default=10)
-    parser.add_argument("--width", type=int, default=16, help="channel width of the prior's and the baselines' networks")
-    parser.add_argument("--stage", choices=("all", "baselines", "prior"), default="all",
-                        help="baselines / prior: only train (and cache) those, e.g. in two processes")
-    parser.add_argument("--ddis", action="store_true", help="also the decoupled prior (coefficient prior + forward FNO)")
+    parser.add_argument(
+        "--width", type=int, default=16, help="channel width of the prior's and the baselines' networks"
+    )
+    parser.add_argument(
+        "--stage",
+        choices=("all", "baselines", "prior"),
+        default="all",
+        help="baselines / prior: only train (and cache) those, e.g. in two processes",
+    )
+    parser.add_argument(
+        "--ddis", action="store_true", help="also the decoupled prior (coefficient prior + forward FNO)"
+    )
     parser.add_argument("--forward-epochs", type=int, default=100, help="epochs of the DDIS forward operator")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default=str(ROOT / "runs" / "inverse_darcy"))
@@ -187,8 +275,10 @@ def main() -> None:
             train_forward(work, train_path, args)
         return
     t0 = time.perf_counter()
-    regressors = {"forward": train_regression(work, fields, grid, 0, 1, args.baseline_epochs, args.width, 0),
-                  "inverse": train_regression(work, fields, grid, 1, 0, args.baseline_epochs, args.width, 0)}
+    regressors = {
+        "forward": train_regression(work, fields, grid, 0, 1, args.baseline_epochs, args.width, 0),
+        "inverse": train_regression(work, fields, grid, 1, 0, args.baseline_epochs, args.width, 0),
+    }
     timings["baseline_training_s"] = time.perf_counter() - t0
 
     shape = (2, *grid.shape)
@@ -196,13 +286,18 @@ def main() -> None:
     results = {p: {} for p in problems}
 
     def score(problem: str, method: str, pred: torch.Tensor, extra: dict | None = None) -> None:
-        row = {"relative_l2_u": relative_l2(pred[:, 1:], truth[:, 1:]).tolist(),
-               "relative_l2_a": relative_l2(pred[:, :1], truth[:, :1]).tolist(),
-               "error_rate_a": coefficient_error_rate(pred[:, :1], truth[:, :1], darcy.low, darcy.high).tolist(), **(extra or {})}
+        row = {
+            "relative_l2_u": relative_l2(pred[:, 1:], truth[:, 1:]).tolist(),
+            "relative_l2_a": relative_l2(pred[:, :1], truth[:, :1]).tolist(),
+            "error_rate_a": coefficient_error_rate(pred[:, :1], truth[:, :1], darcy.low, darcy.high).tolist(),
+            **(extra or {}),
+        }
         results[problem][method] = row
 
-    observations = {p: [PointObservation(shape, POINTS, channels=c, generator=generator(1, 100 + i, c)) for i in range(args.cases)]
-                    for p, c in problems.items()}
+    observations = {
+        p: [PointObservation(shape, POINTS, channels=c, generator=generator(1, 100 + i, c)) for i in range(args.cases)]
+        for p, c in problems.items()
+    }
     for problem, channel in problems.items():
         obs = observations[problem]
         ys = [o.apply(truth[i : i + 1]) for i, o in enumerate(obs)]
@@ -223,21 +318,38 @@ def main() -> None:
     if args.stage == "all":
         posterior_runs(args, work, train_path, truth, observations, problems, score, timings)
 
-    summary = {p: {m: {k: sum(v) / len(v) for k, v in row.items() if isinstance(v, list)} for m, row in rows.items()}
-               for p, rows in results.items()}
+    summary = {
+        p: {m: {k: sum(v) / len(v) for k, v in row.items() if isinstance(v, list)} for m, row in rows.items()}
+        for p, rows in results.items()
+    }
     for problem, rows in summary.items():
-        print(f"\n{problem} ({'observe u, recover a' if problem == 'inverse' else 'observe a, recover u'}), "
-              f"{POINTS} points, {args.cases} cases")
+        print(
+            f"\n{problem} ({'observe u, recover a' if problem == 'inverse' else 'observe a, recover u'}), "
+            f"{POINTS} points, {args.cases} cases"
+        )
         print("| method | rel. L2 u | rel. L2 a | coefficient error rate | calibration (90% band) a / u |")
         print("|---|---|---|---|---|")
         for method, s in rows.items():
-            cal = (f"{s['calibration_a']:.3f} / {s['calibration_u']:.3f}" if "calibration_a" in s else "-")
-            print(f"| {method} | {s['relative_l2_u']:.4f} | {s['relative_l2_a']:.4f} | {s['error_rate_a']:.4f} | {cal} |")
+            cal = f"{s['calibration_a']:.3f} / {s['calibration_u']:.3f}" if "calibration_a" in s else "-"
+            print(
+                f"| {method} | {s['relative_l2_u']:.4f} | {s['relative_l2_a']:.4f} | {s['error_rate_a']:.4f} | {cal} |"
+            )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps({"args": vars(args), "points": POINTS, "summary": summary, "per_case": results,
-                               "timings": timings, "context_relative_l2_percent": FUNDPS}, indent=2))
+    tmp.write_text(
+        json.dumps(
+            {
+                "args": vars(args),
+                "points": POINTS,
+                "summary": summary,
+                "per_case": results,
+                "timings": timings,
+                "context_relative_l2_percent": FUNDPS,
+            },
+            indent=2,
+        )
+    )
     tmp.replace(out)
     print(f"wrote {out}")
 

@@ -70,8 +70,10 @@ def _decoupled(lg, noise):
     n = lg.grid.shape[0]
     values, vectors = torch.linalg.eigh(lg.source_covariance)
     unit = torch.eye(n * n, dtype=torch.float64).reshape(n * n, 1, n, n)
-    denoiser = GaussianDenoiser(noise_covariance=noise.covariance(unit).reshape(n * n, n * n),
-                                factor=vectors * values.clamp_min(0).sqrt() / lg.scale[0])
+    denoiser = GaussianDenoiser(
+        noise_covariance=noise.covariance(unit).reshape(n * n, n * n),
+        factor=vectors * values.clamp_min(0).sqrt() / lg.scale[0],
+    )
     scale = float(lg.scale[0])
     return denoiser, DecoupledFields(_Solve(lg.solution_operator), decode=lambda z: z * scale)
 
@@ -89,10 +91,23 @@ def run_method(name, lg, ddis, obs, y, samples, seed):
     if name == "exact":
         return lg.posterior_samples(obs, y, samples, generator), (0, 0)
     if name == "daps":
-        x = sample_posterior(lg.denoiser, obs, y, lg.shape, samples, annealing_levels(LEVELS), method="daps", fields=lg.fields,
-                             noise=lg.noise, dtype=torch.float64, generator=generator)
+        x = sample_posterior(
+            lg.denoiser,
+            obs,
+            y,
+            lg.shape,
+            samples,
+            annealing_levels(LEVELS),
+            method="daps",
+            fields=lg.fields,
+            noise=lg.noise,
+            dtype=torch.float64,
+            generator=generator,
+        )
         return x, (LEVELS * ODE_STEPS, 0)
-    denoise, fields, noise, shape = ((*ddis, (1, *lg.shape[1:])) if name == "ddis" else (lg.denoiser, lg.fields, lg.noise, lg.shape))
+    denoise, fields, noise, shape = (
+        (*ddis, (1, *lg.shape[1:])) if name == "ddis" else (lg.denoiser, lg.fields, lg.noise, lg.shape)
+    )
     guidance = {"scale": "normalized", "krylov": 4} if name == "dps-krylov" else {"scale": "covariance"}
     sigmas = karras_sigmas(20)
     guided = GuidedDenoiser(denoise, obs, y, fields=fields, noise=noise, schedule=sigmas, **guidance)
@@ -131,7 +146,11 @@ def main() -> None:
 
     def write(rows: list) -> None:
         tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"args": vars(args), "noise_fraction": NOISE, "setup_seconds": setup_seconds, "rows": rows}, indent=2))
+        tmp.write_text(
+            json.dumps(
+                {"args": vars(args), "noise_fraction": NOISE, "setup_seconds": setup_seconds, "rows": rows}, indent=2
+            )
+        )
         tmp.replace(out)
 
     for n in args.resolutions:
@@ -148,7 +167,9 @@ def main() -> None:
                 for case in range(args.cases):
                     g = generator(7, n, points, observed, case)
                     truth = lg.sample_prior(1, g)[0]
-                    obs = PointObservation(lg.shape, points, channels=observed, noise=NOISE * float(lg.scale[observed]), generator=g)
+                    obs = PointObservation(
+                        lg.shape, points, channels=observed, noise=NOISE * float(lg.scale[observed]), generator=g
+                    )
                     y = obs.observe(truth[None], g)[0]
                     mean, std = lg.posterior(obs, y)
                     mean = mean[0]
@@ -160,28 +181,50 @@ def main() -> None:
                         seconds = time.perf_counter() - t1
                         post = summarize(x)
                         error = ((post.mean[other] - truth[other]).norm() / truth[other].norm()).item()
-                        per_case[name].append({
-                            "error": error, "bayes_error": bayes, "ratio": error / bayes,
-                            "gap_mc": (post.mean[other] - mean[other]).norm().item() / mc,
-                            "calibration_90": calibration(post, truth)[other].item(),
-                            "std_ratio": (post.std[other].mean() / std[other].mean()).item(),
-                            "seconds": seconds, "forward_passes": passes[0], "backward_passes": passes[1],
-                        })
+                        per_case[name].append(
+                            {
+                                "error": error,
+                                "bayes_error": bayes,
+                                "ratio": error / bayes,
+                                "gap_mc": (post.mean[other] - mean[other]).norm().item() / mc,
+                                "calibration_90": calibration(post, truth)[other].item(),
+                                "std_ratio": (post.std[other].mean() / std[other].mean()).item(),
+                                "seconds": seconds,
+                                "forward_passes": passes[0],
+                                "backward_passes": passes[1],
+                            }
+                        )
                         r = per_case[name][-1]
-                        print(f"{n}x{n} {points:4d} {direction:7s} case {case} {name:11s} error {error:.4f} (Bayes {bayes:.4f}, "
-                              f"x{r['ratio']:.3f}) gap {r['gap_mc']:.2f} MC, calibration {r['calibration_90']:.3f}, "
-                              f"{seconds:.1f} s", flush=True)
+                        print(
+                            f"{n}x{n} {points:4d} {direction:7s} case {case} {name:11s} error {error:.4f} (Bayes {bayes:.4f}, "
+                            f"x{r['ratio']:.3f}) gap {r['gap_mc']:.2f} MC, calibration {r['calibration_90']:.3f}, "
+                            f"{seconds:.1f} s",
+                            flush=True,
+                        )
                 for name, cases in per_case.items():
                     mean_row = {k: sum(c[k] for c in cases) / len(cases) for k in cases[0]}
-                    rows.append({"resolution": n, "points": points, "direction": direction, "method": name,
-                                 "label": LABELS[name], **mean_row, "cases": cases})
+                    rows.append(
+                        {
+                            "resolution": n,
+                            "points": points,
+                            "direction": direction,
+                            "method": name,
+                            "label": LABELS[name],
+                            **mean_row,
+                            "cases": cases,
+                        }
+                    )
                 write(rows)  # after every cell: a long run that stops early keeps what it measured
 
-    print("\n| grid | points | direction | method | error (Bayes) | ratio | gap / MC error | calibration 90% | s per case |")
+    print(
+        "\n| grid | points | direction | method | error (Bayes) | ratio | gap / MC error | calibration 90% | s per case |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['resolution']} | {r['points']} | {r['direction']} | {r['label']} | {r['error']:.4f} ({r['bayes_error']:.4f}) | "
-              f"{r['ratio']:.3f} | {r['gap_mc']:.2f} | {r['calibration_90']:.3f} | {r['seconds']:.1f} |")
+        print(
+            f"| {r['resolution']} | {r['points']} | {r['direction']} | {r['label']} | {r['error']:.4f} ({r['bayes_error']:.4f}) | "
+            f"{r['ratio']:.3f} | {r['gap_mc']:.2f} | {r['calibration_90']:.3f} | {r['seconds']:.1f} |"
+        )
     print(f"wrote {args.out}")
 
 

@@ -34,14 +34,19 @@ POINTS = 500
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prior", default=str(ROOT / "runs" / "inverse_darcy" / "prior_1000_200"))
-    parser.add_argument("--test", default=str(ROOT / "runs" / "inverse_darcy" / "darcy_test_64_12.h5"),
-                        help="test cases (inverse_darcy.py writes them, seed 1)")
+    parser.add_argument(
+        "--test",
+        default=str(ROOT / "runs" / "inverse_darcy" / "darcy_test_64_12.h5"),
+        help="test cases (inverse_darcy.py writes them, seed 1)",
+    )
     parser.add_argument("--cases", type=int, default=4)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--steps", type=int, nargs="+", default=[10, 20, 50, 200])
     parser.add_argument("--samplers", nargs="+", default=["euler", "heun", "dpmpp2m", "dpmpp3m", "unipc"])
     parser.add_argument("--unmatched", action="store_true", help="guidance not matched to the step size")
-    parser.add_argument("--krylov", type=int, default=1, help="most guidance directions per step (step-matched guidance)")
+    parser.add_argument(
+        "--krylov", type=int, default=1, help="most guidance directions per step (step-matched guidance)"
+    )
     parser.add_argument("--rho", type=float, default=7.0, help="exponent of the Karras schedule")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "inverse_steps.json"))
@@ -79,24 +84,37 @@ def main() -> None:
                 means = []
                 for i in range(args.cases):
                     obs = PointObservation(shape, POINTS, channels=channel, generator=generator(1, 100 + i, channel))
-                    x = sample_posterior(denoise, obs, obs.apply(truth[i : i + 1])[0], setup.prior_shape, args.samples,
-                                         karras_sigmas(steps, setup.sigma_min, setup.sigma_max, rho=args.rho), sampler=sampler,
-                                         fields=setup.fields, noise=setup.noise, generator=generator(2, i),
-                                         guidance=guidance)
+                    x = sample_posterior(
+                        denoise,
+                        obs,
+                        obs.apply(truth[i : i + 1])[0],
+                        setup.prior_shape,
+                        args.samples,
+                        karras_sigmas(steps, setup.sigma_min, setup.sigma_max, rho=args.rho),
+                        sampler=sampler,
+                        fields=setup.fields,
+                        noise=setup.noise,
+                        generator=generator(2, i),
+                        guidance=guidance,
+                    )
                     means.append(x.double().mean(dim=0))
                 means = torch.stack(means)
                 if problem == "forward":
                     row["forward_u"] = relative_l2(means[:, 1:], truth[:, 1:]).mean().item()
                 else:
-                    row["inverse_error_rate"] = coefficient_error_rate(means[:, :1], truth[:, :1], darcy.low, darcy.high).mean().item()
+                    row["inverse_error_rate"] = (
+                        coefficient_error_rate(means[:, :1], truth[:, :1], darcy.low, darcy.high).mean().item()
+                    )
             row["evaluations"] = SAMPLERS[sampler]().evaluations(karras_sigmas(steps))
             row["krylov_passes_per_step"] = calls[0] / (2 * args.cases * row["evaluations"]) - 1
             row["seconds"] = time.perf_counter() - t0
             results.setdefault(sampler, {})[steps] = row
-            print(f"{sampler:8s} {steps:4d} steps ({row['evaluations']:4d} evaluations): forward u {row['forward_u']:.4f}, "
-                  f"inverse error rate {row['inverse_error_rate']:.4f}, {row['krylov_passes_per_step']:.2f} extra passes/step "
-                  f"({row['seconds']:.0f} s)",
-                  flush=True)
+            print(
+                f"{sampler:8s} {steps:4d} steps ({row['evaluations']:4d} evaluations): forward u {row['forward_u']:.4f}, "
+                f"inverse error rate {row['inverse_error_rate']:.4f}, {row['krylov_passes_per_step']:.2f} extra passes/step "
+                f"({row['seconds']:.0f} s)",
+                flush=True,
+            )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")

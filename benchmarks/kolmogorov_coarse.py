@@ -50,12 +50,51 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: preset -> settings
 PRESETS = {
-    "quick": dict(re=100.0, resolution=16, refine=2, frame=0.5, burn_in=5.0, n_train=8, train_frames=10,
-                  n_reference=2, reference_frames=20, epochs=2, dt=1e-2, modes=4, width=8),
-    "cpu": dict(re=100.0, resolution=16, refine=4, frame=0.5, burn_in=20.0, n_train=32, train_frames=40,
-                n_reference=2, reference_frames=80, epochs=30, dt=5e-3, modes=6, width=24),
-    "gpu": dict(re=500.0, resolution=64, refine=4, frame=0.25, burn_in=50.0, n_train=128, train_frames=80,
-                n_reference=8, reference_frames=400, epochs=100, dt=1e-3, modes=24, width=64),
+    "quick": dict(
+        re=100.0,
+        resolution=16,
+        refine=2,
+        frame=0.5,
+        burn_in=5.0,
+        n_train=8,
+        train_frames=10,
+        n_reference=2,
+        reference_frames=20,
+        epochs=2,
+        dt=1e-2,
+        modes=4,
+        width=8,
+    ),
+    "cpu": dict(
+        re=100.0,
+        resolution=16,
+        refine=4,
+        frame=0.5,
+        burn_in=20.0,
+        n_train=32,
+        train_frames=40,
+        n_reference=2,
+        reference_frames=80,
+        epochs=30,
+        dt=5e-3,
+        modes=6,
+        width=24,
+    ),
+    "gpu": dict(
+        re=500.0,
+        resolution=64,
+        refine=4,
+        frame=0.25,
+        burn_in=50.0,
+        n_train=128,
+        train_frames=80,
+        n_reference=8,
+        reference_frames=400,
+        epochs=100,
+        dt=1e-3,
+        modes=24,
+        width=64,
+    ),
 }
 HORIZON_FACTOR = 10
 SMAGORINSKY = 0.17
@@ -88,9 +127,18 @@ def main() -> None:
     viscosity = 1.0 / p["re"]
 
     def pde(n_frames: int, refine: int = 1, smagorinsky: float = 0.0):
-        return make_pde("kolmogorov_flow", {"re": p["re"], "t_final": p["frame"] * n_frames, "n_times": n_frames,
-                                            "burn_in": p["burn_in"], "dt": p["dt"], "refine": refine,
-                                            "smagorinsky": smagorinsky})
+        return make_pde(
+            "kolmogorov_flow",
+            {
+                "re": p["re"],
+                "t_final": p["frame"] * n_frames,
+                "n_times": n_frames,
+                "burn_in": p["burn_in"],
+                "dt": p["dt"],
+                "refine": refine,
+                "smagorinsky": smagorinsky,
+            },
+        )
 
     batch = p["n_reference"]
     start_frames = None  # the resolved file's first frames, once it exists
@@ -102,8 +150,10 @@ def main() -> None:
         if not path.exists():
             generate_dataset(maker, n, p["resolution"], path, seed=seed, progress=False)
         w0 = start_frames if start_frames is not None else load_fields(path).inputs[:batch]
-        timed = make_pde("kolmogorov_flow", {**maker.params(), "t_final": p["frame"] * TIMED_FRAMES,
-                                             "n_times": TIMED_FRAMES, "burn_in": 0.0})
+        timed = make_pde(
+            "kolmogorov_flow",
+            {**maker.params(), "t_final": p["frame"] * TIMED_FRAMES, "n_times": TIMED_FRAMES, "burn_in": 0.0},
+        )
         fine = timed.grid(p["resolution"]).refine(timed.refine)
         w0 = fourier_resample(w0.double(), fine.shape)
         return path, seconds_per_frame(lambda: timed.solve(w0, fine), batch)
@@ -115,51 +165,95 @@ def main() -> None:
     grid = grid_data.grid
     ref_traj = torch.cat([grid_data.inputs[:, None], grid_data.outputs], 1).double()
     ref_stats = long_run_statistics(ref_traj, grid, vorticity=True, viscosity=viscosity)
-    results = {"resolved": {"seconds_per_frame": resolved_time, "statistics": {k: ref_stats[k] for k in ("energy", "tke", "dissipation")}}}
-    print(f"resolved solver ({p['refine']}x finer): {resolved_time * 1e3:.1f} ms per frame per trajectory; "
-          f"energy {ref_stats['energy']:.3f} +- {ref_stats['energy_error']:.3f}", flush=True)
+    results = {
+        "resolved": {
+            "seconds_per_frame": resolved_time,
+            "statistics": {k: ref_stats[k] for k in ("energy", "tke", "dissipation")},
+        }
+    }
+    print(
+        f"resolved solver ({p['refine']}x finer): {resolved_time * 1e3:.1f} ms per frame per trajectory; "
+        f"energy {ref_stats['energy']:.3f} +- {ref_stats['energy_error']:.3f}",
+        flush=True,
+    )
 
     for name, maker in (("coarse_solver", pde(frames)), ("les", pde(frames, 1, SMAGORINSKY))):
         path, seconds = solve(name, maker, p["n_reference"], 1)
         data = load_fields(path)
         traj = torch.cat([data.inputs[:, None], data.outputs], 1).double()
         stats = long_run_statistics(traj, grid, vorticity=True, viscosity=viscosity)
-        results[name] = {"seconds_per_frame": seconds, "speedup": resolved_time / seconds,
-                         "errors": compare_statistics(stats, ref_stats), "status": diagnose(traj, ref_stats, grid, True)}
-        print(f"{name:15s} speed-up {resolved_time / seconds:7.1f}x  errors {_short(results[name]['errors'])}", flush=True)
+        results[name] = {
+            "seconds_per_frame": seconds,
+            "speedup": resolved_time / seconds,
+            "errors": compare_statistics(stats, ref_stats),
+            "status": diagnose(traj, ref_stats, grid, True),
+        }
+        print(
+            f"{name:15s} speed-up {resolved_time / seconds:7.1f}x  errors {_short(results[name]['errors'])}", flush=True
+        )
 
     train_path, _ = solve("coarse_train", pde(p["train_frames"]), p["n_train"] + 2, 0)
     steps = HORIZON_FACTOR * p["train_frames"]
     for name, weight in (("operator_data", 0.0), ("operator_pde", 1.0)):
-        overrides = [f"data.path={train_path}", "data.generate=null", "data.test=[]", f"data.n_train={p['n_train']}",
-                     "data.n_val=2", f"train.epochs={p['epochs']}", f"train.device={args.device}", f"train.threads={args.threads}",
-                     f"model.modes={p['modes']}", f"model.width={p['width']}", f"coarse_graining.pde_weight={weight}"]
+        overrides = [
+            f"data.path={train_path}",
+            "data.generate=null",
+            "data.test=[]",
+            f"data.n_train={p['n_train']}",
+            "data.n_val=2",
+            f"train.epochs={p['epochs']}",
+            f"train.device={args.device}",
+            f"train.threads={args.threads}",
+            f"model.modes={p['modes']}",
+            f"model.width={p['width']}",
+            f"coarse_graining.pde_weight={weight}",
+        ]
         config = load_config(ROOT / "configs" / "kolmogorov_flow_coarse.yaml", overrides)
         run_dir = out / name
         if not (run_dir / "checkpoints" / "last.pt").exists():
             train(config, run_dir, progress=False)
         seconds = sum(record["seconds"] for record in read_log(run_dir))  # training wall time, also of a reused run
-        stats = long_rollout(run_dir, steps, run_dir / "rollout.h5", str(reference), samples=p["n_reference"], device=args.device)
+        stats = long_rollout(
+            run_dir, steps, run_dir / "rollout.h5", str(reference), samples=p["n_reference"], device=args.device
+        )
         model = open_run(run_dir).model.to(args.device)
         initial = start_frames[:, None].float().to(args.device)
         with torch.no_grad():
-            per_frame = seconds_per_frame(lambda: rollout(model, initial, TIMED_FRAMES), batch)
-        results[name] = {"train_seconds": seconds, "seconds_per_frame": per_frame, "speedup": resolved_time / per_frame,
-                         "rollout_steps": steps, "errors": stats["errors"], "status": stats["status"],
-                         "correlation_time": stats["correlation_time"]}
-        print(f"{name:15s} speed-up {resolved_time / per_frame:7.1f}x  errors {_short(stats['errors'])}  "
-              f"{stats['status']} over {steps} steps", flush=True)
+            per_frame = seconds_per_frame(lambda: rollout(model, initial, TIMED_FRAMES), batch)  # noqa: B023 (called within this iteration)
+        results[name] = {
+            "train_seconds": seconds,
+            "seconds_per_frame": per_frame,
+            "speedup": resolved_time / per_frame,
+            "rollout_steps": steps,
+            "errors": stats["errors"],
+            "status": stats["status"],
+            "correlation_time": stats["correlation_time"],
+        }
+        print(
+            f"{name:15s} speed-up {resolved_time / per_frame:7.1f}x  errors {_short(stats['errors'])}  "
+            f"{stats['status']} over {steps} steps",
+            flush=True,
+        )
 
-    summary = {"preset": args.preset, **p, "horizon_factor": HORIZON_FACTOR, "smagorinsky": SMAGORINSKY,
-               "device": args.device, "threads": args.threads, "results": results}
+    summary = {
+        "preset": args.preset,
+        **p,
+        "horizon_factor": HORIZON_FACTOR,
+        "smagorinsky": SMAGORINSKY,
+        "device": args.device,
+        "threads": args.threads,
+        "results": results,
+    }
     path = ROOT / "benchmarks" / "results" / f"kolmogorov_coarse_{args.preset}.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {path}")
 
 
 def _short(errors: dict) -> str:
-    return (f"energy {errors['energy_relative_error']:.3f}, dissipation {errors['dissipation_relative_error']:.3f}, "
-            f"spectrum {errors['spectrum_log_error']:.3f}, PDF {errors['pdf_distance']:.3f}")
+    return (
+        f"energy {errors['energy_relative_error']:.3f}, dissipation {errors['dissipation_relative_error']:.3f}, "
+        f"spectrum {errors['spectrum_log_error']:.3f}, PDF {errors['pdf_distance']:.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -37,8 +37,24 @@ HORIZON_FACTOR = 10
 
 #: preset -> (resolution, train trajectories, train frames, test trajectories, test frames, epochs, model overrides)
 PRESETS = {
-    "quick": (64, 16, 20, 4, 60, 3, ["model.modes=8", "model.width=16", "model.n_layers=2", "model.projection_channels=32"]),
-    "cpu": (128, 64, 40, 8, 200, 8, ["model.modes=16", "model.width=32", "model.n_layers=4", "model.projection_channels=64"]),
+    "quick": (
+        64,
+        16,
+        20,
+        4,
+        60,
+        3,
+        ["model.modes=8", "model.width=16", "model.n_layers=2", "model.projection_channels=32"],
+    ),
+    "cpu": (
+        128,
+        64,
+        40,
+        8,
+        200,
+        8,
+        ["model.modes=16", "model.width=32", "model.n_layers=4", "model.projection_channels=64"],
+    ),
     "gpu": (256, 512, 100, 64, 400, 100, []),
 }
 
@@ -58,17 +74,28 @@ def main() -> None:
 
     def recipe(n: int, n_frames: int, seed: int) -> str:
         params = {"t_final": round(frame * n_frames, 6), "n_times": n_frames}
-        return json.dumps({"pde": "kuramoto_sivashinsky", "n": n, "resolution": resolution, "seed": seed, "params": params})
+        return json.dumps(
+            {"pde": "kuramoto_sivashinsky", "n": n, "resolution": resolution, "seed": seed, "params": params}
+        )
 
     train_path = data_dir / f"train_{resolution}_{n_train}x{frames}.h5"
     test_path = data_dir / f"test_{resolution}_{n_test}x{test_frames}.h5"
-    common = [f"data.path={train_path}", f"data.generate={recipe(n_train + max(2, n_train // 16), frames, 0)}",
-              f"data.n_train={n_train}", f"data.n_val={max(2, n_train // 16)}",
-              f"data.test=[{{path: {test_path}, generate: {recipe(n_test, test_frames, 1)}}}]",
-              f"train.epochs={epochs}", f"train.device={args.device}", f"train.threads={args.threads}", *model]
+    common = [
+        f"data.path={train_path}",
+        f"data.generate={recipe(n_train + max(2, n_train // 16), frames, 0)}",
+        f"data.n_train={n_train}",
+        f"data.n_val={max(2, n_train // 16)}",
+        f"data.test=[{{path: {test_path}, generate: {recipe(n_test, test_frames, 1)}}}]",
+        f"train.epochs={epochs}",
+        f"train.device={args.device}",
+        f"train.threads={args.threads}",
+        *model,
+    ]
     start = time.perf_counter()
-    for spec in [load_config(ROOT / "configs" / "ks_one_step.yaml", common).data.train_spec,
-                 *load_config(ROOT / "configs" / "ks_one_step.yaml", common).data.test]:
+    for spec in [
+        load_config(ROOT / "configs" / "ks_one_step.yaml", common).data.train_spec,
+        *load_config(ROOT / "configs" / "ks_one_step.yaml", common).data.test,
+    ]:
         ensure_dataset(spec, progress=False)
     generation = time.perf_counter() - start
 
@@ -82,17 +109,39 @@ def main() -> None:
         steps = max(test_frames, HORIZON_FACTOR * frames)  # stability over 10x the training trajectories
         stats = long_rollout(run_dir, steps, run_dir / "rollout.h5", str(test_path), samples=n_test, device=args.device)
         results[name] = {
-            "train_seconds": seconds, "parameters": sum(p.numel() for p in torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"].values()),
-            "correlation_time": stats["correlation_time"], "first_step_relative_l2": stats["relative_l2_per_step"][0],
+            "train_seconds": seconds,
+            "parameters": sum(
+                p.numel() for p in torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["model"].values()
+            ),
+            "correlation_time": stats["correlation_time"],
+            "first_step_relative_l2": stats["relative_l2_per_step"][0],
             "relative_l2_at_10": stats["relative_l2_per_step"][min(9, len(stats["relative_l2_per_step"]) - 1)],
-            "status": stats["status"], "rollout_steps": steps, "blow_up_step": stats["blow_up_step"], "seconds_per_step": stats["seconds_per_step"], "errors": stats["errors"],
+            "status": stats["status"],
+            "rollout_steps": steps,
+            "blow_up_step": stats["blow_up_step"],
+            "seconds_per_step": stats["seconds_per_step"],
+            "errors": stats["errors"],
         }
-        print(f"{name:12s} correlation time {stats['correlation_time']} steps, first-step rel. L2 "
-              f"{results[name]['first_step_relative_l2']:.2e}, {stats['status']}, train {seconds:.0f} s", flush=True)
-    summary = {"preset": args.preset, "resolution": resolution, "length": 64.0, "frame_interval": frame,
-               "train_trajectories": n_train, "train_frames": frames, "test_trajectories": n_test,
-               "reference_steps": test_frames, "epochs": epochs, "device": args.device, "threads": args.threads,
-               "generation_seconds": generation, "results": results}
+        print(
+            f"{name:12s} correlation time {stats['correlation_time']} steps, first-step rel. L2 "
+            f"{results[name]['first_step_relative_l2']:.2e}, {stats['status']}, train {seconds:.0f} s",
+            flush=True,
+        )
+    summary = {
+        "preset": args.preset,
+        "resolution": resolution,
+        "length": 64.0,
+        "frame_interval": frame,
+        "train_trajectories": n_train,
+        "train_frames": frames,
+        "test_trajectories": n_test,
+        "reference_steps": test_frames,
+        "epochs": epochs,
+        "device": args.device,
+        "threads": args.threads,
+        "generation_seconds": generation,
+        "results": results,
+    }
     path = ROOT / "benchmarks" / "results" / f"ks_refiner_{args.preset}.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {path}")

@@ -38,7 +38,11 @@ def one(config_path: str, lazy: bool) -> dict:
     train(load_config(config_path, [f"data.lazy={str(lazy).lower()}"]), out, progress=False)
     seconds = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])["seconds"]
     shutil.rmtree(out)
-    return {"lazy": lazy, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "epoch_seconds": seconds}
+    return {
+        "lazy": lazy,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "epoch_seconds": seconds,
+    }
 
 
 def main() -> None:
@@ -54,38 +58,58 @@ def main() -> None:
     sys.path.insert(0, str(ROOT / "src"))
     from oplearn.data.generate import generate_parallel, make_pde
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
-           "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+        "OMP_NUM_THREADS": "1",
+    }
     rows = []
     work = Path(tempfile.mkdtemp(prefix="oplearn-lazy-"))
     try:
         for n in args.sizes:
-            data = generate_parallel(make_pde("poisson"), n, args.resolution, work / f"poisson{n}.h5", workers=2,
-                                     seed=0, progress=False)
+            data = generate_parallel(
+                make_pde("poisson"), n, args.resolution, work / f"poisson{n}.h5", workers=2, seed=0, progress=False
+            )
             file_mib = sum(p.stat().st_size for p in (work / f"poisson{n}.h5.shards").iterdir()) / 2**20
-            config = {"seed": 0, "data": {"path": str(data), "n_val": 64, "batch_size": 256},
-                      "model": MODEL, "train": {"epochs": 1, "lr": 1e-3, "threads": 1}}
+            config = {
+                "seed": 0,
+                "data": {"path": str(data), "n_val": 64, "batch_size": 256},
+                "model": MODEL,
+                "train": {"epochs": 1, "lr": 1e-3, "threads": 1},
+            }
             config_path = work / f"config{n}.yaml"
             config_path.write_text(yaml.safe_dump(config))
             row = {"samples": n, "resolution": args.resolution, "file_mib": file_mib}
             for lazy in (False, True):
-                proc = subprocess.run([sys.executable, __file__, "--one", str(config_path), str(int(lazy))],
-                                      env=env, capture_output=True, text=True, check=True)
+                proc = subprocess.run(
+                    [sys.executable, __file__, "--one", str(config_path), str(int(lazy))],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 result = json.loads(proc.stdout.strip().splitlines()[-1])
                 key = "lazy" if lazy else "memory"
-                row[f"{key}_peak_rss_mib"], row[f"{key}_epoch_seconds"] = result["peak_rss_mib"], result["epoch_seconds"]
+                row[f"{key}_peak_rss_mib"], row[f"{key}_epoch_seconds"] = (
+                    result["peak_rss_mib"],
+                    result["epoch_seconds"],
+                )
             print(json.dumps(row), flush=True)
             rows.append(row)
             shutil.rmtree(work / f"poisson{n}.h5.shards")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    print(f"\nPoisson {args.resolution}^2, FNO {MODEL['modes']} modes width {MODEL['width']}, 1 epoch, batch 256, 1 thread")
+    print(
+        f"\nPoisson {args.resolution}^2, FNO {MODEL['modes']} modes width {MODEL['width']}, 1 epoch, batch 256, 1 thread"
+    )
     print("| samples | file MiB | peak RSS MiB, in memory | peak RSS MiB, lazy | epoch s, in memory | epoch s, lazy |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['samples']} | {r['file_mib']:.0f} | {r['memory_peak_rss_mib']:.0f} | {r['lazy_peak_rss_mib']:.0f} "
-              f"| {r['memory_epoch_seconds']:.1f} | {r['lazy_epoch_seconds']:.1f} |")
+        print(
+            f"| {r['samples']} | {r['file_mib']:.0f} | {r['memory_peak_rss_mib']:.0f} | {r['lazy_peak_rss_mib']:.0f} "
+            f"| {r['memory_epoch_seconds']:.1f} | {r['lazy_epoch_seconds']:.1f} |"
+        )
     out = ROOT / "benchmarks" / "results" / "lazy_data.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

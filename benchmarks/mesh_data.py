@@ -28,10 +28,18 @@ def mesh_samples(name: str, n: int, resolution: int, seed: int, data_dir: str | 
     return [data[i] for i in range(len(data))]
 
 
-def write_result(out: str | Path, benchmark: str, argv: list[str] | None, settings: dict, rows: list[dict], **extra) -> None:
+def write_result(
+    out: str | Path, benchmark: str, argv: list[str] | None, settings: dict, rows: list[dict], **extra
+) -> None:
     """Write the JSON result of ``benchmark`` atomically and say where."""
-    result = {"benchmark": benchmark, "command": " ".join(["python", f"benchmarks/{benchmark}.py", *(sys.argv[1:] if argv is None else argv)]),
-              "settings": settings, "machine": {"platform": platform.platform(), "cpus": os.cpu_count()}, **extra, "rows": rows}
+    result = {
+        "benchmark": benchmark,
+        "command": " ".join(["python", f"benchmarks/{benchmark}.py", *(sys.argv[1:] if argv is None else argv)]),
+        "settings": settings,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count()},
+        **extra,
+        "rows": rows,
+    }
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".json.tmp")

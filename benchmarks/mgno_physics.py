@@ -32,14 +32,16 @@ import time
 import torch
 from mesh_data import BOX, ROOT, mesh_samples, write_result
 
-from oplearn.data.generate import make_pde  # noqa: E402
-from oplearn.geometry.batch import pack, signed_distance_grid  # noqa: E402
-from oplearn.grids import Grid  # noqa: E402
-from oplearn.metrics import relative_l2_on_mesh  # noqa: E402
-from oplearn.models import FNO, MollifiedGNO  # noqa: E402
-from oplearn.point_physics import PointPhysicsLoss  # noqa: E402
+from oplearn.data.generate import make_pde
+from oplearn.geometry.batch import pack, signed_distance_grid
+from oplearn.grids import Grid
+from oplearn.metrics import relative_l2_on_mesh
+from oplearn.models import FNO, MollifiedGNO
+from oplearn.point_physics import PointPhysicsLoss
 
-PRESETS = {"cpu": {"n_train": 32, "n_test": 16, "resolution": 20, "steps": 300, "threads": 1}}  # CPU only (the runners do not move to a device)
+PRESETS = {
+    "cpu": {"n_train": 32, "n_test": 16, "resolution": 20, "steps": 300, "threads": 1}
+}  # CPU only (the runners do not move to a device)
 
 
 def main(argv=None) -> int:
@@ -83,22 +85,37 @@ def main(argv=None) -> int:
     def build():
         torch.manual_seed(0)
         fno = FNO(24 + 1, 24, modes=6, width=24, n_layers=3, projection_channels=48)
-        return MollifiedGNO(1, 1, fno, grid.shape, BOX, 1.5 / (args.latent - 1), 2.0 / (args.latent - 1), width=24,
-                            latent_channels=1, kernel_width=48)
+        return MollifiedGNO(
+            1,
+            1,
+            fno,
+            grid.shape,
+            BOX,
+            1.5 / (args.latent - 1),
+            2.0 / (args.latent - 1),
+            width=24,
+            latent_channels=1,
+            kernel_width=48,
+        )
 
     def output(model, b, latent):
         return lambda y: model(b.nodes, b.inputs / f_scale, y, b.batch, b.batch, b.weights, latent) * u_scale
 
     def data_loss(model, b, latent):
         pred = output(model, b, latent)(b.nodes)
-        return torch.stack([relative_l2_on_mesh(p, t, w) for p, t, w in zip(b.split(pred), b.split(b.outputs), b.split(b.weights))]).mean()
+        return torch.stack(
+            [relative_l2_on_mesh(p, t, w) for p, t, w in zip(b.split(pred), b.split(b.outputs), b.split(b.weights))]
+        ).mean()
 
     def test_error(model):
         errors = []
         for b, latent, _ in test_batches:
             with torch.no_grad():
                 pred = output(model, b, latent)(b.nodes)
-            errors += [float(relative_l2_on_mesh(p, t, w)) for p, t, w in zip(b.split(pred), b.split(b.outputs), b.split(b.weights))]
+            errors += [
+                float(relative_l2_on_mesh(p, t, w))
+                for p, t, w in zip(b.split(pred), b.split(b.outputs), b.split(b.weights))
+            ]
         return sum(errors) / len(errors)
 
     losses = {
@@ -123,13 +140,24 @@ def main(argv=None) -> int:
             if (step + 1) % max(1, args.steps // 5) == 0:
                 history.append({"step": step + 1, "test_rel_l2": test_error(model)})
                 print(name, history[-1], flush=True)
-        rows.append({"training": name, "initial_test_rel_l2": initial, "test_rel_l2": history[-1]["test_rel_l2"],
-                     "train_cpu_s": time.process_time() - start, "history": history})
-    print(f"\nnonlinear Poisson, {args.n_train} training problems at resolution {args.resolution}, {args.steps} steps of {args.batch}")
+        rows.append(
+            {
+                "training": name,
+                "initial_test_rel_l2": initial,
+                "test_rel_l2": history[-1]["test_rel_l2"],
+                "train_cpu_s": time.process_time() - start,
+                "history": history,
+            }
+        )
+    print(
+        f"\nnonlinear Poisson, {args.n_train} training problems at resolution {args.resolution}, {args.steps} steps of {args.batch}"
+    )
     print(f"{'training':<14} {'test rel L2':>12} {'CPU s':>8}")
     for r in rows:
         print(f"{r['training']:<14} {r['test_rel_l2']:>12.4f} {r['train_cpu_s']:>8.0f}")
-    write_result(args.out, "mgno_physics", argv, {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")}, rows)
+    write_result(
+        args.out, "mgno_physics", argv, {k: v for k, v in vars(args).items() if k not in ("out", "data_dir")}, rows
+    )
     return 0
 
 

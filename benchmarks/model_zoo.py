@@ -55,8 +55,13 @@ def measure(name: str, batch: int, resolution: int, threads: int) -> dict:
             runs.append((time.perf_counter() - t0) * 1000)
         timings[label] = statistics.median(runs)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"model": name, "parameters": count_parameters(model), **timings,
-            "peak_rss_mib": peak / 1024, "rss_growth_mib": (peak - rss0) / 1024}
+    return {
+        "model": name,
+        "parameters": count_parameters(model),
+        **timings,
+        "peak_rss_mib": peak / 1024,
+        "rss_growth_mib": (peak - rss0) / 1024,
+    }
 
 
 def main() -> None:
@@ -74,18 +79,38 @@ def main() -> None:
 
     rows = []
     for name in (name for name, config in MODEL_CONFIGS.items() if config.kind == "grid"):
-        out = subprocess.run([sys.executable, __file__, "--one", name, "--batch", str(args.batch),
-                              "--resolution", str(args.resolution), "--threads", str(args.threads)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [
+                sys.executable,
+                __file__,
+                "--one",
+                name,
+                "--batch",
+                str(args.batch),
+                "--resolution",
+                str(args.resolution),
+                "--threads",
+                str(args.threads),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print(f"batch {args.batch}, {args.resolution}x{args.resolution}, {args.threads} threads, default configs")
     print("| model | parameters | forward ms | forward+backward ms | peak RSS MiB | RSS growth MiB |")
     print("|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['parameters']:,} | {r['forward_ms']:.1f} | {r['forward_backward_ms']:.1f} "
-              f"| {r['peak_rss_mib']:.0f} | {r['rss_growth_mib']:.0f} |")
+        print(
+            f"| {r['model']} | {r['parameters']:,} | {r['forward_ms']:.1f} | {r['forward_backward_ms']:.1f} "
+            f"| {r['peak_rss_mib']:.0f} | {r['rss_growth_mib']:.0f} |"
+        )
     out = ROOT / "benchmarks" / "results" / "model_zoo.json"
-    out.write_text(json.dumps({"batch": args.batch, "resolution": args.resolution, "threads": args.threads, "rows": rows}, indent=2))
+    out.write_text(
+        json.dumps(
+            {"batch": args.batch, "resolution": args.resolution, "threads": args.threads, "rows": rows}, indent=2
+        )
+    )
     print(f"wrote {out}")
 
 

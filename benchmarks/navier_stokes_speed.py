@@ -80,11 +80,17 @@ def navier_stokes(horizon: float, device: torch.device) -> dict:
 def generator_throughput(pde, resolution: int, n: int) -> dict:
     pde.generate(2, resolution, torch.Generator().manual_seed(1))  # warm up
     t0 = time.perf_counter()
-    inputs, outputs = pde.generate(n, resolution, torch.Generator().manual_seed(0))
+    _inputs, outputs = pde.generate(n, resolution, torch.Generator().manual_seed(0))
     seconds = time.perf_counter() - t0
     assert torch.isfinite(outputs).all()
-    return {"resolution": resolution, "solve_resolution": resolution * pde.refine, "frames": len(pde.times), "samples": n,
-            "seconds": seconds, "samples_per_second": n / seconds}
+    return {
+        "resolution": resolution,
+        "solve_resolution": resolution * pde.refine,
+        "frames": len(pde.times),
+        "samples": n,
+        "seconds": seconds,
+        "samples_per_second": n / seconds,
+    }
 
 
 def with_threads(threads: int, fn, *args):
@@ -101,17 +107,43 @@ def convergence() -> list[dict]:
     for stepper in time_problems.STEPPERS:
         for ode in time_problems.SEMILINEAR_ODES:
             steps, errors = time_problems.ode_errors(stepper, ode)
-            rows.append({"study": f"{stepper.__name__} on ODE '{ode.name}'", "kind": "time", "expected": stepper.order,
-                         "observed": observed_order(steps, errors), "sizes": steps, "errors": errors})
+            rows.append(
+                {
+                    "study": f"{stepper.__name__} on ODE '{ode.name}'",
+                    "kind": "time",
+                    "expected": stepper.order,
+                    "observed": observed_order(steps, errors),
+                    "sizes": steps,
+                    "errors": errors,
+                }
+            )
     for study, kind, expected, fn in (
         ("Burgers, Cole-Hopf, ETDRK4, n = 64", "time", 4, time_problems.burgers_time_errors),
-        ("Navier-Stokes, manufactured forced flow, Crank-Nicolson/Heun, 16^2", "time", 2, time_problems.navier_stokes_time_errors),
+        (
+            "Navier-Stokes, manufactured forced flow, Crank-Nicolson/Heun, 16^2",
+            "time",
+            2,
+            time_problems.navier_stokes_time_errors,
+        ),
         ("Burgers, Cole-Hopf, resolution 8..64", "space", "spectral", time_problems.burgers_space_errors),
-        ("Navier-Stokes, manufactured steady flow, resolution 8..32", "space", "spectral", time_problems.navier_stokes_space_errors),
+        (
+            "Navier-Stokes, manufactured steady flow, resolution 8..32",
+            "space",
+            "spectral",
+            time_problems.navier_stokes_space_errors,
+        ),
     ):
         sizes, errors = fn()
-        rows.append({"study": study, "kind": kind, "expected": expected,
-                     "observed": observed_order(sizes, errors) if kind == "time" else None, "sizes": sizes, "errors": errors})
+        rows.append(
+            {
+                "study": study,
+                "kind": kind,
+                "expected": expected,
+                "observed": observed_order(sizes, errors) if kind == "time" else None,
+                "sizes": sizes,
+                "errors": errors,
+            }
+        )
     return rows
 
 
@@ -125,24 +157,42 @@ def main() -> None:
     thread_counts = sorted({1, default_threads})
 
     ns = {threads: with_threads(threads, navier_stokes, args.horizon, device) for threads in thread_counts}
-    print(f"Navier-Stokes nu=1e-3, {NS_RESOLUTION}^2, batch {NS_BATCH}, dt=1e-4, {args.horizon} time units timed on {device}")
-    print(f"{'threads':>7} {'steps/s':>8} {'time units/s':>13} {'T=50 batch (h)':>15} {'per 64^2 trajectory (min)':>26}")
+    print(
+        f"Navier-Stokes nu=1e-3, {NS_RESOLUTION}^2, batch {NS_BATCH}, dt=1e-4, {args.horizon} time units timed on {device}"
+    )
+    print(
+        f"{'threads':>7} {'steps/s':>8} {'time units/s':>13} {'T=50 batch (h)':>15} {'per 64^2 trajectory (min)':>26}"
+    )
     for threads, r in ns.items():
-        print(f"{threads:>7} {r['steps_per_second']:>8.1f} {r['time_units_per_second']:>13.4f} "
-              f"{r['seconds_per_batch_T50_extrapolated'] / 3600:>15.2f} {r['seconds_per_64x64_trajectory_T50_extrapolated'] / 60:>26.1f}")
+        print(
+            f"{threads:>7} {r['steps_per_second']:>8.1f} {r['time_units_per_second']:>13.4f} "
+            f"{r['seconds_per_batch_T50_extrapolated'] / 3600:>15.2f} {r['seconds_per_64x64_trajectory_T50_extrapolated'] / 60:>26.1f}"
+        )
 
     generators = []
     if device.type == "cpu":
         print(f"\n{'generator':<38} {'threads':>7} {'solve n':>8} {'samples':>8} {'samples/s':>10}")
         for name, pde, resolution, n in GENERATORS:
             for threads in thread_counts:
-                r = {"generator": name, "threads": threads, **with_threads(threads, generator_throughput, pde, resolution, n)}
+                r = {
+                    "generator": name,
+                    "threads": threads,
+                    **with_threads(threads, generator_throughput, pde, resolution, n),
+                }
                 generators.append(r)
                 print(f"{name:<38} {threads:>7} {r['solve_resolution']:>8} {n:>8} {r['samples_per_second']:>10.2f}")
 
-    machine = {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count(), "torch": torch.__version__,
-               "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"}
-    result = {"machine": machine, "navier_stokes": [{"threads": t, **r} for t, r in ns.items()], "generators": generators}
+    machine = {
+        "processor": platform.processor() or platform.machine(),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+    }
+    result = {
+        "machine": machine,
+        "navier_stokes": [{"threads": t, **r} for t, r in ns.items()],
+        "generators": generators,
+    }
     suffix = "" if device.type == "cpu" else f"_{device.type}"
     out = ROOT / "benchmarks" / "results" / f"time_dependent_generation{suffix}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +204,7 @@ def main() -> None:
         print(f"\n{'convergence study':<66} {'expected':>9} {'observed':>9} {'finest error':>13}")
         for r in rows:
             observed = "-" if r["observed"] is None else f"{r['observed']:.3f}"
-            print(f"{r['study']:<66} {str(r['expected']):>9} {observed:>9} {r['errors'][-1]:>13.2e}")
+            print(f"{r['study']:<66} {r['expected']!s:>9} {observed:>9} {r['errors'][-1]:>13.2e}")
         out = ROOT / "benchmarks" / "results" / "convergence_time_dependent.json"
         out.write_text(json.dumps({"rows": rows}, indent=2))
         print(f"wrote {out.relative_to(ROOT)}")

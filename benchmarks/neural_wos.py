@@ -43,11 +43,22 @@ def main() -> None:
         points = test[:1000].double()
         est = walk_on_spheres(problem, points, 100, epsilon=1e-3, generator=torch.Generator().manual_seed(2))
         wos_error = ((est.mean - u(points)).norm() / u(points).norm()).item()
-        rows.append({"dim": d, "steps": config.steps, "batch": config.batch, "relative_l2": error, "train_seconds": seconds,
-                     "final_loss": sum(losses[-50:]) / 50, "wos_100_walks_relative_l2": wos_error,
-                     "wos_mean_steps": est.mean_steps})
-        print(f"d={d:2d}: neural WoS relative L2 {error:.4f} after {config.steps} steps ({seconds:.0f} s); "
-              f"plain WoS with 100 walks per point {wos_error:.4f} ({est.mean_steps:.0f} steps per walk)")
+        rows.append(
+            {
+                "dim": d,
+                "steps": config.steps,
+                "batch": config.batch,
+                "relative_l2": error,
+                "train_seconds": seconds,
+                "final_loss": sum(losses[-50:]) / 50,
+                "wos_100_walks_relative_l2": wos_error,
+                "wos_mean_steps": est.mean_steps,
+            }
+        )
+        print(
+            f"d={d:2d}: neural WoS relative L2 {error:.4f} after {config.steps} steps ({seconds:.0f} s); "
+            f"plain WoS with 100 walks per point {wos_error:.4f} ({est.mean_steps:.0f} steps per walk)"
+        )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_name(f".{RESULTS.name}.tmp")
     tmp.write_text(json.dumps({"rows": rows, "torch": torch.__version__, "cpu_count": os.cpu_count()}, indent=2))

@@ -49,10 +49,18 @@ def variants(n: int, epochs: int) -> dict[str, list[str]]:
         "pino_plain": [f"data.n_train={n}", "train.physics.precondition=false", *full],
         "data": [f"data.n_train={n}", *data_only, *full],
         "data_10pct": [f"data.n_train={labelled}", *data_only, f"train.epochs={epochs * n // labelled}"],
-        "data_10pct_pde": [f"data.n_train={labelled}", "train.physics.data_weight=1",
-                           f"train.physics.extra_inputs={n - labelled}", *full],
-        "data_10pct_pde_w10": [f"data.n_train={labelled}", "train.physics.data_weight=10",
-                               f"train.physics.extra_inputs={n - labelled}", *full],
+        "data_10pct_pde": [
+            f"data.n_train={labelled}",
+            "train.physics.data_weight=1",
+            f"train.physics.extra_inputs={n - labelled}",
+            *full,
+        ],
+        "data_10pct_pde_w10": [
+            f"data.n_train={labelled}",
+            "train.physics.data_weight=10",
+            f"train.physics.extra_inputs={n - labelled}",
+            *full,
+        ],
     }
 
 
@@ -86,12 +94,31 @@ def main() -> None:
         (row,) = evaluate_run(run_dir, test)
         items = config.data.n_train + (config.train.physics.extra_inputs if config.train.physics else 0)
         steps = config.train.epochs * -(-items // config.data.batch_size)
-        results[name] = {"overrides": overrides, "test_relative_l2": row["metrics"]["relative_l2"], "steps": steps,
-                         "train_seconds": seconds, "epochs": summary["epochs"]}
-        print(f"{name:16s} test rel. L2 {row['metrics']['relative_l2']:.4f}  steps {steps:4d}  {seconds:6.1f} s", flush=True)
+        results[name] = {
+            "overrides": overrides,
+            "test_relative_l2": row["metrics"]["relative_l2"],
+            "steps": steps,
+            "train_seconds": seconds,
+            "epochs": summary["epochs"],
+        }
+        print(
+            f"{name:16s} test rel. L2 {row['metrics']['relative_l2']:.4f}  steps {steps:4d}  {seconds:6.1f} s",
+            flush=True,
+        )
     tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(json.dumps({"n": args.n, "epochs": args.epochs, "common_overrides": common, "config": args.config,
-                               "threads": torch.get_num_threads(), "results": results}, indent=2))
+    tmp.write_text(
+        json.dumps(
+            {
+                "n": args.n,
+                "epochs": args.epochs,
+                "common_overrides": common,
+                "config": args.config,
+                "threads": torch.get_num_threads(),
+                "results": results,
+            },
+            indent=2,
+        )
+    )
     os.replace(tmp, out)
     print(f"wrote {out}")
 

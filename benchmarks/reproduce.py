@@ -61,31 +61,94 @@ PUBLISHED = {
 #: preset -> row -> (data recipe, test recipe, model, training, extra data keys)
 PRESETS: dict[str, dict[str, dict]] = {
     "gpu": {
-        "darcy": {"pde": "darcy", "params": {"refine": 5}, "resolution": 85, "n_train": 1000, "n_test": 200,
-                  "model": {"name": "fno", "modes": 12, "width": 32}, "epochs": 500},
-        "burgers": {"pde": "burgers", "params": {"refine": 32}, "resolution": 256, "n_train": 1000, "n_test": 100,
-                    "model": {"name": "fno", "modes": 16, "width": 64}, "epochs": 500},
-        "navier_stokes": {"pde": "navier_stokes", "params": {"nu": 1e-3, "refine": 4, "dt": 1e-4}, "resolution": 64,
-                          "n_train": 1000, "n_test": 200, "model": {"name": "fno", "modes": 12, "width": 20},
-                          "epochs": 500, "task": {"task": "one_step", "history": 10}},
+        "darcy": {
+            "pde": "darcy",
+            "params": {"refine": 5},
+            "resolution": 85,
+            "n_train": 1000,
+            "n_test": 200,
+            "model": {"name": "fno", "modes": 12, "width": 32},
+            "epochs": 500,
+        },
+        "burgers": {
+            "pde": "burgers",
+            "params": {"refine": 32},
+            "resolution": 256,
+            "n_train": 1000,
+            "n_test": 100,
+            "model": {"name": "fno", "modes": 16, "width": 64},
+            "epochs": 500,
+        },
+        "navier_stokes": {
+            "pde": "navier_stokes",
+            "params": {"nu": 1e-3, "refine": 4, "dt": 1e-4},
+            "resolution": 64,
+            "n_train": 1000,
+            "n_test": 200,
+            "model": {"name": "fno", "modes": 12, "width": 20},
+            "epochs": 500,
+            "task": {"task": "one_step", "history": 10},
+        },
     },
     "cpu": {
-        "darcy": {"pde": "darcy", "params": {"refine": 4}, "resolution": 32, "n_train": 1000, "n_test": 200,
-                  "model": {"name": "fno", "modes": 12, "width": 32}, "epochs": 150},
-        "burgers": {"pde": "burgers", "params": {"refine": 32}, "resolution": 256, "n_train": 1000, "n_test": 100,
-                    "model": {"name": "fno", "modes": 16, "width": 64}, "epochs": 200},
-        "navier_stokes": {"pde": "navier_stokes", "params": {"nu": 1e-3, "refine": 1, "dt": 2e-3}, "resolution": 64,
-                          "n_train": 40, "n_test": 10, "model": {"name": "fno", "modes": 12, "width": 20},
-                          "epochs": 20, "task": {"task": "one_step", "history": 10}},
+        "darcy": {
+            "pde": "darcy",
+            "params": {"refine": 4},
+            "resolution": 32,
+            "n_train": 1000,
+            "n_test": 200,
+            "model": {"name": "fno", "modes": 12, "width": 32},
+            "epochs": 150,
+        },
+        "burgers": {
+            "pde": "burgers",
+            "params": {"refine": 32},
+            "resolution": 256,
+            "n_train": 1000,
+            "n_test": 100,
+            "model": {"name": "fno", "modes": 16, "width": 64},
+            "epochs": 200,
+        },
+        "navier_stokes": {
+            "pde": "navier_stokes",
+            "params": {"nu": 1e-3, "refine": 1, "dt": 2e-3},
+            "resolution": 64,
+            "n_train": 40,
+            "n_test": 10,
+            "model": {"name": "fno", "modes": 12, "width": 20},
+            "epochs": 20,
+            "task": {"task": "one_step", "history": 10},
+        },
     },
     "smoke": {
-        "darcy": {"pde": "darcy", "params": {}, "resolution": 16, "n_train": 40, "n_test": 10,
-                  "model": {"name": "fno", "modes": 4, "width": 8}, "epochs": 2},
-        "burgers": {"pde": "burgers", "params": {}, "resolution": 64, "n_train": 40, "n_test": 10,
-                    "model": {"name": "fno", "modes": 8, "width": 8}, "epochs": 2},
-        "navier_stokes": {"pde": "navier_stokes", "params": {"nu": 1e-3, "refine": 1, "dt": 1e-2, "t_final": 12.0},
-                          "resolution": 16, "n_train": 4, "n_test": 2, "model": {"name": "fno", "modes": 4, "width": 8},
-                          "epochs": 2, "task": {"task": "one_step", "history": 10}},
+        "darcy": {
+            "pde": "darcy",
+            "params": {},
+            "resolution": 16,
+            "n_train": 40,
+            "n_test": 10,
+            "model": {"name": "fno", "modes": 4, "width": 8},
+            "epochs": 2,
+        },
+        "burgers": {
+            "pde": "burgers",
+            "params": {},
+            "resolution": 64,
+            "n_train": 40,
+            "n_test": 10,
+            "model": {"name": "fno", "modes": 8, "width": 8},
+            "epochs": 2,
+        },
+        "navier_stokes": {
+            "pde": "navier_stokes",
+            "params": {"nu": 1e-3, "refine": 1, "dt": 1e-2, "t_final": 12.0},
+            "resolution": 16,
+            "n_train": 4,
+            "n_test": 2,
+            "model": {"name": "fno", "modes": 4, "width": 8},
+            "epochs": 2,
+            "task": {"task": "one_step", "history": 10},
+        },
     },
 }
 
@@ -95,7 +158,8 @@ def row_config(preset: str, name: str, device: str, data_dir: Path) -> dict:
     row = PRESETS[preset][name]
     res = row["resolution"]
     scale = {"gpu": {"lr": 1e-3, "scheduler": "step", "step_size": 100, "gamma": 0.5}}.get(
-        preset, {"lr": 3e-3, "scheduler": "cosine"})
+        preset, {"lr": 3e-3, "scheduler": "cosine"}
+    )
     return {
         "seed": 0,
         "data": {
@@ -103,9 +167,18 @@ def row_config(preset: str, name: str, device: str, data_dir: Path) -> dict:
             "generate": {"pde": row["pde"], "n": row["n_train"], "resolution": res, "seed": 0, "params": row["params"]},
             "n_train": row["n_train"],
             "batch_size": 20,
-            "test": [{"path": str(data_dir / f"{name}_test_{res}.h5"),
-                      "generate": {"pde": row["pde"], "n": row["n_test"], "resolution": res, "seed": 1,
-                                   "params": row["params"]}}],
+            "test": [
+                {
+                    "path": str(data_dir / f"{name}_test_{res}.h5"),
+                    "generate": {
+                        "pde": row["pde"],
+                        "n": row["n_test"],
+                        "resolution": res,
+                        "seed": 1,
+                        "params": row["params"],
+                    },
+                }
+            ],
         },
         "model": {**row["model"], "n_layers": 4, "padding": 0.0 if row["pde"] != "darcy" else 0.125},
         "train": {"epochs": row["epochs"], "weight_decay": 1e-4, "device": device, **scale, **row.get("task", {})},
@@ -141,13 +214,18 @@ def run_row(preset: str, name: str, device: str, progress: bool) -> dict:
 
 
 def table(rows: list[dict], preset: str) -> str:
-    lines = [f"Preset `{preset}`:", "",
-             "| problem | oplearn rel. L2 | published | published setting | grid | train / test | epochs | data s | train s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Preset `{preset}`:",
+        "",
+        "| problem | oplearn rel. L2 | published | published setting | grid | train / test | epochs | data s | train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['row']} | {r['relative_l2']:.4f} | {r['published']:.4f} | {r['published_setting']} | "
-                     f"{r['resolution']} | {r['n_train']} / {r['n_test']} | {r['epochs']} | {r['data_seconds']:.0f} | "
-                     f"{r['train_seconds']:.0f} |")
+        lines.append(
+            f"| {r['row']} | {r['relative_l2']:.4f} | {r['published']:.4f} | {r['published_setting']} | "
+            f"{r['resolution']} | {r['n_train']} / {r['n_test']} | {r['epochs']} | {r['data_seconds']:.0f} | "
+            f"{r['train_seconds']:.0f} |"
+        )
     return "\n".join(lines)
 
 

@@ -52,8 +52,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def mixture_problem(batch: int, dim: int, mean_scale: float, std_scale: float):
     g = torch.Generator().manual_seed(0)
-    mixture = GaussianMixture(mean_scale * torch.randn(4, 1, dim, generator=g, dtype=torch.float64),
-                              std_scale * torch.tensor([0.6, 1.0, 0.8, 1.2]))
+    mixture = GaussianMixture(
+        mean_scale * torch.randn(4, 1, dim, generator=g, dtype=torch.float64),
+        std_scale * torch.tensor([0.6, 1.0, 0.8, 1.2]),
+    )
     noise = 80.0 * torch.randn(batch, 1, dim, generator=g, dtype=torch.float64)
     reference = sample(mixture, noise, SCHEDULES["karras"](2000), "dpmpp3m")
     check = sample(mixture, noise, SCHEDULES["logsnr"](2000), "dpmpp3m")
@@ -72,7 +74,9 @@ def trained_problem(run_dir: str, batch: int, steps: int):
     from oplearn.diffusion.task import load_prior
 
     prior, meta = load_prior(run_dir)
-    noise = 80.0 * meta["noise"].sample((batch, meta["channels"], *meta["grid"].shape), torch.Generator().manual_seed(0))
+    noise = 80.0 * meta["noise"].sample(
+        (batch, meta["channels"], *meta["grid"].shape), torch.Generator().manual_seed(0)
+    )
 
     @torch.no_grad()
     def denoise(x, sigma):
@@ -130,30 +134,38 @@ def main() -> None:
     if args.prior:
         problems = {"trained-prior": lambda: trained_problem(args.prior, args.prior_batch, args.prior_reference)}
     results = {"steps": args.steps, "problems": {}, "machine": platform.processor() or platform.machine()}
-    frechet = {"mixture": lambda: mixture_problem(args.frechet_batch, 8, 1.0, 0.5),
-               "mixture-wide": lambda: mixture_problem(args.frechet_batch, 2, 0.5, 0.8)}
+    frechet = {
+        "mixture": lambda: mixture_problem(args.frechet_batch, 8, 1.0, 0.5),
+        "mixture-wide": lambda: mixture_problem(args.frechet_batch, 2, 0.5, 0.8),
+    }
     for name, make in problems.items():
         t0 = time.perf_counter()
         denoiser, noise, reference, ref_error = make()
         center = 1.0 if name == "grf-prior" else 0.0
         entry = {"reference_error": ref_error, "schedules": {}}
         schedules = {"logsnr": SCHEDULES["logsnr"]} if name == "trained-prior" else SCHEDULES
-        runs = [("relative error", noise, reference, lambda x, ref: _error(x, ref, center), 1)]
+        runs = [("relative error", noise, reference, lambda x, ref: _error(x, ref, center), 1)]  # noqa: B023 (called within this iteration)
         if name in frechet:
             _, fnoise, freference, _ = frechet[name]()
             runs.append(("frechet distance", fnoise, freference, frechet_distance, 2))
         for schedule, fn in schedules.items():
-            entry["schedules"][schedule] = {"evaluations": {m: [SAMPLERS[m]().evaluations(fn(n)) for n in args.steps] for m in SAMPLERS}}
+            entry["schedules"][schedule] = {
+                "evaluations": {m: [SAMPLERS[m]().evaluations(fn(n)) for n in args.steps] for m in SAMPLERS}
+            }
             for measure, start, ref, score, power in runs:
                 errors = {m: [score(sample(denoiser, start, fn(n), m), ref) for n in args.steps] for m in SAMPLERS}
                 summary = {}
                 if 20 in args.steps:
                     i20 = args.steps.index(20)
                     for m in ("dpmpp2m", "dpmpp3m", "unipc"):
-                        summary[f"euler_steps_matching_{m}_at_20"] = euler_steps_for(errors[m][i20], args.steps, errors["euler"], power)
+                        summary[f"euler_steps_matching_{m}_at_20"] = euler_steps_for(
+                            errors[m][i20], args.steps, errors["euler"], power
+                        )
                 key = "errors" if measure == "relative error" else "frechet"
                 entry["schedules"][schedule][key] = errors
-                entry["schedules"][schedule].update({(k if key == "errors" else f"{k}_frechet"): v for k, v in summary.items()})
+                entry["schedules"][schedule].update(
+                    {(k if key == "errors" else f"{k}_frechet"): v for k, v in summary.items()}
+                )
                 against = "a 3M reference" if name == "trained-prior" else "the exact ODE solution"
                 print(f"\n{name}, {schedule} schedule ({measure} vs {against}; reference error {ref_error:.1e})")
                 print("| sampler | " + " | ".join(f"{n} steps" for n in args.steps) + " |")

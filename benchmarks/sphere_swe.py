@@ -34,20 +34,47 @@ from pathlib import Path
 import torch
 from mesh_data import ROOT, write_result
 
-from oplearn.config import load_config  # noqa: E402
-from oplearn.data.files import load_fields  # noqa: E402
-from oplearn.data.generate import generate_dataset, make_pde  # noqa: E402
-from oplearn.models import count_parameters  # noqa: E402
-from oplearn.sphere.metrics import area_relative_l2, latitude_band_errors  # noqa: E402
-from oplearn.training.rollout import full_trajectory  # noqa: E402
-from oplearn.training.run import train  # noqa: E402
-from oplearn.training.rundir import open_run  # noqa: E402
-from oplearn.training.tasks import predict_rollout  # noqa: E402
+from oplearn.config import load_config
+from oplearn.data.files import load_fields
+from oplearn.data.generate import generate_dataset, make_pde
+from oplearn.models import count_parameters
+from oplearn.sphere.metrics import area_relative_l2, latitude_band_errors
+from oplearn.training.rollout import full_trajectory
+from oplearn.training.run import train
+from oplearn.training.rundir import open_run
+from oplearn.training.tasks import predict_rollout
 
 PRESETS = {
-    "quick": {"n_train": 16, "n_test": 4, "resolution": 16, "epochs": 3, "width": 16, "sfno_modes": 8, "fno_modes": 6, "batch": 8},
-    "cpu": {"n_train": 96, "n_test": 16, "resolution": 32, "epochs": 12, "width": 24, "sfno_modes": 16, "fno_modes": 12, "batch": 16},
-    "gpu": {"n_train": 1000, "n_test": 50, "resolution": 64, "epochs": 60, "width": 64, "sfno_modes": 32, "fno_modes": 24, "batch": 32},
+    "quick": {
+        "n_train": 16,
+        "n_test": 4,
+        "resolution": 16,
+        "epochs": 3,
+        "width": 16,
+        "sfno_modes": 8,
+        "fno_modes": 6,
+        "batch": 8,
+    },
+    "cpu": {
+        "n_train": 96,
+        "n_test": 16,
+        "resolution": 32,
+        "epochs": 12,
+        "width": 24,
+        "sfno_modes": 16,
+        "fno_modes": 12,
+        "batch": 16,
+    },
+    "gpu": {
+        "n_train": 1000,
+        "n_test": 50,
+        "resolution": 64,
+        "epochs": 60,
+        "width": 64,
+        "sfno_modes": 32,
+        "fno_modes": 24,
+        "batch": 32,
+    },
 }
 STEPS = (1, 10)
 
@@ -60,9 +87,21 @@ def dataset(n: int, resolution: int, seed: int, data_dir: Path) -> Path:
 
 
 def run_model(config: str, modes: int, extra: list[str], args, train_file: Path, out: Path) -> tuple:
-    settings = [*extra, f"data.path={train_file}", "data.generate=null", "data.test=[]", f"data.n_train={args.n_train}",
-                "data.n_val=0", f"data.batch_size={args.batch}", f"train.epochs={args.epochs}", f"train.threads={args.threads}",
-                f"train.device={args.device}", f"model.width={args.width}", f"model.modes={modes}", f"seed={args.seed}"]
+    settings = [
+        *extra,
+        f"data.path={train_file}",
+        "data.generate=null",
+        "data.test=[]",
+        f"data.n_train={args.n_train}",
+        "data.n_val=0",
+        f"data.batch_size={args.batch}",
+        f"train.epochs={args.epochs}",
+        f"train.threads={args.threads}",
+        f"train.device={args.device}",
+        f"model.width={args.width}",
+        f"model.modes={modes}",
+        f"seed={args.seed}",
+    ]
     config_ = load_config(config, settings)
     cpu0, wall0 = time.process_time(), time.perf_counter()
     train(config_, out, progress=False)
@@ -82,8 +121,10 @@ def score(run, test, device: str) -> dict:
     for step in STEPS:
         p, t = pred[:, step - 1], true[:, step - 1]
         bands = latitude_band_errors(p, t, test.grid)
-        channels = {name: area_relative_l2(p[:, c], t[:, c], test.grid).mean().item()
-                    for c, name in enumerate(test.meta.get("output_names") or ["h", "vorticity", "divergence"])}
+        channels = {
+            name: area_relative_l2(p[:, c], t[:, c], test.grid).mean().item()
+            for c, name in enumerate(test.meta.get("output_names") or ["h", "vorticity", "divergence"])
+        }
         out[f"step_{step}"] = {"global": bands.pop("global"), "channels": channels, "bands": bands}
     return out
 
@@ -110,25 +151,52 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        models = (("SFNO zonal", "swe_sfno", args.sfno_modes, ["model.kernel=zonal"]),
-                  ("SFNO diagonal", "swe_sfno", args.sfno_modes, ["model.kernel=diagonal"]),
-                  ("FNO", "swe_fno", args.fno_modes, []))
+        models = (
+            ("SFNO zonal", "swe_sfno", args.sfno_modes, ["model.kernel=zonal"]),
+            ("SFNO diagonal", "swe_sfno", args.sfno_modes, ["model.kernel=diagonal"]),
+            ("FNO", "swe_fno", args.fno_modes, []),
+        )
         for name, config, modes, extra in models:
             run, seconds = run_model(config, modes, extra, args, train_file, Path(tmp) / name.replace(" ", "_"))
-            rows.append({"model": name, "modes": modes, "parameters": count_parameters(run.model), **seconds,
-                         **score(run, test, args.device)})
-    rows.append({"model": "persistence", "modes": 0, "parameters": 0, "train_cpu_s": 0.0, "train_wall_s": 0.0,
-                 **score(None, test, args.device)})
+            rows.append(
+                {
+                    "model": name,
+                    "modes": modes,
+                    "parameters": count_parameters(run.model),
+                    **seconds,
+                    **score(run, test, args.device),
+                }
+            )
+    rows.append(
+        {
+            "model": "persistence",
+            "modes": 0,
+            "parameters": 0,
+            "train_cpu_s": 0.0,
+            "train_wall_s": 0.0,
+            **score(None, test, args.device),
+        }
+    )
     bands = list(rows[0]["step_1"]["bands"])
-    print(f"shallow water {args.resolution}x{2 * args.resolution}, {args.n_train} train / {args.n_test} test trajectories, "
-          f"{args.epochs} epochs, width {args.width}")
+    print(
+        f"shallow water {args.resolution}x{2 * args.resolution}, {args.n_train} train / {args.n_test} test trajectories, "
+        f"{args.epochs} epochs, width {args.width}"
+    )
     print("| model | params | train CPU s | step | global | h | vorticity | divergence | " + " | ".join(bands) + " |")
     print("|---" * (8 + len(bands)) + "|")
     for row in rows:
         for step in STEPS:
             s = row[f"step_{step}"]
-            cells = [f"{s['global']:.4f}", *(f"{v:.4f}" for v in s["channels"].values()), *(f"{s['bands'][b]:.4f}" for b in bands)]
-            print(f"| {row['model']} | {row['parameters']} | {row['train_cpu_s']:.0f} | {step} | " + " | ".join(cells) + " |")
+            cells = [
+                f"{s['global']:.4f}",
+                *(f"{v:.4f}" for v in s["channels"].values()),
+                *(f"{s['bands'][b]:.4f}" for b in bands),
+            ]
+            print(
+                f"| {row['model']} | {row['parameters']} | {row['train_cpu_s']:.0f} | {step} | "
+                + " | ".join(cells)
+                + " |"
+            )
     out = args.out or ROOT / "benchmarks" / "results" / f"sphere_swe_{args.preset}.json"
     settings = {k: getattr(args, k) for k in (*PRESETS["cpu"], "threads", "device", "seed")}
     write_result(out, "sphere_swe", argv, settings, rows)

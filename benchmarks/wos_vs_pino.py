@@ -40,13 +40,15 @@ RESULTS = Path(__file__).resolve().parent / "results" / "wos_vs_pino.json"
 def config(args):
     from oplearn.config import validate_config
 
-    return validate_config({
-        "seed": 0,
-        "data": {"batch_size": args.batch},
-        "wos": {"n_train": args.n_train, "n_val": 16, "resolution": 33, "points": 64, "walks": 4, "epsilon": 1e-3},
-        "model": {"name": "fno", "modes": 12, "width": 32, "n_layers": 4, "padding": 0.125},
-        "train": {"task": "wos", "epochs": args.epochs, "lr": 3e-3, "threads": 1, "device": "cpu"},
-    })
+    return validate_config(
+        {
+            "seed": 0,
+            "data": {"batch_size": args.batch},
+            "wos": {"n_train": args.n_train, "n_val": 16, "resolution": 33, "points": 64, "walks": 4, "epsilon": 1e-3},
+            "model": {"name": "fno", "modes": 12, "width": 32, "n_layers": 4, "padding": 0.125},
+            "train": {"task": "wos", "epochs": args.epochs, "lr": 3e-3, "threads": 1, "device": "cpu"},
+        }
+    )
 
 
 def pino_loss(pred: torch.Tensor, inputs: torch.Tensor, grid) -> torch.Tensor:
@@ -59,7 +61,9 @@ def pino_loss(pred: torch.Tensor, inputs: torch.Tensor, grid) -> torch.Tensor:
     f, g, sdf = inputs[:, 0:1], inputs[:, 1:2], inputs[:, 2:3]
     inside = sdf < 0
     c = inside[..., 1:-1, 1:-1]
-    stencil = (c & inside[..., :-2, 1:-1] & inside[..., 2:, 1:-1] & inside[..., 1:-1, :-2] & inside[..., 1:-1, 2:]).float()
+    stencil = (
+        c & inside[..., :-2, 1:-1] & inside[..., 2:, 1:-1] & inside[..., 1:-1, :-2] & inside[..., 1:-1, 2:]
+    ).float()
     residual = Poisson().residual(pred, f, grid) * stencil
     interior = residual.flatten(1).norm(dim=1) / (f[..., 1:-1, 1:-1] * stencil).flatten(1).norm(dim=1)
     outside = (~inside).float()
@@ -123,12 +127,20 @@ def child(method: str, args) -> dict:
         wall += time.perf_counter() - w0
         cpu += time.process_time() - c0
         if (epoch + 1) % max(1, cfg.train.epochs // 5) == 0 or epoch + 1 == cfg.train.epochs:
-            curve.append({"step": steps, "val_relative_l2": task.validate(model, 16, torch.device("cpu"))["val_relative_l2"]})
+            curve.append(
+                {"step": steps, "val_relative_l2": task.validate(model, 16, torch.device("cpu"))["val_relative_l2"]}
+            )
     peak = rss_mb("VmHWM")
     return {
-        "method": method, "steps": steps, "val_relative_l2": curve[-1]["val_relative_l2"], "curve": curve,
-        "wall_s_per_step": wall / steps, "cpu_s_per_step": cpu / steps,
-        "peak_rss_mb": peak, "rss_after_setup_mb": rss_setup, "training_rss_increase_mb": peak - rss_setup,
+        "method": method,
+        "steps": steps,
+        "val_relative_l2": curve[-1]["val_relative_l2"],
+        "curve": curve,
+        "wall_s_per_step": wall / steps,
+        "cpu_s_per_step": cpu / steps,
+        "peak_rss_mb": peak,
+        "rss_after_setup_mb": rss_setup,
+        "training_rss_increase_mb": peak - rss_setup,
         "process_peak_rss_mb": resource_peak(),
     }
 
@@ -148,14 +160,28 @@ def main() -> None:
         return
     runs = {}
     for method in ("wos", "pino"):
-        cmd = [sys.executable, __file__, "--child", method, "--epochs", str(args.epochs), "--n-train", str(args.n_train),
-               "--batch", str(args.batch)]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        cmd = [
+            sys.executable,
+            __file__,
+            "--child",
+            method,
+            "--epochs",
+            str(args.epochs),
+            "--n-train",
+            str(args.n_train),
+            "--batch",
+            str(args.batch),
+        ]
+        out = subprocess.run(
+            cmd, check=True, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"}
+        )
         runs[method] = json.loads(out.stdout.strip().splitlines()[-1])
         r = runs[method]
-        print(f"{method:>5}: {r['steps']} steps, relative L2 {r['val_relative_l2']:.4f}, {1e3 * r['wall_s_per_step']:.1f} ms/step wall, "
-              f"{1e3 * r['cpu_s_per_step']:.1f} ms/step CPU, peak RSS {r['peak_rss_mb']:.0f} MB "
-              f"(+{r['training_rss_increase_mb']:.0f} MB in training)")
+        print(
+            f"{method:>5}: {r['steps']} steps, relative L2 {r['val_relative_l2']:.4f}, {1e3 * r['wall_s_per_step']:.1f} ms/step wall, "
+            f"{1e3 * r['cpu_s_per_step']:.1f} ms/step CPU, peak RSS {r['peak_rss_mb']:.0f} MB "
+            f"(+{r['training_rss_increase_mb']:.0f} MB in training)"
+        )
     w, p = runs["wos"], runs["pino"]
     ratios = {
         "error_pino_over_wos": p["val_relative_l2"] / w["val_relative_l2"],
@@ -167,9 +193,19 @@ def main() -> None:
     print("ratios pino / wos: " + ", ".join(f"{k} {v:.2f}" for k, v in ratios.items()))
     if args.quick:
         return
-    result = {"settings": vars(args) | {"resolution": 33, "points": 64, "walks_per_epoch": 4, "threads": 1,
-                                          "torch": torch.__version__, "cpu_count": os.cpu_count()},
-              "runs": runs, "ratios": ratios}
+    result = {
+        "settings": vars(args)
+        | {
+            "resolution": 33,
+            "points": 64,
+            "walks_per_epoch": 4,
+            "threads": 1,
+            "torch": torch.__version__,
+            "cpu_count": os.cpu_count(),
+        },
+        "runs": runs,
+        "ratios": ratios,
+    }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     tmp = RESULTS.with_name(f".{RESULTS.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2))

@@ -46,14 +46,23 @@ def main() -> None:
         "n_train": args.n_train,
         "n_val": 100,
         "batch_size": 20,
-        "test": [{"path": str(work / "darcy_test_64.h5"), "generate": {"pde": "darcy", "n": 200, "resolution": 64, "seed": 1}}],
+        "test": [
+            {
+                "path": str(work / "darcy_test_64.h5"),
+                "generate": {"pde": "darcy", "n": 200, "resolution": 64, "seed": 1},
+            }
+        ],
     }
     rows = []
     for name in args.models:
-        config = validate_config({
-            "seed": 0, "data": data, "model": MODELS[name],
-            "train": {"epochs": args.epochs, "lr": 3e-3, "scheduler": "cosine", "device": args.device},
-        })
+        config = validate_config(
+            {
+                "seed": 0,
+                "data": data,
+                "model": MODELS[name],
+                "train": {"epochs": args.epochs, "lr": 3e-3, "scheduler": "cosine", "device": args.device},
+            }
+        )
         run_dir = work / name
         shutil.rmtree(run_dir, ignore_errors=True)
         t0 = time.perf_counter()
@@ -62,8 +71,16 @@ def main() -> None:
         (result,) = evaluate_run(run_dir, [data["test"][0]["path"]])
         model, _ = load_run(run_dir)
         spectral = sum(p.numel() for n, p in model.named_parameters() if ".spectral." in n)
-        rows.append({"model": name, "config": MODELS[name], "relative_l2": result["metrics"]["relative_l2"],
-                     "parameters": count_parameters(model), "spectral_parameters": spectral, "train_seconds": seconds})
+        rows.append(
+            {
+                "model": name,
+                "config": MODELS[name],
+                "relative_l2": result["metrics"]["relative_l2"],
+                "parameters": count_parameters(model),
+                "spectral_parameters": spectral,
+                "train_seconds": seconds,
+            }
+        )
         print(json.dumps(rows[-1]), flush=True)
     base = next((r for r in rows if r["model"] == "fno"), None)
     print(f"Darcy 64x64, {args.n_train} training samples, {args.epochs} epochs each")
@@ -71,7 +88,9 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for r in rows:
         ratio = f"{r['relative_l2'] / base['relative_l2']:.3f}" if base else "-"
-        print(f"| {r['model']} | {r['relative_l2']:.4f} | {ratio} | {r['parameters']:,} | {r['spectral_parameters']:,} | {r['train_seconds']:.0f} |")
+        print(
+            f"| {r['model']} | {r['relative_l2']:.4f} | {ratio} | {r['parameters']:,} | {r['spectral_parameters']:,} | {r['train_seconds']:.0f} |"
+        )
     out = ROOT / "benchmarks" / "results" / "zoo_accuracy.json"
     out.write_text(json.dumps({"epochs": args.epochs, "n_train": args.n_train, "rows": rows}, indent=2))
     print(f"wrote {out}")

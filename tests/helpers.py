@@ -16,10 +16,17 @@ def run_cli(*args, cwd=None, check=True, timeout=300) -> subprocess.CompletedPro
     """Run ``python -m oplearn.cli ARGS`` in a subprocess, as a user would."""
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
     proc = subprocess.run(
-        [sys.executable, "-m", "oplearn.cli", *map(str, args)], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "oplearn.cli", *map(str, args)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"oplearn {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"oplearn {' '.join(map(str, args))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 
@@ -28,7 +35,8 @@ def tiny_config(path: Path, data: Path, epochs: int = 3, test=(), model=None, **
     config = {
         "seed": 0,
         "data": {"path": str(data), "n_val": 8, "batch_size": 8, "test": [{"path": str(t)} for t in test]},
-        "model": model or {"name": "fno", "modes": 4, "width": 8, "n_layers": 2, "projection_channels": 16, "padding": 0.1},
+        "model": model
+        or {"name": "fno", "modes": 4, "width": 8, "n_layers": 2, "projection_channels": 16, "padding": 0.1},
         "train": {"epochs": epochs, "lr": 5e-3, "threads": 1, **train},
     }
     path.write_text(yaml.safe_dump(config))

@@ -9,8 +9,8 @@ autograd, so no hand-derived formula can be wrong.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -42,7 +42,9 @@ class EllipticProblem:
         u = self.solution(x)
         a = self.coefficient(x)
         (grad_u,) = torch.autograd.grad(u.sum(), x, create_graph=True)
-        divergence = sum(torch.autograd.grad((a * grad_u[d]).sum(), x, retain_graph=True)[0][d] for d in range(self.ndim))
+        divergence = sum(
+            torch.autograd.grad((a * grad_u[d]).sum(), x, retain_graph=True)[0][d] for d in range(self.ndim)
+        )
         f = -divergence + self.reaction * u
         return a.detach(), f.detach(), u.detach()
 
@@ -141,7 +143,9 @@ class ReactionDiffusionProblem:
         for _, _, phi in self.terms:
             value = phi(x)
             (grad,) = torch.autograd.grad(value.sum(), x, create_graph=True)
-            laplacians.append(sum(torch.autograd.grad(grad[d].sum(), x, retain_graph=True)[0][d] for d in range(grid.ndim)))
+            laplacians.append(
+                sum(torch.autograd.grad(grad[d].sum(), x, retain_graph=True)[0][d] for d in range(grid.ndim))
+            )
             phis.append(value)
         return torch.stack(phis).detach(), torch.stack(laplacians).detach()
 

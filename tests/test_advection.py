@@ -5,12 +5,12 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from time_problems import one_thread  # noqa: F401
 
 from oplearn.data.generate import generate_dataset
 from oplearn.grids import Grid
 from oplearn.pdes import PDES, Advection, BurgersPDEBench
 from oplearn.pdes.random_sines import RandomSines
-from time_problems import one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -22,7 +22,9 @@ def seeded(seed: int = 0) -> torch.Generator:
 def test_registered_with_the_pdebench_frames():
     pde = Advection()
     assert PDES["advection"] is Advection and pde.beta == 0.1
-    assert len(pde.times) == 201 and torch.allclose(pde.times[1:] - pde.times[:-1], torch.tensor(0.01, dtype=torch.float64))
+    assert len(pde.times) == 201 and torch.allclose(
+        pde.times[1:] - pde.times[:-1], torch.tensor(0.01, dtype=torch.float64)
+    )
     params = json.loads(json.dumps(pde.params()))
     assert params["beta"] == 0.1 and params["initial"] == RandomSines().params() and "exact" in params["solver"]
 
@@ -89,7 +91,9 @@ def test_burgers_pdebench_uses_the_same_initial_conditions():
 
 def test_dataset_is_reproducible(tmp_path):
     pde = Advection(n_times=11, t_final=0.1)
-    paths = [generate_dataset(pde, 3, 64, tmp_path / f"a{i}.h5", seed=3, chunk_size=2, progress=False) for i in range(2)]
+    paths = [
+        generate_dataset(pde, 3, 64, tmp_path / f"a{i}.h5", seed=3, chunk_size=2, progress=False) for i in range(2)
+    ]
     with h5py.File(paths[0]) as a, h5py.File(paths[1]) as b:
         assert a["outputs"].shape == (3, 11, 1, 64)
         assert np.array_equal(a["outputs"][:], b["outputs"][:])
@@ -97,7 +101,9 @@ def test_dataset_is_reproducible(tmp_path):
         assert np.allclose(a["time"][:], np.linspace(0, 0.1, 11))
 
 
-@pytest.mark.parametrize("kwargs", [dict(beta=math.inf), dict(n_times=1), dict(t_final=-1.0), dict(k_max=0), dict(refine=1.5)])
+@pytest.mark.parametrize(
+    "kwargs", [dict(beta=math.inf), dict(n_times=1), dict(t_final=-1.0), dict(k_max=0), dict(refine=1.5)]
+)
 def test_invalid_parameters(kwargs):
     with pytest.raises(ValueError):
         Advection(**kwargs)

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-
 from helpers import SRC, tiny_config
+
 from oplearn.cli import main
 
 
@@ -47,27 +47,55 @@ CASES = [
     Case("generate darcy --n -3 --resolution 8 --out x.h5", "--n must be positive"),
     Case("generate darcy --n abc --resolution 8 --out x.h5", "argument --n: invalid int value: 'abc'"),
     Case("generate darcy --n 2 --resolution 0 --out x.h5", "--resolution 0 does not suit darcy"),
-    Case("generate darcy --n 2 --resolution 2 --out x.h5", "darcy at --resolution 2: grid shape (2, 2) has no interior nodes"),
+    Case(
+        "generate darcy --n 2 --resolution 2 --out x.h5",
+        "darcy at --resolution 2: grid shape (2, 2) has no interior nodes",
+    ),
     Case("generate darcy --n 2 --resolution -4 --out x.h5", "--resolution -4 does not suit darcy"),
     Case("generate burgers --n 2 --resolution 0 --out x.h5", "--resolution 0 does not suit burgers"),
     Case("generate heat --n 2 --resolution 8 --out x.h5", "unknown PDE 'heat'; choose one of: advection, burgers"),
-    Case(f"{GEN} --out x.h5 --param bogus=1", "PDE 'darcy' has no parameter 'bogus'; its parameters (with defaults): alpha=2.0"),
+    Case(
+        f"{GEN} --out x.h5 --param bogus=1",
+        "PDE 'darcy' has no parameter 'bogus'; its parameters (with defaults): alpha=2.0",
+    ),
     Case(f"{GEN} --out x.h5 --param hihg=1", "has no parameter 'hihg' (did you mean 'high'?)"),
     Case(f"{GEN} --out x.h5 --param high=abc", "parameter 'high' must be float (default 12.0), got 'abc'"),
     Case(f"{GEN} --out x.h5 --param modes=2.5", "parameter 'modes' must be int (default 64), got 2.5"),
     Case(f"{GEN} --out x.h5 --param high", "override 'high' is not of the form key=value"),
     Case(f"{GEN} --out x.h5 --param high=-1", "bad parameters for PDE 'darcy': permeabilities must be positive"),
-    Case("generate navier_stokes --n 2 --resolution 8 --out x.h5 --param n_times=0", "bad parameters for PDE 'navier_stokes'"),
-    Case("generate shallow_water --n 2 --resolution 8 --out x.h5 --param case=williamson9",
-         "bad parameters for PDE 'shallow_water': case must be 'random' or one of williamson2, williamson5, williamson6"),
-    Case("generate shallow_water --n 2 --resolution 8 --out x.h5 --param latitudes=gaussian",
-         "latitudes must be one of equiangular, legendre-gauss, got 'gaussian'"),
-    Case("generate shallow_water --n 2 --resolution 1 --out x.h5", "--resolution 1 does not suit shallow_water: an equiangular grid needs at least 2 latitudes"),
-    Case("generate shallow_water --n 2 --resolution 8 --out x.h5 --param degrees=40", "shallow_water at --resolution 8: 40 degrees do not fit 16 longitudes"),
-    Case("generate shallow_water --n 2 --resolution 8 --out x.h5 --refine 2", "PDE 'shallow_water' has no parameter 'refine'"),
-    Case("generate kuramoto_sivashinsky --n 2 --resolution 16 --out x.h5 --param length=-1", "length must be positive and finite"),
+    Case(
+        "generate navier_stokes --n 2 --resolution 8 --out x.h5 --param n_times=0",
+        "bad parameters for PDE 'navier_stokes'",
+    ),
+    Case(
+        "generate shallow_water --n 2 --resolution 8 --out x.h5 --param case=williamson9",
+        "bad parameters for PDE 'shallow_water': case must be 'random' or one of williamson2, williamson5, williamson6",
+    ),
+    Case(
+        "generate shallow_water --n 2 --resolution 8 --out x.h5 --param latitudes=gaussian",
+        "latitudes must be one of equiangular, legendre-gauss, got 'gaussian'",
+    ),
+    Case(
+        "generate shallow_water --n 2 --resolution 1 --out x.h5",
+        "--resolution 1 does not suit shallow_water: an equiangular grid needs at least 2 latitudes",
+    ),
+    Case(
+        "generate shallow_water --n 2 --resolution 8 --out x.h5 --param degrees=40",
+        "shallow_water at --resolution 8: 40 degrees do not fit 16 longitudes",
+    ),
+    Case(
+        "generate shallow_water --n 2 --resolution 8 --out x.h5 --refine 2",
+        "PDE 'shallow_water' has no parameter 'refine'",
+    ),
+    Case(
+        "generate kuramoto_sivashinsky --n 2 --resolution 16 --out x.h5 --param length=-1",
+        "length must be positive and finite",
+    ),
     Case("generate kolmogorov_flow --n 2 --resolution 8 --out x.h5 --param smagorinsky=-1", "smagorinsky must be >= 0"),
-    Case("generate kolmogorov_flow --n 2 --resolution 8 --out x.h5 --param wavenumber=0", "wavenumber must be a positive integer"),
+    Case(
+        "generate kolmogorov_flow --n 2 --resolution 8 --out x.h5 --param wavenumber=0",
+        "wavenumber must be a positive integer",
+    ),
     Case(f"{GEN} --out {{folder}}", "is a folder; give a file name inside it"),
     Case(f"{GEN} --out {{folder}} --overwrite", "is a folder; give a file name inside it"),
     Case(f"{GEN} --out {{text}}/x.h5", "is a file, not a folder"),
@@ -119,14 +147,28 @@ CASES = [
     Case("train {config} --out r --set nokey", "override 'nokey' is not of the form key=value"),
     Case("train {config} --out r --set model.name=bogus", "unknown choice 'bogus'; expected one of: 'fno'"),
     Case("train {config} --out r --set model.levels=2", "unknown key 'model.levels'; model 'fno' takes: modes, width"),
-    Case("train {config} --out r --set model.name=unet --set model.modes=3", "unknown key 'model.modes'; model 'unet' takes: width, levels"),
-    Case("train {config} --out r --set model=unet", "'model' is a section, not a value (got 'unet'); set its keys as model.KEY=VALUE (--set model.name=unet"),
-    Case("train {config} --out r --set model.modes=[4,0]", "modes must be a positive integer or a list of 1 to 3 positive integers"),
+    Case(
+        "train {config} --out r --set model.name=unet --set model.modes=3",
+        "unknown key 'model.modes'; model 'unet' takes: width, levels",
+    ),
+    Case(
+        "train {config} --out r --set model=unet",
+        "'model' is a section, not a value (got 'unet'); set its keys as model.KEY=VALUE (--set model.name=unet",
+    ),
+    Case(
+        "train {config} --out r --set model.modes=[4,0]",
+        "modes must be a positive integer or a list of 1 to 3 positive integers",
+    ),
     Case("train {config} --out r --set model.modes=[4,4,4]", "model.modes [4, 4, 4] has 3 entries for 2D data"),
     Case("train {config} --out r --set model.modes=20", "the model does not fit the 16x16 training grid"),
-    Case("train {config} --out r --set model.name=sfno --set model.latitudes=gauss", "key 'model.latitudes': Input should be 'equiangular' or 'legendre-gauss'"),
-    Case("train {config} --out r --set model.name=sfno --set model.modes=20",
-         "the model does not fit the 16x16 training grid: a 16 x 16 equiangular grid resolves degrees l < 8"),
+    Case(
+        "train {config} --out r --set model.name=sfno --set model.latitudes=gauss",
+        "key 'model.latitudes': Input should be 'equiangular' or 'legendre-gauss'",
+    ),
+    Case(
+        "train {config} --out r --set model.name=sfno --set model.modes=20",
+        "the model does not fit the 16x16 training grid: a 16 x 16 equiangular grid resolves degrees l < 8",
+    ),
     Case("train {config} --out r --set data.path=nowhere.h5", "data file 'nowhere.h5' does not exist"),
     Case("train {config} --out r --set data.path={folder}", "is a folder; give a dataset file"),
     Case("train {config} --out r --set data.path={text}", "is neither an HDF5 file nor a .pt file"),
@@ -143,27 +185,68 @@ CASES = [
     Case("train {config} --out {text}/run", "is a file, not a folder"),
     Case("train {config} --out r --resume", "nothing to resume in 'r'"),
     Case("train {config} --out {run}", "already holds a run; pass --resume to continue it"),
-    Case("train {config} --out {run} --resume --set train.lr=0.1", "the config differs from the run's saved config in train.lr"),
-    Case("train {config} --out {run} --resume --set train.epochs=1", "cannot resume: the run has trained 2 epochs already"),
+    Case(
+        "train {config} --out {run} --resume --set train.lr=0.1",
+        "the config differs from the run's saved config in train.lr",
+    ),
+    Case(
+        "train {config} --out {run} --resume --set train.epochs=1",
+        "cannot resume: the run has trained 2 epochs already",
+    ),
     Case("train {missing_train} --out r", "absent.h5' does not exist"),
-    Case("train {config} --out r --set diffusion.fields=joint", "the diffusion section configures train.task=diffusion"),
+    Case(
+        "train {config} --out r --set diffusion.fields=joint", "the diffusion section configures train.task=diffusion"
+    ),
     # train.task=kolmogorov
-    Case("train kolmogorov_heat_paraboloid --out r --set kolmogorov.problem=bogus", "kolmogorov.problem 'bogus' is unknown; choose one of black_scholes"),
-    Case("train kolmogorov_heat_paraboloid --out r --set kolmogorov.problem_params.dimm=3", "unknown parameter(s) dimm for problem 'heat_paraboloid'; allowed: dim"),
-    Case("train kolmogorov_heat_paraboloid --out r --set kolmogorov.problem_params.dim=0", "'heat_paraboloid': dim must be >= 1, got 0"),
-    Case("train kolmogorov_heat_paraboloid --out r --set kolmogorov.problem_params.dim=x", "parameter 'dim' must be int (default 10), got 'x'"),
-    Case("train kolmogorov_heat_paraboloid --out r --set kolmogorov.loss=ito", "key 'kolmogorov.loss': Input should be 'fk', 'bsde' or 'detach'"),
-    Case("train kolmogorov_heat_paraboloid --out r --set kolmogorov.steps=0", "key 'kolmogorov.steps': Input should be greater than 0"),
-    Case("train kolmogorov_heat_paraboloid --out r --set model.name=fno", "model 'fno' (grid model) does not fit train.task=kolmogorov; choose one of: mlp, multilevel_mlp"),
-    Case("train kolmogorov_heat_paraboloid --out r --set model.norm=group", "key 'model.norm': Input should be 'batchnorm', 'layernorm' or 'none'"),
+    Case(
+        "train kolmogorov_heat_paraboloid --out r --set kolmogorov.problem=bogus",
+        "kolmogorov.problem 'bogus' is unknown; choose one of black_scholes",
+    ),
+    Case(
+        "train kolmogorov_heat_paraboloid --out r --set kolmogorov.problem_params.dimm=3",
+        "unknown parameter(s) dimm for problem 'heat_paraboloid'; allowed: dim",
+    ),
+    Case(
+        "train kolmogorov_heat_paraboloid --out r --set kolmogorov.problem_params.dim=0",
+        "'heat_paraboloid': dim must be >= 1, got 0",
+    ),
+    Case(
+        "train kolmogorov_heat_paraboloid --out r --set kolmogorov.problem_params.dim=x",
+        "parameter 'dim' must be int (default 10), got 'x'",
+    ),
+    Case(
+        "train kolmogorov_heat_paraboloid --out r --set kolmogorov.loss=ito",
+        "key 'kolmogorov.loss': Input should be 'fk', 'bsde' or 'detach'",
+    ),
+    Case(
+        "train kolmogorov_heat_paraboloid --out r --set kolmogorov.steps=0",
+        "key 'kolmogorov.steps': Input should be greater than 0",
+    ),
+    Case(
+        "train kolmogorov_heat_paraboloid --out r --set model.name=fno",
+        "model 'fno' (grid model) does not fit train.task=kolmogorov; choose one of: mlp, multilevel_mlp",
+    ),
+    Case(
+        "train kolmogorov_heat_paraboloid --out r --set model.norm=group",
+        "key 'model.norm': Input should be 'batchnorm', 'layernorm' or 'none'",
+    ),
     Case("train {config} --out r --set kolmogorov.loss=fk", "the kolmogorov section configures train.task=kolmogorov"),
-    Case("train {config} --out r --set train.task=refiner --set train.pushforward=1", "train.task=refiner trains single steps"),
+    Case(
+        "train {config} --out r --set train.task=refiner --set train.pushforward=1",
+        "train.task=refiner trains single steps",
+    ),
     Case("train {config} --out r --set train.task=coarse_graining --set train.history=2", "set train.history=1"),
     Case("train {config} --out r --set refiner.steps=2", "the refiner section configures train.task=refiner"),
     Case("train {config} --out r --set train.task=refiner", "train.task=refiner: '"),
     Case("train {config} --out r --set train.task=coarse_graining", "train.task=coarse_graining: '"),
-    Case("train {config} --out r --set train.task=refiner --set refiner.steps=0", "key 'refiner.steps': Input should be greater than 0"),
-    Case("train {config} --out r --set train.task=coarse_graining --set coarse_graining.pde_weight=-1", "coarse_graining.pde_weight"),
+    Case(
+        "train {config} --out r --set train.task=refiner --set refiner.steps=0",
+        "key 'refiner.steps': Input should be greater than 0",
+    ),
+    Case(
+        "train {config} --out r --set train.task=coarse_graining --set coarse_graining.pde_weight=-1",
+        "coarse_graining.pde_weight",
+    ),
     # evaluate
     Case("evaluate", "the following arguments are required: RUN_DIR"),
     Case("evaluate norun --data {test24}", "run directory 'norun' does not exist"),
@@ -172,7 +255,10 @@ CASES = [
     Case("evaluate {run} --data missing.h5", "data file 'missing.h5' does not exist"),
     Case("evaluate {run} --data {folder}", "is a folder; give a dataset file"),
     Case("evaluate {run} --data {truncated}", "is not a readable HDF5 file"),
-    Case("evaluate {run} --data {poisson}", "it holds poisson data, the run learned darcy; its input channels are f, the run's a; pass --force"),
+    Case(
+        "evaluate {run} --data {poisson}",
+        "it holds poisson data, the run learned darcy; its input channels are f, the run's a; pass --force",
+    ),
     Case("evaluate {run} --data {burgers} --force", "data is 1D but the model was trained on 2D fields"),
     Case("evaluate {run} --data {coarse}", "is too small for modes (4, 4)"),
     Case("evaluate {run}", "no test data for"),
@@ -194,7 +280,10 @@ CASES = [
     Case("rollout {run} --steps 0 --out r.h5", "argument --steps: must be a positive integer, got 0"),
     Case("rollout {run} --steps 5 --out {folder}", "is a folder; give a file name inside it"),
     Case("rollout {run} --steps 5 --out {text}/r.h5", "is a file, not a folder"),
-    Case("rollout {run} --steps 5 --out r.h5", "rollout needs a run of a one-step task (one_step, refiner, coarse_graining)"),
+    Case(
+        "rollout {run} --steps 5 --out r.h5",
+        "rollout needs a run of a one-step task (one_step, refiner, coarse_graining)",
+    ),
     Case("rollout {run} --steps 5 --out r.h5 --samples 0", "argument --samples: must be a positive integer, got 0"),
     # sample
     Case("sample nosuchrun", "run directory 'nosuchrun' does not exist"),
@@ -271,9 +360,13 @@ def _workspace(root: Path) -> dict[str, str]:
     files = {"folder": root / "folder", "text": root / "notes.txt"}
     files["folder"].mkdir()
     files["text"].write_text("not data\n")
-    for name, pde, n, resolution, params in (("train", "darcy", 24, 16, {}), ("test24", "darcy", 4, 24, {}),
-                                             ("poisson", "poisson", 4, 16, {}), ("coarse", "darcy", 2, 6, {}),
-                                             ("burgers", "burgers", 2, 16, {})):
+    for name, pde, n, resolution, params in (
+        ("train", "darcy", 24, 16, {}),
+        ("test24", "darcy", 4, 24, {}),
+        ("poisson", "poisson", 4, 16, {}),
+        ("coarse", "darcy", 2, 6, {}),
+        ("burgers", "burgers", 2, 16, {}),
+    ):
         files[name] = generate_dataset(make_pde(pde, params), n, resolution, root / f"{name}.h5", progress=False)
     files["truncated"] = root / "truncated.h5"
     files["truncated"].write_bytes(files["train"].read_bytes()[:2000])
@@ -304,16 +397,23 @@ def _workspace(root: Path) -> dict[str, str]:
 
     files["config"] = tiny_config(root / "config.yaml", files["train"], epochs=2)
     raw = yaml.safe_load(files["config"].read_text())
-    raw["data"].update(path=str(root / "absent.h5"), test=[{"path": str(root / "made.h5"),
-                                                           "generate": {"pde": "darcy", "n": 2, "resolution": 8}}])
+    raw["data"].update(
+        path=str(root / "absent.h5"),
+        test=[{"path": str(root / "made.h5"), "generate": {"pde": "darcy", "n": 2, "resolution": 8}}],
+    )
     files["missing_train"] = root / "missing_train.yaml"
     files["missing_train"].write_text(yaml.safe_dump(raw))
     train(load_config(files["config"]), root / "run", progress=False)
     files["run"] = root / "run"
-    prior = {"seed": 0, "data": {"path": str(files["train"]), "n_train": 16, "n_val": 8, "batch_size": 8},
-             "train": {"task": "diffusion", "epochs": 1, "threads": 1},
-             "diffusion": {"fields": "joint", "net": {"modes": 4, "width": 8, "scales": [0.5], "embedding": 8,
-                                                      "projection_channels": 8}}}
+    prior = {
+        "seed": 0,
+        "data": {"path": str(files["train"]), "n_train": 16, "n_val": 8, "batch_size": 8},
+        "train": {"task": "diffusion", "epochs": 1, "threads": 1},
+        "diffusion": {
+            "fields": "joint",
+            "net": {"modes": 4, "width": 8, "scales": [0.5], "embedding": 8, "projection_channels": 8},
+        },
+    }
     (root / "prior.yaml").write_text(yaml.safe_dump(prior))
     train(load_config(root / "prior.yaml"), root / "prior", progress=False)
     files["prior"] = root / "prior"
@@ -322,8 +422,10 @@ def _workspace(root: Path) -> dict[str, str]:
 
 def _files(folder: Path) -> dict[str, tuple[int, int]]:
     """Every file and folder under ``folder``: ``(size, modification time)`` of files, ``(0, 0)`` of folders."""
-    return {str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else (0, 0)
-            for p in sorted(folder.rglob("*"))}
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else (0, 0)
+        for p in sorted(folder.rglob("*"))
+    }
 
 
 def _argv(case: Case, workspace: dict[str, str]) -> list[str]:

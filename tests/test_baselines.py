@@ -58,8 +58,16 @@ def test_unet_built_from_config():
 def test_deeponet_shapes(grid_shape, coordinate_channels):
     n_dim = len(grid_shape)
     in_channels = 2 + n_dim * coordinate_channels
-    model = DeepONet(in_channels, 3, grid_shape, branch_width=16, trunk_width=16, depth=2, basis=5,
-                     coordinate_channels=coordinate_channels)
+    model = DeepONet(
+        in_channels,
+        3,
+        grid_shape,
+        branch_width=16,
+        trunk_width=16,
+        depth=2,
+        basis=5,
+        coordinate_channels=coordinate_channels,
+    )
     x = torch.randn(4, in_channels, *grid_shape)
     assert model(x).shape == (4, 3, *grid_shape)
     assert model.evaluate_at(x, torch.rand(7, n_dim)).shape == (4, 3, 7)
@@ -81,8 +89,9 @@ def test_deeponet_evaluate_at_agrees_with_forward_at_the_nodes():
     expected = model(x).flatten(2)
     torch.testing.assert_close(model.evaluate_at(x, nodes), expected, rtol=1e-12, atol=1e-12)
     # without coordinate channels the trunk's nodes are those of the unit box
-    plain = DeepONet(2, 2, grid.shape, branch_width=16, trunk_width=16, depth=2, basis=5,
-                     coordinate_channels=False).double()
+    plain = DeepONet(
+        2, 2, grid.shape, branch_width=16, trunk_width=16, depth=2, basis=5, coordinate_channels=False
+    ).double()
     unit = Grid(grid.shape, ((0.0, 1.0), (0.0, 1.0))).coordinates(dtype=torch.float64).flatten(1).T
     torch.testing.assert_close(plain.evaluate_at(x[:, :2], unit), plain(x[:, :2]).flatten(2), rtol=1e-12, atol=1e-12)
 
@@ -99,7 +108,9 @@ def test_deeponet_branch_ignores_coordinate_channels():
 
 def test_deeponet_refuses_another_sensor_grid():
     model = DeepONet(3, 1, (32, 32), branch_width=8, trunk_width=8, depth=1, basis=3)
-    with pytest.raises(ValueError, match=r"^this DeepONet's branch reads the 32x32 sensor grid it was built for, got 64x64; [^\n]*$"):
+    with pytest.raises(
+        ValueError, match=r"^this DeepONet's branch reads the 32x32 sensor grid it was built for, got 64x64; [^\n]*$"
+    ):
         model(torch.zeros(1, 3, 64, 64))
     with pytest.raises(ValueError, match="coords must be"):
         model.evaluate_at(torch.zeros(1, 3, 32, 32), torch.zeros(4, 3))
@@ -139,7 +150,7 @@ def test_dil_resnet_gradients_reach_every_parameter():
 def test_periodic_dil_resnet_commutes_with_shifts():
     model = DilResNet(1, 1, width=4, n_blocks=1, periodic=True).double()
     x = torch.randn(1, 1, 16, 16, dtype=torch.float64)
-    shift = lambda v: torch.roll(v, shifts=(5, -3), dims=(2, 3))  # noqa: E731
+    shift = lambda v: torch.roll(v, shifts=(5, -3), dims=(2, 3))
     torch.testing.assert_close(model(shift(x)), shift(model(x)))
 
 

@@ -5,13 +5,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from problems import observed_order
+from time_problems import burgers_space_errors, burgers_time_errors, cole_hopf, one_thread  # noqa: F401
 
 from oplearn.data.generate import generate_dataset, make_pde
 from oplearn.errors import DataError
 from oplearn.grids import Grid, subsample
 from oplearn.pdes import PDES, Burgers, BurgersPDEBench
-from problems import observed_order
-from time_problems import burgers_space_errors, burgers_time_errors, cole_hopf, one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -113,10 +113,15 @@ def test_refined_generation_keeps_the_coarse_nodes():
     assert (u - coarse.solve(u0, coarse.grid(64))).abs().max() < 1e-2 * u.abs().max()
 
 
-@pytest.mark.parametrize("name, params", [("burgers", {"t_final": 0.1, "n_times": 3}), ("burgers_pdebench", {"t_final": 0.1, "n_times": 5, "dt": 1e-3})])
+@pytest.mark.parametrize(
+    "name, params",
+    [("burgers", {"t_final": 0.1, "n_times": 3}), ("burgers_pdebench", {"t_final": 0.1, "n_times": 5, "dt": 1e-3})],
+)
 def test_dataset_is_reproducible(tmp_path, name, params):
     pde = make_pde(name, params)
-    paths = [generate_dataset(pde, 3, 32, tmp_path / f"{name}{i}.h5", seed=7, chunk_size=2, progress=False) for i in range(2)]
+    paths = [
+        generate_dataset(pde, 3, 32, tmp_path / f"{name}{i}.h5", seed=7, chunk_size=2, progress=False) for i in range(2)
+    ]
     with h5py.File(paths[0]) as a, h5py.File(paths[1]) as b:
         assert a["outputs"].shape == (3, len(pde.times), 1, 32) and a["inputs"].shape == (3, 1, 32)
         assert np.array_equal(a["outputs"][:], b["outputs"][:]) and np.array_equal(a["inputs"][:], b["inputs"][:])
@@ -126,7 +131,16 @@ def test_dataset_is_reproducible(tmp_path, name, params):
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(nu=0.0), dict(nu=float("nan")), dict(t_final=0.0), dict(n_times=0), dict(n_times=1.5), dict(dt=-1.0), dict(refine=0), dict(tau=0.0)],
+    [
+        dict(nu=0.0),
+        dict(nu=float("nan")),
+        dict(t_final=0.0),
+        dict(n_times=0),
+        dict(n_times=1.5),
+        dict(dt=-1.0),
+        dict(refine=0),
+        dict(tau=0.0),
+    ],
 )
 def test_invalid_parameters(kwargs):
     with pytest.raises(ValueError):

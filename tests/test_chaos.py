@@ -38,7 +38,7 @@ def test_ks_etdrk4_is_fourth_order_in_time():
     pde = KuramotoSivashinsky(length=32.0, burn_in=10.0, dt=0.05)
     grid = pde.grid(32)
     u0 = pde.sample_input(2, grid, seeded(1))
-    solve = lambda dt: KuramotoSivashinsky(length=32.0, t_final=1.0, n_times=1, dt=dt).solve(u0, grid)[:, -1]  # noqa: E731
+    solve = lambda dt: KuramotoSivashinsky(length=32.0, t_final=1.0, n_times=1, dt=dt).solve(u0, grid)[:, -1]
     reference = solve(0.1 / 16)
     steps = [0.1, 0.05, 0.025]
     errors = [float((solve(dt) - reference).norm() / reference.norm()) for dt in steps]
@@ -105,7 +105,9 @@ def test_statistics_of_two_runs_of_the_same_solver_agree_within_sampling_error(k
         assert gap < 3 * math.hypot(sa[f"{name}_error"], sb[f"{name}_error"]), (name, sa[name], sb[name])
         assert sa[f"{name}_error"] < 0.1 * sa[name]  # and the estimate is informative
     errors = compare_statistics(sa, sb)
-    assert errors["spectrum_log_error"] < 0.1 and errors["pdf_distance"] < 0.05 and errors["autocorrelation_error"] < 0.05
+    assert (
+        errors["spectrum_log_error"] < 0.1 and errors["pdf_distance"] < 0.05 and errors["autocorrelation_error"] < 0.05
+    )
     assert diagnose(b, sa, grid) == "ok"
     # pointwise, the two runs are unrelated: the correlation time is 0 and the error O(1)
     assert correlation_time(b, a)[0.8] == 0 and per_step_error(b, a).mean() > 1.0

@@ -2,17 +2,23 @@ import json
 from pathlib import Path
 
 import pytest
-
 from helpers import run_cli, tiny_config
+
 from oplearn.cli import main
 
 
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli")
-    run_cli("generate", "darcy", "--n", 48, "--resolution", 16, "--out", root / "train.h5", "--seed", 0, "--no-progress")
-    run_cli("generate", "darcy", "--n", 8, "--resolution", 16, "--out", root / "test16.h5", "--seed", 1, "--no-progress")
-    run_cli("generate", "darcy", "--n", 8, "--resolution", 31, "--out", root / "test31.h5", "--seed", 1, "--no-progress")
+    run_cli(
+        "generate", "darcy", "--n", 48, "--resolution", 16, "--out", root / "train.h5", "--seed", 0, "--no-progress"
+    )
+    run_cli(
+        "generate", "darcy", "--n", 8, "--resolution", 16, "--out", root / "test16.h5", "--seed", 1, "--no-progress"
+    )
+    run_cli(
+        "generate", "darcy", "--n", 8, "--resolution", 31, "--out", root / "test31.h5", "--seed", 1, "--no-progress"
+    )
     return root
 
 
@@ -21,8 +27,19 @@ def test_generate_train_evaluate_report_end_to_end(workspace):
     card = run_cli("info", root / "test31.h5").stdout
     assert "darcy" in card and "31 x 31" in card and "complete (8 of 8 samples)" in card
     config = tiny_config(root / "c.yaml", root / "missing.h5", epochs=2)
-    proc = run_cli("train", config, "--out", root / "run", "--set", f"data.path={root / 'train.h5'}",
-                   "--set", "train.epochs=3", "--set", "seed=4", "--no-progress")
+    proc = run_cli(
+        "train",
+        config,
+        "--out",
+        root / "run",
+        "--set",
+        f"data.path={root / 'train.h5'}",
+        "--set",
+        "train.epochs=3",
+        "--set",
+        "seed=4",
+        "--no-progress",
+    )
     assert "trained 3 epochs" in proc.stdout
     saved = (root / "run" / "config.yaml").read_text()
     assert "epochs: 3" in saved and "seed: 4" in saved and "train.h5" in saved
@@ -44,7 +61,14 @@ def test_generate_train_evaluate_report_end_to_end(workspace):
     html = (report / "report.html").read_text()
     assert "data:image/png;base64," in html and "<table>" in html
     # what the run was: task, model, data, epochs, training time, device
-    for item in ("| task | `map` |", "| model | `fno` (", "train.h5", "| epochs | 3 of 3 |", "| device | cpu |", "training time"):
+    for item in (
+        "| task | `map` |",
+        "| model | `fno` (",
+        "train.h5",
+        "| epochs | 3 of 3 |",
+        "| device | cpu |",
+        "training time",
+    ):
         assert item in markdown, item
 
     # evaluating one file again keeps the other's results
@@ -61,8 +85,13 @@ def test_generate_train_evaluate_report_end_to_end(workspace):
 
 def test_train_evaluates_the_test_files_that_fit_and_names_the_others(workspace, tmp_path, capsys):
     """A U-Net is tied to its training grid: train exits 0, scores the 16x16 file and says why 31x31 was skipped."""
-    config = tiny_config(tmp_path / "c.yaml", workspace / "train.h5", epochs=1, test=[workspace / "test16.h5", workspace / "test31.h5"],
-                         model={"name": "unet", "width": 4, "levels": 2})
+    config = tiny_config(
+        tmp_path / "c.yaml",
+        workspace / "train.h5",
+        epochs=1,
+        test=[workspace / "test16.h5", workspace / "test31.h5"],
+        model={"name": "unet", "width": 4, "levels": 2},
+    )
     assert main(["train", str(config), "--out", str(tmp_path / "run"), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "| 16x16 | 8 |" in out and "31x31" not in out.split("not evaluated:")[0]
@@ -92,7 +121,9 @@ def test_evaluate_force_and_a_warning_for_other_recipe_parameters(workspace, tmp
         evaluate_run(tmp_path / "run", [contrast])
     with pytest.warns(OplearnWarning):
         assert main(["evaluate", str(tmp_path / "run"), "--data", str(contrast)]) == 0
-    assert _warning_line("recipe differs", OplearnWarning, "x.py", 1) == "warning: recipe differs\n"  # how the CLI shows it
+    assert (
+        _warning_line("recipe differs", OplearnWarning, "x.py", 1) == "warning: recipe differs\n"
+    )  # how the CLI shows it
     rows = json.loads((tmp_path / "run" / "metrics.json").read_text())["results"]
     assert {Path(r["path"]).name for r in rows} == {"poisson.h5", "contrast.h5"}  # merged per file
 
@@ -116,8 +147,11 @@ def test_discoverability(capsys, monkeypatch):
     assert main(["list"]) == 0
     listing = capsys.readouterr().out
     for name, cls in PDES.items():
-        assert name in listing and ", ".join(f"{k}={d!r}" if isinstance(d, str) else f"{k}={d}"
-                                             for k, (_, d) in cls.parameters().items()) in listing
+        assert (
+            name in listing
+            and ", ".join(f"{k}={d!r}" if isinstance(d, str) else f"{k}={d}" for k, (_, d) in cls.parameters().items())
+            in listing
+        )
     for name, model in MODEL_CONFIGS.items():
         assert f"  {name} " in listing and all(f"{key}=" in listing for key in model.model_fields if key != "name")
     assert all(name in listing for name in [*TASKS, *shipped_configs(), "neuraloperator", "the-well"])
@@ -134,13 +168,33 @@ def test_discoverability(capsys, monkeypatch):
                     yield from options(child, f"{prog} {name}")
             elif action.option_strings and action.dest != "help":
                 yield prog, action
-    missing = [f"{prog} {action.option_strings[0]}" for prog, action in options(build_parser(), "oplearn") if not action.help]
+
+    missing = [
+        f"{prog} {action.option_strings[0]}" for prog, action in options(build_parser(), "oplearn") if not action.help
+    ]
     assert not missing, f"options without help: {missing}"
 
 
 def test_negative_numbers_are_values(capsys):
-    assert main(["solve", "wos", "--domain", "ball:0,0,1", "--boundary", "x", "--point", "-0.6,0.2", "--point", "-.5,-1e-1",
-                 "--walks", "10"]) == 0
+    assert (
+        main(
+            [
+                "solve",
+                "wos",
+                "--domain",
+                "ball:0,0,1",
+                "--boundary",
+                "x",
+                "--point",
+                "-0.6,0.2",
+                "--point",
+                "-.5,-1e-1",
+                "--walks",
+                "10",
+            ]
+        )
+        == 0
+    )
     rows = capsys.readouterr().out.splitlines()
     assert rows[1].split()[:2] == ["-0.6", "0.2"] and rows[2].split()[:2] == ["-0.5", "-0.1"]
 

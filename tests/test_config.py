@@ -100,7 +100,9 @@ def test_overrides_index_lists_and_shipped_configs_load_by_name():
     assert config.data.test[1].generate.n == 8 and config.data.test[0].generate.n == 200
     with pytest.raises(ConfigError, match="'2' is not an index of data.test, 0 to 1"):
         load_config("darcy_fno", ["data.test.2.path=x.h5"])
-    with pytest.raises(ConfigError, match="config file 'darcy' does not exist; shipped configs: darcy_diffusion, darcy_fno"):
+    with pytest.raises(
+        ConfigError, match="config file 'darcy' does not exist; shipped configs: darcy_diffusion, darcy_fno"
+    ):
         load_config("darcy")
 
 

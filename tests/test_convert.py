@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from test_readers import centres, write_the_well
 
 from oplearn.cli import main
 from oplearn.data.files import read_meta
 from oplearn.data.readers import read_dataset
 from oplearn.training.checkpoint import load_checkpoint
 from oplearn.training.rundir import LAST
-from test_readers import centres, write_the_well
 
 
 def neuraloperator(path):
@@ -54,9 +54,12 @@ LAYOUTS = {  # writer, file name, samples, the format read back
 
 
 def _config(path, data, n):
-    config = {"seed": 0, "data": {"path": str(data), "n_train": n - 1, "n_val": 1, "batch_size": 4},
-              "model": {"name": "fno", "modes": 2, "width": 4, "n_layers": 1, "projection_channels": 4},
-              "train": {"epochs": 2, "lr": 1e-2, "threads": 1}}
+    config = {
+        "seed": 0,
+        "data": {"path": str(data), "n_train": n - 1, "n_val": 1, "batch_size": 4},
+        "model": {"name": "fno", "modes": 2, "width": 4, "n_layers": 1, "projection_channels": 4},
+        "train": {"epochs": 2, "lr": 1e-2, "threads": 1},
+    }
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -112,4 +115,8 @@ def test_plain_hdf5_array_names_and_trajectories(tmp_path):
         f["time"] = np.linspace(0.1, 0.5, 5)
     _cli("convert", path, tmp_path / "out.h5", "--inputs", "coefficient", "--outputs", "solution", "--periodic")
     data = read_dataset(tmp_path / "out.h5")
-    assert data.outputs.shape == (3, 5, 1, 16) and data.grid.periodic and torch.allclose(data.time, torch.linspace(0.1, 0.5, 5, dtype=torch.float64))
+    assert (
+        data.outputs.shape == (3, 5, 1, 16)
+        and data.grid.periodic
+        and torch.allclose(data.time, torch.linspace(0.1, 0.5, 5, dtype=torch.float64))
+    )

@@ -2,10 +2,10 @@ import json
 
 import pytest
 import torch
+from problems import PROBLEMS_BY_NAME, observed_order
 
 from oplearn.grids import Grid, subsample
 from oplearn.pdes import PDES, Darcy
-from problems import PROBLEMS_BY_NAME, observed_order
 
 
 def seeded(seed: int = 0) -> torch.Generator:

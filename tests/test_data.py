@@ -2,11 +2,11 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from toy_pde import Doubling
 
 from oplearn.data.files import load_fields, read_meta
 from oplearn.data.generate import generate_dataset
 from oplearn.errors import DataError
-from toy_pde import Doubling
 
 
 def test_generate_writes_complete_file_with_metadata(tmp_path):
@@ -108,7 +108,19 @@ def test_bad_files_give_clear_errors(tmp_path, damage, message):
     assert "\n" not in str(info.value)
 
 
-@pytest.mark.parametrize("name", ["darcy", "poisson", "helmholtz", "burgers", "burgers_pdebench", "advection", "navier_stokes", "diffusion-reaction"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "darcy",
+        "poisson",
+        "helmholtz",
+        "burgers",
+        "burgers_pdebench",
+        "advection",
+        "navier_stokes",
+        "diffusion-reaction",
+    ],
+)
 def test_pde_rebuilds_from_recorded_parameters(name):
     from oplearn.data.generate import make_pde
 

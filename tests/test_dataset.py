@@ -4,6 +4,7 @@ import tracemalloc
 import pytest
 import torch
 from torch.utils.data import DataLoader
+from toy_pde import Doubling
 
 from oplearn.data.dataset import FieldDataset, strided_grid
 from oplearn.data.files import load_fields
@@ -11,7 +12,6 @@ from oplearn.data.generate import generate_dataset
 from oplearn.errors import DataError
 from oplearn.grids import Grid, subsample
 from oplearn.pdes import DiffusionReaction
-from toy_pde import Doubling
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,9 @@ def test_trajectories_and_a_stride_that_shortens_the_domain(tmp_path):
     assert x.shape == (2, 4, 4) and y.shape == (3, 2, 4, 4)
     assert torch.equal(y, subsample(data.outputs[1], 2, 2)) and torch.equal(dataset.time, data.time)
     # 8 cell centres, every other one kept: the grid ends at the last kept centre
-    assert torch.allclose(dataset.grid.coordinates(torch.float64), subsample(data.grid.coordinates(torch.float64), 2, 2))
+    assert torch.allclose(
+        dataset.grid.coordinates(torch.float64), subsample(data.grid.coordinates(torch.float64), 2, 2)
+    )
 
 
 def test_strided_grid_conventions():

@@ -7,8 +7,8 @@ import h5py
 import pytest
 import torch
 import yaml
-
 from helpers import one_thread, run_cli  # noqa: F401 (one_thread is a fixture)
+
 from oplearn.config import validate_config
 from oplearn.diffusion.denoiser import FNODenoiser
 from oplearn.diffusion.edm import EDMDenoiser, edm_loss, edm_scalings, edm_weight, training_sigmas
@@ -17,7 +17,6 @@ from oplearn.diffusion.noise import GRFNoise, WhiteNoise
 from oplearn.diffusion.samplers import sample
 from oplearn.diffusion.schedules import karras_sigmas
 from oplearn.errors import ConfigError
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -76,7 +75,7 @@ def test_gaussian_prior_exact_flow_and_samples(periodic, white):
     # the exact flow maps the noise to prior samples: coefficient variances match the prior's
     coefficient_var = field.to_modes(exact - 1.0).abs().square().mean(0)[0]
     ratio = coefficient_var / prior.variances((16, 16))[0]
-    assert ((ratio.mean() - 1).abs() < 0.05)
+    assert (ratio.mean() - 1).abs() < 0.05
     with pytest.raises(ValueError, match="periodic"):
         GaussianPrior(GRFNoise(periodic=False), WhiteNoise())
 
@@ -154,11 +153,20 @@ def _tiny_prior_config(tmp_path, data, epochs=8, **diffusion):
     config = {
         "seed": 0,
         "data": {"path": str(data), "n_train": 32, "n_val": 8, "batch_size": 4},
-        "train": {"task": "diffusion", "epochs": epochs, "lr": 1e-2, "weight_decay": 0.0, "scheduler": "constant",
-                  "threads": 1},
-        "diffusion": {"fields": "joint", "noise": {"kind": "grf"},
-                      "net": {"modes": 4, "width": 8, "scales": [0.5], "embedding": 16, "projection_channels": 16},
-                      **diffusion},
+        "train": {
+            "task": "diffusion",
+            "epochs": epochs,
+            "lr": 1e-2,
+            "weight_decay": 0.0,
+            "scheduler": "constant",
+            "threads": 1,
+        },
+        "diffusion": {
+            "fields": "joint",
+            "noise": {"kind": "grf"},
+            "net": {"modes": 4, "width": 8, "scales": [0.5], "embedding": 16, "projection_channels": 16},
+            **diffusion,
+        },
     }
     path = tmp_path / "prior.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -205,8 +213,11 @@ def test_diffusion_task_trains_and_loads_as_prior(tmp_path, darcy16):
     (row,) = json.loads((tmp_path / "run" / "metrics.json").read_text())["results"]
     assert row["n_samples"] == 8 and (row["data"]["start"], row["data"]["stop"]) == (32, 40)
     stats = row["metrics"]
-    assert set(stats) >= {f"{k}[{c}]" for k in ("mean_error", "std_error", "spectrum_error", "value_w1")
-                          for c in ("inputs[0]", "outputs[0]")}
+    assert set(stats) >= {
+        f"{k}[{c}]"
+        for k in ("mean_error", "std_error", "spectrum_error", "value_w1")
+        for c in ("inputs[0]", "outputs[0]")
+    }
     assert all(math.isfinite(v) and v >= 0 for v in stats.values())
     run_cli("report", tmp_path / "run")
     for name in ("samples.png", "statistics.png", "loss_curves.png"):
@@ -227,4 +238,6 @@ def test_diffusion_config_errors(tmp_path, darcy16):
         validate_config({**base, "data": {"path": "x.h5", "test": [{"path": "y.h5"}]}})
     config = _tiny_prior_config(tmp_path, darcy16, net={"modes": 12})
     proc = run_cli("train", config, "--out", tmp_path / "bad", check=False)
-    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith("error: config: diffusion.net.modes=12")
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(
+        "error: config: diffusion.net.modes=12"
+    )

@@ -3,11 +3,11 @@ import math
 
 import pytest
 import torch
+from problems import REACTION_DIFFUSION_PROBLEMS, observed_order
 
 from oplearn.grids import Grid
 from oplearn.pdes import PDES, DiffusionReaction
 from oplearn.pdes.diffusion_reaction import neumann_laplacian, rk4_trajectory
-from problems import REACTION_DIFFUSION_PROBLEMS, observed_order
 
 PROBLEM = REACTION_DIFFUSION_PROBLEMS[0]
 
@@ -61,7 +61,9 @@ def test_laplacian_conserves_mass_and_is_exact_on_quadratics_inside():
     lap = neumann_laplacian(y, grid)
     assert lap.sum((-1, -2)).abs().max() < 1e-11 * lap.abs().max()
     x, _ = grid.coordinates(torch.float64)
-    assert torch.allclose(neumann_laplacian(x**2, grid)[1:-1], torch.full((10, 12), 2.0, dtype=torch.float64), atol=1e-10)
+    assert torch.allclose(
+        neumann_laplacian(x**2, grid)[1:-1], torch.full((10, 12), 2.0, dtype=torch.float64), atol=1e-10
+    )
     with pytest.raises(ValueError, match="periodic"):
         neumann_laplacian(y, Grid((12, 12), periodic=True))
 
@@ -127,7 +129,16 @@ def test_stable_step_shrinks_with_the_cell_width_and_the_amplitude():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(du=0.0), dict(dv=-1.0), dict(k=float("nan")), dict(t_end=0.0), dict(frames=1), dict(frames=2.5), dict(max_dt=0.0), dict(refine=2)],
+    [
+        dict(du=0.0),
+        dict(dv=-1.0),
+        dict(k=float("nan")),
+        dict(t_end=0.0),
+        dict(frames=1),
+        dict(frames=2.5),
+        dict(max_dt=0.0),
+        dict(refine=2),
+    ],
 )
 def test_invalid_parameters(kwargs):
     with pytest.raises(ValueError):

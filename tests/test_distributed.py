@@ -6,8 +6,8 @@ import sys
 
 import pytest
 import torch
-
 from helpers import SRC, tiny_config
+
 from oplearn.config import load_config
 from oplearn.data.generate import generate_dataset, make_pde
 from oplearn.training.checkpoint import load_checkpoint
@@ -20,8 +20,22 @@ def test_two_processes_match_one_process_with_the_same_global_batch(tmp_path):
     train(load_config(config_path), tmp_path / "single", progress=False)
 
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "oplearn.cli", "--", "train", str(config_path), "--out", str(tmp_path / "ddp"), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "oplearn.cli",
+        "--",
+        "train",
+        str(config_path),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.count("trained 3 epochs") == 1, "rank 0 alone prints the results"
@@ -56,8 +70,23 @@ def _stop_in_epoch_two_then_resume_on_two_processes(tmp_path, monkeypatch, confi
     assert load_checkpoint(tmp_path / "moved" / LAST)["epoch"] == 1
 
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "oplearn.cli", "--", "train", str(config_path), "--out", str(tmp_path / "moved"), "--resume", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "oplearn.cli",
+        "--",
+        "train",
+        str(config_path),
+        "--out",
+        str(tmp_path / "moved"),
+        "--resume",
+        "--no-progress",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     resumed, reference = load_checkpoint(tmp_path / "moved" / LAST), load_checkpoint(tmp_path / "reference" / LAST)
@@ -76,9 +105,12 @@ def test_one_step_pushforward_run_resumes_on_two_processes(tmp_path, monkeypatch
     """Autoregressive training (pushforward through the plain model) resumes across process counts."""
     from oplearn.training.tasks import OneStepTask
 
-    data = generate_dataset(make_pde("advection", {"n_times": 6, "t_final": 0.3}), 16, 16, tmp_path / "a.h5",
-                            seed=0, progress=False)
+    data = generate_dataset(
+        make_pde("advection", {"n_times": 6, "t_final": 0.3}), 16, 16, tmp_path / "a.h5", seed=0, progress=False
+    )
     model = {"name": "fno", "modes": 4, "width": 8, "n_layers": 2, "projection_channels": 16}
-    config_path = tiny_config(tmp_path / "c.yaml", data, epochs=3, model=model, task="one_step", history=2, pushforward=1)
+    config_path = tiny_config(
+        tmp_path / "c.yaml", data, epochs=3, model=model, task="one_step", history=2, pushforward=1
+    )
     batches = -(-len(OneStepTask(load_config(config_path), progress=False)) // 8)
     _stop_in_epoch_two_then_resume_on_two_processes(tmp_path, monkeypatch, config_path, batches)

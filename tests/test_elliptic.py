@@ -1,10 +1,10 @@
 import pytest
 import torch
+from problems import ELLIPTIC_PROBLEMS, PROBLEMS_BY_NAME, observed_order
 
 from oplearn.derivatives import divergence_form
 from oplearn.grids import Grid
 from oplearn.solvers.elliptic import solve_dirichlet
-from problems import ELLIPTIC_PROBLEMS, PROBLEMS_BY_NAME, observed_order
 
 RESOLUTIONS = {1: (33, 65, 129, 257), 2: (17, 33, 65), 3: (9, 13, 17, 21)}
 
@@ -98,7 +98,9 @@ def test_helmholtz_sign_convention():
     x, y = grid.coordinates(torch.float64)
     u = torch.sin(torch.pi * x) * torch.sin(torch.pi * y)
     k2 = 10.0
-    u_h = solve_dirichlet(torch.ones(1, 33, 33, dtype=torch.float64), ((2 * torch.pi**2 - k2) * u)[None], grid, reaction=-k2)
+    u_h = solve_dirichlet(
+        torch.ones(1, 33, 33, dtype=torch.float64), ((2 * torch.pi**2 - k2) * u)[None], grid, reaction=-k2
+    )
     assert (u_h[0] - u).abs().max() < 2e-3
 
 

@@ -4,9 +4,10 @@ residual(solve) ~ 0 for every family, agreement with walk-on-spheres."""
 
 import math
 
-import pytest
 import numpy as np
+import pytest
 import torch
+from helpers import one_thread  # noqa: F401
 
 from oplearn.geometry.families import DomainFamily
 from oplearn.geometry.mesh import mesh_domain
@@ -14,8 +15,6 @@ from oplearn.pdes import DarcyFEM, NonlinearPoissonFEM, PoissonFEM
 from oplearn.solvers.fem import QUADRATIC, P1Problem
 from oplearn.wos import Ball, Box, StarShaped, walk_on_spheres
 from oplearn.wos.walk import DirichletProblem
-
-from helpers import one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -70,7 +69,11 @@ def test_p1_second_order_on_curved_domains(domain, conductivity, a):
         assert problem.residual(u).abs().max() < 1e-10
         sizes.append(len(mesh) ** -0.5)
         errors.append(l2_error(problem, u))
-    slope = float(torch.linalg.lstsq(torch.tensor([[math.log(s), 1.0] for s in sizes]), torch.tensor(errors).log()[:, None]).solution[0])
+    slope = float(
+        torch.linalg.lstsq(
+            torch.tensor([[math.log(s), 1.0] for s in sizes]), torch.tensor(errors).log()[:, None]
+        ).solution[0]
+    )
     assert 1.8 < slope < 2.3, (errors, sizes)
 
 
@@ -93,7 +96,7 @@ def test_mesh_of_a_domain_with_holes():
     assert mesh.size < 0.05 and float(mesh.areas.min()) > 0
     # piecewise-linear interpolation reproduces linear functions; outside points give NaN
     points = domain.sample(200, torch.Generator().manual_seed(0))
-    linear = lambda x: 2 * x[:, 0] - 3 * x[:, 1] + 0.5  # noqa: E731
+    linear = lambda x: 2 * x[:, 0] - 3 * x[:, 1] + 0.5
     assert torch.allclose(mesh.interpolate(linear(mesh.nodes), points), linear(points), atol=1e-12)
     assert mesh.interpolate(linear(mesh.nodes), torch.tensor([[0.3, 0.3]])).isnan().all()
     # the mesh's signed distance approximates the domain's (exact up to the polygonal circles)
@@ -116,7 +119,11 @@ def test_families_solve_with_zero_residual_reproducibly(pde):
     again = pde.generate(2, 12, torch.Generator().manual_seed(3))
     once = pde.generate(2, 12, torch.Generator().manual_seed(3))
     for a, b in zip(again, once):
-        assert torch.equal(a.nodes, b.nodes) and torch.equal(a.outputs, b.outputs) and torch.equal(a.triangles, b.triangles)
+        assert (
+            torch.equal(a.nodes, b.nodes)
+            and torch.equal(a.outputs, b.outputs)
+            and torch.equal(a.triangles, b.triangles)
+        )
 
 
 def test_nonlinearity_matters_at_the_default_scale():
@@ -151,7 +158,9 @@ def test_fem_agrees_with_walk_on_spheres():
     mesh = mesh_domain(problem.domain, 1 / 60)
     u = pde.solve(problem, mesh)[:, 0]
     points = problem.domain.sample(6, torch.Generator().manual_seed(1))
-    walks = DirichletProblem(problem.domain, lambda x: torch.zeros(x.shape[:-1], dtype=x.dtype), lambda x: -problem.source(x))
+    walks = DirichletProblem(
+        problem.domain, lambda x: torch.zeros(x.shape[:-1], dtype=x.dtype), lambda x: -problem.source(x)
+    )
     estimate = walk_on_spheres(walks, points, 2000, epsilon=1e-4, generator=torch.Generator().manual_seed(2))
     fem = mesh.interpolate(u, points)
     z = (fem - estimate.mean) / (estimate.stderr + 2e-3 * u.abs().max())

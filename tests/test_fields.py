@@ -45,8 +45,12 @@ def neumann_covariance(grf, points_x, points_y, domain):
             continue
         lam = sum((math.pi * ki / (hi - lo)) ** 2 for ki, (lo, hi) in zip(k, domain))
         s2 = grf.sigma**2 * (lam + grf.tau**2) ** (-grf.alpha)
-        phi_x = math.prod(math.cos(math.pi * ki * (xi - lo) / (hi - lo)) for ki, xi, (lo, hi) in zip(k, points_x, domain))
-        phi_y = math.prod(math.cos(math.pi * ki * (yi - lo) / (hi - lo)) for ki, yi, (lo, hi) in zip(k, points_y, domain))
+        phi_x = math.prod(
+            math.cos(math.pi * ki * (xi - lo) / (hi - lo)) for ki, xi, (lo, hi) in zip(k, points_x, domain)
+        )
+        phi_y = math.prod(
+            math.cos(math.pi * ki * (yi - lo) / (hi - lo)) for ki, yi, (lo, hi) in zip(k, points_y, domain)
+        )
         total += s2 * phi_x * phi_y
     return total
 
@@ -133,8 +137,13 @@ def test_dtype_device_and_empty_batch():
 
 @pytest.mark.parametrize(
     "kwargs",
-    [dict(alpha=0.0, tau=3.0), dict(alpha=2.0, tau=-1.0), dict(alpha=2.0, tau=3.0, sigma=0.0),
-     dict(alpha=2.0, tau=3.0, boundary="dirichlet"), dict(alpha=2.0, tau=3.0, modes=0)],
+    [
+        dict(alpha=0.0, tau=3.0),
+        dict(alpha=2.0, tau=-1.0),
+        dict(alpha=2.0, tau=3.0, sigma=0.0),
+        dict(alpha=2.0, tau=3.0, boundary="dirichlet"),
+        dict(alpha=2.0, tau=3.0, modes=0),
+    ],
 )
 def test_invalid_parameters(kwargs):
     with pytest.raises(ValueError):

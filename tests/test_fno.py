@@ -1,10 +1,9 @@
 import pytest
 import torch
+from test_spectral_conv import band_limited
 
 from oplearn.models import FNO, count_parameters
 from oplearn.models.fno import Pointwise
-
-from test_spectral_conv import band_limited
 
 
 @pytest.mark.parametrize(
@@ -100,7 +99,9 @@ def test_activation_checkpointing_recomputes_blocks_and_keeps_gradients():
     model = FNO(3, 1, modes=4, width=8, n_layers=3, padding=0.1)
     x = torch.randn(2, 3, 16, 16)
     calls = []
-    hooks = [m.register_forward_hook(lambda *_: calls.append(1)) for m in model.modules() if isinstance(m, SpectralConv)]
+    hooks = [
+        m.register_forward_hook(lambda *_: calls.append(1)) for m in model.modules() if isinstance(m, SpectralConv)
+    ]
     grads = {}
     for flag in (False, True):
         model.activation_checkpointing = flag

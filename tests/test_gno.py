@@ -6,14 +6,13 @@ import math
 
 import pytest
 import torch
+from helpers import one_thread  # noqa: F401
 
 from oplearn.geometry.mesh import mesh_domain
 from oplearn.layers.integral import MOLLIFIERS, KernelIntegral
 from oplearn.layers.neighbors import radius_neighbors
 from oplearn.models import FNO, FNOGNO, GINO, GNO, MollifiedGNO
 from oplearn.wos import Ball
-
-from helpers import one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -54,7 +53,19 @@ def small_gino(mollifier=None, dtype=torch.float32):
     fno = FNO(16 + 1, 16, modes=4, width=12, n_layers=2, projection_channels=16)
     cls = MollifiedGNO if mollifier else GINO
     kwargs = {"mollifier_out": mollifier} if mollifier else {}
-    return cls(1, 1, fno, (12, 12), ((0.0, 1.0), (0.0, 1.0)), 0.12, 0.15, width=16, latent_channels=1, kernel_width=24, **kwargs).to(dtype)
+    return cls(
+        1,
+        1,
+        fno,
+        (12, 12),
+        ((0.0, 1.0), (0.0, 1.0)),
+        0.12,
+        0.15,
+        width=16,
+        latent_channels=1,
+        kernel_width=24,
+        **kwargs,
+    ).to(dtype)
 
 
 def cloud(n=400, seed=0):
@@ -70,15 +81,17 @@ def test_point_order_and_query_count_invariance(name):
     torch.manual_seed(0)
     if name == "gno":
         model = GNO(1, 1, width=16, n_layers=2, radius=0.15, kernel_width=24)
-        run = lambda x, a, y: model(x, a, y)  # noqa: E731
+        run = lambda x, a, y: model(x, a, y)
     elif name == "gino":
         model = small_gino()
         latent = torch.randn(1, 1, 12, 12)
-        run = lambda x, a, y: model(x, a, y, latent=latent)  # noqa: E731
+        run = lambda x, a, y: model(x, a, y, latent=latent)
     else:
-        model = FNOGNO(1, 1, FNO(3, 16, modes=4, width=12, n_layers=2), ((0.0, 1.0), (0.0, 1.0)), 0.12, width=16, kernel_width=24)
+        model = FNOGNO(
+            1, 1, FNO(3, 16, modes=4, width=12, n_layers=2), ((0.0, 1.0), (0.0, 1.0)), 0.12, width=16, kernel_width=24
+        )
         grid_input = torch.randn(1, 1, 16, 16)
-        run = lambda x, a, y: model(grid_input, y)  # noqa: E731
+        run = lambda x, a, y: model(grid_input, y)
     with torch.no_grad():
         u = run(x, a, y)
         p, q = torch.randperm(len(x)), torch.randperm(len(y))
@@ -95,8 +108,13 @@ def test_packed_batches_equal_separate_samples():
     l1, l2 = torch.randn(1, 1, 12, 12), torch.randn(1, 1, 12, 12)
     with torch.no_grad():
         alone = torch.cat([model(x1, a1, y1, latent=l1), model(x2, a2, y2, latent=l2)])
-        xb, yb = torch.arange(2).repeat_interleave(torch.tensor([300, 450])), torch.arange(2).repeat_interleave(torch.tensor([20, 35]))
-        packed = model(torch.cat([x1, x2]), torch.cat([a1, a2]), torch.cat([y1, y2]), xb, yb, latent=torch.cat([l1, l2]))
+        xb, yb = (
+            torch.arange(2).repeat_interleave(torch.tensor([300, 450])),
+            torch.arange(2).repeat_interleave(torch.tensor([20, 35])),
+        )
+        packed = model(
+            torch.cat([x1, x2]), torch.cat([a1, a2]), torch.cat([y1, y2]), xb, yb, latent=torch.cat([l1, l2])
+        )
     assert torch.allclose(packed, alone, atol=1e-5)
 
 
@@ -109,7 +127,7 @@ def test_kernel_integral_converges_under_mesh_refinement(mollifier, order):
     integral = KernelIntegral(2, 2, 0.2, kernel_width=16, mollifier=mollifier).double()
     disk = Ball((0.5, 0.5), 0.4)
     y = disk.sample(40, torch.Generator().manual_seed(0))
-    field = lambda x: torch.stack([torch.sin(3 * x[:, 0]), x[:, 1] ** 2], 1)  # noqa: E731
+    field = lambda x: torch.stack([torch.sin(3 * x[:, 0]), x[:, 1] ** 2], 1)
 
     def at(h):
         mesh = mesh_domain(disk, h)
@@ -130,8 +148,8 @@ def test_mollified_gno_derivatives_match_finite_differences():
     y = torch.rand(25, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(3)) * 0.8 + 0.1
     from oplearn.point_physics import query_derivatives
 
-    fn = lambda q: model(x, a, q, latent=latent)  # noqa: E731
-    u, grad, laplacian = query_derivatives(fn, y, create_graph=False)
+    fn = lambda q: model(x, a, q, latent=latent)
+    _u, grad, laplacian = query_derivatives(fn, y, create_graph=False)
     h = 1e-5
     for k in range(2):
         e = torch.zeros(2, dtype=torch.float64)
@@ -143,7 +161,9 @@ def test_mollified_gno_derivatives_match_finite_differences():
     errors = []
     for h in (4e-4, 2e-4, 1e-4):
         with torch.no_grad():
-            second = sum(fn(y + h * e) + fn(y - h * e) - 2 * fn(y) for e in torch.eye(2, dtype=torch.float64))[:, 0] / h**2
+            second = (
+                sum(fn(y + h * e) + fn(y - h * e) - 2 * fn(y) for e in torch.eye(2, dtype=torch.float64))[:, 0] / h**2
+            )
         errors.append(float((second - laplacian).abs().max() / laplacian.abs().max()))
     assert errors[-1] < 1e-4 and errors[0] / errors[1] > 3 and errors[1] / errors[2] > 3, errors
 
@@ -179,11 +199,11 @@ def test_operators_converge_under_mesh_refinement(name):
     torch.manual_seed(0)
     if name == "gno":
         model = GNO(1, 1, width=8, n_layers=2, radius=0.08, kernel_width=8, mollifier="bump")
-        run = lambda m, a: model(m.nodes.float(), a, y, quadrature=m.node_weights.float())  # noqa: E731
+        run = lambda m, a: model(m.nodes.float(), a, y, quadrature=m.node_weights.float())
     else:
         model = small_gino()
         latent = torch.randn(1, 1, 12, 12)
-        run = lambda m, a: model(m.nodes.float(), a, y, quadrature=m.node_weights.float(), latent=latent)  # noqa: E731
+        run = lambda m, a: model(m.nodes.float(), a, y, quadrature=m.node_weights.float(), latent=latent)
 
     def at(h):
         mesh = mesh_domain(disk, h)

@@ -1,12 +1,12 @@
 import h5py
 import numpy as np
 import pytest
+from toy_pde import Doubling
 
 from oplearn.data.generate import generate_dataset
 from oplearn.data.info import describe
 from oplearn.errors import DataError
 from oplearn.pdes import DiffusionReaction
-from toy_pde import Doubling
 
 
 class Crash(Exception):
@@ -21,7 +21,9 @@ class CrashingDoubling(Doubling):
 
 
 def test_card_of_a_complete_steady_file(tmp_path):
-    path = generate_dataset(Doubling(scale=2.0), n=6, resolution=8, out=tmp_path / "d.h5", seed=7, chunk_size=4, progress=False)
+    path = generate_dataset(
+        Doubling(scale=2.0), n=6, resolution=8, out=tmp_path / "d.h5", seed=7, chunk_size=4, progress=False
+    )
     card = describe(path)
     lines = dict(line.split(None, 1) for line in card.splitlines()[1:])
     assert lines["status"] == "complete (6 of 6 samples)"
@@ -34,7 +36,9 @@ def test_card_of_a_complete_steady_file(tmp_path):
 
 
 def test_card_of_a_trajectory_file(tmp_path):
-    path = generate_dataset(DiffusionReaction(t_end=0.1, frames=3), n=1, resolution=6, out=tmp_path / "dr.h5", progress=False)
+    path = generate_dataset(
+        DiffusionReaction(t_end=0.1, frames=3), n=1, resolution=6, out=tmp_path / "dr.h5", progress=False
+    )
     card = describe(path)
     assert "time        3 frames, t = 0 .. 0.1, step 0.05" in card
     assert "outputs     (1, 3, 2, 6, 6) float32, channels: u, v" in card

@@ -5,15 +5,21 @@ import math
 import pytest
 import torch
 
-from oplearn.diffusion.schedules import karras_sigmas
 from oplearn.diffusion.noise import GRFNoise
+from oplearn.diffusion.schedules import karras_sigmas
 from oplearn.errors import OplearnError
 from oplearn.fields import GaussianRandomField
 from oplearn.grids import Grid
 from oplearn.inverse.guidance import DecoupledFields
 from oplearn.inverse.linear_gaussian import GaussianDenoiser, LinearGaussianPoisson
 from oplearn.inverse.observations import BoundaryObservation, Observation, PointObservation, Subsample
-from oplearn.inverse.posterior import calibration, coefficient_error_rate, posterior_metrics, sample_posterior, summarize
+from oplearn.inverse.posterior import (
+    calibration,
+    coefficient_error_rate,
+    posterior_metrics,
+    sample_posterior,
+    summarize,
+)
 from oplearn.pdes.poisson import Poisson
 
 N = 12
@@ -31,8 +37,18 @@ def problem():
 
 
 def _sample(lg, obs, y, count, seed=2, steps=12, **kw):
-    return sample_posterior(lg.denoiser, obs, y, lg.shape, count, karras_sigmas(steps, 0.002, 80.0, 7.0), fields=lg.fields,
-                            dtype=torch.float64, generator=torch.Generator().manual_seed(seed), **kw)
+    return sample_posterior(
+        lg.denoiser,
+        obs,
+        y,
+        lg.shape,
+        count,
+        karras_sigmas(steps, 0.002, 80.0, 7.0),
+        fields=lg.fields,
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(seed),
+        **kw,
+    )
 
 
 def test_observation_operators_select_count_and_are_adjoint():
@@ -110,7 +126,7 @@ def test_default_guidance_samples_the_exact_posterior(problem):
 def test_stochastic_churn_keeps_the_exact_posterior(problem):
     """Churn (re-noising before each Heun step) with the exact posterior denoiser still samples
     the exact posterior, with other draws than the ODE; multistep solvers and DAPS refuse it."""
-    lg, truth, obs, y, mean, std = problem
+    lg, _truth, obs, y, mean, std = problem
     m = 32
     draws = _sample(lg, obs, y, m, steps=24, sampler="heun", churn=8.0, guidance={"scale": "covariance"})
     ode = _sample(lg, obs, y, m, steps=24, sampler="heun", guidance={"scale": "covariance"})
@@ -132,7 +148,7 @@ def test_covariance_guidance_with_grf_noise_needs_the_noise_covariance(problem):
     from oplearn.diffusion.samplers import sample
     from oplearn.inverse.guidance import GuidedDenoiser
 
-    _, truth, obs, y, mean, std = problem
+    _, _truth, obs, y, mean, std = problem
     lg = LinearGaussianPoisson(Poisson(), N, noise=GRFNoise())
     m = 32
     post = summarize(_sample(lg, obs, y, m, noise=lg.noise, guidance={"scale": "covariance"}))
@@ -165,7 +181,7 @@ def test_covariance_guidance_solves_indefinite_nonsymmetric_systems():
             x0 = denoise(x, None)
             out = guided(x, torch.full((2,), 1.0, dtype=torch.float64))
             before, after = (y - obs.apply(x0)).norm(dim=1), (y - obs.apply(out)).norm(dim=1)
-            assert torch.isfinite(out).all() and (after < 1e-3 * before).all(), (after / before)
+            assert torch.isfinite(out).all() and (after < 1e-3 * before).all(), after / before
 
 
 def test_step_matched_guidance_relaxes_the_residual_exactly():
@@ -188,13 +204,16 @@ def test_step_matched_guidance_relaxes_the_residual_exactly():
         after = y - obs.apply(sample(matched, x, sigmas, "euler"))
         assert torch.allclose(after, torch.exp(-k * h)[:, None] * r, atol=1e-10), t
     sigmas = torch.tensor([10.0, 9.0], dtype=torch.float64)
-    overshoot = y - obs.apply(sample(GuidedDenoiser(lambda z, sigma: z, obs, y, weight=1.0, scale="normalized"), x, sigmas, "euler"))
+    overshoot = y - obs.apply(
+        sample(GuidedDenoiser(lambda z, sigma: z, obs, y, weight=1.0, scale="normalized"), x, sigmas, "euler")
+    )
     assert torch.allclose(overshoot, (1 - 0.1 * k)[:, None] * r)
     tiny = torch.tensor([10.0, 10.0 * (1 - 1e-7)], dtype=torch.float64)
     sigma = torch.full((3,), 10.0, dtype=torch.float64)
     full = GuidedDenoiser(lambda z, s: z, obs, y, weight=1.0, scale="normalized")(x, sigma)
-    assert torch.allclose(GuidedDenoiser(lambda z, s: z, obs, y, weight=1.0, scale="normalized", schedule=tiny)(x, sigma),
-                          full, rtol=1e-3)
+    assert torch.allclose(
+        GuidedDenoiser(lambda z, s: z, obs, y, weight=1.0, scale="normalized", schedule=tiny)(x, sigma), full, rtol=1e-3
+    )
 
 
 def test_step_matched_guidance_converges_in_fewer_steps():
@@ -240,8 +259,9 @@ def test_krylov_guidance_relaxes_every_direction_exactly(monkeypatch):
     theta, q = torch.linalg.eigh(weight * lam[:, None, None] * ana)
     exact = (q @ (torch.exp(-math.log(2.0) * theta) * (q.transpose(1, 2) @ r[..., None])[..., 0])[..., None])[..., 0]
     for krylov, tolerance in ((m, 1e-6), (1, 1.0)):
-        guided = guidance.GuidedDenoiser(lambda z, s: z, obs, y, weight=weight, scale="normalized", noise=noise, schedule=sigmas,
-                                         krylov=krylov)
+        guided = guidance.GuidedDenoiser(
+            lambda z, s: z, obs, y, weight=weight, scale="normalized", noise=noise, schedule=sigmas, krylov=krylov
+        )
         gap = (y - obs.apply(sample(guided, x, sigmas, "euler")) - exact).norm(dim=1) / r.norm(dim=1)
         assert (gap < tolerance).all() if krylov > 1 else (gap > tolerance).all(), (krylov, gap)
 
@@ -280,10 +300,13 @@ def test_krylov_guidance_rejects_what_it_cannot_do():
 
 
 def test_guidance_and_daps_reduce_the_observation_misfit(problem):
-    lg, truth, obs, y, mean, std = problem
+    lg, _truth, obs, y, _mean, _std = problem
     unguided = _sample(lg, obs, y, 8, steps=20, guidance={"scale": "normalized", "weight": 0.0})
     misfit0 = obs.misfit(unguided, y[None]).mean()
-    for kw in ({"guidance": {"scale": "normalized"}}, {"method": "daps", "daps_options": {"langevin_steps": 100, "ode_steps": 3}}):
+    for kw in (
+        {"guidance": {"scale": "normalized"}},
+        {"method": "daps", "daps_options": {"langevin_steps": 100, "ode_steps": 3}},
+    ):
         guided = _sample(lg, obs, y, 8, steps=20, **kw)
         assert obs.misfit(guided, y[None]).mean() < 0.2 * misfit0
 
@@ -323,9 +346,17 @@ def test_pde_residual_term_reduces_the_residual():
     y = torch.zeros(1, dtype=torch.float64)
 
     def residual_norm(weight):
-        x = sample_posterior(denoise, obs, y, (2, n, n), 4, karras_sigmas(12), guidance={"scale": "normalized", "weight": 0.0,
-                             "pde_weight": weight,
-                             "pde": pde, "grid": grid}, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+        x = sample_posterior(
+            denoise,
+            obs,
+            y,
+            (2, n, n),
+            4,
+            karras_sigmas(12),
+            guidance={"scale": "normalized", "weight": 0.0, "pde_weight": weight, "pde": pde, "grid": grid},
+            dtype=torch.float64,
+            generator=torch.Generator().manual_seed(1),
+        )
         return pde.residual(x[:, 1:], x[:, :1], grid).flatten(1).norm(dim=1).mean()
 
     assert residual_norm(10.0) < 0.6 * residual_norm(0.0)
@@ -333,7 +364,7 @@ def test_pde_residual_term_reduces_the_residual():
 
 def test_decoupled_prior_with_forward_operator_matches_the_joint_posterior(problem):
     """DDIS: a prior on f alone and the forward map inside the guidance give the same exact posterior."""
-    lg, truth, obs, y, mean, std = problem
+    lg, _truth, obs, y, mean, std = problem
     scale_f = lg.scale[0]
     prior_f = GaussianDenoiser(lg.source_covariance / scale_f**2)
 
@@ -342,8 +373,18 @@ def test_decoupled_prior_with_forward_operator_matches_the_joint_posterior(probl
             return (f.flatten(1) @ lg.solution_operator.T.to(f)).reshape(f.shape)
 
     fields = DecoupledFields(Solve(), decode=lambda z: z * scale_f)
-    x = sample_posterior(prior_f, obs, y, (1, N, N), 16, karras_sigmas(10), fields=fields, guidance={"scale": "covariance"},
-                         dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    x = sample_posterior(
+        prior_f,
+        obs,
+        y,
+        (1, N, N),
+        16,
+        karras_sigmas(10),
+        fields=fields,
+        guidance={"scale": "covariance"},
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(3),
+    )
     post = summarize(x)
     free = std > 1e-6
     z = ((post.mean - mean) / std)[free].square().mean().sqrt() * math.sqrt(16)
@@ -382,7 +423,9 @@ def test_interpolation_baselines():
     everything = Subsample((2, 16, 16), 1, channels=0)
     solved = interpolate_and_solve(darcy, everything, everything.apply(fields), grid)
     assert torch.allclose(solved, fields)
-    inputs, targets = regression_pairs(fields, grid, 30, observed=[1], targets=[0], generator=torch.Generator().manual_seed(0))
+    inputs, targets = regression_pairs(
+        fields, grid, 30, observed=[1], targets=[0], generator=torch.Generator().manual_seed(0)
+    )
     assert inputs.shape == (2, 2, 16, 16) and targets.shape == (2, 1, 16, 16) and inputs[:, 1].sum() == 60
 
 
@@ -390,6 +433,8 @@ def test_write_fields_round_trip(tmp_path):
     from oplearn.data.files import load_fields, write_fields
 
     grid = Grid((5, 4))
-    path = write_fields(tmp_path / "d.h5", torch.randn(3, 2, 5, 4), torch.randn(3, 1, 5, 4), grid, (["a", "m"], ["u"]), "darcy", {}, 0)
+    path = write_fields(
+        tmp_path / "d.h5", torch.randn(3, 2, 5, 4), torch.randn(3, 1, 5, 4), grid, (["a", "m"], ["u"]), "darcy", {}, 0
+    )
     data = load_fields(path)
     assert data.inputs.shape == (3, 2, 5, 4) and data.grid == grid and not (tmp_path / "d.h5.partial").exists()

@@ -5,7 +5,6 @@ import json
 import numpy as np
 import pytest
 import yaml
-
 from helpers import run_cli, tiny_config
 
 
@@ -13,9 +12,19 @@ def _prior_config(path, data, fields):
     config = {
         "seed": 0,
         "data": {"path": str(data), "n_train": 32, "n_val": 8, "batch_size": 8},
-        "train": {"task": "diffusion", "epochs": 3, "lr": 1e-2, "weight_decay": 0.0, "scheduler": "constant", "threads": 1},
-        "diffusion": {"fields": fields, "noise": {"kind": "grf"},
-                      "net": {"modes": 4, "width": 8, "scales": [0.5], "embedding": 16, "projection_channels": 16}},
+        "train": {
+            "task": "diffusion",
+            "epochs": 3,
+            "lr": 1e-2,
+            "weight_decay": 0.0,
+            "scheduler": "constant",
+            "threads": 1,
+        },
+        "diffusion": {
+            "fields": fields,
+            "noise": {"kind": "grf"},
+            "net": {"modes": 4, "width": 8, "scales": [0.5], "embedding": 16, "projection_channels": 16},
+        },
     }
     path.write_text(yaml.safe_dump(config))
     return path
@@ -34,8 +43,27 @@ def runs(tmp_path_factory):
 
 
 def _inverse(run, data, out, *extra, check=True):
-    return run_cli("inverse", run, "--observe", "u", "--points", 40, "--samples", 4, "--steps", 20, "--data", data,
-                   "--index", 39, "--out", out, "--no-progress", *extra, check=check)
+    return run_cli(
+        "inverse",
+        run,
+        "--observe",
+        "u",
+        "--points",
+        40,
+        "--samples",
+        4,
+        "--steps",
+        20,
+        "--data",
+        data,
+        "--index",
+        39,
+        "--out",
+        out,
+        "--no-progress",
+        *extra,
+        check=check,
+    )
 
 
 def test_inverse_cli_writes_posterior_metrics_and_figure(runs):
@@ -64,8 +92,21 @@ def test_inverse_cli_ddis_and_daps(runs):
     run_cli("train", _prior_config(root / "coef.yaml", data, "inputs"), "--out", root / "coef", "--no-progress")
     run_cli("train", tiny_config(root / "forward.yaml", data, epochs=2), "--out", root / "forward", "--no-progress")
     out = root / "ddis"
-    _inverse(root / "coef", data, out, "--forward-run", root / "forward", "--method", "daps", "--tau", "0.01",
-             "--langevin-steps", 3, "--ode-steps", 2)
+    _inverse(
+        root / "coef",
+        data,
+        out,
+        "--forward-run",
+        root / "forward",
+        "--method",
+        "daps",
+        "--tau",
+        "0.01",
+        "--langevin-steps",
+        3,
+        "--ode-steps",
+        2,
+    )
     post = np.load(out / "posterior.npz")
     assert post["samples"].shape == (4, 2, 16, 16) and list(post["names"]) == ["a", "u"]
     # Covariance guidance runs through the forward operator: vector-Jacobian products and forward differences.
@@ -84,7 +125,9 @@ def test_inverse_cli_errors(runs):
     assert proc.returncode == 2 and "--data" in proc.stderr
     proc = run_cli("inverse", root / "joint", "--observe", "u", "--data", data, "--samples", 1, check=False)
     assert proc.returncode == 2 and "--samples" in proc.stderr
-    proc = run_cli("inverse", root / "joint", "--observe", "u", "--data", data, "--method", "daps", "--krylov", 4, check=False)
+    proc = run_cli(
+        "inverse", root / "joint", "--observe", "u", "--data", data, "--method", "daps", "--krylov", 4, check=False
+    )
     assert proc.returncode == 2 and "--krylov applies to DPS" in proc.stderr
     proc = _inverse(root / "joint", data, root / "bad", "--krylov", 0, check=False)
     assert proc.returncode == 2 and "krylov must be >= 1" in proc.stderr

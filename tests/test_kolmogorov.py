@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from helpers import one_thread, run_cli  # noqa: F401  (fixture)
 from torch import nn
 
-from helpers import one_thread, run_cli  # noqa: F401  (fixture)
 from oplearn.config import load_config, shipped_configs
 from oplearn.kolmogorov import KolmogorovModel, make_loss, make_problem, solution_metrics
 from oplearn.kolmogorov.task import KolmogorovTask
@@ -23,13 +22,19 @@ from oplearn.training.run import train
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 #: Problems with a closed form (or a fine deterministic reference), small enough for tests.
-EXACT = [("black_scholes", {}), ("heat_paraboloid", {"dim": 3}), ("heat_gaussian", {"dim": 10}), ("heat", {"dim": 5}),
-         ("gaussian", {"dim": 5}), ("hjb", {"dim": 2})]
+EXACT = [
+    ("black_scholes", {}),
+    ("heat_paraboloid", {"dim": 3}),
+    ("heat_gaussian", {"dim": 10}),
+    ("heat", {"dim": 5}),
+    ("gaussian", {"dim": 5}),
+    ("hjb", {"dim": 2}),
+]
 
 
 def _mc(problem, t, x, p, n, gen, steps=None):
     """Monte-Carlo mean and standard error of phi(X_t) at each point: exact draws, or Euler paths of ``steps``."""
-    rep = lambda v: v.repeat_interleave(n, 0)  # noqa: E731
+    rep = lambda v: v.repeat_interleave(n, 0)
     if steps is None:
         end = problem.sample_end(rep(t), rep(x), rep(p), gen)
     else:
@@ -57,7 +62,7 @@ def test_monte_carlo_references_carry_their_standard_error():
     """Basket (Euler reference) and correlated Black-Scholes (exact log-normal draws): two seeds agree
     within their standard errors, which shrink like 1/sqrt(samples); the exact draws of the 50D model
     agree with Euler paths of its drift and diffusion."""
-    gen = lambda s: torch.Generator().manual_seed(s)  # noqa: E731
+    gen = lambda s: torch.Generator().manual_seed(s)
     basket = make_problem("basket")
     t, x, p = basket.sample(4, gen(0), dtype=torch.float64)
     a, b = basket.reference(t, x, p, 4000, gen(1)), basket.reference(t, x, p, 4000, gen(2))
@@ -106,7 +111,12 @@ def test_targets_are_unbiased(name):
     for loss, bias in ((make_loss("fk", 1), 0.0), (make_loss("detach", 16), 0.02)):
         y = (net(t, x, p) - loss.residuals(problem, net, t, x, p, gen)).detach().view(2, -1)
         se = y.std(1) / math.sqrt(y.shape[1])
-        assert torch.all((y.mean(1) - exact).abs() < 4 * se + bias * (exact.abs() + 1)), (loss.name, y.mean(1), exact, se)
+        assert torch.all((y.mean(1) - exact).abs() < 4 * se + bias * (exact.abs() + 1)), (
+            loss.name,
+            y.mean(1),
+            exact,
+            se,
+        )
 
 
 def test_bsde_gradient_variance_vanishes_at_the_solution_and_fk_does_not():
@@ -155,14 +165,18 @@ def test_each_loss_trains_in_10_and_100_dimensions(loss_name, dim):
 def test_multilevel_mlp_shapes_and_levels():
     net = MultilevelMLP(7, levels=3, factor=2)
     assert net(torch.randn(5, 7)).shape == (5,)
-    assert sum(p.numel() for p in net.parameters()) > sum(p.numel() for p in MultilevelMLP(7, levels=2, factor=2).parameters())
+    assert sum(p.numel() for p in net.parameters()) > sum(
+        p.numel() for p in MultilevelMLP(7, levels=2, factor=2).parameters()
+    )
 
 
 def test_metrics_refuse_to_claim_an_error_below_the_reference():
     ref = torch.linspace(0, 2, 100, dtype=torch.float64)
     se = torch.full_like(ref, 0.01)
     close = solution_metrics(ref + 1e-4, ref, se)
-    assert "relative_l1" not in close and close["relative_l1_bound"] > 2 * close["reference_l1"] and close["resolved"] == 0
+    assert (
+        "relative_l1" not in close and close["relative_l1_bound"] > 2 * close["reference_l1"] and close["resolved"] == 0
+    )
     far = solution_metrics(ref + 0.5, ref, se)
     assert far["relative_l1"] == pytest.approx((0.5 / (ref + 1)).mean().item()) and far["resolved"] == 1
     exact = solution_metrics(ref + 1e-4, ref, torch.zeros_like(ref))
@@ -170,10 +184,23 @@ def test_metrics_refuse_to_claim_an_error_below_the_reference():
 
 
 def _tiny(tmp_path, **kolmogorov):
-    settings = {"problem": "heat", "problem_params": {"dim": 4}, "loss": "bsde", "steps": 4, "iterations": 4,
-                "validation_points": 64, "eval_points": 256, **kolmogorov}
-    config = {"seed": 0, "data": {"batch_size": 32}, "model": {"name": "multilevel_mlp", "levels": 2, "factor": 2},
-              "train": {"task": "kolmogorov", "epochs": 4, "lr": 3e-3, "threads": 1}, "kolmogorov": settings}
+    settings = {
+        "problem": "heat",
+        "problem_params": {"dim": 4},
+        "loss": "bsde",
+        "steps": 4,
+        "iterations": 4,
+        "validation_points": 64,
+        "eval_points": 256,
+        **kolmogorov,
+    }
+    config = {
+        "seed": 0,
+        "data": {"batch_size": 32},
+        "model": {"name": "multilevel_mlp", "levels": 2, "factor": 2},
+        "train": {"task": "kolmogorov", "epochs": 4, "lr": 3e-3, "threads": 1},
+        "kolmogorov": settings,
+    }
     path = tmp_path / "kolmogorov.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -194,14 +221,22 @@ def test_run_stopped_and_resumed_reaches_the_same_weights(tmp_path, monkeypatch)
         train(config, tmp_path / "resumed", progress=False)
     monkeypatch.setattr(KolmogorovTask, "start_epoch", start_epoch)
     train(config, tmp_path / "resumed", resume=True, progress=False)
-    whole, resumed = (torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=True) for r in ("whole", "resumed"))
+    whole, resumed = (
+        torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=True) for r in ("whole", "resumed")
+    )
     for key, value in whole["model"].items():
         torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=0, msg=key)
 
 
 def test_train_evaluate_report_end_to_end(tmp_path):
-    config = _tiny(tmp_path, problem="basket", problem_params={}, validation_reference_samples=64, eval_points=64,
-                   reference_samples=512)
+    config = _tiny(
+        tmp_path,
+        problem="basket",
+        problem_params={},
+        validation_reference_samples=64,
+        eval_points=64,
+        reference_samples=512,
+    )
     run_cli("train", config, "--out", tmp_path / "run")
     out = run_cli("evaluate", tmp_path / "run", "--samples", "48")
     assert "48 held-out points" in out.stdout
@@ -215,12 +250,21 @@ def test_train_evaluate_report_end_to_end(tmp_path):
         assert (tmp_path / "run" / "report" / name).exists(), name
 
 
-@pytest.mark.parametrize("name", sorted(n for n, path in shipped_configs().items() if load_config(path).train.task == "kolmogorov"))
+@pytest.mark.parametrize(
+    "name", sorted(n for n, path in shipped_configs().items() if load_config(path).train.task == "kolmogorov")
+)
 def test_each_shipped_kolmogorov_config_trains(name, tmp_path):
-    config = load_config(name, ["train.epochs=1", "kolmogorov.iterations=2", "data.batch_size=16", "kolmogorov.validation_points=16",
-                                "kolmogorov.validation_reference_samples=16", "train.threads=1"])
+    config = load_config(
+        name,
+        [
+            "train.epochs=1",
+            "kolmogorov.iterations=2",
+            "data.batch_size=16",
+            "kolmogorov.validation_points=16",
+            "kolmogorov.validation_reference_samples=16",
+            "train.threads=1",
+        ],
+    )
     train(config, tmp_path / "run", progress=False)
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert math.isfinite(log[-1]["train_loss"]) and math.isfinite(log[-1]["val_relative_l1"])
-
-

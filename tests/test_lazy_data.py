@@ -6,8 +6,8 @@ import sys
 
 import pytest
 import torch
-
 from helpers import SRC, tiny_config
+
 from oplearn.config import load_config
 from oplearn.data.dataset import FieldDataset
 from oplearn.data.files import load_fields
@@ -80,10 +80,13 @@ def test_lazy_training_gives_the_in_memory_weights(tmp_path, sharded, monkeypatc
 
 
 def test_lazy_one_step_training_gives_the_in_memory_weights(tmp_path):
-    path = generate_dataset(make_pde("advection", {"n_times": 6, "t_final": 0.3}), 12, 16, tmp_path / "adv.h5",
-                            seed=0, progress=False)
+    path = generate_dataset(
+        make_pde("advection", {"n_times": 6, "t_final": 0.3}), 12, 16, tmp_path / "adv.h5", seed=0, progress=False
+    )
     model = {"name": "fno", "modes": 4, "width": 8, "n_layers": 2, "projection_channels": 16}
-    config_path = tiny_config(tmp_path / "c.yaml", path, epochs=2, model=model, task="one_step", history=2, pushforward=1)
+    config_path = tiny_config(
+        tmp_path / "c.yaml", path, epochs=2, model=model, task="one_step", history=2, pushforward=1
+    )
     train(load_config(config_path, ["data.n_val=4"]), tmp_path / "memory", progress=False)
     train(load_config(config_path, ["data.n_val=4", "data.lazy=true"]), tmp_path / "lazy", progress=False)
     memory, lazy = load_checkpoint(tmp_path / "memory" / LAST), load_checkpoint(tmp_path / "lazy" / LAST)
@@ -96,9 +99,24 @@ def test_two_processes_reading_sharded_data_lazily_match_one_process(tmp_path, s
     train(load_config(config_path), tmp_path / "single", progress=False)
 
     env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "oplearn.cli", "--", "train", str(config_path), "--out", str(tmp_path / "ddp"), "--no-progress",
-           "--set", "data.lazy=true"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "oplearn.cli",
+        "--",
+        "train",
+        str(config_path),
+        "--out",
+        str(tmp_path / "ddp"),
+        "--no-progress",
+        "--set",
+        "data.lazy=true",
+    ]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     single, ddp = load_checkpoint(tmp_path / "single" / LAST), load_checkpoint(tmp_path / "ddp" / LAST)

@@ -2,14 +2,13 @@ import math
 
 import pytest
 import torch
+from test_spectral_conv import band_limited
 from torch import nn
 
-from oplearn.layers.local import DifferentialConv, BumpKernel, LocalIntegralConv, grid_spacing
+from oplearn.layers.local import BumpKernel, DifferentialConv, LocalIntegralConv, grid_spacing
 from oplearn.models import FNO, count_parameters
 from oplearn.models.local_fno import LocalFNO, LocalFNOConfig
 from oplearn.pdes import Darcy
-
-from test_spectral_conv import band_limited
 
 
 class Indicator(nn.Module):

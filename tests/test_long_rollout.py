@@ -7,14 +7,19 @@ import h5py
 import pytest
 import torch
 import yaml
-
 from helpers import run_cli
+
 from oplearn.pdes import KolmogorovFlow, KuramotoSivashinsky
 from oplearn.training.coarse_graining import step_residual
 
 
-@pytest.mark.parametrize("pde", [KuramotoSivashinsky(length=32.0, t_final=1.0, n_times=10, burn_in=20.0, dt=0.05),
-                                 KolmogorovFlow(re=40.0, t_final=0.1, n_times=10, burn_in=1.0, dt=5e-3)])
+@pytest.mark.parametrize(
+    "pde",
+    [
+        KuramotoSivashinsky(length=32.0, t_final=1.0, n_times=10, burn_in=20.0, dt=0.05),
+        KolmogorovFlow(re=40.0, t_final=0.1, n_times=10, burn_in=1.0, dt=5e-3),
+    ],
+)
 def test_step_residual_is_small_for_the_solution_and_second_order_in_the_step(pde):
     fine = pde.grid(32)
     u0 = pde.sample_input(1, fine, torch.Generator().manual_seed(0))
@@ -29,13 +34,44 @@ def test_step_residual_is_small_for_the_solution_and_second_order_in_the_step(pd
 
 def test_train_rollout_and_report_end_to_end(tmp_path):
     data = tmp_path / "ks.h5"
-    run_cli("generate", "kuramoto_sivashinsky", "--n", "12", "--resolution", "32", "--out", data, "--no-progress",
-            "--param", "length=32", "--param", "t_final=8", "--param", "n_times=20", "--param", "burn_in=20")
+    run_cli(
+        "generate",
+        "kuramoto_sivashinsky",
+        "--n",
+        "12",
+        "--resolution",
+        "32",
+        "--out",
+        data,
+        "--no-progress",
+        "--param",
+        "length=32",
+        "--param",
+        "t_final=8",
+        "--param",
+        "n_times=20",
+        "--param",
+        "burn_in=20",
+    )
     config = tmp_path / "refiner.yaml"
-    config.write_text(yaml.safe_dump({
-        "seed": 0, "data": {"path": str(data), "n_train": 8, "n_val": 4, "batch_size": 16},
-        "model": {"name": "fno", "modes": 8, "width": 12, "n_layers": 2, "projection_channels": 16, "padding": 0},
-        "train": {"task": "refiner", "epochs": 4, "lr": 3e-3, "threads": 1}, "refiner": {"steps": 2}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "seed": 0,
+                "data": {"path": str(data), "n_train": 8, "n_val": 4, "batch_size": 16},
+                "model": {
+                    "name": "fno",
+                    "modes": 8,
+                    "width": 12,
+                    "n_layers": 2,
+                    "projection_channels": 16,
+                    "padding": 0,
+                },
+                "train": {"task": "refiner", "epochs": 4, "lr": 3e-3, "threads": 1},
+                "refiner": {"steps": 2},
+            }
+        )
+    )
     run = tmp_path / "run"
     run_cli("train", config, "--out", run, "--no-progress")
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -51,7 +87,9 @@ def test_train_rollout_and_report_end_to_end(tmp_path):
     assert set(stats["correlation_time"]) == {"0.8", "0.9", "0.95"}
     assert stats["reference_steps"] == 20 and len(stats["relative_l2_per_step"]) == 20
     assert stats["status"] in ("ok", "damped", "inflated", "exploding") and len(stats["blow_up_step"]) == 3
-    assert {"energy_relative_error", "spectrum_log_error", "pdf_distance", "autocorrelation_error"} <= set(stats["errors"])
+    assert {"energy_relative_error", "spectrum_log_error", "pdf_distance", "autocorrelation_error"} <= set(
+        stats["errors"]
+    )
     assert sorted(p.name for p in out.parent.iterdir()) == ["long.h5", "long.json"]  # nothing half-written left
 
     run_cli("report", run, "--data", data)

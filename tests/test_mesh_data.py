@@ -6,6 +6,7 @@ import meshio
 import numpy as np
 import pytest
 import torch
+from helpers import one_thread, run_cli  # noqa: F401
 
 from oplearn.data.files import load_fields
 from oplearn.data.generate import generate_dataset
@@ -17,20 +18,23 @@ from oplearn.geometry.mesh import MeshSample, mesh_domain
 from oplearn.pdes import PoissonFEM
 from oplearn.wos import Ball
 
-from helpers import one_thread, run_cli  # noqa: F401
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 PDE = PoissonFEM(family={"holes": 1})
 
 
 def same(a: MeshSample, b: MeshSample) -> bool:
-    return all(torch.equal(x, y) for x, y in ((a.nodes, b.nodes), (a.inputs, b.inputs), (a.outputs, b.outputs), (a.triangles, b.triangles)))
+    return all(
+        torch.equal(x, y)
+        for x, y in ((a.nodes, b.nodes), (a.inputs, b.inputs), (a.outputs, b.outputs), (a.triangles, b.triangles))
+    )
 
 
 @pytest.fixture(scope="module")
 def serial(tmp_path_factory):
-    return generate_dataset(PDE, 5, 10, tmp_path_factory.mktemp("serial") / "p.h5", seed=4, chunk_size=2, progress=False)
+    return generate_dataset(
+        PDE, 5, 10, tmp_path_factory.mktemp("serial") / "p.h5", seed=4, chunk_size=2, progress=False
+    )
 
 
 def test_samples_match_the_solver_and_read_lazily(serial):
@@ -95,8 +99,14 @@ def test_write_and_convert_meshio_files(tmp_path):
     files = []
     for k, suffix in enumerate(("vtu", "xdmf")):
         path = tmp_path / f"m{k}.{suffix}"
-        meshio.write(path, meshio.Mesh(points, [("triangle", mesh.triangles.numpy())],
-                                       point_data={"u": (k + 1) * mesh.nodes[:, 0].numpy(), "v": mesh.nodes.numpy()}))
+        meshio.write(
+            path,
+            meshio.Mesh(
+                points,
+                [("triangle", mesh.triangles.numpy())],
+                point_data={"u": (k + 1) * mesh.nodes[:, 0].numpy(), "v": mesh.nodes.numpy()},
+            ),
+        )
         files.append(path)
     read = read_mesh(files[0])
     assert read.nodes.shape == (len(mesh), 2) and torch.equal(read.triangles, mesh.triangles)
@@ -107,7 +117,9 @@ def test_write_and_convert_meshio_files(tmp_path):
     assert torch.allclose(data[1].outputs[:, 0].double(), 2 * mesh.nodes[:, 0], atol=1e-6)
     assert "imported meshes" in describe(out)
     # quadrilaterals are split into triangles; a point cloud has none
-    meshio.write(tmp_path / "q.vtu", meshio.Mesh(np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0.0]]), [("quad", quads)]))
+    meshio.write(
+        tmp_path / "q.vtu", meshio.Mesh(np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0.0]]), [("quad", quads)])
+    )
     assert read_mesh(tmp_path / "q.vtu").triangles.shape == (2, 3)
     meshio.write(tmp_path / "cloud.vtu", meshio.Mesh(np.random.rand(10, 3), [("vertex", np.arange(10)[:, None])]))
     assert read_mesh(tmp_path / "cloud.vtu").triangles is None
@@ -129,9 +141,19 @@ def test_bad_samples_are_refused_and_nothing_is_half_written(tmp_path):
     nodes = torch.rand(4, 2, dtype=torch.float64)
     good = MeshSample(nodes, torch.zeros(4, 1), torch.zeros(4, 1), torch.tensor([[0, 1, 2], [1, 2, 3]]))
     with pytest.raises(DataError, match="triangles indexing"):
-        write_meshes(tmp_path / "a.h5", [MeshSample(nodes, torch.zeros(4, 1), torch.zeros(4, 1), torch.tensor([[0, 1, 9]]))], ["a"], ["u"])
+        write_meshes(
+            tmp_path / "a.h5",
+            [MeshSample(nodes, torch.zeros(4, 1), torch.zeros(4, 1), torch.tensor([[0, 1, 9]]))],
+            ["a"],
+            ["u"],
+        )
     with pytest.raises(DataError, match="non-finite"):
-        write_meshes(tmp_path / "a.h5", [good, MeshSample(nodes, torch.full((4, 1), float("nan")), torch.zeros(4, 1))], ["a"], ["u"])
+        write_meshes(
+            tmp_path / "a.h5",
+            [good, MeshSample(nodes, torch.full((4, 1), float("nan")), torch.zeros(4, 1))],
+            ["a"],
+            ["u"],
+        )
     assert not (tmp_path / "a.h5").exists()
     path = write_meshes(tmp_path / "b.h5", [good], ["a"], ["u"])
     assert same(MeshDataset(path)[0], MeshSample(nodes, good.inputs, good.outputs, good.triangles))
@@ -139,7 +161,19 @@ def test_bad_samples_are_refused_and_nothing_is_half_written(tmp_path):
 
 def test_cli_generates_and_describes_a_mesh_dataset(tmp_path):
     out = tmp_path / "d.h5"
-    run_cli("generate", "darcy_fem", "--n", "2", "--resolution", "8", "--out", out, "--no-progress", "--param", "family={holes: 0}")
+    run_cli(
+        "generate",
+        "darcy_fem",
+        "--n",
+        "2",
+        "--resolution",
+        "8",
+        "--out",
+        out,
+        "--no-progress",
+        "--param",
+        "family={holes: 0}",
+    )
     assert len(MeshDataset(out)) == 2 and "darcy_fem" in describe(out)
     bad = run_cli("generate", "darcy_fem", "--n", "2", "--resolution", "2", "--out", tmp_path / "e.h5", check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error:") and "Traceback" not in bad.stderr

@@ -116,11 +116,15 @@ def test_brmse_sees_only_the_faces_of_the_box():
     torch.testing.assert_close(brmse(on_faces, true), torch.full((2,), 2.0, dtype=torch.float64))
     # 1D: sqrt((e_0^2 + e_-1^2) / 2); 2D: the faces' nodes (2 nx + 2 ny, corners twice)
     line = torch.tensor([[[3.0, 9.0, 9.0, 4.0]]], dtype=torch.float64)
-    torch.testing.assert_close(brmse(line, torch.zeros_like(line)), torch.tensor([math.sqrt((9 + 16) / 2)], dtype=torch.float64))
+    torch.testing.assert_close(
+        brmse(line, torch.zeros_like(line)), torch.tensor([math.sqrt((9 + 16) / 2)], dtype=torch.float64)
+    )
     one_corner = torch.zeros(1, 1, 6, 5, dtype=torch.float64)
     one_corner[0, 0, 0, 0] = 1.0  # lies on two faces
-    torch.testing.assert_close(brmse(one_corner, torch.zeros_like(one_corner)),
-                               torch.tensor([math.sqrt(2 / (2 * 6 + 2 * 5))], dtype=torch.float64))
+    torch.testing.assert_close(
+        brmse(one_corner, torch.zeros_like(one_corner)),
+        torch.tensor([math.sqrt(2 / (2 * 6 + 2 * 5))], dtype=torch.float64),
+    )
 
 
 def test_crmse_is_the_root_mean_square_over_samples_of_the_mean_error():
@@ -150,7 +154,9 @@ def test_vrmse_by_field_per_channel_and_window():
     pred = true + noise * scale[None, None, :, None, None] * steps[None, :, None, None, None]
     out = vrmse_by_field(pred, true, ["u", "v"])
     per = per_time_step(vrmse_per_channel, pred, true).mean(dim=0)  # (time, channels)
-    assert out["u"]["all"] == pytest.approx(per[:, 0].mean().item()) and out["v"]["3:5"] == pytest.approx(per[3:5, 1].mean().item())
+    assert out["u"]["all"] == pytest.approx(per[:, 0].mean().item()) and out["v"]["3:5"] == pytest.approx(
+        per[3:5, 1].mean().item()
+    )
     assert out["full"]["5:10"] == pytest.approx(per[5:10].mean().item())
     assert out["v"]["all"] > 4 * out["u"]["all"] and out["u"]["5:10"] > out["u"]["0:1"]
     steady = vrmse_by_field(pred[:, :1], true[:, :1], ["u", "v"])

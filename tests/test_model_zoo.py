@@ -5,8 +5,8 @@ import math
 
 import pytest
 import torch
-
 from helpers import tiny_config
+
 from oplearn.config import MODEL_CONFIGS, load_config
 from oplearn.data.files import load_fields
 from oplearn.data.generate import generate_dataset, make_pde
@@ -30,8 +30,10 @@ SMALL = {
 @pytest.fixture(scope="module")
 def darcy(tmp_path_factory):
     root = tmp_path_factory.mktemp("zoo")
-    return (generate_dataset(make_pde("darcy"), 24, 16, root / "d16.h5", seed=0, progress=False),
-            generate_dataset(make_pde("darcy"), 4, 31, root / "d31.h5", seed=1, progress=False))
+    return (
+        generate_dataset(make_pde("darcy"), 24, 16, root / "d16.h5", seed=0, progress=False),
+        generate_dataset(make_pde("darcy"), 4, 31, root / "d31.h5", seed=1, progress=False),
+    )
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -5,6 +5,9 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import run_cli
+from problems import observed_order
+from time_problems import FORCED_VORTICITY, navier_stokes_space_errors, navier_stokes_time_errors, one_thread  # noqa: F401
 
 from oplearn.data.generate import generate_dataset, make_pde
 from oplearn.errors import DataError
@@ -12,9 +15,6 @@ from oplearn.grids import Grid
 from oplearn.pdes import PDES, NavierStokes
 from oplearn.pdes.navier_stokes import velocity
 from oplearn.solvers.spectral import Fourier
-from helpers import run_cli
-from problems import observed_order
-from time_problems import FORCED_VORTICITY, navier_stokes_space_errors, navier_stokes_time_errors, one_thread  # noqa: F401
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -28,7 +28,9 @@ def test_registered_with_the_fno_defaults():
     assert PDES["navier_stokes"] is NavierStokes
     assert pde.nu == 1e-3 and pde.t_final == 50 and pde.times.tolist() == list(map(float, range(1, 51)))
     assert pde.dt == 1e-4 and pde.refine == 4 and pde.sigma == pytest.approx(math.sqrt(2) * 7**1.5)
-    assert make_pde("navier_stokes", {"nu": 1e-4}).t_final == 30 and make_pde("navier_stokes", {"nu": 1e-5}).n_times == 20
+    assert (
+        make_pde("navier_stokes", {"nu": 1e-4}).t_final == 30 and make_pde("navier_stokes", {"nu": 1e-5}).n_times == 20
+    )
     assert make_pde("navier_stokes", {"nu": "1e-4", "dt": "1e-3"}).dt == 1e-3  # --param nu=1e-4 arrives as text
     assert NavierStokes(nu=2e-3, t_final=4.0).times.tolist() == [1.0, 2.0, 3.0, 4.0]
     params = json.loads(json.dumps(pde.params()))
@@ -112,13 +114,17 @@ def test_residual_is_small_for_a_solved_trajectory():
     pde = NavierStokes(nu=FORCED_VORTICITY.nu, t_final=0.2, n_times=40, dt=1e-3, refine=1)
     w0, _ = FORCED_VORTICITY.fields(problem_grid, 0.0)
     exact = torch.stack([FORCED_VORTICITY.fields(problem_grid, t)[0] for t in pde.times.tolist()])[None, :, None]
-    residual = pde.residual(exact, w0[None, None], problem_grid, forcing=lambda t: FORCED_VORTICITY.fields(problem_grid, t)[1])
+    residual = pde.residual(
+        exact, w0[None, None], problem_grid, forcing=lambda t: FORCED_VORTICITY.fields(problem_grid, t)[1]
+    )
     assert residual.abs().max() < 1e-3
 
 
 def test_dataset_is_reproducible(tmp_path):
     pde = make_pde("navier_stokes", {"nu": 1e-3, "t_final": 0.02, "n_times": 2, "dt": 5e-3, "refine": 2})
-    paths = [generate_dataset(pde, 3, 16, tmp_path / f"ns{i}.h5", seed=1, chunk_size=2, progress=False) for i in range(2)]
+    paths = [
+        generate_dataset(pde, 3, 16, tmp_path / f"ns{i}.h5", seed=1, chunk_size=2, progress=False) for i in range(2)
+    ]
     with h5py.File(paths[0]) as a, h5py.File(paths[1]) as b:
         assert a["inputs"].shape == (3, 1, 16, 16) and a["outputs"].shape == (3, 2, 1, 16, 16)
         assert np.array_equal(a["outputs"][:], b["outputs"][:])
@@ -127,14 +133,43 @@ def test_dataset_is_reproducible(tmp_path):
 
 def test_command_line_generates_a_trajectory_dataset(tmp_path):
     out = tmp_path / "ns.h5"
-    run_cli("generate", "navier_stokes", "--n", 2, "--resolution", 8, "--refine", 2, "--out", out, "--no-progress",
-            "--param", "nu=1e-4", "--param", "t_final=0.02", "--param", "n_times=2", "--param", "dt=1e-2")
+    run_cli(
+        "generate",
+        "navier_stokes",
+        "--n",
+        2,
+        "--resolution",
+        8,
+        "--refine",
+        2,
+        "--out",
+        out,
+        "--no-progress",
+        "--param",
+        "nu=1e-4",
+        "--param",
+        "t_final=0.02",
+        "--param",
+        "n_times=2",
+        "--param",
+        "dt=1e-2",
+    )
     with h5py.File(out) as f:
         assert f["outputs"].shape == (2, 2, 1, 8, 8) and np.allclose(f["time"][:], [0.01, 0.02])
         assert json.loads(f.attrs["pde_params"])["nu"] == 1e-4
 
 
-@pytest.mark.parametrize("kwargs", [dict(nu=-1.0), dict(dt=0.0), dict(t_final=math.inf), dict(n_times=0), dict(refine=0), dict(forcing_amplitude=math.nan)])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(nu=-1.0),
+        dict(dt=0.0),
+        dict(t_final=math.inf),
+        dict(n_times=0),
+        dict(refine=0),
+        dict(forcing_amplitude=math.nan),
+    ],
+)
 def test_invalid_parameters(kwargs):
     with pytest.raises(ValueError):
         NavierStokes(**{"t_final": 1.0, **kwargs})

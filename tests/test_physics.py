@@ -4,8 +4,9 @@ import math
 import h5py
 import pytest
 import torch
-
 from helpers import run_cli, tiny_config
+from problems import observed_order
+
 from oplearn.config import load_config
 from oplearn.data.files import read_meta
 from oplearn.data.generate import generate_dataset
@@ -17,7 +18,6 @@ from oplearn.physics import PhysicsLoss, inverse_laplacian, pde_from_meta, redra
 from oplearn.report import make_report
 from oplearn.training.run import LAST, train
 from oplearn.training.tasks import MapTask
-from problems import observed_order
 
 
 def seeded(seed: int = 0) -> torch.Generator:
@@ -82,7 +82,9 @@ def test_darcy_loss_vanishes_on_the_data_grid_for_thresholded_coefficients():
     assert (terms["interior"] < 1e-5).all() and torch.allclose(terms["boundary"], torch.tensor(0.1), rtol=1e-4)
     # relative: the same for any forcing (u scales with f)
     scaled = Darcy(forcing=7.0)
-    assert torch.allclose(PhysicsLoss(scaled, grid).terms(7 * noisy, a)["interior"], loss.terms(noisy, a)["interior"], rtol=1e-4)
+    assert torch.allclose(
+        PhysicsLoss(scaled, grid).terms(7 * noisy, a)["interior"], loss.terms(noisy, a)["interior"], rtol=1e-4
+    )
 
 
 def time_orders(make_pde, grid, u0, frame_counts):
@@ -100,7 +102,9 @@ def time_orders(make_pde, grid, u0, frame_counts):
 def test_burgers_loss_of_the_solution_is_second_order_in_the_frame_spacing():
     grid = Burgers().grid(64)
     u0 = Burgers(modes=4).sample_input(2, grid, seeded(3))
-    order, losses, (pde, loss, u) = time_orders(lambda n: Burgers(t_final=0.05, n_times=n, dt=1e-3), grid, u0, (10, 20, 40))
+    order, losses, (_pde, loss, u) = time_orders(
+        lambda n: Burgers(t_final=0.05, n_times=n, dt=1e-3), grid, u0, (10, 20, 40)
+    )
     assert losses[-1] < 1e-3 and 1.8 < order < 2.2, (order, losses)
     assert set(loss.terms(u, u0)) == {"interior"}  # periodic, stored from t > 0: u0 enters the residual
     folded = u.flatten(1, 2)  # time as channels, as the map task predicts it
@@ -112,9 +116,9 @@ def test_burgers_loss_of_the_solution_is_second_order_in_the_frame_spacing():
 def test_navier_stokes_loss_of_the_solution_is_second_order_in_the_frame_spacing():
     grid = NavierStokes().grid(32)
     w0 = NavierStokes(modes=4).sample_input(2, grid, seeded(5))
-    make = lambda n: NavierStokes(nu=1e-3, t_final=0.2, n_times=n, dt=1e-3, modes=4)  # noqa: E731
+    make = lambda n: NavierStokes(nu=1e-3, t_final=0.2, n_times=n, dt=1e-3, modes=4)
     # (more frames reach the floor set by the spatial truncation at 32^2, about 5e-6)
-    order, losses, (pde, loss, w) = time_orders(make, grid, w0, (5, 10, 20))
+    order, losses, (_pde, loss, w) = time_orders(make, grid, w0, (5, 10, 20))
     assert losses[-1] < 1e-3 and 1.8 < order < 2.2, (order, losses)
     noisy = w + 1e-3 * w.abs().max() * torch.randn(w.shape, generator=seeded(6))
     assert loss(noisy, w0) > 100 * loss(w, w0)
@@ -135,11 +139,16 @@ def test_initial_term_for_trajectories_stored_from_time_zero():
     assert torch.allclose(only_initial(moved, u0), torch.tensor(0.1, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("pde, resolution", [(Darcy(), 9), (Poisson(), 9), (Burgers(n_times=3), 16), (NavierStokes(t_final=0.3, n_times=3), 8)])
+@pytest.mark.parametrize(
+    "pde, resolution",
+    [(Darcy(), 9), (Poisson(), 9), (Burgers(n_times=3), 16), (NavierStokes(t_final=0.3, n_times=3), 8)],
+)
 def test_gradients_reach_every_output_value(pde, resolution):
     grid = pde.grid(resolution)
     inputs = pde.sample_input(2, grid, seeded(8))
-    outputs = (0.01 * torch.randn((2, *pde.output_shape(grid)), generator=seeded(9), dtype=torch.float64)).requires_grad_(True)
+    outputs = (
+        0.01 * torch.randn((2, *pde.output_shape(grid)), generator=seeded(9), dtype=torch.float64)
+    ).requires_grad_(True)
     PhysicsLoss(pde, grid)(outputs, inputs).backward()
     assert torch.isfinite(outputs.grad).all() and (outputs.grad != 0).float().mean() > 0.9
 
@@ -151,7 +160,9 @@ def test_preconditioned_poisson_loss_is_the_relative_error():
     f = pde.sample_input(3, grid, seeded(10))
     u = pde.solve(f, grid)
     error = torch.zeros_like(u)
-    error[..., 1:-1, 1:-1] = 1e-2 * u.std() * torch.randn(error[..., 1:-1, 1:-1].shape, generator=seeded(11), dtype=torch.float64)
+    error[..., 1:-1, 1:-1] = (
+        1e-2 * u.std() * torch.randn(error[..., 1:-1, 1:-1].shape, generator=seeded(11), dtype=torch.float64)
+    )
     terms = PhysicsLoss(pde, grid, precondition=True).terms(u + error, f)
     expected = error.flatten(1).norm(dim=1) / u[..., 1:-1, 1:-1].flatten(1).norm(dim=1)
     assert torch.allclose(terms["interior"], expected, rtol=1e-8)
@@ -164,7 +175,10 @@ def test_inverse_laplacian_inverts_the_periodic_and_dirichlet_laplacians():
     x, y = grid.coordinates(torch.float64)
     wave = torch.sin(math.pi * x) * torch.cos(4 * math.pi * y)
     assert torch.allclose(inverse_laplacian((math.pi**2 + 16 * math.pi**2) * wave, grid), wave, atol=1e-12)
-    assert torch.allclose(inverse_laplacian(torch.ones(16, 12, dtype=torch.float64), grid), torch.full((16, 12), 1 / math.pi**2, dtype=torch.float64))
+    assert torch.allclose(
+        inverse_laplacian(torch.ones(16, 12, dtype=torch.float64), grid),
+        torch.full((16, 12), 1 / math.pi**2, dtype=torch.float64),
+    )
     bounded = Grid((9, 7))
     u = torch.zeros(2, 9, 7, dtype=torch.float64)
     u[:, 1:-1, 1:-1] = torch.randn(2, 7, 5, generator=seeded(12), dtype=torch.float64)
@@ -207,8 +221,15 @@ def test_inputs_are_redrawn_on_a_finer_grid(darcy16):
 
 
 def test_data_free_darcy_training_lowers_the_residual_and_the_error(tmp_path, darcy16):
-    config = load_config(tiny_config(tmp_path / "c.yaml", darcy16, epochs=12), [
-        "data.n_train=24", "train.physics.data_weight=0", "train.physics.output_scale=0.02", "train.physics.precondition=true"])
+    config = load_config(
+        tiny_config(tmp_path / "c.yaml", darcy16, epochs=12),
+        [
+            "data.n_train=24",
+            "train.physics.data_weight=0",
+            "train.physics.output_scale=0.02",
+            "train.physics.precondition=true",
+        ],
+    )
     train(config, tmp_path / "run", progress=False)
     log = log_of(tmp_path / "run")
     assert log[-1]["train_loss"] < 0.6 * log[0]["train_loss"], log
@@ -255,12 +276,15 @@ def test_inputs_that_cannot_be_redrawn_are_refused(tmp_path, darcy16):
         MapTask(config, progress=False)
 
 
-@pytest.mark.parametrize("overrides, message", [
-    (["train.physics.refine=0"], "key 'train.physics.refine'"),
-    (["train.physics.wieght=1"], "unknown key 'train.physics.wieght' (did you mean 'train.physics.weight'?)"),
-    (["train.physics.weight=0", "train.physics.data_weight=0"], "nothing to train"),
-    (["train.physics.refine=2", "train.task=one_step"], "train.physics needs train.task=map"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["train.physics.refine=0"], "key 'train.physics.refine'"),
+        (["train.physics.wieght=1"], "unknown key 'train.physics.wieght' (did you mean 'train.physics.weight'?)"),
+        (["train.physics.weight=0", "train.physics.data_weight=0"], "nothing to train"),
+        (["train.physics.refine=2", "train.task=one_step"], "train.physics needs train.task=map"),
+    ],
+)
 def test_config_errors_are_one_line(tmp_path, darcy16, overrides, message):
     with pytest.raises(ConfigError) as err:
         load_config(tiny_config(tmp_path / "c.yaml", darcy16), overrides)
@@ -268,16 +292,32 @@ def test_config_errors_are_one_line(tmp_path, darcy16, overrides, message):
 
 
 def test_cli_reports_a_physics_config_error(tmp_path, darcy16):
-    proc = run_cli("train", tiny_config(tmp_path / "c.yaml", darcy16), "--out", tmp_path / "run",
-                   "--set", "train.physics.extra_inputs=-1", check=False)
-    assert proc.returncode == 2 and proc.stderr.startswith("error: config: key 'train.physics.extra_inputs'"), proc.stderr
+    proc = run_cli(
+        "train",
+        tiny_config(tmp_path / "c.yaml", darcy16),
+        "--out",
+        tmp_path / "run",
+        "--set",
+        "train.physics.extra_inputs=-1",
+        check=False,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("error: config: key 'train.physics.extra_inputs'"), (
+        proc.stderr
+    )
 
 
 def test_burgers_trajectories_train_on_the_physics_loss_alone(tmp_path):
     pde = Burgers(t_final=0.1, n_times=4, modes=8)
     path = generate_dataset(pde, 24, 32, tmp_path / "burgers.h5", seed=0, progress=False)
-    config = load_config(tiny_config(tmp_path / "c.yaml", path, epochs=20), [
-        "train.physics.data_weight=0", "train.physics.output_scale=1.0", "train.lr=0.01", "train.physics.precondition=true"])
+    config = load_config(
+        tiny_config(tmp_path / "c.yaml", path, epochs=20),
+        [
+            "train.physics.data_weight=0",
+            "train.physics.output_scale=1.0",
+            "train.lr=0.01",
+            "train.physics.precondition=true",
+        ],
+    )
     task = MapTask(config, progress=False)
     assert task.physics.loss_fn.pde.params() == pde.params()  # rebuilt from the file's metadata
     train(config, tmp_path / "run", progress=False)

@@ -3,10 +3,10 @@ import math
 
 import pytest
 import torch
+from problems import PROBLEMS_BY_NAME, observed_order
 
 from oplearn.grids import Grid, subsample
 from oplearn.pdes import PDES, Helmholtz, Poisson
-from problems import PROBLEMS_BY_NAME, observed_order
 
 
 def seeded(seed: int = 0) -> torch.Generator:
@@ -116,7 +116,12 @@ def test_invalid_inputs(cls, inputs, grid, message):
 
 
 def test_invalid_parameters():
-    for cls, kwargs in ((Helmholtz, dict(k=-1.0)), (Helmholtz, dict(k=float("nan"))), (Poisson, dict(tau=0.0)), (Poisson, dict(refine=0))):
+    for cls, kwargs in (
+        (Helmholtz, dict(k=-1.0)),
+        (Helmholtz, dict(k=float("nan"))),
+        (Poisson, dict(tau=0.0)),
+        (Poisson, dict(refine=0)),
+    ):
         with pytest.raises(ValueError):
             cls(**kwargs)
     with pytest.raises(ValueError, match="outputs must have shape"):

@@ -18,7 +18,7 @@ def test_log_lines_are_timed_and_estimate_the_time_left(monkeypatch):
     monkeypatch.setattr("oplearn.progress.time.monotonic", clock)
     out = io.StringIO()
     bar = LogProgress(range(10), desc="train", unit="epoch", interval=30, file=out)
-    for i in bar:
+    for _i in bar:
         clock.now += 10.0  # ten seconds an item: a line every third item
         bar.set_postfix({"loss": "0.5"})
     lines = out.getvalue().splitlines()
@@ -63,7 +63,11 @@ def test_time_steps_move_the_bar_inside_a_chunk(tmp_path, monkeypatch, capsys):
     pde = make_pde("burgers_pdebench", {"t_final": 0.01, "n_times": 5, "dt": 0.001})
     generate_dataset(pde, 2, 32, tmp_path / "b.h5", chunk_size=2, progress=True)
     lines = capsys.readouterr().err.splitlines()
-    inside = [line for line in lines if "/2 sample" in line and "left" in line and not line.split(": ")[1].startswith(("0/", "2/"))]
+    inside = [
+        line
+        for line in lines
+        if "/2 sample" in line and "left" in line and not line.split(": ")[1].startswith(("0/", "2/"))
+    ]
     assert len(inside) >= 5, lines  # ten steps in one chunk of two samples
     assert lines[-1].startswith("burgers_pdebench 32: 2/2 sample (100%)")
 
@@ -82,10 +86,10 @@ def test_nested_parts_map_into_the_enclosing_share():
     assert seen == [0.75, 0.75, 1.0]
 
 
-
 def test_training_progress_moves_batch_by_batch(tmp_path, monkeypatch, capsys):
     """An epoch that takes minutes still shows its progress in a log."""
     from helpers import tiny_config
+
     from oplearn.config import load_config
     from oplearn.data.generate import generate_dataset, make_pde
     from oplearn.training.run import train
@@ -95,6 +99,9 @@ def test_training_progress_moves_batch_by_batch(tmp_path, monkeypatch, capsys):
     config = load_config(tiny_config(tmp_path / "c.yaml", data, epochs=1), ["data.batch_size=4", "model.modes=2"])
     train(config, tmp_path / "run", progress=True)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train: ")]
-    assert [line.split(",")[0] for line in lines[:3]] == ["train: 0.3/1 epoch (33%)", "train: 0.7/1 epoch (67%)",
-                                                         "train: 1/1 epoch (100%)"]
+    assert [line.split(",")[0] for line in lines[:3]] == [
+        "train: 0.3/1 epoch (33%)",
+        "train: 0.7/1 epoch (67%)",
+        "train: 1/1 epoch (100%)",
+    ]
     assert "left" in lines[0] and "val_relative_l2" in lines[-1]

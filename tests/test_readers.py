@@ -4,13 +4,13 @@ import h5py
 import numpy as np
 import pytest
 import torch
+from toy_pde import Doubling
 
 from oplearn.data.files import load_fields
 from oplearn.data.generate import generate_dataset
 from oplearn.data.readers import detect_format, read_dataset
 from oplearn.errors import DataError
 from oplearn.pdes import DiffusionReaction
-from toy_pde import Doubling
 
 
 def centres(n: int, lo: float = 0.0, hi: float = 1.0) -> np.ndarray:
@@ -35,14 +35,18 @@ def test_neuraloperator_1d_trajectories_and_boolean_masks(tmp_path):
     torch.save({"x": x, "y": y, "visc": torch.tensor([[0.01]])}, tmp_path / "burgers_test_16.pt")
     data = read_dataset(tmp_path / "burgers_test_16.pt", periodic=True)
     assert data.inputs.shape == (3, 1, 16) and data.outputs.shape == (3, 5, 1, 16) and data.grid.periodic
-    assert torch.allclose(data.outputs[:, :, 0], y.float()) and torch.equal(data.time, torch.arange(5.0, dtype=torch.float64))
+    assert torch.allclose(data.outputs[:, :, 0], y.float()) and torch.equal(
+        data.time, torch.arange(5.0, dtype=torch.float64)
+    )
     assert data.meta["scalars"] == {"visc": pytest.approx(0.01)} and "frame index" in data.meta["time_unit"]
     torch.save({"x": torch.rand(2, 8, 8) > 0.5, "y": torch.rand(2, 8, 8)}, tmp_path / "mask.pt")
     assert set(read_dataset(tmp_path / "mask.pt").inputs.unique().tolist()) <= {0.0, 1.0}
 
 
 def test_neuraloperator_refuses_pickled_objects_and_bad_content(tmp_path):
-    torch.save({"x": torch.zeros(2, 4, 4), "y": torch.zeros(2, 4, 4), "args": argparse.Namespace(a=1)}, tmp_path / "evil.pt")
+    torch.save(
+        {"x": torch.zeros(2, 4, 4), "y": torch.zeros(2, 4, 4), "args": argparse.Namespace(a=1)}, tmp_path / "evil.pt"
+    )
     with pytest.raises(DataError, match="weights_only"):
         read_dataset(tmp_path / "evil.pt")
     torch.save({"a": torch.zeros(2, 4, 4)}, tmp_path / "keys.pt")
@@ -114,9 +118,19 @@ def test_pdebench_2d_per_sample_groups_match_the_diffusion_reaction_grid(tmp_pat
 
 def write_the_well(path, bc=("PERIODIC", "PERIODIC"), grid_type="cartesian"):
     rng = np.random.default_rng(0)
-    fields = {"pressure": rng.random((2, 4, 8, 6), dtype=np.float32), "velocity": rng.random((2, 4, 8, 6, 2), dtype=np.float32)}
+    fields = {
+        "pressure": rng.random((2, 4, 8, 6), dtype=np.float32),
+        "velocity": rng.random((2, 4, 8, 6, 2), dtype=np.float32),
+    }
     with h5py.File(path, "w") as f:
-        f.attrs.update(dataset_name="toy", grid_type=grid_type, n_spatial_dims=2, n_trajectories=2, simulation_parameters=["Re"], Re=100.0)
+        f.attrs.update(
+            dataset_name="toy",
+            grid_type=grid_type,
+            n_spatial_dims=2,
+            n_trajectories=2,
+            simulation_parameters=["Re"],
+            Re=100.0,
+        )
         dims = f.create_group("dimensions")
         dims.attrs["spatial_dims"] = ["x", "y"]
         dims["time"] = np.linspace(0, 0.3, 4, dtype=np.float32)
@@ -155,7 +169,11 @@ def test_the_well_layout(tmp_path):
 
     write_the_well(tmp_path / "walls.hdf5", bc=("PERIODIC", "WALL"))
     walls = read_dataset(tmp_path / "walls.hdf5", limit=1)
-    assert len(walls) == 1 and not walls.grid.periodic and walls.meta["boundary_conditions"] == {"x": "periodic", "y": "wall"}
+    assert (
+        len(walls) == 1
+        and not walls.grid.periodic
+        and walls.meta["boundary_conditions"] == {"x": "periodic", "y": "wall"}
+    )
     assert walls.grid.domain[1] == pytest.approx((0.0, 2.0))
 
     write_the_well(tmp_path / "sphere.hdf5", grid_type="spherical")
@@ -169,7 +187,11 @@ def test_oplearn_files_are_read_by_load_fields(tmp_path):
     out = generate_dataset(Doubling(), n=4, resolution=8, out=tmp_path / "d.h5", progress=False)
     data, direct = read_dataset(out), load_fields(out)
     assert detect_format(out) == "oplearn"
-    assert torch.equal(data.inputs, direct.inputs) and torch.equal(data.outputs, direct.outputs) and data.grid == direct.grid
+    assert (
+        torch.equal(data.inputs, direct.inputs)
+        and torch.equal(data.outputs, direct.outputs)
+        and data.grid == direct.grid
+    )
 
 
 def test_unknown_layouts_are_one_line_errors(tmp_path):

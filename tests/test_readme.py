@@ -21,8 +21,8 @@ import time
 from pathlib import Path
 
 import torch
-
 from helpers import SRC
+
 from oplearn.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,21 +31,70 @@ MARKER = re.compile(r'<!--\s*readme-test:\s*skip\s+"([^"]+)"')
 #: ``--set`` overrides placed right after the config of ``oplearn train|config CONFIG`` and of
 #: ``oplearn demo`` (so that the command's own ``--set`` still win): small data, one epoch.
 SMALL_CONFIG = {
-    "darcy_fno": ["data.n_train=32", "data.n_val=8", "data.batch_size=8", "train.epochs=1",
-                  "data.test.0.generate.n=8", "data.test.1.generate.n=8"],
-    "darcy_diffusion": ["data.n_train=32", "data.n_val=8", "data.batch_size=8", "train.epochs=1", "diffusion.net.width=8",
-                        "diffusion.net.modes=4", "diffusion.net.embedding=16", "diffusion.net.projection_channels=16"],
+    "darcy_fno": [
+        "data.n_train=32",
+        "data.n_val=8",
+        "data.batch_size=8",
+        "train.epochs=1",
+        "data.test.0.generate.n=8",
+        "data.test.1.generate.n=8",
+    ],
+    "darcy_diffusion": [
+        "data.n_train=32",
+        "data.n_val=8",
+        "data.batch_size=8",
+        "train.epochs=1",
+        "diffusion.net.width=8",
+        "diffusion.net.modes=4",
+        "diffusion.net.embedding=16",
+        "diffusion.net.projection_channels=16",
+    ],
     "poisson_wos": ["wos.n_train=4", "wos.n_val=2", "wos.points=16", "data.batch_size=2", "train.epochs=1"],
-    "darcy_gino": ["data.generate.n=12", "data.n_train=8", "data.n_val=4", "data.batch_size=4", "train.epochs=1",
-                   "data.test.0.generate.n=4", "data.test.1.generate.n=4", "data.test.1.generate.resolution=20",
-                   "model.latent=8", "model.modes=3", "model.width=8", "model.n_layers=1"],
-    "poisson_mgno": ["data.generate.n=12", "data.generate.resolution=12", "data.n_train=8", "data.n_val=4", "data.batch_size=4",
-                     "train.epochs=1", "data.test.0.generate.n=4", "data.test.0.generate.resolution=12",
-                     "model.latent=8", "model.modes=3", "model.width=8", "model.n_layers=1"],
-    "kolmogorov_heat_50d_bsde": ["data.batch_size=16", "kolmogorov.iterations=2", "kolmogorov.steps=4", "train.epochs=1",
-                                 "kolmogorov.validation_points=64", "kolmogorov.eval_points=256"],
-    "demo": ["data.generate.n=40", "data.n_train=32", "data.n_val=8", "data.batch_size=8", "train.epochs=1",
-             "data.test.0.generate.n=8", "data.test.1.generate.n=8"],
+    "darcy_gino": [
+        "data.generate.n=12",
+        "data.n_train=8",
+        "data.n_val=4",
+        "data.batch_size=4",
+        "train.epochs=1",
+        "data.test.0.generate.n=4",
+        "data.test.1.generate.n=4",
+        "data.test.1.generate.resolution=20",
+        "model.latent=8",
+        "model.modes=3",
+        "model.width=8",
+        "model.n_layers=1",
+    ],
+    "poisson_mgno": [
+        "data.generate.n=12",
+        "data.generate.resolution=12",
+        "data.n_train=8",
+        "data.n_val=4",
+        "data.batch_size=4",
+        "train.epochs=1",
+        "data.test.0.generate.n=4",
+        "data.test.0.generate.resolution=12",
+        "model.latent=8",
+        "model.modes=3",
+        "model.width=8",
+        "model.n_layers=1",
+    ],
+    "kolmogorov_heat_50d_bsde": [
+        "data.batch_size=16",
+        "kolmogorov.iterations=2",
+        "kolmogorov.steps=4",
+        "train.epochs=1",
+        "kolmogorov.validation_points=64",
+        "kolmogorov.eval_points=256",
+    ],
+    "demo": [
+        "data.generate.n=40",
+        "data.n_train=32",
+        "data.n_val=8",
+        "data.batch_size=8",
+        "train.epochs=1",
+        "data.test.0.generate.n=8",
+        "data.test.1.generate.n=8",
+    ],
 }
 #: Options appended to a command (argparse keeps the last value).
 SMALL_OPTIONS = {
@@ -60,7 +109,10 @@ SMALL_TEXT = [
     (re.compile(r"--nproc-per-node \d+"), "--standalone --nproc-per-node 1"),  # standalone: a private rendezvous
     (re.compile(r"\bn=1100\b"), "n=40"),
     (re.compile(r"\bsteps=20\b"), "steps=3"),
-    (re.compile(r'load_config\("configs/(\w+)\.yaml", \['), lambda m: m[0] + "".join(f"{s!r}, " for s in SMALL_CONFIG[m[1]])),
+    (
+        re.compile(r'load_config\("configs/(\w+)\.yaml", \['),
+        lambda m: m[0] + "".join(f"{s!r}, " for s in SMALL_CONFIG[m[1]]),
+    ),
 ]
 
 
@@ -130,7 +182,7 @@ def run_shell(command: str, cwd: Path) -> None:
     if tokens[0] == "torchrun":
         at = tokens.index("--")
         env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
-        argv = [sys.executable, "-m", "torch.distributed.run", *tokens[1:at + 1], *small_argv(tokens[at + 1:])]
+        argv = [sys.executable, "-m", "torch.distributed.run", *tokens[1 : at + 1], *small_argv(tokens[at + 1 :])]
         proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, f"{command}\n{proc.stdout}\n{proc.stderr}"
         return
@@ -148,8 +200,12 @@ def external_files(cwd: Path) -> None:
     torch.save({"x": x, "y": y}, cwd / "darcy_train_16.pt")
     points = [[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0.0]]
     for name in ("a", "b"):
-        meshio.write(cwd / f"{name}.vtu", meshio.Mesh(points, [("triangle", [[0, 1, 2], [0, 2, 3]])],
-                                                     point_data={"a": [1.0, 2, 3, 4], "u": [0.0, 1, 2, 3]}))
+        meshio.write(
+            cwd / f"{name}.vtu",
+            meshio.Mesh(
+                points, [("triangle", [[0, 1, 2], [0, 2, 3]])], point_data={"a": [1.0, 2, 3, 4], "u": [0.0, 1, 2, 3]}
+            ),
+        )
 
 
 def test_every_readme_command_and_snippet_runs(tmp_path, monkeypatch):
@@ -175,9 +231,13 @@ def test_every_readme_command_and_snippet_runs(tmp_path, monkeypatch):
         torch.set_num_threads(threads)
     print("\n".join(f"{s:6.1f}s  {c[:100]}" for s, c in sorted(timings, reverse=True)[:10]))
     # what the commands promise
-    assert (tmp_path / "runs/demo/report/report.html").exists() and (tmp_path / "runs/darcy_fno/report/report.md").exists()
+    assert (tmp_path / "runs/demo/report/report.html").exists() and (
+        tmp_path / "runs/darcy_fno/report/report.md"
+    ).exists()
     assert "model:\n  name: unet" in (tmp_path / "darcy_unet.yaml").read_text()
-    assert (tmp_path / "runs/darcy_prior/inverse/posterior.npz").exists() and (tmp_path / "data/darcy_ranks.h5").exists()
+    assert (tmp_path / "runs/darcy_prior/inverse/posterior.npz").exists() and (
+        tmp_path / "data/darcy_ranks.h5"
+    ).exists()
 
 
 def test_readme_blocks_are_found_and_skips_are_explicit():
@@ -185,4 +245,6 @@ def test_readme_blocks_are_found_and_skips_are_explicit():
     languages = [language for language, _, _ in blocks]
     assert languages.count("python") >= 2 and languages.count("bash") >= 8
     skipped = [s for _, _, skip in blocks for s in skip]
-    assert sorted(skipped) == sorted(["make test", "pip install", "--nnodes"]), "every skip has its reason in the README"
+    assert sorted(skipped) == sorted(["make test", "pip install", "--nnodes"]), (
+        "every skip has its reason in the README"
+    )

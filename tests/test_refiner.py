@@ -14,7 +14,9 @@ class BandDenoiser(nn.Module):
     prediction with small-scale error); step k >= 1 predicts the noise as the estimate minus the
     large scales of ``belief``, in units of sigma_k."""
 
-    def __init__(self, belief: torch.Tensor, small_scale_error: torch.Tensor, band: int, steps: int, min_noise_std: float):
+    def __init__(
+        self, belief: torch.Tensor, small_scale_error: torch.Tensor, band: int, steps: int, min_noise_std: float
+    ):
         super().__init__()
         self.belief, self.error, self.band = belief, small_scale_error, band
         self.steps, self.min_noise_std = steps, min_noise_std
@@ -25,7 +27,7 @@ class BandDenoiser(nn.Module):
             return self.belief + self.error
         sigma = self.min_noise_std ** (k / self.steps)
         b_hat = torch.fft.rfft(self.belief, dim=-1)
-        b_hat[..., self.band:] = 0
+        b_hat[..., self.band :] = 0
         return (estimate - torch.fft.irfft(b_hat, n=estimate.shape[-1], dim=-1)) / sigma
 
 

@@ -2,8 +2,8 @@ import json
 
 import pytest
 import torch
-
 from helpers import tiny_config
+
 from oplearn.config import load_config
 from oplearn.data.generate import generate_dataset, make_pde
 from oplearn.evaluate import evaluate_run, format_table
@@ -61,15 +61,18 @@ def test_rollout_feeds_predictions_back():
 @pytest.fixture(scope="module")
 def advection(tmp_path_factory):
     path = tmp_path_factory.mktemp("data") / "adv32.h5"
-    return generate_dataset(make_pde("advection", {"n_times": 11, "t_final": 0.5}), 24, 32, path, seed=0, progress=False)
+    return generate_dataset(
+        make_pde("advection", {"n_times": 11, "t_final": 0.5}), 24, 32, path, seed=0, progress=False
+    )
 
 
 FNO1D = {"name": "fno", "modes": 8, "width": 12, "n_layers": 2, "projection_channels": 16}
 
 
 def test_one_step_training_and_rollout_evaluation(tmp_path, advection):
-    config = load_config(tiny_config(tmp_path / "c.yaml", advection, epochs=6, test=[advection], model=FNO1D,
-                                     task="one_step", history=2))
+    config = load_config(
+        tiny_config(tmp_path / "c.yaml", advection, epochs=6, test=[advection], model=FNO1D, task="one_step", history=2)
+    )
     train(config, tmp_path / "run", progress=False)
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert log[-1]["train_loss"] < 0.7 * log[0]["train_loss"]
@@ -90,8 +93,9 @@ def test_one_step_training_and_rollout_evaluation(tmp_path, advection):
 
 
 def test_pushforward_runs(tmp_path, advection):
-    config = load_config(tiny_config(tmp_path / "c.yaml", advection, epochs=2, model=FNO1D,
-                                     task="one_step", pushforward=1))
+    config = load_config(
+        tiny_config(tmp_path / "c.yaml", advection, epochs=2, model=FNO1D, task="one_step", pushforward=1)
+    )
     summary = train(config, tmp_path / "run", progress=False)
     assert torch.isfinite(torch.tensor(summary["best_val_relative_l2"]))
 

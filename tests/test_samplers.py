@@ -22,7 +22,9 @@ def _one_thread():
 
 def _problem(batch=64):
     g = torch.Generator().manual_seed(0)
-    mixture = GaussianMixture(torch.randn(4, 1, 8, generator=g, dtype=torch.float64), torch.tensor([0.3, 0.5, 0.4, 0.6]))
+    mixture = GaussianMixture(
+        torch.randn(4, 1, 8, generator=g, dtype=torch.float64), torch.tensor([0.3, 0.5, 0.4, 0.6])
+    )
     noise = 80.0 * torch.randn(batch, 1, 8, generator=g, dtype=torch.float64)
     return mixture, noise
 
@@ -37,7 +39,10 @@ def reference():
     return mixture, noise, sample(mixture, noise, karras_sigmas(640), "dpmpp3m")
 
 
-@pytest.mark.parametrize("method, low, high", [("euler", 0.85, 1.2), ("heun", 1.8, 2.5), ("dpmpp2m", 1.8, 2.5), ("dpmpp3m", 2.7, 4.0), ("unipc", 2.7, 3.5)])
+@pytest.mark.parametrize(
+    "method, low, high",
+    [("euler", 0.85, 1.2), ("heun", 1.8, 2.5), ("dpmpp2m", 1.8, 2.5), ("dpmpp3m", 2.7, 4.0), ("unipc", 2.7, 3.5)],
+)
 def test_observed_order(reference, method, low, high):
     mixture, noise, ref = reference
     steps = [20, 40, 80, 160]
@@ -59,7 +64,9 @@ def test_dpmpp2m_beats_euler_at_10_steps(reference, schedule):
 def test_samples_follow_the_mixture():
     """Enough steps give samples of the data law: mean and variance per coordinate match."""
     g = torch.Generator().manual_seed(1)
-    mixture = GaussianMixture(torch.tensor([[[-1.0, 2.0]], [[1.5, 0.0]]]), torch.tensor([0.3, 0.6]), torch.tensor([1.0, 3.0]))
+    mixture = GaussianMixture(
+        torch.tensor([[[-1.0, 2.0]], [[1.5, 0.0]]]), torch.tensor([0.3, 0.6]), torch.tensor([1.0, 3.0])
+    )
     noise = 80.0 * torch.randn(4000, 1, 2, generator=g, dtype=torch.float64)
     out = sample(mixture, noise, karras_sigmas(40), "dpmpp3m")
     data = mixture.sample(200000, generator=g)

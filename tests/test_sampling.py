@@ -12,13 +12,21 @@ from oplearn.sampling.losses import LogVariance, ReverseKL, TrajectoryBalance, m
 from oplearn.sampling.methods import METHODS, PIS, SMC, Estimate, make_method
 from oplearn.sampling.networks import ControlNet
 from oplearn.sampling.resampling import systematic_resample
-from oplearn.sampling.targets import TARGETS, DoubleWell, Funnel, Gaussian, GMM40, ManyWell, StudentTMixture, make_target
+from oplearn.sampling.targets import (
+    GMM40,
+    TARGETS,
+    DoubleWell,
+    Funnel,
+    Gaussian,
+    ManyWell,
+    StudentTMixture,
+    make_target,
+)
 from oplearn.sampling.training import train_sampler
 from oplearn.seeding import generator
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 from helpers import one_thread  # noqa: E402,F401
-
 
 # ----------------------------------------------------------------------------- targets
 
@@ -33,7 +41,9 @@ def _grid_log_Z(target, low, high, n=801):
 
 def test_two_dimensional_targets_are_normalised_as_stated():
     assert _grid_log_Z(GMM40(2), -45, 45, 601) == pytest.approx(0.0, abs=2e-3)
-    assert _grid_log_Z(Gaussian(2, mean=[0.5, -1], scale=[0.6, 1.5]), -10, 10) == pytest.approx(Gaussian(2, scale=[0.6, 1.5]).log_Z, abs=1e-4)
+    assert _grid_log_Z(Gaussian(2, mean=[0.5, -1], scale=[0.6, 1.5]), -10, 10) == pytest.approx(
+        Gaussian(2, scale=[0.6, 1.5]).log_Z, abs=1e-4
+    )
     # heavy tails: mass outside the window is O(1/R^2)
     assert _grid_log_Z(StudentTMixture(2), -100, 100, 1001) == pytest.approx(0.0, abs=2e-3)
 
@@ -44,7 +54,11 @@ def test_double_well_normalisers_match_quadrature():
     assert ManyWell(32).log_Z == pytest.approx(16 * (math.log(one) + 0.5 * math.log(2 * math.pi)), abs=1e-8)
     dw = scipy.integrate.quad(lambda u: math.exp(-((u * u - 4) ** 2)), -8, 8)[0]
     assert DoubleWell(5, 5, 4.0).log_Z == pytest.approx(5 * math.log(dw), abs=1e-8)
-    assert DoubleWell(50, 5, 2.0).log_Z == pytest.approx(5 * math.log(scipy.integrate.quad(lambda u: math.exp(-((u * u - 2) ** 2)), -8, 8)[0]) + 22.5 * math.log(2 * math.pi), abs=1e-8)
+    assert DoubleWell(50, 5, 2.0).log_Z == pytest.approx(
+        5 * math.log(scipy.integrate.quad(lambda u: math.exp(-((u * u - 2) ** 2)), -8, 8)[0])
+        + 22.5 * math.log(2 * math.pi),
+        abs=1e-8,
+    )
 
 
 @pytest.mark.parametrize("name", ["gaussian", "gmm40", "funnel", "many_well", "double_well", "student_t_mixture"])
@@ -57,7 +71,12 @@ def test_exact_samples_follow_the_target(name):
     assert y.shape == (4000, target.dim) and torch.isfinite(target.log_density(y)).all()
     labels = target.modes(y)
     if labels is not None:
-        freq = torch.stack([torch.bincount(labels[:, g], minlength=target.mode_weights().shape[1]) for g in range(labels.shape[1])]).double() / 4000
+        freq = (
+            torch.stack(
+                [torch.bincount(labels[:, g], minlength=target.mode_weights().shape[1]) for g in range(labels.shape[1])]
+            ).double()
+            / 4000
+        )
         assert (freq - target.mode_weights().double()).abs().max() < 5 * math.sqrt(0.25 / 4000) + 1e-3
     y2 = target.sample(4000, generator(1))
     a, b = target.log_density(y).double(), target.log_density(y2).double()
@@ -78,7 +97,11 @@ def test_real_data_targets():
     lr = make_target("logistic_regression")
     assert lr.dim == 31 and lr.log_Z is None and not lr.has_samples
     w = torch.zeros(3, 31)
-    assert torch.allclose(lr.log_density(w), torch.full((3,), -569 * math.log(2) - 31 * (math.log(10) + 0.5 * math.log(2 * math.pi))), rtol=1e-5)
+    assert torch.allclose(
+        lr.log_density(w),
+        torch.full((3,), -569 * math.log(2) - 31 * (math.log(10) + 0.5 * math.log(2 * math.pi))),
+        rtol=1e-5,
+    )
     lgcp = make_target("lgcp", grid=10)
     assert lgcp.dim == 100 and float(lgcp.counts.sum()) > 0
     # the posterior at the latent field the counts were drawn from beats the prior mean
@@ -197,7 +220,9 @@ def test_learned_drift_approaches_the_optimal_control():
 # ----------------------------------------------------------------------------- losses and training
 
 
-@pytest.mark.parametrize("loss", [LogVariance(exploration=0.2), TrajectoryBalance(exploration=0.2), ReverseKL()], ids=["lv", "tb", "kl"])
+@pytest.mark.parametrize(
+    "loss", [LogVariance(exploration=0.2), TrajectoryBalance(exploration=0.2), ReverseKL()], ids=["lv", "tb", "kl"]
+)
 def test_losses_decrease_when_training(loss):
     target = Gaussian(2, mean=[1.0, -1.0], scale=0.5)
     sampler = make_method("dis", target, steps=10, net=ControlNet(2, width=32))
@@ -253,7 +278,13 @@ def test_every_method_trains_on_every_target(method, target_name):
         params.update(step_size=1e-3, kernel="mala")
     else:
         params["horizon"] = 0.05  # small steps: stiff targets (double wells) stay stable untrained
-        params["net"] = ControlNet(target.dim, 2 * target.dim if method.endswith("_ud") else target.dim, width=8, depth=1, use_score=not method.endswith("_ud") or method == "dis_ud")
+        params["net"] = ControlNet(
+            target.dim,
+            2 * target.dim if method.endswith("_ud") else target.dim,
+            width=8,
+            depth=1,
+            use_score=not method.endswith("_ud") or method == "dis_ud",
+        )
         if method == "scld":
             params["segments"] = 2
     sampler = make_method(method, target, **params)
@@ -277,15 +308,22 @@ def test_metrics_on_known_cases():
     x, y = torch.randn(500, 2, generator=g), torch.randn(500, 2, generator=g)
     assert metrics.mmd(x, y) < metrics.mmd(x, y + 2.0)
     assert metrics.wasserstein2(x, x) == pytest.approx(0.0, abs=1e-12)
-    assert metrics.wasserstein2(x, x + torch.tensor([3.0, 4.0])) == pytest.approx(25.0, rel=1e-6)  # a translation is optimal
+    assert metrics.wasserstein2(x, x + torch.tensor([3.0, 4.0])) == pytest.approx(
+        25.0, rel=1e-6
+    )  # a translation is optimal
     assert metrics.ess_fraction(torch.zeros(10)) == pytest.approx(1.0)
     assert metrics.ess_fraction(torch.tensor([0.0, -1e9, -1e9, -1e9])) == pytest.approx(0.25)
     labels = torch.arange(40).repeat(5)[:, None]
     assert metrics.mode_coverage(labels, 40) == pytest.approx(1.0)
     assert metrics.mode_coverage(torch.zeros(100, 1, dtype=torch.long), 40) == 0.0
     gmm = GMM40(2)
-    assert metrics.sample_metrics(gmm, Estimate(gmm.sample(2000, g), torch.zeros(2000), 0.0, 0.0))["mode_coverage"] > 0.98
-    counts = torch.bincount(systematic_resample(torch.log(torch.tensor([0.5, 0.25, 0.25])).repeat_interleave(4) - math.log(4), g), minlength=12)
+    assert (
+        metrics.sample_metrics(gmm, Estimate(gmm.sample(2000, g), torch.zeros(2000), 0.0, 0.0))["mode_coverage"] > 0.98
+    )
+    counts = torch.bincount(
+        systematic_resample(torch.log(torch.tensor([0.5, 0.25, 0.25])).repeat_interleave(4) - math.log(4), g),
+        minlength=12,
+    )
     assert int(counts[:4].sum()) == 6 and int(counts[4:8].sum()) == 3
 
 

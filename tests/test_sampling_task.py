@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from helpers import SRC, one_thread, run_cli  # noqa: F401
+
 from oplearn.config import validate_config
 from oplearn.errors import ConfigError
 from oplearn.sampling.task import SamplerTask, interval
@@ -19,14 +19,32 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(**sampling):
-    return validate_config({
-        "seed": 3,
-        "data": {"batch_size": 16},
-        "train": {"task": "sampler", "epochs": 4, "lr": 5e-3, "weight_decay": 0.0, "clip_grad_norm": 1.0, "device": "cpu"},
-        "sampling": {"target": "gaussian", "target_params": {"dim": 2, "mean": [1.0, -0.5], "scale": 0.7},
-                     "method": "cmcd", "method_params": {"steps": 6}, "loss": "log_variance", "exploration": 0.2,
-                     "iterations": 3, "net": {"width": 16, "depth": 1}, "validation_samples": 256, **sampling},
-    })
+    return validate_config(
+        {
+            "seed": 3,
+            "data": {"batch_size": 16},
+            "train": {
+                "task": "sampler",
+                "epochs": 4,
+                "lr": 5e-3,
+                "weight_decay": 0.0,
+                "clip_grad_norm": 1.0,
+                "device": "cpu",
+            },
+            "sampling": {
+                "target": "gaussian",
+                "target_params": {"dim": 2, "mean": [1.0, -0.5], "scale": 0.7},
+                "method": "cmcd",
+                "method_params": {"steps": 6},
+                "loss": "log_variance",
+                "exploration": 0.2,
+                "iterations": 3,
+                "net": {"width": 16, "depth": 1},
+                "validation_samples": 256,
+                **sampling,
+            },
+        }
+    )
 
 
 def test_sampler_config_is_checked():
@@ -62,7 +80,9 @@ def test_sampler_run_stopped_and_resumed_reaches_the_same_weights(tmp_path, monk
         train(config, tmp_path / "resumed", progress=False)
     monkeypatch.setattr(SamplerTask, "start_epoch", start_epoch)
     train(config, tmp_path / "resumed", resume=True, progress=False)
-    whole, resumed = (torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=True) for r in ("whole", "resumed"))
+    whole, resumed = (
+        torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=True) for r in ("whole", "resumed")
+    )
     assert whole["task"]["evaluations"] == resumed["task"]["evaluations"] == 4 * 3 * 16 * 7
     for key, value in whole["model"].items():
         torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=0, msg=key)
@@ -73,9 +93,24 @@ def test_sampler_run_stopped_and_resumed_reaches_the_same_weights(tmp_path, monk
 def test_sampler_train_evaluate_report_end_to_end(tmp_path):
     config = Path(SRC).parent / "configs" / "sample_gmm40_dis.yaml"
     assert yaml.safe_load(config.read_text())["train"]["task"] == "sampler"
-    small = ["--set", "sampling.method_params.steps=8", "--set", "data.batch_size=16", "--set", "sampling.iterations=2",
-             "--set", "train.epochs=2", "--set", "sampling.validation_samples=64", "--set", "sampling.net.width=16",
-             "--set", "sampling.eval_samples=100", "--set", "sampling.eval_seeds=2"]
+    small = [
+        "--set",
+        "sampling.method_params.steps=8",
+        "--set",
+        "data.batch_size=16",
+        "--set",
+        "sampling.iterations=2",
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "sampling.validation_samples=64",
+        "--set",
+        "sampling.net.width=16",
+        "--set",
+        "sampling.eval_samples=100",
+        "--set",
+        "sampling.eval_seeds=2",
+    ]
     run_cli("train", config, "--out", tmp_path / "run", *small)
     proc = run_cli("evaluate", tmp_path / "run", "--samples", "200", "--seeds", "2")
     assert "log_Z_error" in proc.stdout

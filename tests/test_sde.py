@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
+from problems import observed_order
 from torch.distributions import MultivariateNormal
 
 from oplearn.errors import OplearnError
@@ -31,7 +32,6 @@ from oplearn.sde import (
     solve_backward,
 )
 from oplearn.seeding import generator
-from problems import observed_order
 
 D64 = torch.float64
 
@@ -81,9 +81,17 @@ def test_noise_log_normal_matches_multivariate_normal():
     batch, d, v = 5, 3, 0.3
     y = torch.randn(batch, d, generator=g, dtype=D64)
     cases = [
-        (ScalarNoise(), torch.rand(batch, generator=g, dtype=D64) + 0.5, lambda s: torch.diag_embed(s[:, None].expand(batch, d) ** 2)),
+        (
+            ScalarNoise(),
+            torch.rand(batch, generator=g, dtype=D64) + 0.5,
+            lambda s: torch.diag_embed(s[:, None].expand(batch, d) ** 2),
+        ),
         (DiagonalNoise(), torch.rand(batch, d, generator=g, dtype=D64) + 0.5, lambda s: torch.diag_embed(s**2)),
-        (MatrixNoise(), torch.randn(batch, d, d, generator=g, dtype=D64) + 2 * torch.eye(d, dtype=D64), lambda s: s @ s.transpose(1, 2)),
+        (
+            MatrixNoise(),
+            torch.randn(batch, d, d, generator=g, dtype=D64) + 2 * torch.eye(d, dtype=D64),
+            lambda s: s @ s.transpose(1, 2),
+        ),
         (MatrixNoise(brownian=5), torch.randn(batch, d, 5, generator=g, dtype=D64), lambda s: s @ s.transpose(1, 2)),
     ]
     for noise, sigma, cov in cases:
@@ -135,7 +143,11 @@ OU_VP = OrnsteinUhlenbeck(rate=0.2, rate_end=4.0, scale=1.0, horizon=1.0)
 
 
 @pytest.mark.parametrize("sde", [OU, OU_VP], ids=["ou", "ou-linear-rate"])
-@pytest.mark.parametrize("grid", [UniformGrid(0, 1), GeometricGrid(0, 1, ratio=0.2), CosineGrid(0, 1, minimum=0.1)], ids=["uniform", "geometric", "cosine"])
+@pytest.mark.parametrize(
+    "grid",
+    [UniformGrid(0, 1), GeometricGrid(0, 1, ratio=0.2), CosineGrid(0, 1, minimum=0.1)],
+    ids=["uniform", "geometric", "cosine"],
+)
 def test_euler_maruyama_weak_order(sde, grid):
     """Slope of the error of the exact mean and variance of the scheme against the step."""
     solver, x0 = EulerMaruyama(), torch.tensor([[2.0]], dtype=D64)
@@ -213,7 +225,10 @@ def test_underdamped_langevin_keeps_its_invariant_law():
     sde = UnderdampedSDE(lambda t, x: -x / 0.25, friction=1.0, mass=2.0)  # pi = N(0, 0.25)
     g = generator(1)
     n = 20000
-    state = (0.5 * torch.randn(n, 1, generator=g, dtype=D64), math.sqrt(2.0) * torch.randn(n, 1, generator=g, dtype=D64))
+    state = (
+        0.5 * torch.randn(n, 1, generator=g, dtype=D64),
+        math.sqrt(2.0) * torch.randn(n, 1, generator=g, dtype=D64),
+    )
     path = solve(sde, state, UniformGrid(0, 3).times(60), Splitting("BAOAB"), generator=g, keep_path=False)
     var_x, var_p = float(path.final.var()), float(path.states[1][-1].var())
     se = math.sqrt(2 / n)
@@ -247,7 +262,9 @@ def test_solve_is_seeded_and_returns_increments():
     # Euler-Maruyama identity: x_{k+1} - x_k - f(t_k, x_k) h_k = sigma(t_k) dW_k
     t = times[:-1, None].expand(20, 16).reshape(-1)
     x = p1.xs[:-1].reshape(-1, 3)
-    step = p1.xs[1:] - p1.xs[:-1] - (sde.drift(t, x) * p1.step_sizes().expand(20, 16, 1).reshape(-1, 1)).reshape(20, 16, 3)
+    step = (
+        p1.xs[1:] - p1.xs[:-1] - (sde.drift(t, x) * p1.step_sizes().expand(20, 16, 1).reshape(-1, 1)).reshape(20, 16, 3)
+    )
     sigma = sde.diffusion(t, x).reshape(20, 16, 1)
     assert torch.allclose(step, sigma * dw, atol=1e-5)
     final_only = solve(sde, x0, times, generator=generator(7), keep_path=False)
@@ -335,7 +352,9 @@ def test_backward_log_density_is_the_reversed_chain():
     got = backward_log_density(backward, path)
     h = 0.25
     for i in range(3):
-        expected = _gaussian_chain_log_prob(xs[:-1, i, 0].flip(0), float(xs[-1, i, 0]), [1 - theta * h] * 4, [0.0] * 4, [s * math.sqrt(h)] * 4)
+        expected = _gaussian_chain_log_prob(
+            xs[:-1, i, 0].flip(0), float(xs[-1, i, 0]), [1 - theta * h] * 4, [0.0] * 4, [s * math.sqrt(h)] * 4
+        )
         assert torch.allclose(got[i], expected)
 
 
@@ -349,7 +368,9 @@ def test_backward_log_density_is_the_reversed_chain():
     ids=["scalar", "diagonal-state-dependent", "matrix"],
 )
 def test_noise_log_density_equals_forward_log_density_on_sampled_paths(sde):
-    path = solve(sde, torch.ones(8, 2, dtype=D64), UniformGrid().times(12, dtype=D64), generator=generator(2), keep_noise=True)
+    path = solve(
+        sde, torch.ones(8, 2, dtype=D64), UniformGrid().times(12, dtype=D64), generator=generator(2), keep_noise=True
+    )
     assert torch.allclose(noise_log_density(sde, path), forward_log_density(sde, path))
 
 
@@ -357,7 +378,12 @@ def test_noise_log_density_equals_forward_log_density_on_sampled_paths(sde):
 def test_noise_log_density_equals_forward_log_density_for_every_solver(solver):
     torch.manual_seed(0)
     if isinstance(solver, Splitting):
-        sde = UnderdampedSDE(lambda t, x: -x, friction=0.7, mass=torch.tensor([1.0, 2.0], dtype=D64), control=lambda t, x, p: torch.tanh(x + p))
+        sde = UnderdampedSDE(
+            lambda t, x: -x,
+            friction=0.7,
+            mass=torch.tensor([1.0, 2.0], dtype=D64),
+            control=lambda t, x, p: torch.tanh(x + p),
+        )
         state = (torch.ones(8, 2, dtype=D64), torch.zeros(8, 2, dtype=D64))
     else:
         sde = ControlledSDE(OU_VP, lambda t, x: torch.sin(x))
@@ -370,9 +396,15 @@ def test_uncontrolled_momentum_kernels_are_reversible():
     """Without control every O kernel is reversible for N(0, M): for each O sub-step
     log N_F(p_out | p_in) - log N_B(p_in | p_out) = log N(p_out; 0, M) - log N(p_in; 0, M)."""
     mass = torch.tensor([0.5, 2.0], dtype=D64)
-    sde = UnderdampedSDE(lambda t, x: -x**3, friction=1.3, mass=mass)
+    sde = UnderdampedSDE(lambda t, x: -(x**3), friction=1.3, mass=mass)
     solver = Splitting("OBABO")
-    path = solve(sde, (torch.randn(16, 2, dtype=D64), torch.randn(16, 2, dtype=D64)), UniformGrid(0, 1).times(7, dtype=D64), solver, generator=generator(3))
+    path = solve(
+        sde,
+        (torch.randn(16, 2, dtype=D64), torch.randn(16, 2, dtype=D64)),
+        UniformGrid(0, 1).times(7, dtype=D64),
+        solver,
+        generator=generator(3),
+    )
     ratio = forward_log_density(sde, path, solver) - backward_log_density(sde, path, solver)
     gauss = MultivariateNormal(torch.zeros(2, dtype=D64), covariance_matrix=torch.diag(mass))
     p_in, p_out = path.records[:, :, 1], path.records[:, :, 2]
@@ -383,7 +415,7 @@ def test_uncontrolled_momentum_kernels_are_reversible():
 
 def test_girsanov_sum_equals_the_discrete_ratio_on_euler_paths():
     base = ItoSDE(lambda t, x: -0.5 * x, torch.tensor([1.3, 0.7], dtype=D64), DiagonalNoise())
-    control = lambda t, x: torch.tanh(x) + t[:, None]  # noqa: E731
+    control = lambda t, x: torch.tanh(x) + t[:, None]
     controlled = ControlledSDE(base, control)
     times = CosineGrid(0, 1).times(30, dtype=D64)
     path = solve(controlled, torch.zeros(64, 2, dtype=D64), times, generator=generator(4), keep_noise=True)
@@ -398,8 +430,14 @@ def test_girsanov_kl_of_ou_against_brownian_motion():
     """KL(OU || BM) from X_0 = 0: E[1/2 int theta^2 X_t^2 dt] = theta/4 (T - (1 - e^{-2 theta T}) / (2 theta))."""
     theta, T, n, steps = 1.0, 2.0, 8000, 100
     base = ItoSDE(lambda t, x: torch.zeros_like(x), 1.0)
-    control = lambda t, x: -theta * x  # noqa: E731
-    path = solve(ControlledSDE(base, control), torch.zeros(n, 1, dtype=D64), UniformGrid(0, T).times(steps, dtype=D64), generator=generator(5), keep_noise=True)
+    control = lambda t, x: -theta * x
+    path = solve(
+        ControlledSDE(base, control),
+        torch.zeros(n, 1, dtype=D64),
+        UniformGrid(0, T).times(steps, dtype=D64),
+        generator=generator(5),
+        keep_noise=True,
+    )
     us = -theta * path.xs[:-1]
     log_ratio = girsanov_log_ratio(us, path.increments(), path.step_sizes())
     exact = theta / 4 * (T - (1 - math.exp(-2 * theta * T)) / (2 * theta))
@@ -412,7 +450,9 @@ def test_splitting_step_back_inverts_the_step(scheme):
     """With the backward normals that map each O sub-step's output back to its input, the
     backward step returns the initial state and the same O records."""
     solver = Splitting(scheme)
-    forward = UnderdampedSDE(lambda t, x: -x**3 + t[:, None], friction=0.8, mass=1.7, control=lambda t, x, p: torch.sin(x * p))
+    forward = UnderdampedSDE(
+        lambda t, x: -(x**3) + t[:, None], friction=0.8, mass=1.7, control=lambda t, x, p: torch.sin(x * p)
+    )
     backward = UnderdampedSDE(forward.force, friction=0.8, mass=1.7, control=lambda t, x, p: torch.cos(x + p))
     x, p = torch.randn(5, 3, dtype=D64), torch.randn(5, 3, dtype=D64)
     t, dt = torch.full((5,), 0.3, dtype=D64), torch.full((5,), 0.2, dtype=D64)
@@ -421,7 +461,8 @@ def test_splitting_step_back_inverts_the_step(scheme):
     h = dt[:, None] / solver.counts["O"]
     xi_back = torch.stack(
         [
-            (record[o, 1] - backward.momentum_mean(t + dt * frac, record[o, 0], record[o, 2], h)) / backward.momentum_std(h)
+            (record[o, 1] - backward.momentum_mean(t + dt * frac, record[o, 0], record[o, 2], h))
+            / backward.momentum_std(h)
             for o, frac in enumerate(solver.o_fractions)
         ]
     )

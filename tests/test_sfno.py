@@ -37,9 +37,18 @@ def _smooth(grid: SphereGrid, batch: int = 2, channels: int = 3) -> torch.Tensor
     theta, lon = grid.axes(torch.float64)
     theta, lon = torch.meshgrid(theta, lon, indexing="ij")
     xyz = torch.stack([torch.sin(theta) * torch.cos(lon), torch.sin(theta) * torch.sin(lon), torch.cos(theta)])
-    monomials = torch.stack([torch.ones_like(theta), *xyz, *(xyz[i] * xyz[j] for i in range(3) for j in range(i, 3)),
-                             xyz[0] * xyz[1] * xyz[2], xyz[2] ** 3])
-    weights = torch.randn(batch, channels, len(monomials), generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    monomials = torch.stack(
+        [
+            torch.ones_like(theta),
+            *xyz,
+            *(xyz[i] * xyz[j] for i in range(3) for j in range(i, 3)),
+            xyz[0] * xyz[1] * xyz[2],
+            xyz[2] ** 3,
+        ]
+    )
+    weights = torch.randn(
+        batch, channels, len(monomials), generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
     return torch.einsum("bck,kij->bcij", weights, monomials)
 
 
@@ -101,26 +110,43 @@ def test_latitude_bands_cover_the_sphere_and_weigh_by_area():
 def swe_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("swe")
     pde = make_pde("shallow_water", {"t_final": 6.0, "n_times": 4, "dt": 1800.0})
-    return (generate_dataset(pde, 16, 16, root / "train.h5", seed=0, progress=False),
-            generate_dataset(pde, 4, 16, root / "test.h5", seed=1, progress=False))
+    return (
+        generate_dataset(pde, 16, 16, root / "train.h5", seed=0, progress=False),
+        generate_dataset(pde, 4, 16, root / "test.h5", seed=1, progress=False),
+    )
 
 
 @pytest.mark.parametrize("config, task", [("swe_sfno", "one_step"), ("swe_fno", "one_step"), ("swe_sfno", "map")])
 def test_train_evaluate_report_on_the_sphere(config, task, swe_files, tmp_path, capsys):
     train_file, test_file = swe_files
     sizes = {"swe_sfno": ["model.modes=8"], "swe_fno": ["model.modes=6"]}[config]
-    settings = [f"data.path={train_file}", "data.generate=null", f"data.test=[{{path: {test_file}}}]", "data.n_train=12",
-                "data.n_val=4", "data.batch_size=4", "train.epochs=6", f"train.task={task}", "train.threads=1",
-                "model.width=16", "model.n_layers=2", *sizes]
+    settings = [
+        f"data.path={train_file}",
+        "data.generate=null",
+        f"data.test=[{{path: {test_file}}}]",
+        "data.n_train=12",
+        "data.n_val=4",
+        "data.batch_size=4",
+        "train.epochs=6",
+        f"train.task={task}",
+        "train.threads=1",
+        "model.width=16",
+        "model.n_layers=2",
+        *sizes,
+    ]
     run = tmp_path / "run"
-    assert main(["train", config, "--out", str(run), *(a for s in settings for a in ("--set", s)), "--no-progress"]) == 0
+    assert (
+        main(["train", config, "--out", str(run), *(a for s in settings for a in ("--set", s)), "--no-progress"]) == 0
+    )
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     losses = [entry["train_loss"] for entry in log if "train_loss" in entry]
     assert losses[-1] < losses[0]  # training decreases the loss
     assert main(["evaluate", str(run)]) == 0
-    row, = json.loads((run / "metrics.json").read_text())["results"]
+    (row,) = json.loads((run / "metrics.json").read_text())["results"]
     bands = row["latitude_bands"]
     assert set(bands) == {"global", *LATITUDE_BANDS} and all(0 < v < 10 for v in bands.values())
     assert main(["report", str(run)]) == 0
     report = (run / "report" / "report.md").read_text()
-    assert "Relative L2 per latitude band (area-weighted)" in report and (run / "report" / "latitude_bands.png").exists()
+    assert (
+        "Relative L2 per latitude band (area-weighted)" in report and (run / "report" / "latitude_bands.png").exists()
+    )

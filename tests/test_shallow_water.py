@@ -145,7 +145,9 @@ def test_random_flows_are_reproducible_balanced_and_the_same_at_every_resolution
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
     assert a[1].shape == (2, 2, 3, 12, 24)
     fine = pde.sample_input(2, pde.grid(20), torch.Generator().manual_seed(3))
-    coarse, fine_coefficients = (spherical_transform(grid, 10)(x[:, 1]) for grid, x in ((pde.grid(12), a[0]), (pde.grid(20), fine)))
+    coarse, fine_coefficients = (
+        spherical_transform(grid, 10)(x[:, 1]) for grid, x in ((pde.grid(12), a[0]), (pde.grid(20), fine))
+    )
     assert torch.allclose(coarse, fine_coefficients, atol=1e-10)  # the same vorticity
     assert abs(a[0][:, 2]).max() == 0  # no initial divergence
     model = pde.dynamics(pde.grid(12))

@@ -5,16 +5,16 @@ import shutil
 import h5py
 import pytest
 import torch
-
 from helpers import run_cli
+from test_data import Crash, CrashingDoubling
+from toy_pde import Doubling
+
 from oplearn.cli import main
 from oplearn.data.dataset import FieldDataset
 from oplearn.data.files import load_fields, read_meta
 from oplearn.data.generate import assemble_shards, generate_dataset, parse_shard, shard_path
 from oplearn.data.info import describe
 from oplearn.errors import DataError
-from test_data import Crash, CrashingDoubling
-from toy_pde import Doubling
 
 KW = dict(resolution=8, seed=4, chunk_size=2, progress=False)
 
@@ -36,7 +36,18 @@ def test_three_shards_equal_the_unsharded_file(tmp_path):
     sharded = load_fields(tmp_path / "s.h5")
     assert torch.equal(sharded.inputs, full.inputs) and torch.equal(sharded.outputs, full.outputs)
     meta, ref = read_meta(tmp_path / "s.h5"), read_meta(tmp_path / "full.h5")
-    for key in ("format", "format_version", "pde", "pde_params", "grid", "seed", "n", "chunk_size", "n_complete", "versions"):
+    for key in (
+        "format",
+        "format_version",
+        "pde",
+        "pde_params",
+        "grid",
+        "seed",
+        "n",
+        "chunk_size",
+        "n_complete",
+        "versions",
+    ):
         assert meta[key] == ref[key], key
     assert meta["shard_count"] == 3
 
@@ -95,15 +106,34 @@ def test_shard_syntax_and_torchrun_environment(tmp_path, monkeypatch, capsys):
     for bad in ("2", "4/4", "a/b", "-1/2"):
         with pytest.raises(DataError):
             parse_shard(bad)
-    assert main(["generate", "darcy", "--n", "2", "--resolution", "8", "--out", str(tmp_path / "x.h5"), "--shard", "3"]) == 2
+    assert (
+        main(["generate", "darcy", "--n", "2", "--resolution", "8", "--out", str(tmp_path / "x.h5"), "--shard", "3"])
+        == 2
+    )
     assert "--shard must look like I/N" in capsys.readouterr().err
 
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("WORLD_SIZE", "3")
     out = tmp_path / "t.h5"
     assert generate_dataset(Doubling(), 11, out=out, shard="auto", **KW) == shard_path(out, 1, 3)
-    assert main(["generate", "darcy", "--n", "4", "--resolution", "8", "--chunk-size", "2", "--out", str(tmp_path / "d.h5"),
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "darcy",
+                "--n",
+                "4",
+                "--resolution",
+                "8",
+                "--chunk-size",
+                "2",
+                "--out",
+                str(tmp_path / "d.h5"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert shard_path(tmp_path / "d.h5", 1, 3).exists() and not shard_path(tmp_path / "d.h5", 0, 3).exists()
     assert "wrote shard 1/3" in capsys.readouterr().out
     monkeypatch.setenv("WORLD_SIZE", "1")  # a single process: no sharding
@@ -111,9 +141,24 @@ def test_shard_syntax_and_torchrun_environment(tmp_path, monkeypatch, capsys):
 
 
 def test_workers_on_the_command_line(tmp_path):
-    run_cli("generate", "darcy", "--n", 5, "--resolution", 8, "--chunk-size", 2, "--out", tmp_path / "p.h5", "--workers", 2,
-            "--no-progress")
-    run_cli("generate", "darcy", "--n", 5, "--resolution", 8, "--chunk-size", 2, "--out", tmp_path / "s.h5", "--no-progress")
+    run_cli(
+        "generate",
+        "darcy",
+        "--n",
+        5,
+        "--resolution",
+        8,
+        "--chunk-size",
+        2,
+        "--out",
+        tmp_path / "p.h5",
+        "--workers",
+        2,
+        "--no-progress",
+    )
+    run_cli(
+        "generate", "darcy", "--n", 5, "--resolution", 8, "--chunk-size", 2, "--out", tmp_path / "s.h5", "--no-progress"
+    )
     parallel, serial = load_fields(tmp_path / "p.h5"), load_fields(tmp_path / "s.h5")
     assert torch.equal(parallel.inputs, serial.inputs) and torch.equal(parallel.outputs, serial.outputs)
     assert read_meta(tmp_path / "p.h5")["shard_count"] == 2

@@ -11,18 +11,29 @@ import torch
 from oplearn.config import MODEL_CONFIGS, load_config, shipped_configs
 from oplearn.data.generate import generate_dataset, make_pde
 from oplearn.errors import ConfigError
-from oplearn.training.rundir import open_run
 from oplearn.training.run import train
+from oplearn.training.rundir import open_run
 from oplearn.training.tasks import task_class
 
 #: Size keys set after the switch, for the models that have them (the rest keep their defaults).
-SMALL_MODEL = {"modes": 4, "width": 8, "n_layers": 2, "projection_channels": 8, "levels": 2, "n_blocks": 2,
-               "branch_width": 16, "trunk_width": 16, "basis": 8}
+SMALL_MODEL = {
+    "modes": 4,
+    "width": 8,
+    "n_layers": 2,
+    "projection_channels": 8,
+    "levels": 2,
+    "n_blocks": 2,
+    "branch_width": 16,
+    "trunk_width": 16,
+    "basis": 8,
+}
 #: Tiny data for each kind of config: a 16x16 Darcy file, 16 x 32 shallow-water trajectories for the
 #: configs on the sphere, a 16x16 Kolmogorov-flow trajectory file for the other tasks of
 #: :data:`TRAJECTORY_TASKS`, or few walk-on-spheres problems.
-SMALL_DATA = {"data": ["data.generate=null", "data.test=[]", "data.n_train=8", "data.n_val=4", "data.batch_size=4"],
-              "wos": ["wos.n_train=2", "wos.n_val=1", "wos.points=8", "data.batch_size=2"]}
+SMALL_DATA = {
+    "data": ["data.generate=null", "data.test=[]", "data.n_train=8", "data.n_val=4", "data.batch_size=4"],
+    "wos": ["wos.n_train=2", "wos.n_val=1", "wos.points=8", "data.batch_size=2"],
+}
 
 TRAJECTORY_TASKS = ("one_step", "refiner", "coarse_graining")
 #: Models tied to the grid they were built for: the coarse-graining task, which evaluates the model on a
@@ -30,8 +41,9 @@ TRAJECTORY_TASKS = ("one_step", "refiner", "coarse_graining")
 GRID_BOUND = ("unet", "deeponet")
 
 GRID_MODELS = [name for name, config in MODEL_CONFIGS.items() if config.kind == "grid"]
-CONFIGS = [name for name, path in shipped_configs().items()
-           if "grid" in task_class(load_config(path).train.task).model_kinds]  # configs that train grid models
+CONFIGS = [
+    name for name, path in shipped_configs().items() if "grid" in task_class(load_config(path).train.task).model_kinds
+]  # configs that train grid models
 
 
 @pytest.fixture(scope="module")

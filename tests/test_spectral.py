@@ -2,13 +2,13 @@ import math
 
 import pytest
 import torch
+from problems import observed_order
+from time_problems import SEMILINEAR_ODES, STEPPERS, ode_errors, one_thread  # noqa: F401
 
 from oplearn.derivatives import gradient, time_derivative
 from oplearn.grids import Grid
 from oplearn.solvers.spectral import Fourier
-from oplearn.solvers.stepping import CrankNicolsonHeun, ETDRK4, ExponentialEuler, integrate
-from problems import observed_order
-from time_problems import SEMILINEAR_ODES, STEPPERS, ode_errors, one_thread  # noqa: F401
+from oplearn.solvers.stepping import ETDRK4, CrankNicolsonHeun, ExponentialEuler, integrate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -124,7 +124,6 @@ def test_wrong_input_shape():
         layer(torch.zeros(3, 16, 16))
 
 
-
 def test_output_size_synthesises_the_same_band_limited_output():
     """Evaluated at another grid (finer or coarser), the output is the same band-limited field,
     scaled by prod(input size) / prod(output size) (irfftn divides by the output's points)."""
@@ -137,7 +136,9 @@ def test_output_size_synthesises_the_same_band_limited_output():
 
 def test_too_small_output_grid_is_a_clear_error():
     layer = SpectralConv(1, 1, (8, 8))
-    with pytest.raises(ValueError, match=r"^output resolution \(16, 13\) is too small for modes \(8, 8\).*fewer modes$"):
+    with pytest.raises(
+        ValueError, match=r"^output resolution \(16, 13\) is too small for modes \(8, 8\).*fewer modes$"
+    ):
         layer(torch.zeros(1, 1, 32, 32), size=(16, 13))
     with pytest.raises(ValueError, match="output size must have 2 entries"):
         layer(torch.zeros(1, 1, 32, 32), size=(32,))

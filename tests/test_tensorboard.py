@@ -1,13 +1,13 @@
 """TensorBoard event files beside metrics.jsonl (train.tensorboard: true), consistent across a resume."""
 
 import pytest
+from helpers import tiny_config
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import tiny_config
 from oplearn.config import load_config
 from oplearn.data.generate import generate_dataset, make_pde
-from oplearn.training.rundir import read_log
 from oplearn.training.run import train
+from oplearn.training.rundir import read_log
 
 
 def _scalars(folder, tag):
@@ -26,7 +26,9 @@ def test_event_files_hold_every_logged_number_and_follow_a_resume(tmp_path):
         assert _scalars(board, tag) == {r["epoch"]: pytest.approx(r[tag], rel=1e-6) for r in log}, tag
     train(load_config(config, ["train.epochs=3"]), tmp_path / "run", resume=True, progress=False)
     steps = _scalars(board, "train_loss")
-    assert sorted(steps) == [1, 2, 3] and steps[3] == pytest.approx(read_log(tmp_path / "run")[-1]["train_loss"], rel=1e-6)
+    assert sorted(steps) == [1, 2, 3] and steps[3] == pytest.approx(
+        read_log(tmp_path / "run")[-1]["train_loss"], rel=1e-6
+    )
     assert not (tmp_path / "plain" / "tensorboard").exists()
     train(load_config(config, ["train.tensorboard=false"]), tmp_path / "plain", progress=False)
     assert not (tmp_path / "plain" / "tensorboard").exists()
@@ -39,6 +41,8 @@ def test_a_missing_tensorboard_names_the_extra(tmp_path, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if not installed
     config = load_config(tiny_config(tmp_path / "c.yaml", tmp_path / "d.h5", tensorboard=True))
-    with pytest.raises(OplearnError, match=r"this needs the Python package 'tensorboard': pip install 'oplearn\[tensorboard\]'"):
+    with pytest.raises(
+        OplearnError, match=r"this needs the Python package 'tensorboard': pip install 'oplearn\[tensorboard\]'"
+    ):
         train(config, tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from test_spectral_conv import band_limited
 
 from oplearn.layers.factorized import FactorizedSpectralConv, cp_rank, tucker_ranks
 from oplearn.layers.spectral import SpectralConv
@@ -9,15 +10,13 @@ from oplearn.models import FNO, count_parameters
 from oplearn.models.tfno import TFNO, TFNOConfig
 from oplearn.models.uno import UNO, UNOConfig, fourier_resample
 
-from test_spectral_conv import band_limited
-
 
 def convergence_gaps(model: torch.nn.Module) -> tuple[float, float]:
     """Relative gaps d(32, 64), d(64, 128) of the outputs on one band-limited field, compared
     on the 32^2 nodes."""
     fields = {n: band_limited(n, kmax=4, channels=model.in_channels) for n in (32, 64, 128)}
     out = {n: model(a)[..., :: n // 32, :: n // 32] for n, a in fields.items()}
-    gap = lambda a, b: ((out[a] - out[b]).norm() / out[b].norm()).item()  # noqa: E731
+    gap = lambda a, b: ((out[a] - out[b]).norm() / out[b].norm()).item()
     return gap(32, 64), gap(64, 128)
 
 
@@ -62,7 +61,7 @@ def test_rank_fraction_gives_about_that_fraction_of_parameters():
 def test_tfno_spectral_part_is_about_ten_times_smaller(factorization):
     kwargs = dict(in_channels=3, out_channels=1, modes=8, width=16, n_layers=2, projection_channels=16)
     fno, tfno = FNO(**kwargs), TFNO(**kwargs, factorization=factorization, rank=0.1)
-    spectral = lambda m: sum(count_parameters(s) for s in m.spectral)  # noqa: E731
+    spectral = lambda m: sum(count_parameters(s) for s in m.spectral)
     assert 0.05 < spectral(tfno) / spectral(fno) <= 0.1
     assert count_parameters(fno) - spectral(fno) == count_parameters(tfno) - spectral(tfno)
 

@@ -7,8 +7,8 @@ import time
 
 import pytest
 import torch
-
 from helpers import SRC, tiny_config
+
 from oplearn.config import load_config
 from oplearn.data.generate import generate_dataset, make_pde
 from oplearn.errors import CheckpointError, OplearnError, TrainingDiverged
@@ -38,7 +38,17 @@ def test_training_decreases_loss_and_saves_a_reloadable_model(tmp_path, darcy16)
 
 def _train_subprocess(config_path, run_dir, *extra):
     env = {**os.environ, "PYTHONPATH": SRC}
-    cmd = [sys.executable, "-m", "oplearn.cli", "train", str(config_path), "--out", str(run_dir), "--no-progress", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "oplearn.cli",
+        "train",
+        str(config_path),
+        "--out",
+        str(run_dir),
+        "--no-progress",
+        *extra,
+    ]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -62,7 +72,7 @@ def test_resume_after_kill_reaches_the_same_weights(tmp_path, darcy16):
     assert proc.returncode == -signal.SIGKILL and 1 <= killed_at < epochs, "the run must really be killed mid-way"
 
     proc = _train_subprocess(config_path, run_dir, "--resume")
-    out, err = proc.communicate(timeout=300)
+    _out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     final = load_checkpoint(run_dir / LAST)
     expected = load_checkpoint(reference / LAST)

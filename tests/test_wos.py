@@ -5,13 +5,11 @@ import math
 import numpy as np
 import pytest
 import torch
+from helpers import one_thread  # noqa: F401 (the fixture must be importable here)
 
 from oplearn.wos import Ball, Box, DirichletProblem, StarShaped, walk_on_spheres
 from oplearn.wos.domains import polygon_sdf
 from oplearn.wos.walk import green_radii
-
-from helpers import one_thread  # noqa: F401 (the fixture must be importable here)
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -79,7 +77,9 @@ def test_constant_source_in_ball_is_exact_per_step(d):
     has no variance, so the estimate is sharp and within its (small) error bars."""
     ball = Ball((0.0,) * d, 1.0)
     u = lambda x: ((x**2).sum(-1) - 1) / (2 * d)
-    problem = DirichletProblem(ball, lambda x: torch.zeros(x.shape[:-1], dtype=x.dtype), lambda x: torch.ones(x.shape[:-1], dtype=x.dtype))
+    problem = DirichletProblem(
+        ball, lambda x: torch.zeros(x.shape[:-1], dtype=x.dtype), lambda x: torch.ones(x.shape[:-1], dtype=x.dtype)
+    )
     points = ball.sample(6, gen(5))
     est = walk_on_spheres(problem, points, 500, generator=gen(6), epsilon=1e-4)
     assert (est.mean - u(points)).abs().max() < 4.5 * est.stderr.max() + 1e-4
@@ -99,7 +99,10 @@ def test_error_decays_like_inverse_sqrt_walks():
     points = domain.sample(64, gen(8))
     problem = DirichletProblem(domain, re_z3)
     walks = [4, 16, 64, 256]
-    rms = [(walk_on_spheres(problem, points, w, generator=gen(w)).mean - re_z3(points)).pow(2).mean().sqrt().item() for w in walks]
+    rms = [
+        (walk_on_spheres(problem, points, w, generator=gen(w)).mean - re_z3(points)).pow(2).mean().sqrt().item()
+        for w in walks
+    ]
     slope = np.polyfit(np.log(walks), np.log(rms), 1)[0]
     assert -0.62 < slope < -0.38, (slope, rms)
 
@@ -148,7 +151,9 @@ def test_points_outside_score_boundary_and_bad_input():
 
 def test_max_steps_truncates():
     problem = DirichletProblem(Box((0.0, 0.0), (1.0, 1.0)), re_z3)
-    est = walk_on_spheres(problem, torch.tensor([[0.5, 0.5]], dtype=torch.float64), 100, epsilon=1e-6, max_steps=1, generator=gen(0))
+    est = walk_on_spheres(
+        problem, torch.tensor([[0.5, 0.5]], dtype=torch.float64), 100, epsilon=1e-6, max_steps=1, generator=gen(0)
+    )
     assert est.mean_steps == 1 and est.truncated > 95
 
 

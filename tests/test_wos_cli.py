@@ -1,7 +1,6 @@
 """``oplearn solve wos`` end to end: estimates within their error bars, CSV output, one-line errors."""
 
 import numpy as np
-
 from helpers import run_cli
 
 
@@ -9,9 +8,25 @@ def test_solve_wos_end_to_end(tmp_path):
     points = tmp_path / "points.npy"
     np.save(points, np.array([[0.1, 0.7], [0.9, -0.5]]))
     out = tmp_path / "u.csv"
-    proc = run_cli("solve", "wos", "--domain", "box:-1,-1,1,1 - ball:0,0,0.3", "--boundary", "x**3 - 3*x*y**2",
-                   "--source", "0", "--exact", "x**3 - 3*x*y**2", "--point=-0.6,0.2", "--points", points,
-                   "--walks", "2000", "--out", out)
+    proc = run_cli(
+        "solve",
+        "wos",
+        "--domain",
+        "box:-1,-1,1,1 - ball:0,0,0.3",
+        "--boundary",
+        "x**3 - 3*x*y**2",
+        "--source",
+        "0",
+        "--exact",
+        "x**3 - 3*x*y**2",
+        "--point=-0.6,0.2",
+        "--points",
+        points,
+        "--walks",
+        "2000",
+        "--out",
+        out,
+    )
     assert "walks per point" in proc.stdout
     table = np.genfromtxt(out, delimiter=",", names=True)
     assert list(table.dtype.names) == ["x0", "x1", "mean", "stderr", "exact", "error"]

@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 import yaml
+from helpers import one_thread  # noqa: F401 (the fixture must be importable here)
 
 from oplearn.config import validate_config
 from oplearn.errors import ConfigError
@@ -16,9 +17,6 @@ from oplearn.wos import Box, DirichletProblem, walk_on_spheres
 from oplearn.wos.neural import MLP, NeuralWoSConfig, train_neural_wos
 from oplearn.wos.problems import SQUARE, PoissonFamily
 from oplearn.wos.training import WoSTask, interpolate
-
-from helpers import one_thread  # noqa: F401 (the fixture must be importable here)
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -38,7 +36,9 @@ def test_reference_agrees_with_walk_on_spheres(problems):
     u, inside = problems.reference(grid)
     nodes = inside[1].nonzero()[::60][:8]
     points = grid.coordinates(torch.float64)[:, nodes[:, 0], nodes[:, 1]].T
-    est = walk_on_spheres(problems, points, 1000, group=torch.ones(len(points), dtype=torch.long), epsilon=1e-4, generator=gen(1))
+    est = walk_on_spheres(
+        problems, points, 1000, group=torch.ones(len(points), dtype=torch.long), epsilon=1e-4, generator=gen(1)
+    )
     diff = (est.mean - u[1][nodes[:, 0], nodes[:, 1]]).abs()
     assert (diff < 4.5 * est.stderr + 2e-3).all(), (diff, est.stderr)
 
@@ -62,21 +62,24 @@ def test_interpolate_is_exact_for_bilinear_fields():
 
 
 def tiny_wos_config(**wos):
-    return validate_config({
-        "seed": 0,
-        "data": {"batch_size": 4},
-        "wos": {"n_train": 12, "n_val": 4, "resolution": 17, "points": 32, "walks": 4, **wos},
-        "model": {"name": "fno", "modes": 6, "width": 16, "n_layers": 2, "projection_channels": 32},
-        "train": {"task": "wos", "epochs": 6, "lr": 5e-3, "threads": 1, "device": "cpu", "scheduler": "constant"},
-    })
+    return validate_config(
+        {
+            "seed": 0,
+            "data": {"batch_size": 4},
+            "wos": {"n_train": 12, "n_val": 4, "resolution": 17, "points": 32, "walks": 4, **wos},
+            "model": {"name": "fno", "modes": 6, "width": 16, "n_layers": 2, "projection_channels": 32},
+            "train": {"task": "wos", "epochs": 6, "lr": 5e-3, "threads": 1, "device": "cpu", "scheduler": "constant"},
+        }
+    )
 
 
 def test_running_mean_targets_converge():
     """The cached targets average every epoch's walks: their error falls like 1 / sqrt(epochs)."""
     task = WoSTask(tiny_wos_config(n_train=2, n_val=0, points=16, walks=2), progress=False)
     idx = torch.arange(2)
-    truth = walk_on_spheres(task.problems, task.points.flatten(0, 1), 400, group=idx.repeat_interleave(16),
-                            epsilon=1e-3, generator=gen(3)).mean.view(2, 16)
+    truth = walk_on_spheres(
+        task.problems, task.points.flatten(0, 1), 400, group=idx.repeat_interleave(16), epsilon=1e-3, generator=gen(3)
+    ).mean.view(2, 16)
     errors = []
     for epoch in range(9):
         task.start_epoch(epoch)
@@ -149,7 +152,9 @@ def test_wos_run_stopped_and_resumed_reaches_the_same_weights(tmp_path, monkeypa
         train(config, tmp_path / "resumed", progress=False)
     monkeypatch.setattr(WoSTask, "start_epoch", start_epoch)
     train(config, tmp_path / "resumed", resume=True, progress=False)
-    whole, resumed = (torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=True) for r in ("whole", "resumed"))
+    whole, resumed = (
+        torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=True) for r in ("whole", "resumed")
+    )
     assert torch.equal(whole["task"]["sums"], resumed["task"]["sums"])
     for key, value in whole["model"].items():
         torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=1e-6, msg=key)

@@ -9,15 +9,15 @@ study and returns ``(steps or spacings, errors)`` for :func:`problems.observed_o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import pytest
 import torch
 
 from oplearn.grids import Grid
 from oplearn.pdes import Burgers, NavierStokes
-from oplearn.solvers.stepping import CrankNicolsonHeun, ETDRK4, ExponentialEuler, Stepper, integrate
+from oplearn.solvers.stepping import ETDRK4, CrankNicolsonHeun, ExponentialEuler, Stepper, integrate
 
 STEPPERS: list[type[Stepper]] = [ExponentialEuler, CrankNicolsonHeun, ETDRK4]
 
@@ -87,7 +87,9 @@ def cole_hopf(grid: Grid, t: float, nu: float) -> torch.Tensor:
     return -2 * nu * dlogphi
 
 
-def burgers_time_errors(steps=(16, 32, 64, 128), n: int = 64, nu: float = 0.1, t_final: float = 0.5) -> tuple[list[float], list[float]]:
+def burgers_time_errors(
+    steps=(16, 32, 64, 128), n: int = 64, nu: float = 0.1, t_final: float = 0.5
+) -> tuple[list[float], list[float]]:
     """ETDRK4 on Cole-Hopf at fixed resolution: ``(step sizes, max errors)``."""
     errors = []
     for m in steps:
@@ -98,7 +100,9 @@ def burgers_time_errors(steps=(16, 32, 64, 128), n: int = 64, nu: float = 0.1, t
     return [t_final / m for m in steps], errors
 
 
-def burgers_space_errors(sizes=(8, 16, 32, 64), nu: float = 0.1, t_final: float = 0.25, dt: float = 1 / 2048) -> tuple[list[float], list[float]]:
+def burgers_space_errors(
+    sizes=(8, 16, 32, 64), nu: float = 0.1, t_final: float = 0.25, dt: float = 1 / 2048
+) -> tuple[list[float], list[float]]:
     """Cole-Hopf at several resolutions with a time error below 1e-13: ``(spacings, max errors)``."""
     errors = []
     for n in sizes:
@@ -146,10 +150,12 @@ TWO_PI = 2 * math.pi
 FORCED_VORTICITY = VorticityProblem(
     "forced-band-limited",
     lambda x, y, t: (
-        torch.cos(t) * torch.sin(TWO_PI * x) * torch.sin(TWO_PI * y)
-        + (0.5 + 0.5 * torch.sin(2 * t)) * torch.cos(2 * TWO_PI * x + TWO_PI * y)
-    )
-    / (4 * math.pi**2),
+        (
+            torch.cos(t) * torch.sin(TWO_PI * x) * torch.sin(TWO_PI * y)
+            + (0.5 + 0.5 * torch.sin(2 * t)) * torch.cos(2 * TWO_PI * x + TWO_PI * y)
+        )
+        / (4 * math.pi**2)
+    ),
     nu=0.01,
 )
 
@@ -171,13 +177,17 @@ def vorticity_errors(problem: VorticityProblem, n: int, t_final: float, dt: floa
     return (w[0, -1, 0] - problem.fields(grid, t_final)[0]).abs().max().item()
 
 
-def navier_stokes_time_errors(steps=(5, 10, 20, 40), n: int = 16, t_final: float = 0.5) -> tuple[list[float], list[float]]:
+def navier_stokes_time_errors(
+    steps=(5, 10, 20, 40), n: int = 16, t_final: float = 0.5
+) -> tuple[list[float], list[float]]:
     """Crank-Nicolson/Heun on :data:`FORCED_VORTICITY`: ``(step sizes, max errors)``."""
     errors = [vorticity_errors(FORCED_VORTICITY, n, t_final, t_final / m) for m in steps]
     return [t_final / m for m in steps], errors
 
 
-def navier_stokes_space_errors(sizes=(8, 16, 32), t_final: float = 0.1, dt: float = 0.05) -> tuple[list[float], list[float]]:
+def navier_stokes_space_errors(
+    sizes=(8, 16, 32), t_final: float = 0.1, dt: float = 0.05
+) -> tuple[list[float], list[float]]:
     """:data:`STEADY_VORTICITY` at several resolutions: ``(spacings, max errors)``."""
     errors = []
     for n in sizes:

@@ -105,7 +105,10 @@ def model_rows() -> list[list[str]]:
                 speed = f"{ms:.1f}"
             elif cls.kind == "mlp":
                 model = config.build(MLP_FEATURES)
-                behaviour, speed = f"flat vectors ``(t, x, params)`` (``train.task=kolmogorov``; built for {MLP_FEATURES})", "n/a"
+                behaviour, speed = (
+                    f"flat vectors ``(t, x, params)`` (``train.task=kolmogorov``; built for {MLP_FEATURES})",
+                    "n/a",
+                )
             else:
                 model = config.build(1, 1, ((0.0, 1.0), (0.0, 1.0)))
                 behaviour, speed = "any point cloud or mesh (``train.task=points``)", "n/a"

@@ -47,7 +47,9 @@ def _keys(model: type[BaseModel], prefix: str = "") -> list[str]:
     for name, info in model.model_fields.items():
         if name == "name":
             continue
-        nested = info.annotation if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel) else None
+        nested = (
+            info.annotation if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel) else None
+        )
         if nested is not None:
             out += _keys(nested, f"{prefix}{name}.")
         else:
@@ -62,7 +64,9 @@ def list_pdes() -> list[str]:
     lines = ["PDE families (oplearn generate NAME --param KEY=VALUE):"]
     for name, cls in PDES.items():
         kind = "time-dependent" if cls().times is not None else "steady"
-        lines.append(f"  {name:<20} {_first_line(cls.__doc__)} ({cls.ndim}D, {'periodic' if cls.periodic else 'bounded'}, {kind})")
+        lines.append(
+            f"  {name:<20} {_first_line(cls.__doc__)} ({cls.ndim}D, {'periodic' if cls.periodic else 'bounded'}, {kind})"
+        )
         lines.append("      parameters: " + ", ".join(f"{k}={_value(d)}" for k, (_, d) in cls.parameters().items()))
     return lines
 
@@ -85,8 +89,11 @@ def list_tasks() -> list[str]:
     for name in TASKS:
         task = task_class(name)
         models = [m for m, c in MODEL_CONFIGS.items() if c.kind in task.model_kinds]
-        network = (f"models: {', '.join(models)} (default {task.default_model})" if models
-                   else f"network configured in its '{task.config_section}' section")
+        network = (
+            f"models: {', '.join(models)} (default {task.default_model})"
+            if models
+            else f"network configured in its '{task.config_section}' section"
+        )
         data = "learns from data.path" if task.data_file else "draws its own problems"
         section = f"; section '{task.config_section}'" if task.config_section else ""
         lines.append(f"  {name:<12} {_first_line(task.__doc__)}")
@@ -112,7 +119,13 @@ def list_formats() -> list[str]:
     return lines
 
 
-SECTIONS = {"pdes": list_pdes, "models": list_models, "tasks": list_tasks, "configs": list_configs, "formats": list_formats}
+SECTIONS = {
+    "pdes": list_pdes,
+    "models": list_models,
+    "tasks": list_tasks,
+    "configs": list_configs,
+    "formats": list_formats,
+}
 
 
 def _list_command(args) -> None:
@@ -131,14 +144,19 @@ def _config_command(args) -> None:
 
 def add_command(sub) -> None:
     """Register ``oplearn list`` and ``oplearn config``."""
-    p = sub.add_parser("list", help="list the PDEs (with parameters), models (with keys), tasks, shipped configs and data layouts")
+    p = sub.add_parser(
+        "list", help="list the PDEs (with parameters), models (with keys), tasks, shipped configs and data layouts"
+    )
     p.add_argument("what", nargs="?", choices=tuple(SECTIONS), help="one section (default: all)")
     p.set_defaults(func=_list_command)
 
-    p = sub.add_parser("config", help="print a shipped config, or a resolved one with every default",
-                       description="Print a shipped config (oplearn list configs) or a config file. With --set or "
-                       "--resolved, print the fully resolved config: e.g. 'oplearn config darcy_fno --set model.name=unet "
-                       "> darcy_unet.yaml' starts a U-Net config with all of its defaults.")
+    p = sub.add_parser(
+        "config",
+        help="print a shipped config, or a resolved one with every default",
+        description="Print a shipped config (oplearn list configs) or a config file. With --set or "
+        "--resolved, print the fully resolved config: e.g. 'oplearn config darcy_fno --set model.name=unet "
+        "> darcy_unet.yaml' starts a U-Net config with all of its defaults.",
+    )
     p.add_argument("name", metavar="CONFIG", help="a shipped config's name (e.g. darcy_fno) or a YAML file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key (repeatable)")
     p.add_argument("--resolved", action="store_true", help="print every key with its default")

@@ -54,14 +54,34 @@ def cmd_generate(args) -> None:
     if args.workers is not None:
         if shard is not None:
             raise DataError("--workers and --shard (or torchrun's RANK/WORLD_SIZE) exclude each other; use one of them")
-        path = generate_parallel(pde, args.n, args.resolution, args.out, args.workers, seed=args.seed,
-                                 chunk_size=args.chunk_size, overwrite=args.overwrite, progress=not args.no_progress)
+        path = generate_parallel(
+            pde,
+            args.n,
+            args.resolution,
+            args.out,
+            args.workers,
+            seed=args.seed,
+            chunk_size=args.chunk_size,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+        )
         print(f"wrote {args.n} {args.pde} samples at {args.resolution} to {path} ({args.workers} workers)")
         return
-    path = generate_dataset(pde, args.n, args.resolution, args.out, seed=args.seed, chunk_size=args.chunk_size,
-                            overwrite=args.overwrite, progress=not args.no_progress, shard=shard)
+    path = generate_dataset(
+        pde,
+        args.n,
+        args.resolution,
+        args.out,
+        seed=args.seed,
+        chunk_size=args.chunk_size,
+        overwrite=args.overwrite,
+        progress=not args.no_progress,
+        shard=shard,
+    )
     if shard is not None and path != Path(args.out):
-        print(f"wrote shard {shard[0]}/{shard[1]} of {args.pde} to {path}; {args.out} is assembled when all shards are done")
+        print(
+            f"wrote shard {shard[0]}/{shard[1]} of {args.pde} to {path}; {args.out} is assembled when all shards are done"
+        )
     else:
         print(f"wrote {args.n} {args.pde} samples at {args.resolution} to {path}")
 
@@ -127,69 +147,118 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = ArgumentParser(prog="oplearn", description="Neural PDE solvers: generate data, train operators, evaluate. "
-                            "'oplearn list' shows the PDEs, models, tasks and shipped configs; 'oplearn COMMAND --help' "
-                            "the options of a command.")
+    parser = ArgumentParser(
+        prog="oplearn",
+        description="Neural PDE solvers: generate data, train operators, evaluate. "
+        "'oplearn list' shows the PDEs, models, tasks and shipped configs; 'oplearn COMMAND --help' "
+        "the options of a command.",
+    )
     parser.add_argument("--version", action="version", version=f"oplearn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     from oplearn.pdes import PDES
 
-    p = sub.add_parser("generate", help="generate a reference dataset (HDF5)",
-                       description="Generate a reference dataset: inputs drawn from the PDE's distribution, solved by its "
-                       f"verified solver. PDE families: {', '.join(PDES)} ('oplearn list pdes' shows their parameters and "
-                       "defaults). Interrupted runs resume from OUT.partial when the same command is run again.")
+    p = sub.add_parser(
+        "generate",
+        help="generate a reference dataset (HDF5)",
+        description="Generate a reference dataset: inputs drawn from the PDE's distribution, solved by its "
+        f"verified solver. PDE families: {', '.join(PDES)} ('oplearn list pdes' shows their parameters and "
+        "defaults). Interrupted runs resume from OUT.partial when the same command is run again.",
+    )
     p.add_argument("pde", metavar="PDE", help=f"PDE family: {', '.join(PDES)}")
     p.add_argument("--n", type=int, required=True, help="number of samples")
-    p.add_argument("--resolution", type=int, required=True, help="grid nodes per dimension (mesh PDEs: element size 1/(resolution-1))")
+    p.add_argument(
+        "--resolution",
+        type=int,
+        required=True,
+        help="grid nodes per dimension (mesh PDEs: element size 1/(resolution-1))",
+    )
     p.add_argument("--out", required=True, type=file_argument(), metavar="FILE.h5", help="output .h5 file")
-    p.add_argument("--seed", type=int, default=0, help="seed of the inputs (chunk c draws from the seed stream (seed, c))")
+    p.add_argument(
+        "--seed", type=int, default=0, help="seed of the inputs (chunk c draws from the seed stream (seed, c))"
+    )
     p.add_argument("--refine", type=positive_int, help="solve on a grid this many times finer, then subsample")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help="PDE parameter, e.g. high=12 (repeatable; 'oplearn list pdes' lists them)")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="PDE parameter, e.g. high=12 (repeatable; 'oplearn list pdes' lists them)",
+    )
     p.add_argument("--chunk-size", type=positive_int, default=32, help="samples per chunk (part of the recipe)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     p.add_argument("--no-progress", action="store_true", help=COMMON_HELP["no_progress"])
-    p.add_argument("--shard", metavar="I/N", help="compute only shard I of N (from 0) into OUT.shards/; OUT is assembled when all "
-                   "are done ('auto', the default under torchrun: RANK/WORLD_SIZE)")
-    p.add_argument("--workers", type=int, metavar="K", help="generate with K local processes (one shard each), then assemble")
+    p.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="compute only shard I of N (from 0) into OUT.shards/; OUT is assembled when all "
+        "are done ('auto', the default under torchrun: RANK/WORLD_SIZE)",
+    )
+    p.add_argument(
+        "--workers", type=int, metavar="K", help="generate with K local processes (one shard each), then assemble"
+    )
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("info", help="print a dataset card: PDE, parameters, grid, shapes, seed, versions")
     p.add_argument("path", metavar="FILE", help="an oplearn dataset (or its .partial), or a file of another format")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("train", help="train a neural operator from a YAML config",
-                       description="Train from a YAML config (a file, or the name of a shipped config: 'oplearn list "
-                       "configs'), then evaluate on the config's data.test files that suit the model.")
+    p = sub.add_parser(
+        "train",
+        help="train a neural operator from a YAML config",
+        description="Train from a YAML config (a file, or the name of a shipped config: 'oplearn list "
+        "configs'), then evaluate on the config's data.test files that suit the model.",
+    )
     p.add_argument("config", metavar="CONFIG", help="YAML config file, or a shipped config's name (e.g. darcy_fno)")
     p.add_argument("--out", required=True, type=dir_argument(), metavar="RUN_DIR", help="run directory")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config key, e.g. train.epochs=50 or model.name=unet (repeatable)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key, e.g. train.epochs=50 or model.name=unet (repeatable)",
+    )
     p.add_argument("--resume", action="store_true", help="continue the run in --out (it may raise train.epochs)")
     p.add_argument("--no-progress", action="store_true", help=COMMON_HELP["no_progress"])
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a trained run on dataset files")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory of 'oplearn train'")
-    p.add_argument("--data", nargs="+", action="extend", default=[], metavar="FILE",
-                   help="dataset files: oplearn .h5 or any format 'oplearn convert' reads (default: the config's data.test; "
-                   "runs that draw their own test problems need none)")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="FILE",
+        help="dataset files: oplearn .h5 or any format 'oplearn convert' reads (default: the config's data.test; "
+        "runs that draw their own test problems need none)",
+    )
     p.add_argument("--batch-size", type=positive_int, default=32, help="samples per forward pass")
-    p.add_argument("--samples", type=positive_int, help="samples, points or problems an estimate draws (default: the task's)")
-    p.add_argument("--seeds", type=positive_int, help="independent estimator seeds for confidence intervals (default: the task's)")
-    p.add_argument("--force", action="store_true",
-                   help="evaluate on data of another PDE or channel layout than the training data's")
+    p.add_argument(
+        "--samples", type=positive_int, help="samples, points or problems an estimate draws (default: the task's)"
+    )
+    p.add_argument(
+        "--seeds", type=positive_int, help="independent estimator seeds for confidence intervals (default: the task's)"
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="evaluate on data of another PDE or channel layout than the training data's",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("report", help="figures and an HTML/Markdown report of a run")
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory of 'oplearn train'")
-    p.add_argument("--data", nargs="+", action="extend", metavar="FILE", help="test files (default: the config's data.test)")
+    p.add_argument(
+        "--data", nargs="+", action="extend", metavar="FILE", help="test files (default: the config's data.test)"
+    )
     p.add_argument("--out", type=dir_argument(), metavar="DIR", help="report directory (default RUN_DIR/report)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("demo", help="Darcy end to end on a small embedded default")
-    p.add_argument("--out", default="runs/demo", type=dir_argument(), metavar="DIR", help="where data, run and report go")
+    p.add_argument(
+        "--out", default="runs/demo", type=dir_argument(), metavar="DIR", help="where data, run and report go"
+    )
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a demo config key")
     p.add_argument("--no-progress", action="store_true", help=COMMON_HELP["no_progress"])
     p.set_defaults(func=cmd_demo)

@@ -21,7 +21,6 @@ from oplearn.errors import ConfigError
 from oplearn.physics import PhysicsConfig
 from oplearn.schema import ModelSpec, Strict
 
-
 _EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 # the names pydantic gives the branches of a union in an error's location (not config keys)
 _UNION_BRANCH = re.compile(r"int|float|str|bool|none|constrained-\w+|[\w-]+\[.*\]")
@@ -114,7 +113,7 @@ MODEL_CONFIGS: dict[str, type[ModelSpec]] = {c.model_fields["name"].default: c f
 #: Config sections owned by tasks (``Task.config_section``), by section name.
 TASK_SECTIONS: dict[str, type[Strict]] = dict(_contributions("SECTIONS"))
 
-AnyModelConfig = Annotated[Union[tuple(MODEL_CONFIGS.values())], Field(discriminator="name")]
+AnyModelConfig = Annotated[Union[tuple(MODEL_CONFIGS.values())], Field(discriminator="name")]  # noqa: UP007 (a union built at run time)
 
 
 class TrainConfig(Strict):
@@ -200,7 +199,7 @@ class _RunConfigBase(Strict):
         return raw
 
     @model_validator(mode="after")
-    def _fits_the_task(self) -> "_RunConfigBase":
+    def _fits_the_task(self) -> _RunConfigBase:
         from oplearn.training.tasks import TASKS, task_class
 
         name = self.train.task
@@ -210,32 +209,42 @@ class _RunConfigBase(Strict):
         for section in TASK_SECTIONS:
             if getattr(self, section) is not None and section != task.config_section:
                 owners = [t for t in TASKS if task_class(t).config_section == section]
-                raise ValueError(f"the {section} section configures train.task={' or '.join(owners)}, but train.task "
-                                 f"is {name}: remove the section or set train.task")
+                raise ValueError(
+                    f"the {section} section configures train.task={' or '.join(owners)}, but train.task "
+                    f"is {name}: remove the section or set train.task"
+                )
         if self.model is not None and self.model.kind not in task.model_kinds:
             if not task.model_kinds:
-                raise ValueError(f"train.task={name} configures its network in its own section; remove the model section")
+                raise ValueError(
+                    f"train.task={name} configures its network in its own section; remove the model section"
+                )
             fitting = [m for m, c in MODEL_CONFIGS.items() if c.kind in task.model_kinds]
-            raise ValueError(f"model '{self.model.name}' ({self.model.kind} model) does not fit train.task={name}; "
-                             f"choose one of: {', '.join(fitting)}")
+            raise ValueError(
+                f"model '{self.model.name}' ({self.model.kind} model) does not fit train.task={name}; "
+                f"choose one of: {', '.join(fitting)}"
+            )
         task.check_config(self)
         return self
 
     @model_validator(mode="after")
-    def _deeponet_needs_coordinates(self) -> "_RunConfigBase":
+    def _deeponet_needs_coordinates(self) -> _RunConfigBase:
         if self.model is not None and self.model.name == "deeponet" and not self.train.positional_features:
-            raise ValueError("model deeponet evaluates its trunk at the coordinate channels: keep train.positional_features=true")
+            raise ValueError(
+                "model deeponet evaluates its trunk at the coordinate channels: keep train.positional_features=true"
+            )
         return self
 
     @model_validator(mode="after")
-    def _physics_needs_pde_inputs(self) -> "_RunConfigBase":
+    def _physics_needs_pde_inputs(self) -> _RunConfigBase:
         if self.train.physics is not None and (self.train.task != "map" or self.data.input_frames is not None):
             raise ValueError("train.physics needs train.task=map with the PDE's own inputs (no data.input_frames)")
         return self
 
 
 RunConfig = create_model(
-    "RunConfig", __base__=_RunConfigBase, __module__=__name__,
+    "RunConfig",
+    __base__=_RunConfigBase,
+    __module__=__name__,
     **{name: (section | None, None) for name, section in TASK_SECTIONS.items()},
 )
 RunConfig.__doc__ = _RunConfigBase.__doc__
@@ -256,7 +265,9 @@ def _format_validation_error(err: ValidationError, model: type[BaseModel]) -> st
         return f"config: unknown key '{key}'{suggestion}"
     if first["type"] == "union_tag_invalid":
         ctx = first.get("ctx", {})
-        return f"config: key '{key}.name': unknown choice {ctx.get('tag')!r}; expected one of: {ctx.get('expected_tags')}"
+        return (
+            f"config: key '{key}.name': unknown choice {ctx.get('tag')!r}; expected one of: {ctx.get('expected_tags')}"
+        )
     if first["type"] == "missing":
         return f"config: missing required key '{key}'"
     if first["type"] in ("model_type", "model_attributes_type", "dict_type"):
@@ -278,7 +289,11 @@ def _known_keys(model: type[BaseModel], loc: tuple, configs: dict[str, type[Base
         if field is None:
             return []
         annotation = field.annotation
-        nested = [a for a in getattr(annotation, "__args__", (annotation,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        nested = [
+            a
+            for a in getattr(annotation, "__args__", (annotation,))
+            if isinstance(a, type) and issubclass(a, BaseModel)
+        ]
         if nested:
             model = nested[0]
     return list(model.model_fields)
@@ -363,7 +378,9 @@ def config_path(name: str | Path) -> Path:
     shipped = shipped_configs()
     if path.parent == Path(".") and path.name.removesuffix(".yaml") in shipped:
         return shipped[path.name.removesuffix(".yaml")]
-    raise ConfigError(f"config file '{path}' does not exist; shipped configs: {', '.join(shipped)} (oplearn config NAME prints one)")
+    raise ConfigError(
+        f"config file '{path}' does not exist; shipped configs: {', '.join(shipped)} (oplearn config NAME prints one)"
+    )
 
 
 def load_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:

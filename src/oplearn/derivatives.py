@@ -20,7 +20,7 @@ def gradient(u: torch.Tensor, grid: Grid) -> torch.Tensor:
 
     Shapes: ``(..., *grid.shape) -> (..., grid.ndim, *grid.shape)``.
     """
-    if tuple(u.shape[-grid.ndim:]) != grid.shape:
+    if tuple(u.shape[-grid.ndim :]) != grid.shape:
         raise ValueError(f"field of shape {tuple(u.shape)} does not end with the grid shape {grid.shape}")
     dims = tuple(range(u.ndim - grid.ndim, u.ndim))
     if grid.periodic:
@@ -69,7 +69,7 @@ def divergence_form(u: torch.Tensor, a: torch.Tensor, grid: Grid) -> torch.Tenso
     if grid.periodic:
         raise ValueError("divergence_form acts on the interior of a bounded grid; got a periodic grid")
     for name, t in (("u", u), ("a", a)):
-        if tuple(t.shape[t.ndim - grid.ndim:]) != grid.shape:
+        if tuple(t.shape[t.ndim - grid.ndim :]) != grid.shape:
             raise ValueError(f"{name} of shape {tuple(t.shape)} does not end with the grid shape {grid.shape}")
     if any(n < 3 for n in grid.shape):
         raise ValueError(f"grid shape {grid.shape} has no interior nodes")
@@ -97,7 +97,9 @@ def time_derivative(frames: torch.Tensor, times: torch.Tensor, dim: int = 1) -> 
     """
     times = torch.as_tensor(times, dtype=frames.dtype, device=frames.device)
     if times.ndim != 1 or len(times) != frames.shape[dim]:
-        raise ValueError(f"times of shape {tuple(times.shape)} do not match the {frames.shape[dim]} frames on axis {dim}")
+        raise ValueError(
+            f"times of shape {tuple(times.shape)} do not match the {frames.shape[dim]} frames on axis {dim}"
+        )
     if len(times) < 3:
         raise ValueError(f"a second-order time derivative needs at least 3 frames, got {len(times)}")
     if not (torch.diff(times) > 0).all():

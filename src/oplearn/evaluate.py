@@ -37,7 +37,9 @@ def check_compatible(model: OperatorModel, data: FieldData) -> None:
         )
 
 
-def evaluate_fields(model: OperatorModel, data: FieldData, batch_size: int = 32, device: str | torch.device = "cpu") -> tuple[dict, torch.Tensor]:
+def evaluate_fields(
+    model: OperatorModel, data: FieldData, batch_size: int = 32, device: str | torch.device = "cpu"
+) -> tuple[dict, torch.Tensor]:
     """Metrics of ``model`` on ``data`` (sample means) and the predictions ``(n, c_out, *spatial)``."""
     check_compatible(model, data)
     try:
@@ -58,10 +60,20 @@ def evaluate_rollout(
         trajectory = full_trajectory(data.inputs, data.outputs, data.time)
     except ValueError as err:
         raise DataError(f"{where}: {err}") from None
-    check_compatible(model, FieldData(trajectory[:, 0].repeat(1, history, *[1] * data.grid.ndim),
-                                      trajectory[:, 0], data.grid, data.meta, data.path))
+    check_compatible(
+        model,
+        FieldData(
+            trajectory[:, 0].repeat(1, history, *[1] * data.grid.ndim),
+            trajectory[:, 0],
+            data.grid,
+            data.meta,
+            data.path,
+        ),
+    )
     if trajectory.shape[1] <= history:
-        raise DataError(f"{where}: trajectories of {trajectory.shape[1]} frames leave nothing to roll out after {history}")
+        raise DataError(
+            f"{where}: trajectories of {trajectory.shape[1]} frames leave nothing to roll out after {history}"
+        )
     try:
         pred = predict_rollout(model.to(device), trajectory, history, batch_size, torch.device(device))
     except ValueError as err:
@@ -75,7 +87,9 @@ def test_paths(run: Run, paths: list[str | Path]) -> list[Path]:
     """The files to evaluate a field task on: ``paths``, else the config's ``data.test``."""
     paths = [Path(p) for p in paths] or [Path(t.path) for t in run.config.data.test]
     if not paths:
-        raise OplearnError(f"no test data for '{run.dir}': pass --data FILE.h5 [FILE.h5 ...] or list data.test in the config")
+        raise OplearnError(
+            f"no test data for '{run.dir}': pass --data FILE.h5 [FILE.h5 ...] or list data.test in the config"
+        )
     return paths
 
 
@@ -86,11 +100,20 @@ def sphere_errors(pred: torch.Tensor, true: torch.Tensor, data: FieldData) -> di
 
 
 def _row(path: Path, data: FieldData, metrics: dict, **extra) -> dict:
-    return {"key": str(path.resolve()), "label": f"{path.name} ({data.resolution})", "path": str(path),
-            "resolution": data.resolution, "n": len(data), "metrics": metrics, **extra}
+    return {
+        "key": str(path.resolve()),
+        "label": f"{path.name} ({data.resolution})",
+        "path": str(path),
+        "resolution": data.resolution,
+        "n": len(data),
+        "metrics": metrics,
+        **extra,
+    }
 
 
-def fields_over_time(pred: torch.Tensor, true: torch.Tensor, data: FieldData) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+def fields_over_time(
+    pred: torch.Tensor, true: torch.Tensor, data: FieldData
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Predictions and truth as ``(n, time, fields, *spatial)`` with the fields' names, for
     :func:`oplearn.metrics.vrmse_by_field`: trajectories as they are, steady fields with one
     step, frames folded into channels (``map`` on trajectories) unfolded by the file's output names."""
@@ -125,8 +148,15 @@ def evaluate_map(run: Run, paths: list[Path], options: EvaluateOptions) -> list[
         metrics, pred = evaluate_fields(run.model, data, options.batch_size, options.device)
         if run.config.train.physics is not None:
             metrics.update(physics_terms(run.config.train.physics, data, pred))
-        rows.append(_row(path, data, metrics, vrmse_by_field=vrmse_by_field(*fields_over_time(pred, data.outputs, data)),
-                         **sphere_errors(pred, data.outputs, data)))
+        rows.append(
+            _row(
+                path,
+                data,
+                metrics,
+                vrmse_by_field=vrmse_by_field(*fields_over_time(pred, data.outputs, data)),
+                **sphere_errors(pred, data.outputs, data),
+            )
+        )
     return sorted(rows, key=_resolution_order)
 
 
@@ -152,10 +182,20 @@ def evaluate_one_step(run: Run, paths: list[Path], options: EvaluateOptions) -> 
     rows = []
     for path in test_paths(run, paths):
         data = load_test_data(run, path, options)
-        metrics, per_step, pred = evaluate_rollout(run.model, data, run.config.train.history, options.batch_size, options.device)
-        true = full_trajectory(data.inputs, data.outputs, data.time)[:, run.config.train.history:]
-        rows.append(_row(path, data, metrics, relative_l2_per_step=per_step,
-                         vrmse_by_field=vrmse_by_field(*fields_over_time(pred, true, data)), **sphere_errors(pred, true, data)))
+        metrics, per_step, pred = evaluate_rollout(
+            run.model, data, run.config.train.history, options.batch_size, options.device
+        )
+        true = full_trajectory(data.inputs, data.outputs, data.time)[:, run.config.train.history :]
+        rows.append(
+            _row(
+                path,
+                data,
+                metrics,
+                relative_l2_per_step=per_step,
+                vrmse_by_field=vrmse_by_field(*fields_over_time(pred, true, data)),
+                **sphere_errors(pred, true, data),
+            )
+        )
     return sorted(rows, key=_resolution_order)
 
 
@@ -173,8 +213,13 @@ def merge_results(run_dir: str | Path, rows: list[dict]) -> list[dict]:
     return merged
 
 
-def evaluate_run(run_dir: str | Path, paths: list[str | Path] = (), batch_size: int = 32, write: bool = True,
-                 options: EvaluateOptions | None = None) -> list[dict]:
+def evaluate_run(
+    run_dir: str | Path,
+    paths: list[str | Path] = (),
+    batch_size: int = 32,
+    write: bool = True,
+    options: EvaluateOptions | None = None,
+) -> list[dict]:
     """Evaluate a run's best model with its task's :meth:`~oplearn.training.tasks.Task.evaluate`.
 
     ``paths``: dataset files (default: the config's ``data.test``; tasks that draw their own
@@ -189,7 +234,9 @@ def evaluate_run(run_dir: str | Path, paths: list[str | Path] = (), batch_size: 
     return rows
 
 
-def evaluate_each(run: Run, paths: list[str | Path], options: EvaluateOptions) -> tuple[list[dict], list[tuple[str, str]]]:
+def evaluate_each(
+    run: Run, paths: list[str | Path], options: EvaluateOptions
+) -> tuple[list[dict], list[tuple[str, str]]]:
     """Evaluate ``run`` on each of ``paths`` on its own, skipping the files that do not suit its
     model (another grid for a grid-bound model, steady data for a rollout, another PDE):
     returns the rows and ``(path, reason)`` of each skipped file."""
@@ -202,8 +249,9 @@ def evaluate_each(run: Run, paths: list[str | Path], options: EvaluateOptions) -
     return rows, skipped
 
 
-def evaluate_fitting(run_dir: str | Path, paths: list[str | Path], options: EvaluateOptions | None = None
-                     ) -> tuple[list[dict], list[tuple[str, str]]]:
+def evaluate_fitting(
+    run_dir: str | Path, paths: list[str | Path], options: EvaluateOptions | None = None
+) -> tuple[list[dict], list[tuple[str, str]]]:
     """:func:`evaluate_each` of the run in ``run_dir``, the rows merged into ``metrics.json``
     (what ``oplearn train`` does with the config's test files after training)."""
     rows, skipped = evaluate_each(open_run(run_dir), paths, options or EvaluateOptions())
@@ -223,7 +271,11 @@ def format_table(rows: list[dict], metrics: tuple[str, ...] = ()) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         values = [_number(r["metrics"].get(m)) for m in names]
-        cells = [r["resolution"], str(r["n"]), *values, Path(r["path"]).name] if fields else [r.get("label", r["key"]), *values]
+        cells = (
+            [r["resolution"], str(r["n"]), *values, Path(r["path"]).name]
+            if fields
+            else [r.get("label", r["key"]), *values]
+        )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

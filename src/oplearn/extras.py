@@ -13,4 +13,6 @@ def require(module: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise OplearnError(f"this needs the Python package '{module.split('.')[0]}': pip install 'oplearn[{extra}]'") from None
+        raise OplearnError(
+            f"this needs the Python package '{module.split('.')[0]}': pip install 'oplearn[{extra}]'"
+        ) from None

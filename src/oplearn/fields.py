@@ -69,7 +69,9 @@ class GaussianRandomField:
     ``sample(n, grid)``: ``(n, *grid.shape)``.
     """
 
-    def __init__(self, alpha: float, tau: float, sigma: float | None = None, boundary: str = "neumann", modes: int = 64):
+    def __init__(
+        self, alpha: float, tau: float, sigma: float | None = None, boundary: str = "neumann", modes: int = 64
+    ):
         if not alpha > 0:
             raise ValueError(f"alpha must be > 0, got {alpha}")
         if not tau > 0:
@@ -171,7 +173,10 @@ class GaussianRandomField:
         draw_device = generator.device if generator is not None else torch.device("cpu")
         size = (len(self._wavenumbers()),) * ndim
         parts = 1 if self.boundary == "neumann" else 2
-        draws = [torch.randn((parts, *size), generator=generator, dtype=torch.float64, device=draw_device) for _ in range(int(n))]
+        draws = [
+            torch.randn((parts, *size), generator=generator, dtype=torch.float64, device=draw_device)
+            for _ in range(int(n))
+        ]
         return torch.stack(draws) if draws else torch.zeros((0, parts, *size), dtype=torch.float64)
 
     def _coefficients(self, xi: torch.Tensor, lengths: tuple[float, ...]) -> torch.Tensor:
@@ -179,7 +184,9 @@ class GaussianRandomField:
         s = self.scales(lengths).to(xi.device)
         return s * xi[:, 0] if self.boundary == "neumann" else s * torch.complex(xi[:, 0], xi[:, 1])
 
-    def at_points(self, xi: torch.Tensor, points: torch.Tensor, domain: tuple[tuple[float, float], ...]) -> torch.Tensor:
+    def at_points(
+        self, xi: torch.Tensor, points: torch.Tensor, domain: tuple[tuple[float, float], ...]
+    ) -> torch.Tensor:
         """The fields of coefficients ``xi`` (from :meth:`draw`) at arbitrary ``points`` of the box
         ``domain``: at the nodes of a grid of that box, the values of :meth:`sample`.
 
@@ -193,5 +200,9 @@ class GaussianRandomField:
             basis = torch.cos(math.pi * phase) if self.boundary == "neumann" else torch.exp(2j * math.pi * phase)
             basis = basis.to(field.dtype)
             # first axis: (n, K, ...) -> (n, P, ...); later axes: sum the next mode axis point by point
-            field = torch.einsum("nk...,pk->np...", field, basis) if d == 0 else torch.einsum("npk...,pk->np...", field, basis)
+            field = (
+                torch.einsum("nk...,pk->np...", field, basis)
+                if d == 0
+                else torch.einsum("npk...,pk->np...", field, basis)
+            )
         return field.real.to(points.dtype)

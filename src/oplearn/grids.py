@@ -89,7 +89,7 @@ class Grid:
             for n, length in zip(self.shape, self.lengths)
         ]
 
-    def refine(self, factor: int) -> "Grid":
+    def refine(self, factor: int) -> Grid:
         """The grid whose every ``factor``-th node is a node of this one."""
         if factor < 1:
             raise ValueError(f"refinement factor must be >= 1, got {factor}")
@@ -99,7 +99,7 @@ class Grid:
             shape = tuple((n - 1) * factor + 1 for n in self.shape)
         return Grid(shape, self.domain, self.periodic)
 
-    def with_shape(self, shape: tuple[int, ...]) -> "Grid":
+    def with_shape(self, shape: tuple[int, ...]) -> Grid:
         """The same domain and boundary convention at another resolution."""
         return Grid(tuple(shape), self.domain, self.periodic)
 
@@ -107,7 +107,7 @@ class Grid:
         return {"shape": list(self.shape), "domain": [list(d) for d in self.domain], "periodic": self.periodic}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Grid":
+    def from_dict(cls, d: dict) -> Grid:
         """The grid of :meth:`to_dict`; a latitude-longitude grid when ``d`` names its latitudes."""
         if "latitudes" in d:
             from oplearn.sphere.grid import SphereGrid

@@ -13,7 +13,7 @@ Trajectories ``(batch, time, channels, *spatial)`` are scored per time step with
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -64,7 +64,9 @@ def relative_l2_on_mesh(pred: torch.Tensor, true: torch.Tensor, weights: torch.T
     Shapes: ``pred, true (N, channels)``, ``weights (N,) -> ()``.
     """
     if pred.shape != true.shape or pred.ndim != 2 or weights.shape != pred.shape[:1]:
-        raise ValueError(f"expected pred and true (N, channels) and weights (N,), got {tuple(pred.shape)}, {tuple(true.shape)}, {tuple(weights.shape)}")
+        raise ValueError(
+            f"expected pred and true (N, channels) and weights (N,), got {tuple(pred.shape)}, {tuple(true.shape)}, {tuple(weights.shape)}"
+        )
     w = weights.to(pred)[:, None]
     return ((pred - true).square() * w).sum().sqrt() / (true.square() * w).sum().sqrt()
 
@@ -212,7 +214,9 @@ def well_time_windows(steps: int, count: int = 5) -> list[tuple[int, int]]:
 
 
 @torch.no_grad()
-def vrmse_by_field(pred: torch.Tensor, true: torch.Tensor, names: list[str], windows: int = 5) -> dict[str, dict[str, float]]:
+def vrmse_by_field(
+    pred: torch.Tensor, true: torch.Tensor, names: list[str], windows: int = 5
+) -> dict[str, dict[str, float]]:
     """VRMSE of each field (channel) and of their mean (``"full"``), over all steps (``"all"``)
     and in The Well's rollout windows (:func:`well_time_windows`, keys ``"a:b"``, when there are
     several): means over samples, then over the steps of each window, as The Well reports them.
@@ -221,7 +225,9 @@ def vrmse_by_field(pred: torch.Tensor, true: torch.Tensor, names: list[str], win
     one entry per channel.
     """
     if pred.ndim < 4 or pred.shape[2] != len(names):
-        raise ValueError(f"expected (batch, time, {len(names)} channels, *spatial) fields, got shape {tuple(pred.shape)}")
+        raise ValueError(
+            f"expected (batch, time, {len(names)} channels, *spatial) fields, got shape {tuple(pred.shape)}"
+        )
     per_step = per_time_step(vrmse_per_channel, pred.double(), true.double()).mean(dim=0)  # (time, channels)
     spans = well_time_windows(per_step.shape[0], windows)
     out = {}
@@ -298,7 +304,7 @@ def frmse(pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
 
 def per_time_step(
     metric: Metric, pred: torch.Tensor, true: torch.Tensor, *args
-) -> "torch.Tensor | dict[str, torch.Tensor]":
+) -> torch.Tensor | dict[str, torch.Tensor]:
     """A metric of every time step of trajectories, each step scored as a sample.
 
     ``metric(pred[:, s], true[:, s], *args)`` for every step ``s``, computed in one call.
@@ -345,7 +351,7 @@ def evaluate_metrics(pred: torch.Tensor, true: torch.Tensor, grid: Grid) -> dict
     ``(batch, time, channels, *grid.shape)``.
     """
     _check(pred, true, grid.ndim + 2)
-    if tuple(pred.shape[-grid.ndim:]) != grid.shape:
+    if tuple(pred.shape[-grid.ndim :]) != grid.shape:
         raise ValueError(f"fields of shape {tuple(pred.shape)} do not end with the grid shape {grid.shape}")
     if pred.ndim not in (grid.ndim + 2, grid.ndim + 3):
         raise ValueError(

@@ -29,15 +29,16 @@ Training (``train.physics`` in a run config, :class:`PhysicsConfig`) adds this l
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from pydantic import Field, model_validator
 from torch import nn
 
-from oplearn.data.source import FieldSource
 from oplearn.data.generate import make_pde
+from oplearn.data.source import FieldSource
 from oplearn.errors import DataError
 from oplearn.grids import Grid, subsample
 from oplearn.pdes.base import PDE
@@ -94,7 +95,7 @@ class PhysicsConfig(Strict):
     extra_inputs: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
-    def _something_to_train(self) -> "PhysicsConfig":
+    def _something_to_train(self) -> PhysicsConfig:
         if self.weight == 0 and self.data_weight == 0:
             raise ValueError("train.physics.weight and train.physics.data_weight are both 0: nothing to train")
         return self
@@ -131,7 +132,9 @@ def redraw_inputs(meta: dict[str, Any], grid: Grid, count: int) -> torch.Tensor:
     for c in range(-(-count // chunk)):
         size = min(n, (c + 1) * chunk) - c * chunk
         parts.append(pde.sample_input(size, grid, generator(seed, c)))
-    return torch.cat(parts)[:count] if parts else torch.zeros((0, len(pde.input_names), *grid.shape), dtype=torch.float64)
+    return (
+        torch.cat(parts)[:count] if parts else torch.zeros((0, len(pde.input_names), *grid.shape), dtype=torch.float64)
+    )
 
 
 def extra_inputs(pde: PDE, count: int, grid: Grid, seed: int) -> torch.Tensor:
@@ -174,7 +177,9 @@ def inverse_laplacian(r: torch.Tensor, grid: Grid) -> torch.Tensor:
         return torch.fft.ifftn(torch.fft.fftn(r, dim=dims) / k2, dim=dims).real.to(r.dtype)
     interior = tuple(n - 2 for n in grid.shape)
     if tuple(r.shape[r.ndim - d :]) != interior:
-        raise ValueError(f"field of shape {tuple(r.shape)} does not end with the interior shape {interior} of {grid.shape}")
+        raise ValueError(
+            f"field of shape {tuple(r.shape)} does not end with the interior shape {interior} of {grid.shape}"
+        )
     bases = [_sine_basis(m, r.dtype, r.device) for m in interior]
 
     def transform(x: torch.Tensor) -> torch.Tensor:
@@ -254,7 +259,9 @@ class PhysicsLoss(nn.Module):
     ):
         super().__init__()
         if grid.periodic != pde.periodic or grid.ndim != pde.ndim:
-            raise ValueError(f"PDE '{pde.name}' needs a {'periodic' if pde.periodic else 'bounded'} {pde.ndim}D grid, got {grid}")
+            raise ValueError(
+                f"PDE '{pde.name}' needs a {'periodic' if pde.periodic else 'bounded'} {pde.ndim}D grid, got {grid}"
+            )
         if not solution_scale > 0:
             raise ValueError(f"solution_scale must be positive, got {solution_scale}")
         self.pde, self.grid = pde, grid
@@ -264,8 +271,14 @@ class PhysicsLoss(nn.Module):
 
     def _unfold(self, outputs: torch.Tensor) -> torch.Tensor:
         shape = self.pde.output_shape(self.grid)
-        if outputs.ndim < 2 or outputs[0].numel() != torch.Size(shape).numel() or tuple(outputs.shape[-self.grid.ndim:]) != self.grid.shape:
-            raise ValueError(f"{self.pde.name} outputs must have shape (batch, *{shape}) (time may be folded into channels), got {tuple(outputs.shape)}")
+        if (
+            outputs.ndim < 2
+            or outputs[0].numel() != torch.Size(shape).numel()
+            or tuple(outputs.shape[-self.grid.ndim :]) != self.grid.shape
+        ):
+            raise ValueError(
+                f"{self.pde.name} outputs must have shape (batch, *{shape}) (time may be folded into channels), got {tuple(outputs.shape)}"
+            )
         return outputs.reshape(len(outputs), *shape)
 
     def _interior(self, outputs: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
@@ -328,14 +341,24 @@ class PhysicsTerm:
         example = train.read(torch.zeros(1, dtype=torch.long))
         pde, grid = pde_from_meta(example.meta)
         if grid != train.grid:
-            raise DataError(f"'{example.path}': the recorded grid {grid.shape} differs from the data's {train.grid.shape}")
+            raise DataError(
+                f"'{example.path}': the recorded grid {grid.shape} differs from the data's {train.grid.shape}"
+            )
         self.grid = grid.refine(config.refine)
-        self.loss_fn = PhysicsLoss(pde, self.grid, config.weight, config.boundary_weight, config.initial_weight,
-                                   precondition=config.precondition)
+        self.loss_fn = PhysicsLoss(
+            pde,
+            self.grid,
+            config.weight,
+            config.boundary_weight,
+            config.initial_weight,
+            precondition=config.precondition,
+        )
         labelled = stored
         if config.refine > 1:
             labelled = redraw_inputs(example.meta, self.grid, len(stored)).to(stored.dtype)
-            if not torch.allclose(subsample(labelled, config.refine, grid.ndim), stored, rtol=1e-5, atol=1e-6 * float(stored.abs().max())):
+            if not torch.allclose(
+                subsample(labelled, config.refine, grid.ndim), stored, rtol=1e-5, atol=1e-6 * float(stored.abs().max())
+            ):
                 raise DataError(
                     f"'{example.path}': its inputs cannot be redrawn on a finer grid from its recipe "
                     f"(PDE '{pde.name}' draws resolution-dependent inputs); use train.physics.refine=1"
@@ -369,5 +392,7 @@ class PhysicsTerm:
         labelled = idx < self.n_labelled
         if labelled.any():
             data = subsample(pred[labelled.to(device)], self.config.refine, self.grid.ndim)
-            total = total + self.config.data_weight * int(labelled.sum()) * data_loss(data, train.read(idx[labelled]).outputs.to(device))
+            total = total + self.config.data_weight * int(labelled.sum()) * data_loss(
+                data, train.read(idx[labelled]).outputs.to(device)
+            )
         return total / len(idx)

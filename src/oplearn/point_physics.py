@@ -26,7 +26,7 @@ Lin et al., Enabling Automatic Differentiation with Mollified Graph Neural Opera
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -36,7 +36,9 @@ from oplearn.pdes.mesh_base import MeshPDE
 QueryFunction = Callable[[torch.Tensor], torch.Tensor]  # query points (Q, d) -> values (Q, 1)
 
 
-def query_derivatives(fn: QueryFunction, points: torch.Tensor, create_graph: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def query_derivatives(
+    fn: QueryFunction, points: torch.Tensor, create_graph: bool = True
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     r""":math:`u`, :math:`\nabla u` and :math:`\Delta u` of ``fn`` at ``points`` by autograd.
 
     ``fn`` must evaluate each query point independently of the others (true for operators
@@ -48,8 +50,10 @@ def query_derivatives(fn: QueryFunction, points: torch.Tensor, create_graph: boo
     y = points.detach().requires_grad_(True)
     u = fn(y)[:, 0]
     (grad,) = torch.autograd.grad(u.sum(), y, create_graph=True)
-    laplacian = sum(torch.autograd.grad(grad[:, k].sum(), y, create_graph=create_graph, retain_graph=True)[0][:, k]
-                    for k in range(y.shape[1]))
+    laplacian = sum(
+        torch.autograd.grad(grad[:, k].sum(), y, create_graph=create_graph, retain_graph=True)[0][:, k]
+        for k in range(y.shape[1])
+    )
     return u, grad, laplacian
 
 
@@ -70,7 +74,9 @@ class PointPhysicsLoss(nn.Module):
         super().__init__()
         self.pde, self.boundary_weight, self.length = pde, float(boundary_weight), float(length)
 
-    def forward(self, fn: QueryFunction, points: torch.Tensor, inputs: torch.Tensor, boundary: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, fn: QueryFunction, points: torch.Tensor, inputs: torch.Tensor, boundary: torch.Tensor
+    ) -> torch.Tensor:
         """The loss at ``points``: the residual where ``boundary`` is false, the Dirichlet misfit
         where it is true. ``fn`` maps query points to the operator's output there (see
         :func:`query_derivatives`); it is called once, on all points.

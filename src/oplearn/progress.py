@@ -26,8 +26,9 @@ import contextlib
 import os
 import sys
 import time
+from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
-from typing import Any, Callable, Iterable, Iterator, TextIO
+from typing import Any, TextIO
 
 from tqdm.auto import tqdm
 
@@ -65,8 +66,16 @@ class LogProgress:
         Where the lines go (standard error by default).
     """
 
-    def __init__(self, iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it",
-                 initial: int = 0, interval: float = LOG_INTERVAL, file: TextIO | None = None):
+    def __init__(
+        self,
+        iterable: Iterable | None = None,
+        total: int | None = None,
+        desc: str = "",
+        unit: str = "it",
+        initial: int = 0,
+        interval: float = LOG_INTERVAL,
+        file: TextIO | None = None,
+    ):
         self.iterable = iterable
         if total is None and hasattr(iterable, "__len__"):
             total = len(iterable)
@@ -89,7 +98,7 @@ class LogProgress:
     def __len__(self) -> int:
         return self.total or 0
 
-    def __enter__(self) -> "LogProgress":
+    def __enter__(self) -> LogProgress:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -144,8 +153,16 @@ def _interval() -> float:
         return LOG_INTERVAL
 
 
-def progress(iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it",
-             initial: int = 0, enabled: bool = True, file: TextIO | None = None, **kwargs: Any):
+def progress(
+    iterable: Iterable | None = None,
+    total: int | None = None,
+    desc: str = "",
+    unit: str = "it",
+    initial: int = 0,
+    enabled: bool = True,
+    file: TextIO | None = None,
+    **kwargs: Any,
+):
     """A progress bar in a terminal, timed log lines otherwise, nothing when not ``enabled``.
 
     ``iterable``, ``total``, ``desc``, ``unit`` and ``initial`` as in tqdm; further keyword

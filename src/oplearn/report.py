@@ -20,16 +20,16 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
-from oplearn.data.readers import read_dataset  # noqa: E402
-from oplearn.evaluate import evaluate_each, evaluate_fields, format_table, merge_results  # noqa: E402
-from oplearn.paths import output_dir  # noqa: E402
-from oplearn.progress import format_seconds  # noqa: E402
-from oplearn.sphere.grid import SphereGrid  # noqa: E402
-from oplearn.sphere.plots import plot_band_errors, plot_sphere_samples  # noqa: E402
-from oplearn.training.rundir import Run, checkpoint_path, open_run  # noqa: E402
-from oplearn.training.tasks import EvaluateOptions, map_view  # noqa: E402
+from oplearn.data.readers import read_dataset
+from oplearn.evaluate import evaluate_each, evaluate_fields, format_table, merge_results
+from oplearn.paths import output_dir
+from oplearn.progress import format_seconds
+from oplearn.sphere.grid import SphereGrid
+from oplearn.sphere.plots import plot_band_errors, plot_sphere_samples
+from oplearn.training.rundir import Run, checkpoint_path, open_run
+from oplearn.training.tasks import EvaluateOptions, map_view
 
 REPORT_METRICS = ("relative_l2", "relative_h1", "nrmse", "max_error", "vrmse")
 
@@ -122,10 +122,12 @@ class Report:
                 title, path = value
                 data = base64.b64encode(path.read_bytes()).decode()
                 body.append(f"<img alt='{html.escape(title)}' src='data:image/png;base64,{data}'>")
-        return ("<!doctype html><html><head><meta charset='utf-8'><title>oplearn report</title>"
-                "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-                "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}"
-                "pre{background:#f6f6f6;padding:8px}</style></head><body>" + "".join(body) + "</body></html>")
+        return (
+            "<!doctype html><html><head><meta charset='utf-8'><title>oplearn report</title>"
+            "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
+            "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}img{max-width:100%}"
+            "pre{background:#f6f6f6;padding:8px}</style></head><body>" + "".join(body) + "</body></html>"
+        )
 
 
 def _inline(text: str) -> str:
@@ -142,15 +144,23 @@ def describe_run(run: Run) -> list[list[str]]:
     from oplearn.models import count_parameters
 
     sessions = meta.get("sessions", [])
-    devices = sorted({f"{s['device']} x{s['processes']}" if s.get("processes", 1) > 1 else s["device"] for s in sessions})
+    devices = sorted(
+        {f"{s['device']} x{s['processes']}" if s.get("processes", 1) > 1 else s["device"] for s in sessions}
+    )
     seconds = sum(r.get("seconds", 0.0) for r in log)
     best = [r["val_relative_l2"] for r in log if "val_relative_l2" in r]
     rows = [
         ["item", "value"],
         ["task", f"`{config.train.task}`"],
-        ["model", f"`{config.model.name if config.model is not None else config.train.task}` "
-                  f"({count_parameters(run.model):,} parameters)"],
-        ["training data", f"`{config.data.path}`" if config.data.path else "drawn by the task itself (no dataset file)"],
+        [
+            "model",
+            f"`{config.model.name if config.model is not None else config.train.task}` "
+            f"({count_parameters(run.model):,} parameters)",
+        ],
+        [
+            "training data",
+            f"`{config.data.path}`" if config.data.path else "drawn by the task itself (no dataset file)",
+        ],
         ["epochs", f"{len(log) or run.epoch} of {config.train.epochs}"],
         ["training time", f"{format_seconds(seconds)} over {max(len(sessions), 1)} session(s)" if log else "unknown"],
         ["device", ", ".join(devices) or "unknown"],
@@ -166,14 +176,19 @@ def describe_run(run: Run) -> list[list[str]]:
 def vrmse_table(by_field: dict[str, dict[str, float]]) -> list[list[str]]:
     """Rows (header first) of :func:`oplearn.metrics.vrmse_by_field`: one per field, one column per window."""
     windows = list(next(iter(by_field.values())))
-    return [["field", *(f"T={w}" for w in windows)],
-            *([name, *(f"{values[w]:.4g}" for w in windows)] for name, values in by_field.items())]
+    return [
+        ["field", *(f"T={w}" for w in windows)],
+        *([name, *(f"{values[w]:.4g}" for w in windows)] for name, values in by_field.items()),
+    ]
 
 
 def plot_training_curves(log: list[dict]):
     """Every logged quantity against the epoch, one panel each (log scale where all values are positive)."""
-    keys = [k for k in dict.fromkeys(k for r in log for k in r) if k not in ("epoch", "seconds", "lr")
-            and all(isinstance(r.get(k, 0.0), (int, float)) for r in log)]
+    keys = [
+        k
+        for k in dict.fromkeys(k for r in log for k in r)
+        if k not in ("epoch", "seconds", "lr") and all(isinstance(r.get(k, 0.0), (int, float)) for r in log)
+    ]
     cols = min(3, len(keys))
     rows = -(-len(keys) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
@@ -185,13 +200,17 @@ def plot_training_curves(log: list[dict]):
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("epoch")
         ax.grid(True, which="both", alpha=0.3)
-    for ax in axes.flat[len(keys):]:
+    for ax in axes.flat[len(keys) :]:
         ax.axis("off")
     return fig
 
 
-def make_report(run_dir: str | Path, data_paths: list[str | Path] | None = None, out_dir: str | Path | None = None,
-                options: EvaluateOptions | None = None) -> Path:
+def make_report(
+    run_dir: str | Path,
+    data_paths: list[str | Path] | None = None,
+    out_dir: str | Path | None = None,
+    options: EvaluateOptions | None = None,
+) -> Path:
     """Write figures, ``report.md`` and a self-contained ``report.html`` of any run; returns the HTML path.
 
     The run is evaluated afresh (its task's ``evaluate``, on ``data_paths`` or the config's
@@ -228,8 +247,10 @@ def make_report(run_dir: str | Path, data_paths: list[str | Path] | None = None,
         if skipped:
             report.text("Not evaluated: " + "; ".join(f"`{Path(path).name}` ({reason})" for path, reason in skipped))
         run.task.report(run, rows, report)
-        report.text("Metrics are sample means in physical units unless a table says otherwise; definitions in "
-                    "`oplearn.metrics` and in the documentation of the run's task.")
+        report.text(
+            "Metrics are sample means in physical units unless a table says otherwise; definitions in "
+            "`oplearn.metrics` and in the documentation of the run's task."
+        )
         (building / "report.md").write_text(report.markdown())
         (building / "report.html").write_text(report.html())
         _swap_into_place(building, out_dir)
@@ -322,9 +343,13 @@ def latitude_band_section(rows: list[dict], report: Report) -> None:
     if not rows:
         return
     bands = list(rows[0]["latitude_bands"])
-    report.table("Relative L2 per latitude band (area-weighted)",
-                 [["file", *bands], *[[row["label"], *(f"{row['latitude_bands'].get(b, float('nan')):.4g}" for b in bands)]
-                                      for row in rows]])
+    report.table(
+        "Relative L2 per latitude band (area-weighted)",
+        [
+            ["file", *bands],
+            *[[row["label"], *(f"{row['latitude_bands'].get(b, float('nan')):.4g}" for b in bands)] for row in rows],
+        ],
+    )
     report.figure("Error per latitude band", plot_band_errors(rows), "latitude_bands")
 
 
@@ -333,8 +358,13 @@ def report_map(run: Run, rows: list[dict], report: Report) -> None:
     for row in rows:
         data = map_view(read_dataset(row["path"], limit=min(3, row["n"])), run.config.data.input_frames)
         _, pred = evaluate_fields(run.model, data)
-        fig = _field_figure(data.inputs, data.outputs, pred, f"{Path(row['path']).name}: relative L2 "
-                            f"{row['metrics']['relative_l2']:.4f} (mean over {row['n']} samples)", data.grid)
+        fig = _field_figure(
+            data.inputs,
+            data.outputs,
+            pred,
+            f"{Path(row['path']).name}: relative L2 {row['metrics']['relative_l2']:.4f} (mean over {row['n']} samples)",
+            data.grid,
+        )
         if fig is not None:
             report.figure(f"Test samples at {row['resolution']}", fig, f"samples_{row['resolution']}")
     latitude_band_section(rows, report)
@@ -398,12 +428,16 @@ def report_long_rollout(run: Run, report: Report) -> None:
         return
     stats = json.loads(path.read_text())
     report.heading("Long rollout")
-    report.text(f"`oplearn rollout`: {stats['samples']} trajectories of {stats['steps']} steps from `{stats['data']}`, "
-                f"diagnosis **{stats['status']}**; correlation time (steps before the mean correlation drops to "
-                f"0.8 / 0.9 / 0.95): {' / '.join(str(v) for v in stats['correlation_time'].values())} over "
-                f"{stats['reference_steps']} reference steps.")
-    report.table("Long-term statistics against the reference", [["statistic", "error"]] +
-                 [[name, f"{value:.4g}"] for name, value in stats["errors"].items()])
+    report.text(
+        f"`oplearn rollout`: {stats['samples']} trajectories of {stats['steps']} steps from `{stats['data']}`, "
+        f"diagnosis **{stats['status']}**; correlation time (steps before the mean correlation drops to "
+        f"0.8 / 0.9 / 0.95): {' / '.join(str(v) for v in stats['correlation_time'].values())} over "
+        f"{stats['reference_steps']} reference steps."
+    )
+    report.table(
+        "Long-term statistics against the reference",
+        [["statistic", "error"]] + [[name, f"{value:.4g}"] for name, value in stats["errors"].items()],
+    )
     report.figure("Correlation, spectrum, PDF and auto-correlation", plot_long_rollout(stats), "long_rollout")
 
 
@@ -422,8 +456,13 @@ def report_one_step(run: Run, rows: list[dict], report: Report) -> None:
         _, _, pred = evaluate_rollout(run.model, data, run.config.train.history)
         truth = data.outputs[:, -1] if data.time is not None else data.outputs
         first = data.inputs
-        fig = _field_figure(first, truth, pred[:, -1], f"{Path(row['path']).name}: last frame after "
-                            f"{pred.shape[1]} steps from the first {run.config.train.history}", data.grid)
+        fig = _field_figure(
+            first,
+            truth,
+            pred[:, -1],
+            f"{Path(row['path']).name}: last frame after "
+            f"{pred.shape[1]} steps from the first {run.config.train.history}",
+            data.grid,
+        )
         if fig is not None:
             report.figure(f"Last rolled-out frame at {row['resolution']}", fig, f"rollout_{row['resolution']}")
-

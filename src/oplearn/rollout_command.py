@@ -51,14 +51,27 @@ def reference_path(run, data: str | None) -> Path:
     return Path(run.config.data.path)
 
 
-def long_rollout(run_dir: str | Path, steps: int, out: str | Path, data: str | None = None, samples: int = 4,
-                 seed: int = 0, batch_size: int = 32, device: str = "cpu") -> dict:
+def long_rollout(
+    run_dir: str | Path,
+    steps: int,
+    out: str | Path,
+    data: str | None = None,
+    samples: int = 4,
+    seed: int = 0,
+    batch_size: int = 32,
+    device: str = "cpu",
+) -> dict:
     """Roll the run out ``steps`` times and write ``out`` and its statistics (see the module docstring);
     returns the statistics."""
     from oplearn.evaluate import load_test_data
     from oplearn.grids import Grid
     from oplearn.rollout_stats import (
-        blow_up_step, compare_statistics, correlation_time, diagnose, long_run_statistics, pearson_correlation,
+        blow_up_step,
+        compare_statistics,
+        correlation_time,
+        diagnose,
+        long_run_statistics,
+        pearson_correlation,
         per_step_error,
     )
     from oplearn.training.rollout import full_trajectory, rollout
@@ -68,14 +81,18 @@ def long_rollout(run_dir: str | Path, steps: int, out: str | Path, data: str | N
     out = Path(out)
     run = open_run(run_dir)
     if run.config.train.task not in ROLLOUT_TASKS:
-        raise OplearnError(f"rollout needs a run of a one-step task ({', '.join(ROLLOUT_TASKS)}); '{run_dir}' was "
-                           f"trained with train.task={run.config.train.task}")
+        raise OplearnError(
+            f"rollout needs a run of a one-step task ({', '.join(ROLLOUT_TASKS)}); '{run_dir}' was "
+            f"trained with train.task={run.config.train.task}"
+        )
     path = reference_path(run, data)
     reference = load_test_data(run, path, EvaluateOptions())
     trajectory = full_trajectory(reference.inputs, reference.outputs, reference.time)
     history = run.config.train.history
     if trajectory.shape[1] <= history:
-        raise OplearnError(f"'{path}' holds trajectories of {trajectory.shape[1]} frames; rollout starts from {history}")
+        raise OplearnError(
+            f"'{path}' holds trajectories of {trajectory.shape[1]} frames; rollout starts from {history}"
+        )
     samples = min(samples, len(trajectory))
     grid = Grid(tuple(reference.grid.shape), reference.grid.domain, reference.grid.periodic)
     vorticity = reference.meta.get("pde") in VORTICITY_PDES
@@ -86,17 +103,24 @@ def long_rollout(run_dir: str | Path, steps: int, out: str | Path, data: str | N
     initial = trajectory[:samples, :history].float()
     start = time.perf_counter()
     with torch.no_grad():
-        pred = torch.cat([rollout(model, initial[i:i + batch_size].to(device), steps).cpu()
-                          for i in range(0, samples, batch_size)])
+        pred = torch.cat(
+            [rollout(model, initial[i : i + batch_size].to(device), steps).cpu() for i in range(0, samples, batch_size)]
+        )
     seconds = time.perf_counter() - start
 
-    truth = trajectory[:samples, history:history + steps]
+    truth = trajectory[:samples, history : history + steps]
     covered = truth.shape[1]
     reference_stats = long_run_statistics(trajectory[:, history:].double(), grid, vorticity, viscosity)
     rollout_stats = long_run_statistics(pred.double(), grid, vorticity, viscosity)
     stats = {
-        "run": str(run_dir), "data": str(path), "steps": steps, "samples": samples, "seed": seed,
-        "frame_interval": float(reference.time[1] - reference.time[0]) if reference.time is not None and len(reference.time) > 1 else None,
+        "run": str(run_dir),
+        "data": str(path),
+        "steps": steps,
+        "samples": samples,
+        "seed": seed,
+        "frame_interval": float(reference.time[1] - reference.time[0])
+        if reference.time is not None and len(reference.time) > 1
+        else None,
         "seconds_per_step": seconds / steps,
         "status": diagnose(pred, reference_stats, grid, vorticity),
         "blow_up_step": [int(s) for s in blow_up_step(pred, reference_stats["rms"])],
@@ -115,8 +139,16 @@ def long_rollout(run_dir: str | Path, steps: int, out: str | Path, data: str | N
         with h5py.File(partial, "w") as f:
             f["rollout"] = pred.numpy()
             f["initial"] = initial.numpy()
-            f.attrs.update({"run": str(run_dir), "data": str(path), "steps": steps, "seed": seed,
-                            "grid": json.dumps(grid.to_dict()), "history": history})
+            f.attrs.update(
+                {
+                    "run": str(run_dir),
+                    "data": str(path),
+                    "steps": steps,
+                    "seed": seed,
+                    "grid": json.dumps(grid.to_dict()),
+                    "history": history,
+                }
+            )
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
@@ -129,27 +161,37 @@ def cmd_rollout(args) -> None:
     stats = long_rollout(args.run_dir, args.steps, args.out, args.data, args.samples, args.seed, args.batch_size)
     times = ", ".join(f"{k}: {v}" for k, v in stats["correlation_time"].items())
     errors = stats["errors"]
-    print(f"rolled out {stats['samples']} trajectories for {stats['steps']} steps ({stats['seconds_per_step'] * 1e3:.2f} ms per step): "
-          f"{stats['status']}")
+    print(
+        f"rolled out {stats['samples']} trajectories for {stats['steps']} steps ({stats['seconds_per_step'] * 1e3:.2f} ms per step): "
+        f"{stats['status']}"
+    )
     print(f"correlation time (steps above correlation {times}) over the {stats['reference_steps']} reference steps")
-    print(f"long-term statistics vs '{stats['data']}': energy {errors['energy_relative_error']:.3f}, "
-          f"spectrum (log) {errors['spectrum_log_error']:.3f}, PDF {errors['pdf_distance']:.3f}")
+    print(
+        f"long-term statistics vs '{stats['data']}': energy {errors['energy_relative_error']:.3f}, "
+        f"spectrum (log) {errors['spectrum_log_error']:.3f}, PDF {errors['pdf_distance']:.3f}"
+    )
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")
 
 
 def add_command(sub) -> None:
     from oplearn.arguments import file_argument, positive_int
 
-    p = sub.add_parser("rollout", help="long rollout of a one-step run: trajectory file and statistics",
-                       description="Roll a trained one-step run (train.task one_step, refiner or coarse_graining) out "
-                       "for --steps steps from the first frames of reference trajectories; write the trajectories "
-                       "(HDF5) and their statistics against the reference (FILE.json, also RUN_DIR/rollout.json for "
-                       "'oplearn report').")
+    p = sub.add_parser(
+        "rollout",
+        help="long rollout of a one-step run: trajectory file and statistics",
+        description="Roll a trained one-step run (train.task one_step, refiner or coarse_graining) out "
+        "for --steps steps from the first frames of reference trajectories; write the trajectories "
+        "(HDF5) and their statistics against the reference (FILE.json, also RUN_DIR/rollout.json for "
+        "'oplearn report').",
+    )
     p.add_argument("run_dir", metavar="RUN_DIR", help="run directory of 'oplearn train'")
     p.add_argument("--steps", type=positive_int, required=True, help="model steps to take")
     p.add_argument("--out", required=True, type=file_argument(), metavar="FILE.h5", help="trajectory file to write")
-    p.add_argument("--data", metavar="FILE", help="reference trajectories (default: the config's first test file, "
-                   "else its training file)")
+    p.add_argument(
+        "--data",
+        metavar="FILE",
+        help="reference trajectories (default: the config's first test file, else its training file)",
+    )
     p.add_argument("--samples", type=positive_int, default=4, help="trajectories to roll out")
     p.add_argument("--seed", type=int, default=0, help="seed of the model's noise (PDE-Refiner)")
     p.add_argument("--batch-size", type=positive_int, default=32, help="trajectories per forward pass")

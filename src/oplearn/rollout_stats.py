@@ -186,8 +186,9 @@ def mean_and_error(series: torch.Tensor, blocks: int = 8) -> tuple[float, float]
     return float(means.mean()), float(means.std() / math.sqrt(len(means)))
 
 
-def long_run_statistics(u: torch.Tensor, grid: Grid, vorticity: bool = False, viscosity: float = 1.0,
-                        max_lag: int = 20) -> dict:
+def long_run_statistics(
+    u: torch.Tensor, grid: Grid, vorticity: bool = False, viscosity: float = 1.0, max_lag: int = 20
+) -> dict:
     """The long-term statistics of trajectories: JSON-able numbers and lists.
 
     Keys: ``energy`` and ``tke`` (mean and standard error), ``dissipation`` (likewise),
@@ -207,11 +208,14 @@ def long_run_statistics(u: torch.Tensor, grid: Grid, vorticity: bool = False, vi
     tke = energy(fluctuation, grid, vorticity)
     eps = dissipation(u, grid, vorticity, viscosity)
     blocks = max(1, min(8, u.shape[1] // 2))
-    stats = {"frames": int(u.shape[1]), "samples": int(u.shape[0]),
-             "rms": float(u.square().mean().sqrt()),
-             "spectrum": energy_spectrum(u, grid, vorticity)[: -(-min(grid.shape) // 3)].tolist(),
-             "quantiles": value_quantiles(u).tolist(),
-             "autocorrelation": autocorrelation(u, max_lag).tolist()}
+    stats = {
+        "frames": int(u.shape[1]),
+        "samples": int(u.shape[0]),
+        "rms": float(u.square().mean().sqrt()),
+        "spectrum": energy_spectrum(u, grid, vorticity)[: -(-min(grid.shape) // 3)].tolist(),
+        "quantiles": value_quantiles(u).tolist(),
+        "autocorrelation": autocorrelation(u, max_lag).tolist(),
+    }
     for name, series in (("energy", e), ("tke", tke), ("dissipation", eps)):
         mean, error = mean_and_error(series, blocks)
         stats[name], stats[f"{name}_error"] = mean, error
@@ -240,7 +244,10 @@ def compare_statistics(pred: dict, true: dict) -> dict[str, float]:
     RMS (a scaled Wasserstein-1 distance); and the mean absolute difference of the
     auto-correlation functions over their common lags.
     """
-    out = {f"{name}_relative_error": abs(pred[name] - true[name]) / abs(true[name]) for name in ("energy", "tke", "dissipation")}
+    out = {
+        f"{name}_relative_error": abs(pred[name] - true[name]) / abs(true[name])
+        for name in ("energy", "tke", "dissipation")
+    }
     out["spectrum_log_error"] = spectrum_error(pred["spectrum"], true["spectrum"])
     qp, qt = torch.tensor(pred["quantiles"]), torch.tensor(true["quantiles"])
     out["pdf_distance"] = float((qp - qt).abs().mean() / true["rms"])
@@ -250,8 +257,9 @@ def compare_statistics(pred: dict, true: dict) -> dict[str, float]:
     return out
 
 
-def diagnose(u: torch.Tensor, true_stats: dict, grid: Grid, vorticity: bool = False,
-             band: float = 2.0, factor: float = 10.0) -> str:
+def diagnose(
+    u: torch.Tensor, true_stats: dict, grid: Grid, vorticity: bool = False, band: float = 2.0, factor: float = 10.0
+) -> str:
     """``"exploding"`` if a trajectory blows up (:func:`blow_up_step` against the reference RMS);
     else, from the mean energy of the last half of the rollout against the reference energy,
     ``"damped"`` below ``1 / band`` times it, ``"inflated"`` above ``band`` times it, and
@@ -262,5 +270,5 @@ def diagnose(u: torch.Tensor, true_stats: dict, grid: Grid, vorticity: bool = Fa
     _check_trajectories(u, grid)
     if (blow_up_step(u, true_stats["rms"], factor) < u.shape[1]).any():
         return "exploding"
-    ratio = float(energy(u[:, u.shape[1] // 2:], grid, vorticity).mean()) / true_stats["energy"]
+    ratio = float(energy(u[:, u.shape[1] // 2 :], grid, vorticity).mean()) / true_stats["energy"]
     return "damped" if ratio < 1 / band else "inflated" if ratio > band else "ok"

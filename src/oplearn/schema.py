@@ -1,7 +1,7 @@
 """The base of every validated configuration class (run configs and model configs), and value
 types that several of them share."""
 
-from typing import Annotated, ClassVar, Union
+from typing import Annotated, ClassVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -39,7 +39,7 @@ def _positive_modes(value: int | tuple[int, ...]) -> int | tuple[int, ...]:
     return value
 
 
-Modes = Annotated[Union[int, tuple[int, ...]], AfterValidator(_positive_modes)]
+Modes = Annotated[int | tuple[int, ...], AfterValidator(_positive_modes)]
 
 
 def modes_per_dimension(modes: int | tuple[int, ...], n_dim: int) -> tuple[int, ...]:
@@ -48,6 +48,8 @@ def modes_per_dimension(modes: int | tuple[int, ...], n_dim: int) -> tuple[int, 
     if isinstance(modes, int):
         return (modes,) * n_dim
     if len(modes) != n_dim:
-        raise ConfigError(f"config: model.modes {list(modes)} has {len(modes)} entries for {n_dim}D data; "
-                          "give one per dimension or a single number")
+        raise ConfigError(
+            f"config: model.modes {list(modes)} has {len(modes)} entries for {n_dim}D data; "
+            "give one per dimension or a single number"
+        )
     return tuple(modes)

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import h5py
 
@@ -73,7 +73,9 @@ def _grid_layout(fmt: str, summary: str) -> Layout:
     """A layout read by :func:`read_dataset` with format ``fmt``."""
 
     def detect(path: Path, options: ConvertOptions) -> bool:
-        if fmt == "hdf5" and (options.inputs or options.outputs):  # arrays named: any HDF5 file not of an earlier layout
+        if fmt == "hdf5" and (
+            options.inputs or options.outputs
+        ):  # arrays named: any HDF5 file not of an earlier layout
             return h5py.is_hdf5(path)
         try:
             return detect_format(path) == fmt
@@ -86,19 +88,41 @@ def _grid_layout(fmt: str, summary: str) -> Layout:
         if len(options.inputs) > 1 or len(options.outputs) > 1:
             raise DataError("give one input and one output array name")
         source = paths[0]
-        data = read_dataset(source, fmt, options.limit, options.periodic,
-                            inputs=options.inputs[0] if options.inputs else None,
-                            outputs=options.outputs[0] if options.outputs else None)
+        data = read_dataset(
+            source,
+            fmt,
+            options.limit,
+            options.periodic,
+            inputs=options.inputs[0] if options.inputs else None,
+            outputs=options.outputs[0] if options.outputs else None,
+        )
         problem = describe_problem(data.meta)
-        record = {"path": str(source.resolve()), "format": fmt, "bytes": source.stat().st_size, "sha256": _sha256(source),
-                  "reader": {k: v for k, v in data.meta.items() if k not in ("input_names", "output_names")},
-                  "converted": timestamp()}
-        write_fields(out, data.inputs, data.outputs, data.grid, (problem["input_names"], problem["output_names"]),
-                     problem["pde"], problem["pde_params"], None, time=data.time, attrs={"source": record})
+        record = {
+            "path": str(source.resolve()),
+            "format": fmt,
+            "bytes": source.stat().st_size,
+            "sha256": _sha256(source),
+            "reader": {k: v for k, v in data.meta.items() if k not in ("input_names", "output_names")},
+            "converted": timestamp(),
+        }
+        write_fields(
+            out,
+            data.inputs,
+            data.outputs,
+            data.grid,
+            (problem["input_names"], problem["output_names"]),
+            problem["pde"],
+            problem["pde_params"],
+            None,
+            time=data.time,
+            attrs={"source": record},
+        )
         kind = "periodic" if data.grid.periodic else "bounded"
         frames = f", {len(data.time)} frames" if data.time is not None else ""
-        return (f"wrote {len(data)} samples ({fmt}, {data.resolution} {kind} grid{frames}, inputs "
-                f"{', '.join(problem['input_names'])}, outputs {', '.join(problem['output_names'])}) from {source} to {out}")
+        return (
+            f"wrote {len(data)} samples ({fmt}, {data.resolution} {kind} grid{frames}, inputs "
+            f"{', '.join(problem['input_names'])}, outputs {', '.join(problem['output_names'])}) from {source} to {out}"
+        )
 
     return Layout(fmt, summary, detect, convert)
 
@@ -125,23 +149,41 @@ def _mesh_layout() -> Layout:
         with h5py.File(out, "r+") as f:
             files = [{"path": str(p.resolve()), "bytes": p.stat().st_size, "sha256": _sha256(p)} for p in paths]
             more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
-            f.attrs["source"] = json.dumps({"path": files[0]["path"] + more, "format": "mesh (meshio)",
-                                            "sha256": files[0]["sha256"], "files": files, "converted": timestamp()})
-        return (f"wrote {len(paths)} mesh samples (inputs {', '.join(options.inputs) or 'none'}, outputs "
-                f"{', '.join(options.outputs)}) to {out}")
+            f.attrs["source"] = json.dumps(
+                {
+                    "path": files[0]["path"] + more,
+                    "format": "mesh (meshio)",
+                    "sha256": files[0]["sha256"],
+                    "files": files,
+                    "converted": timestamp(),
+                }
+            )
+        return (
+            f"wrote {len(paths)} mesh samples (inputs {', '.join(options.inputs) or 'none'}, outputs "
+            f"{', '.join(options.outputs)}) to {out}"
+        )
 
-    return Layout("mesh", "meshes that meshio reads (VTU, VTK, Gmsh, XDMF, ...), one sample per file, nodal fields "
-                  "named by --inputs/--outputs (extra oplearn[mesh])", detect, convert)
+    return Layout(
+        "mesh",
+        "meshes that meshio reads (VTU, VTK, Gmsh, XDMF, ...), one sample per file, nodal fields "
+        "named by --inputs/--outputs (extra oplearn[mesh])",
+        detect,
+        convert,
+    )
 
 
 #: The layouts ``oplearn convert`` reads, tried in this order by ``--format auto``.
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
     for layout in (
-        _grid_layout("neuraloperator", "NeuralOperator .pt dictionaries of tensors x and y (darcy, burgers, navier-stokes)"),
+        _grid_layout(
+            "neuraloperator", "NeuralOperator .pt dictionaries of tensors x and y (darcy, burgers, navier-stokes)"
+        ),
         _grid_layout("pdebench", "PDEBench HDF5 (single-file 'tensor' or CFD fields, or one group per sample)"),
         _grid_layout("the-well", "The Well HDF5 on Cartesian grids (t0/t1/t2 fields, dimensions, boundary conditions)"),
-        _grid_layout("hdf5", "plain HDF5 with arrays inputs (n, c, *spatial) and outputs (n, c, *spatial) or (n, t, c, *spatial)"),
+        _grid_layout(
+            "hdf5", "plain HDF5 with arrays inputs (n, c, *spatial) and outputs (n, c, *spatial) or (n, t, c, *spatial)"
+        ),
         _mesh_layout(),
     )
 }
@@ -153,12 +195,20 @@ def detect_layout(path: Path, options: ConvertOptions = ConvertOptions()) -> str
         if layout.detect(path, options):
             return name
     fmt = detect_format(path)  # raises the reader's description of what the file is not
-    raise DataError(f"'{path}' is already an oplearn dataset; nothing to convert" if fmt == "oplearn"
-                    else f"'{path}' is a {fmt} file, which convert does not read")
+    raise DataError(
+        f"'{path}' is already an oplearn dataset; nothing to convert"
+        if fmt == "oplearn"
+        else f"'{path}' is a {fmt} file, which convert does not read"
+    )
 
 
-def convert(paths: list[str | Path], out: str | Path, layout: str = "auto", options: ConvertOptions = ConvertOptions(),
-            overwrite: bool = False) -> str:
+def convert(
+    paths: list[str | Path],
+    out: str | Path,
+    layout: str = "auto",
+    options: ConvertOptions = ConvertOptions(),
+    overwrite: bool = False,
+) -> str:
     """Convert ``paths`` (one file for the grid layouts) into the oplearn dataset ``out``;
     returns a one-line summary. ``layout`` is a name of :data:`LAYOUTS` or ``"auto"``."""
     paths = [Path(p) for p in paths]
@@ -177,7 +227,9 @@ def convert(paths: list[str | Path], out: str | Path, layout: str = "auto", opti
 
 
 def _command(args) -> None:
-    options = ConvertOptions(periodic=args.periodic, limit=args.limit, inputs=tuple(args.inputs), outputs=tuple(args.outputs))
+    options = ConvertOptions(
+        periodic=args.periodic, limit=args.limit, inputs=tuple(args.inputs), outputs=tuple(args.outputs)
+    )
     print(convert(args.files, args.out, args.format, options, overwrite=args.overwrite))
 
 
@@ -186,20 +238,42 @@ def add_command(sub) -> None:
     from oplearn.arguments import file_argument, positive_int
 
     layouts = "; ".join(f"{name}: {layout.summary}" for name, layout in LAYOUTS.items())
-    p = sub.add_parser("convert", help="convert a NeuralOperator, PDEBench, The Well or plain HDF5 file into an oplearn dataset",
-                       description=f"Write a file of another program as an oplearn dataset, recording its provenance. Layouts: "
-                       f"{layouts}. 'oplearn train' and 'oplearn evaluate' also read these files directly.")
+    p = sub.add_parser(
+        "convert",
+        help="convert a NeuralOperator, PDEBench, The Well or plain HDF5 file into an oplearn dataset",
+        description=f"Write a file of another program as an oplearn dataset, recording its provenance. Layouts: "
+        f"{layouts}. 'oplearn train' and 'oplearn evaluate' also read these files directly.",
+    )
     p.add_argument("files", nargs="+", metavar="IN", help="the file to convert")
     p.add_argument("out", metavar="OUT.h5", type=file_argument("OUT"), help="the oplearn dataset to write")
     p.add_argument("--format", default="auto", choices=("auto", *LAYOUTS), help="layout of IN (auto: detected)")
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--periodic", dest="periodic", action="store_true", default=None,
-                       help="the grid is periodic (for formats that do not record it; PDEBench guesses from the file name)")
-    group.add_argument("--bounded", dest="periodic", action="store_false", help="the grid is bounded (both ends are nodes)")
+    group.add_argument(
+        "--periodic",
+        dest="periodic",
+        action="store_true",
+        default=None,
+        help="the grid is periodic (for formats that do not record it; PDEBench guesses from the file name)",
+    )
+    group.add_argument(
+        "--bounded", dest="periodic", action="store_false", help="the grid is bounded (both ends are nodes)"
+    )
     p.add_argument("--limit", type=positive_int, help="convert only the first LIMIT samples")
-    p.add_argument("--inputs", nargs="+", action="extend", default=[], metavar="NAME",
-                   help="name of the input array (plain HDF5; default: the first of inputs, x, a)")
-    p.add_argument("--outputs", nargs="+", action="extend", default=[], metavar="NAME",
-                   help="name of the output array (plain HDF5; default: the first of outputs, y, u)")
+    p.add_argument(
+        "--inputs",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NAME",
+        help="name of the input array (plain HDF5; default: the first of inputs, x, a)",
+    )
+    p.add_argument(
+        "--outputs",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="NAME",
+        help="name of the output array (plain HDF5; default: the first of outputs, y, u)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT")
     p.set_defaults(func=_command)

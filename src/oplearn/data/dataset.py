@@ -11,8 +11,8 @@ file handle, and a pickled dataset carries no handle at all.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import h5py
 import numpy as np
@@ -151,5 +151,3 @@ class FieldDataset(PerProcessFile, Dataset):
         x = f["inputs"][(selection, Ellipsis, *space)]
         y = f["outputs"][(selection, Ellipsis, *space)]
         return _float32(x)[order], _float32(y)[order]
-
-

@@ -73,11 +73,11 @@ class FieldData:
     def __len__(self) -> int:
         return self.inputs.shape[0]
 
-    def select(self, index: slice | torch.Tensor) -> "FieldData":
+    def select(self, index: slice | torch.Tensor) -> FieldData:
         """The samples ``index`` (a slice, or positions ``(b,)``) of this data."""
         return FieldData(self.inputs[index], self.outputs[index], self.grid, self.meta, self.path, self.time)
 
-    def time_as_channels(self) -> "FieldData":
+    def time_as_channels(self) -> FieldData:
         """Trajectory outputs ``(n, time, c, *spatial)`` folded to ``(n, time * c, *spatial)``.
 
         A steady operator then learns the whole stored trajectory at once (the FNO papers'
@@ -143,7 +143,9 @@ def channel_names(f: h5py.File) -> dict[str, list[str]]:
 def require_grid(meta: dict[str, Any], path: Path) -> None:
     """Raise a one-line DataError unless the header ``meta`` describes fields on a grid."""
     if meta.get("layout") == "mesh":
-        raise DataError(f"'{path}' holds fields on meshes, not on a grid; read it with oplearn.data.mesh_files.MeshDataset")
+        raise DataError(
+            f"'{path}' holds fields on meshes, not on a grid; read it with oplearn.data.mesh_files.MeshDataset"
+        )
 
 
 def check_fields(x: torch.Tensor, grid: Grid, what: str) -> None:
@@ -151,12 +153,16 @@ def check_fields(x: torch.Tensor, grid: Grid, what: str) -> None:
     ``(n, c, *grid.shape)`` (or ``(n, time, c, *grid.shape)``)."""
     if not torch.is_floating_point(x):
         raise DataError(f"{what} have dtype {x.dtype}; expected floating-point fields")
-    if x.ndim not in (grid.ndim + 2, grid.ndim + 3) or tuple(x.shape[-grid.ndim:]) != grid.shape:
-        raise DataError(f"{what} have shape {tuple(x.shape)}; expected (n, channels, {', '.join(map(str, grid.shape))})")
+    if x.ndim not in (grid.ndim + 2, grid.ndim + 3) or tuple(x.shape[-grid.ndim :]) != grid.shape:
+        raise DataError(
+            f"{what} have shape {tuple(x.shape)}; expected (n, channels, {', '.join(map(str, grid.shape))})"
+        )
     bad = ~torch.isfinite(x)
     if bad.any():
         sample = int(bad.reshape(x.shape[0], -1).any(1).nonzero()[0])
-        raise DataError(f"{what} contain NaN or infinite values (first in sample {sample}); regenerate or clean the data")
+        raise DataError(
+            f"{what} contain NaN or infinite values (first in sample {sample}); regenerate or clean the data"
+        )
 
 
 def check_data_file(path: Path) -> None:
@@ -165,7 +171,11 @@ def check_data_file(path: Path) -> None:
         raise DataError(f"data file '{path}' is a folder; give a dataset file")
     if not path.exists():
         partial = path.with_name(path.name + ".partial")
-        hint = f"; an unfinished '{partial.name}' exists: rerun the same generate command to resume it" if partial.exists() else ""
+        hint = (
+            f"; an unfinished '{partial.name}' exists: rerun the same generate command to resume it"
+            if partial.exists()
+            else ""
+        )
         raise DataError(f"data file '{path}' does not exist{hint}")
 
 
@@ -180,26 +190,44 @@ def _open(path: Path) -> h5py.File:
 def _check_header(f: h5py.File, path: Path) -> dict[str, Any]:
     meta = decode_attrs(f.attrs)
     if meta.get("format") != FORMAT:
-        raise DataError(f"'{path}' is not an oplearn dataset (no format attribute); create one with 'oplearn generate', "
-                        f"or convert it with 'oplearn convert {path} OUT.h5'")
+        raise DataError(
+            f"'{path}' is not an oplearn dataset (no format attribute); create one with 'oplearn generate', "
+            f"or convert it with 'oplearn convert {path} OUT.h5'"
+        )
     if meta.get("format_version", 0) > FORMAT_VERSION:
-        raise DataError(f"'{path}' has format version {meta['format_version']}; this oplearn reads up to {FORMAT_VERSION}: upgrade oplearn")
+        raise DataError(
+            f"'{path}' has format version {meta['format_version']}; this oplearn reads up to {FORMAT_VERSION}: upgrade oplearn"
+        )
     mesh = meta.get("layout") == "mesh"  # ragged samples (oplearn.data.mesh_files)
     for key in ("node_offsets", "nodes", "inputs", "outputs") if mesh else ("inputs", "outputs"):
         if key not in f:
             raise DataError(f"'{path}' has no '{key}' dataset; the file is damaged, regenerate it")
     stored = f["node_offsets"].shape[0] - 1 if mesh else f["inputs"].shape[0]
     if meta.get("n_complete") != meta.get("n") or stored != meta.get("n"):
-        raise DataError(f"'{path}' is incomplete ({meta.get('n_complete')} of {meta.get('n')} samples); rerun its generate command to finish it")
+        raise DataError(
+            f"'{path}' is incomplete ({meta.get('n_complete')} of {meta.get('n')} samples); rerun its generate command to finish it"
+        )
     for name in meta.get("shard_files") or []:  # an assembled file: its arrays live in these files
         if not (path.parent / name).is_file():
-            raise DataError(f"'{path}' is assembled from shard files and '{name}' is missing next to it; move the .shards folder along with it")
+            raise DataError(
+                f"'{path}' is assembled from shard files and '{name}' is missing next to it; move the .shards folder along with it"
+            )
     return {**meta, **channel_names(f)}
 
 
-def write_fields(path: str | Path, inputs: torch.Tensor, outputs: torch.Tensor, grid: Grid, names: tuple[list[str], list[str]],
-                 pde: str, pde_params: dict[str, Any], seed: int | None, *, time: torch.Tensor | None = None,
-                 attrs: dict[str, Any] | None = None) -> Path:
+def write_fields(
+    path: str | Path,
+    inputs: torch.Tensor,
+    outputs: torch.Tensor,
+    grid: Grid,
+    names: tuple[list[str], list[str]],
+    pde: str,
+    pde_params: dict[str, Any],
+    seed: int | None,
+    *,
+    time: torch.Tensor | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> Path:
     """Write fields made outside ``oplearn generate`` (derived targets, converted files) as a complete dataset file.
 
     ``inputs (n, c_in, *grid.shape)``, ``outputs (n, c_out, *grid.shape)`` (or trajectories
@@ -216,13 +244,27 @@ def write_fields(path: str | Path, inputs: torch.Tensor, outputs: torch.Tensor, 
     partial = path.with_name(path.name + ".partial")
     with h5py.File(partial, "w") as f:
         for key, data, channel_names in (("inputs", inputs, names[0]), ("outputs", outputs, names[1])):
-            dset = f.create_dataset(key, data=data.detach().cpu().numpy().astype(np.float32), chunks=(1, *data.shape[1:]) if len(data) else None)
+            dset = f.create_dataset(
+                key,
+                data=data.detach().cpu().numpy().astype(np.float32),
+                chunks=(1, *data.shape[1:]) if len(data) else None,
+            )
             dset.attrs["names"] = json.dumps(list(channel_names))
         if time is not None:
             f["time"] = np.asarray(time, dtype=np.float64)
-        f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "pde": pde, "pde_params": json.dumps(pde_params),
-                        "grid": json.dumps(grid.to_dict()), "n": len(inputs), "n_complete": len(inputs),
-                        "versions": json.dumps(versions()), "created": timestamp()})
+        f.attrs.update(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "pde": pde,
+                "pde_params": json.dumps(pde_params),
+                "grid": json.dumps(grid.to_dict()),
+                "n": len(inputs),
+                "n_complete": len(inputs),
+                "versions": json.dumps(versions()),
+                "created": timestamp(),
+            }
+        )
         if seed is not None:
             f.attrs["seed"] = int(seed)
         for key, value in (attrs or {}).items():

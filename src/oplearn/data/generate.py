@@ -49,8 +49,8 @@ from pydantic import ConfigDict, ValidationError, create_model
 from oplearn.data.files import FORMAT, FORMAT_VERSION, decode_attrs, read_meta
 from oplearn.data.mesh_files import MeshLayout
 from oplearn.errors import DataError
-from oplearn.pdes import PDE, PDES
 from oplearn.paths import output_file
+from oplearn.pdes import PDE, PDES
 from oplearn.progress import advance_to, reporting
 from oplearn.progress import progress as progress_bar
 from oplearn.provenance import timestamp, versions
@@ -96,7 +96,9 @@ def _checked_parameters(name: str, parameters: dict, values: dict) -> dict:
     if unknown:
         hint = difflib.get_close_matches(unknown[0], parameters, n=1)
         maybe = f" (did you mean '{hint[0]}'?)" if hint else ""
-        raise DataError(f"PDE '{name}' has no parameter '{unknown[0]}'{maybe}; its parameters (with defaults): {listing}")
+        raise DataError(
+            f"PDE '{name}' has no parameter '{unknown[0]}'{maybe}; its parameters (with defaults): {listing}"
+        )
     fields = {k: (parameters[k][0], ...) for k in values}
     model = create_model(f"{name}_parameters", __config__=ConfigDict(extra="forbid"), **fields)
     try:
@@ -106,7 +108,9 @@ def _checked_parameters(name: str, parameters: dict, values: dict) -> dict:
         key = str(first["loc"][0])
         kind, default = parameters[key]
         kind = getattr(kind, "__name__", str(kind).replace("typing.", ""))
-        raise DataError(f"PDE '{name}': parameter '{key}' must be {kind} (default {default}), got {values[key]!r}") from None
+        raise DataError(
+            f"PDE '{name}': parameter '{key}' must be {kind} (default {default}), got {values[key]!r}"
+        ) from None
 
 
 def _recipe(pde: PDE, n: int, resolution: int, seed: int, chunk_size: int) -> dict:
@@ -156,7 +160,9 @@ class _GridLayout:
         f["outputs"][start : start + len(inputs)] = outputs.numpy().astype(np.float32)
 
     @staticmethod
-    def assemble(f: h5py.File, shards: list[tuple[str, Path]], chunks: list[list[tuple[int, int, int]]], n: int, chunk_size: int) -> None:
+    def assemble(
+        f: h5py.File, shards: list[tuple[str, Path]], chunks: list[list[tuple[int, int, int]]], n: int, chunk_size: int
+    ) -> None:
         count = len(shards)
         with h5py.File(shards[0][1], "r") as src:
             for key in ("inputs", "outputs"):
@@ -169,7 +175,11 @@ class _GridLayout:
                     source = h5py.VirtualSource(name, key, shape=(rows, *sample_shape), dtype="float32")
                     full = sum(1 for _, lo, hi in chunks[i] if hi - lo == chunk_size)
                     if full:
-                        layout[h5py.MultiBlockSlice(start=i * chunk_size, stride=count * chunk_size, count=full, block=chunk_size)] = source[: full * chunk_size]
+                        layout[
+                            h5py.MultiBlockSlice(
+                                start=i * chunk_size, stride=count * chunk_size, count=full, block=chunk_size
+                            )
+                        ] = source[: full * chunk_size]
                     if full < len(chunks[i]):  # the short last chunk of the dataset
                         _, lo, hi = chunks[i][-1]
                         layout[lo:hi] = source[full * chunk_size : full * chunk_size + hi - lo]
@@ -299,7 +309,9 @@ def generate_dataset(
         if overwrite:
             target.unlink()
     if not target.exists():
-        _write(pde, resolution, target, recipe, chunks, seed, progress, f"{pde.name} {resolution} shard {index}/{count}")
+        _write(
+            pde, resolution, target, recipe, chunks, seed, progress, f"{pde.name} {resolution} shard {index}/{count}"
+        )
     if assemble:
         assembled = _try_assemble(out, count)
         if assembled is not None:
@@ -358,7 +370,7 @@ def _write(pde: PDE, resolution: int, target: Path, recipe: dict, chunks, seed: 
             pos = b
             if b <= start:
                 continue
-            with reporting(lambda fraction: advance_to(bar, a + fraction * (b - a))):
+            with reporting(lambda fraction: advance_to(bar, a + fraction * (b - a))):  # noqa: B023 (called within this iteration)
                 generated = _solve_chunk(pde, resolution, seed, chunk, lo, hi)
             if not partial.exists():
                 _create(partial, recipe, pde, n_local, resolution, index)
@@ -407,7 +419,9 @@ def _versions() -> str:
     return json.dumps(versions())
 
 
-def _create(partial: Path, recipe: dict, pde: PDE, n: int, resolution: int, sample_index: np.ndarray | None = None) -> None:
+def _create(
+    partial: Path, recipe: dict, pde: PDE, n: int, resolution: int, sample_index: np.ndarray | None = None
+) -> None:
     with h5py.File(partial, "w") as f:
         for key, value in recipe.items():
             f.attrs[key] = value
@@ -447,10 +461,16 @@ def _collect_shards(out: Path, count: int | None = None, quiet: bool = False) ->
     if missing:
         if quiet:
             return None
-        unfinished = [i for i in missing if shard_path(out, i, count).with_name(shard_path(out, i, count).name + ".partial").exists()]
+        unfinished = [
+            i
+            for i in missing
+            if shard_path(out, i, count).with_name(shard_path(out, i, count).name + ".partial").exists()
+        ]
         text = ", ".join(f"{i}{' (unfinished)' if i in unfinished else ''}" for i in missing[:8])
         more = f" and {len(missing) - 8} more" if len(missing) > 8 else ""
-        raise DataError(f"cannot assemble '{out}': shard(s) {text}{more} of {count} are missing; run them with --shard I/{count}")
+        raise DataError(
+            f"cannot assemble '{out}': shard(s) {text}{more} of {count} are missing; run them with --shard I/{count}"
+        )
     shards = [(paths[i], read_meta(paths[i])) for i in range(count)]
     first = shards[0][1]
     for i, (path, meta) in enumerate(shards):
@@ -464,7 +484,9 @@ def _collect_shards(out: Path, count: int | None = None, quiet: bool = False) ->
             )
         expected = sum(hi - lo for _, lo, hi in _shard_chunks(int(meta["n_total"]), int(meta["chunk_size"]), i, count))
         if meta.get("n") != expected:
-            raise DataError(f"shard file '{path}' holds {meta.get('n')} samples; its recipe says {expected}: regenerate it")
+            raise DataError(
+                f"shard file '{path}' holds {meta.get('n')} samples; its recipe says {expected}: regenerate it"
+            )
     return shards
 
 
@@ -501,7 +523,9 @@ def _assemble(out: Path, shards: list[tuple[Path, dict]]) -> Path:
             relative = [path.relative_to(out.parent).as_posix() for path, _ in shards]
             f.attrs["shard_files"] = json.dumps(relative)
             chunks = [_shard_chunks(n, chunk_size, i, count) for i in range(count)]
-            _layout(meta=first).assemble(f, [(name, path) for name, (path, _) in zip(relative, shards)], chunks, n, chunk_size)
+            _layout(meta=first).assemble(
+                f, [(name, path) for name, (path, _) in zip(relative, shards)], chunks, n, chunk_size
+            )
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, out)
@@ -539,7 +563,9 @@ def generate_parallel(
         return generate_dataset(pde, n, resolution, out, seed, chunk_size, overwrite, progress)
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_worker_init) as pool:
         jobs = [
-            pool.submit(generate_dataset, pde, n, resolution, out, seed, chunk_size, overwrite, False, (i, workers), False)
+            pool.submit(
+                generate_dataset, pde, n, resolution, out, seed, chunk_size, overwrite, False, (i, workers), False
+            )
             for i in range(workers)
         ]
         with progress_bar(total=workers, unit="shard", desc=f"{pde.name} {resolution}", enabled=progress) as bar:

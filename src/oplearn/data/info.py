@@ -63,15 +63,21 @@ def _oplearn_lines(path: Path, f: h5py.File, meta: dict) -> list[str]:
             dset = f[key]
             names = decode_attrs(dset.attrs).get("names", [])
             where = " (rows: nodes of all samples)" if mesh else ""
-            lines.append(f"{key:<11} {tuple(dset.shape)} {dset.dtype}{where}, channels: {', '.join(map(str, names)) or '?'}")
+            lines.append(
+                f"{key:<11} {tuple(dset.shape)} {dset.dtype}{where}, channels: {', '.join(map(str, names)) or '?'}"
+            )
         else:
             lines.append(f"{key:<11} missing (damaged file)")
     if not mesh:
-        lines.append(f"time        {_time(np.asarray(f['time'][:], dtype=np.float64)) if 'time' in f else 'steady (no time axis)'}")
+        lines.append(
+            f"time        {_time(np.asarray(f['time'][:], dtype=np.float64)) if 'time' in f else 'steady (no time axis)'}"
+        )
     source = meta.get("source")
     if isinstance(source, dict):
-        lines.append(f"source      converted from {source.get('path')} ({source.get('format')}, sha256 "
-                     f"{str(source.get('sha256'))[:16]}..., {source.get('converted')})")
+        lines.append(
+            f"source      converted from {source.get('path')} ({source.get('format')}, sha256 "
+            f"{str(source.get('sha256'))[:16]}..., {source.get('converted')})"
+        )
     else:
         lines.append(f"seed        {meta.get('seed', '?')}")
     lines.append(f"created     {meta.get('created', 'not finished')}")
@@ -86,13 +92,23 @@ def _mesh_lines(f: h5py.File, meta: dict, done) -> list[str]:
     """The layout, the meshes' resolution and the nodes and triangles per written sample
     (only the offset arrays are read)."""
     spec = meta.get("mesh") if isinstance(meta.get("mesh"), dict) else {}
-    made = f"resolution {spec['resolution']}, element size h = {spec['size']:.4g}" if spec.get("resolution") else "imported meshes"
-    lines = [f"layout      ragged point clouds / meshes, {f['nodes'].shape[1]}D nodes ({made})" if "nodes" in f else "layout      ragged (damaged: no nodes)"]
+    made = (
+        f"resolution {spec['resolution']}, element size h = {spec['size']:.4g}"
+        if spec.get("resolution")
+        else "imported meshes"
+    )
+    lines = [
+        f"layout      ragged point clouds / meshes, {f['nodes'].shape[1]}D nodes ({made})"
+        if "nodes" in f
+        else "layout      ragged (damaged: no nodes)"
+    ]
     written = int(done or 0)
     for key, what in (("node_offsets", "nodes"), ("triangle_offsets", "triangles")):
         if key in f and written:
             counts = np.diff(f[key][: written + 1])
-            lines.append(f"{what:<11} {int(counts.sum())} in all, per sample {counts.min()} .. {counts.max()} (mean {counts.mean():.0f})")
+            lines.append(
+                f"{what:<11} {int(counts.sum())} in all, per sample {counts.min()} .. {counts.max()} (mean {counts.mean():.0f})"
+            )
     return lines
 
 
@@ -137,10 +153,16 @@ def _external_card(path: Path, f: h5py.File | None = None) -> str:
         kind = detect_format(path)
     except DataError as err:
         raise DataError(f"'{path}' is not an oplearn dataset and not a known format: {err}") from None
-    lines = [f"{kind} file  {path} ({_size(path)})",
-             f"not an oplearn dataset: train and evaluate read it directly; 'oplearn convert {path} OUT.h5' makes one"]
+    lines = [
+        f"{kind} file  {path} ({_size(path)})",
+        f"not an oplearn dataset: train and evaluate read it directly; 'oplearn convert {path} OUT.h5' makes one",
+    ]
     if f is not None:
         datasets: list[str] = []
-        f.visititems(lambda name, item: datasets.append(f"  {name} {item.shape} {item.dtype}") if isinstance(item, h5py.Dataset) else None)
+        f.visititems(
+            lambda name, item: (
+                datasets.append(f"  {name} {item.shape} {item.dtype}") if isinstance(item, h5py.Dataset) else None
+            )
+        )
         lines += datasets[:20] + ([f"  ... and {len(datasets) - 20} more datasets"] if len(datasets) > 20 else [])
     return "\n".join(lines)

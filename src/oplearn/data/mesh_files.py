@@ -40,8 +40,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import h5py
 import numpy as np
@@ -69,7 +70,10 @@ class MeshLayout:
     @staticmethod
     def recipe(pde, resolution: int) -> dict[str, Any]:
         """The root attributes that describe the meshes of a generated file."""
-        return {"layout": LAYOUT, "mesh": json.dumps({"resolution": int(resolution), "size": pde.mesh_size(resolution)})}
+        return {
+            "layout": LAYOUT,
+            "mesh": json.dumps({"resolution": int(resolution), "size": pde.mesh_size(resolution)}),
+        }
 
     @staticmethod
     def create(f: h5py.File, n: int, dim: int, input_names: Sequence[str], output_names: Sequence[str]) -> None:
@@ -79,7 +83,9 @@ class MeshLayout:
         f.create_dataset("nodes", shape=(0, dim), maxshape=(None, dim), dtype="float64", chunks=(_ROWS_PER_CHUNK, dim))
         for key, names in (("inputs", input_names), ("outputs", output_names)):
             width = max(1, len(names))  # chunks must be non-empty, even for zero channels (geometry-only inputs)
-            dset = f.create_dataset(key, shape=(0, len(names)), maxshape=(None, width), dtype="float32", chunks=(_ROWS_PER_CHUNK, width))
+            dset = f.create_dataset(
+                key, shape=(0, len(names)), maxshape=(None, width), dtype="float32", chunks=(_ROWS_PER_CHUNK, width)
+            )
             dset.attrs["names"] = json.dumps(list(names))
         f.create_dataset("triangles", shape=(0, 3), maxshape=(None, 3), dtype="int32", chunks=(_ROWS_PER_CHUNK, 3))
 
@@ -107,7 +113,12 @@ class MeshLayout:
         triangle_counts = np.array([0 if s.triangles is None else len(s.triangles) for s in samples], dtype=np.int64)
         for offsets, counts, keys, parts in (
             ("node_offsets", node_counts, NODE_ARRAYS, [[s.nodes, s.inputs, s.outputs] for s in samples]),
-            ("triangle_offsets", triangle_counts, ("triangles",), [[s.triangles if s.triangles is not None else np.zeros((0, 3))] for s in samples]),
+            (
+                "triangle_offsets",
+                triangle_counts,
+                ("triangles",),
+                [[s.triangles if s.triangles is not None else np.zeros((0, 3))] for s in samples],
+            ),
         ):
             base = int(f[offsets][start])
             f[offsets][start + 1 : start + 1 + len(samples)] = base + np.cumsum(counts)
@@ -115,10 +126,14 @@ class MeshLayout:
                 dset = f[key]
                 dset.resize(base + int(counts.sum()), axis=0)
                 if counts.sum():
-                    dset[base:] = np.concatenate([np.asarray(torch.as_tensor(p[j]).cpu().numpy(), dtype=dset.dtype) for p in parts])
+                    dset[base:] = np.concatenate(
+                        [np.asarray(torch.as_tensor(p[j]).cpu().numpy(), dtype=dset.dtype) for p in parts]
+                    )
 
     @staticmethod
-    def assemble(f: h5py.File, shards: list[tuple[str, Path]], chunks: list[list[tuple[int, int, int]]], n: int, chunk_size: int) -> None:
+    def assemble(
+        f: h5py.File, shards: list[tuple[str, Path]], chunks: list[list[tuple[int, int, int]]], n: int, chunk_size: int
+    ) -> None:
         """Global offsets and virtual node arrays over complete shard files.
 
         ``shards`` are ``(name relative to f's folder, path)``; ``chunks[i]`` the global
@@ -162,8 +177,16 @@ class MeshLayout:
                 dset.attrs["names"] = names[key]
 
 
-def write_meshes(path: str | Path, samples: Sequence[MeshSample], input_names: Sequence[str], output_names: Sequence[str],
-                 pde: str = "external", pde_params: dict[str, Any] | None = None, seed: int = 0, mesh: dict | None = None) -> Path:
+def write_meshes(
+    path: str | Path,
+    samples: Sequence[MeshSample],
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    pde: str = "external",
+    pde_params: dict[str, Any] | None = None,
+    seed: int = 0,
+    mesh: dict | None = None,
+) -> Path:
     """Write ``samples`` as a complete mesh dataset file (through ``<path>.partial``).
 
     ``input_names``/``output_names`` name the channels of ``inputs (N, c_in)`` and ``outputs
@@ -179,16 +202,33 @@ def write_meshes(path: str | Path, samples: Sequence[MeshSample], input_names: S
     for i, s in enumerate(samples):
         n_nodes = len(s.nodes)
         if s.inputs.shape != (n_nodes, len(input_names)) or s.outputs.shape != (n_nodes, len(output_names)):
-            raise DataError(f"{path}: sample {i} has {n_nodes} nodes but inputs {tuple(s.inputs.shape)} and outputs "
-                            f"{tuple(s.outputs.shape)}; expected ({n_nodes}, {len(input_names)}) and ({n_nodes}, {len(output_names)})")
-        if s.triangles is not None and len(s.triangles) and (int(s.triangles.min()) < 0 or int(s.triangles.max()) >= n_nodes):
+            raise DataError(
+                f"{path}: sample {i} has {n_nodes} nodes but inputs {tuple(s.inputs.shape)} and outputs "
+                f"{tuple(s.outputs.shape)}; expected ({n_nodes}, {len(input_names)}) and ({n_nodes}, {len(output_names)})"
+            )
+        if (
+            s.triangles is not None
+            and len(s.triangles)
+            and (int(s.triangles.min()) < 0 or int(s.triangles.max()) >= n_nodes)
+        ):
             raise DataError(f"{path}: sample {i} has triangles indexing nodes outside 0..{n_nodes - 1}")
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     with h5py.File(partial, "w") as f:
-        f.attrs.update({"format": FORMAT, "format_version": FORMAT_VERSION, "layout": LAYOUT, "pde": pde,
-                        "pde_params": json.dumps(pde_params or {}), "mesh": json.dumps(mesh), "seed": int(seed),
-                        "n": len(samples), "chunk_size": len(samples), "n_complete": 0})
+        f.attrs.update(
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "layout": LAYOUT,
+                "pde": pde,
+                "pde_params": json.dumps(pde_params or {}),
+                "mesh": json.dumps(mesh),
+                "seed": int(seed),
+                "n": len(samples),
+                "chunk_size": len(samples),
+                "n_complete": 0,
+            }
+        )
         MeshLayout.create(f, len(samples), dims.pop(), input_names, output_names)
         MeshLayout.write(f, 0, samples, str(path))
         f.attrs["n_complete"] = len(samples)
@@ -221,7 +261,9 @@ class MeshDataset(PerProcessFile, Dataset):
         self.path = Path(path)
         self.meta = read_meta(self.path)
         if not is_mesh_meta(self.meta):
-            raise DataError(f"'{self.path}' holds grid fields, not meshes; read it with oplearn.data.dataset.FieldDataset")
+            raise DataError(
+                f"'{self.path}' holds grid fields, not meshes; read it with oplearn.data.dataset.FieldDataset"
+            )
         with h5py.File(self.path, "r") as f:
             self.node_offsets = f["node_offsets"][:]
             self.triangle_offsets = f["triangle_offsets"][:]
@@ -253,8 +295,11 @@ class MeshDataset(PerProcessFile, Dataset):
         triangles = torch.from_numpy(np.asarray(f["triangles"][ta:tb], dtype=np.int64)) if tb > ta else None
         for name, x in (("nodes", nodes), ("inputs", inputs), ("outputs", outputs)):
             if not torch.isfinite(x).all():
-                raise DataError(f"'{self.path}': {name} of sample {sample} contain NaN or infinite values (a missing shard?); regenerate or clean the data")
+                raise DataError(
+                    f"'{self.path}': {name} of sample {sample} contain NaN or infinite values (a missing shard?); regenerate or clean the data"
+                )
         if triangles is not None and (int(triangles.min()) < 0 or int(triangles.max()) >= b - a):
-            raise DataError(f"'{self.path}': triangles of sample {sample} index nodes outside the sample; the file is damaged")
+            raise DataError(
+                f"'{self.path}': triangles of sample {sample} index nodes outside the sample; the file is damaged"
+            )
         return MeshSample(nodes, inputs, outputs, triangles)
-

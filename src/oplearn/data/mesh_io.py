@@ -13,9 +13,9 @@ Needs the extra ``mesh`` (meshio).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -45,7 +45,9 @@ def read_mesh(path: str | Path) -> ReadMesh:
     try:
         mesh = meshio.read(path)
     except (Exception, SystemExit) as err:  # meshio raises many kinds (and exits on some): one line
-        raise DataError(f"cannot read '{path}' as a mesh ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unknown format'})") from None
+        raise DataError(
+            f"cannot read '{path}' as a mesh ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'unknown format'})"
+        ) from None
     points = np.asarray(mesh.points, dtype=np.float64)
     if points.ndim != 2 or len(points) == 0:
         raise DataError(f"'{path}' holds no mesh nodes")
@@ -96,4 +98,6 @@ def convert_meshes(paths: Sequence[str | Path], out: str | Path, inputs: Sequenc
             raise DataError(f"'{path}' gives channels {channel_names}, but the first file gave {names}")
         names = channel_names
         samples.append(MeshSample(mesh.nodes, parts[0], parts[1], mesh.triangles))
-    return write_meshes(out, samples, names[0], names[1], pde="converted", pde_params={"files": [Path(p).name for p in paths]})
+    return write_meshes(
+        out, samples, names[0], names[1], pde="converted", pde_params={"files": [Path(p).name for p in paths]}
+    )

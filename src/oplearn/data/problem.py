@@ -41,7 +41,9 @@ def describe_problem(meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def check_same_problem(trained: dict[str, Any] | None, meta: dict[str, Any], path: str | Path, force: bool = False) -> None:
+def check_same_problem(
+    trained: dict[str, Any] | None, meta: dict[str, Any], path: str | Path, force: bool = False
+) -> None:
     """Refuse (one-line DataError) data of another PDE or channel layout than ``trained`` (a
     :func:`describe_problem`) unless ``force``; warn (:class:`~oplearn.errors.OplearnWarning`)
     when the recipe parameters differ. ``trained=None`` (runs saved before problems were
@@ -54,12 +56,20 @@ def check_same_problem(trained: dict[str, Any] | None, meta: dict[str, Any], pat
         differences.append(f"it holds {data['pde']} data, the run learned {trained['pde']}")
     for key in ("input_names", "output_names"):
         if data[key] and trained.get(key) and data[key] != trained[key]:
-            differences.append(f"its {key.split('_')[0]} channels are {', '.join(data[key])}, the run's "
-                               f"{', '.join(trained[key])}")
+            differences.append(
+                f"its {key.split('_')[0]} channels are {', '.join(data[key])}, the run's {', '.join(trained[key])}"
+            )
     if differences and not force:
         raise DataError(f"'{path}': {'; '.join(differences)}; pass --force to evaluate anyway")
-    changed = sorted(k for k in set(data["pde_params"]) | set(trained.get("pde_params", {}))
-                     if data["pde_params"].get(k) != trained.get("pde_params", {}).get(k))
+    changed = sorted(
+        k
+        for k in set(data["pde_params"]) | set(trained.get("pde_params", {}))
+        if data["pde_params"].get(k) != trained.get("pde_params", {}).get(k)
+    )
     if changed and not differences:
-        text = ", ".join(f"{k}={data['pde_params'].get(k)} (trained on {trained['pde_params'].get(k)})" for k in changed)
-        warnings.warn(f"'{path}' was generated with other parameters than the training data: {text}", OplearnWarning, stacklevel=2)
+        text = ", ".join(
+            f"{k}={data['pde_params'].get(k)} (trained on {trained['pde_params'].get(k)})" for k in changed
+        )
+        warnings.warn(
+            f"'{path}' was generated with other parameters than the training data: {text}", OplearnWarning, stacklevel=2
+        )

@@ -76,8 +76,14 @@ PDEBENCH_CFD_FIELDS = ("density", "pressure", "Vx", "Vy", "Vz")
 AXES = "xyz"
 
 
-def read_dataset(path: str | Path, format: str = "auto", limit: int | None = None, periodic: bool | None = None,
-                 inputs: str | None = None, outputs: str | None = None) -> FieldData:
+def read_dataset(
+    path: str | Path,
+    format: str = "auto",
+    limit: int | None = None,
+    periodic: bool | None = None,
+    inputs: str | None = None,
+    outputs: str | None = None,
+) -> FieldData:
     """Read a dataset file of any supported format (see the module docstring).
 
     Parameters
@@ -102,7 +108,9 @@ def read_dataset(path: str | Path, format: str = "auto", limit: int | None = Non
     if periodic is not None and format not in UNRECORDED_BOUNDARIES:
         raise DataError(f"'{path}': {format} files record their boundary conditions; do not pass periodic")
     if (inputs or outputs) and format != "hdf5":
-        raise DataError(f"'{path}': {format} files name their own arrays; input and output names apply to plain HDF5 files")
+        raise DataError(
+            f"'{path}': {format} files name their own arrays; input and output names apply to plain HDF5 files"
+        )
     if format == "oplearn":
         return load_fields(path, limit)
     if format == "neuraloperator":
@@ -149,10 +157,14 @@ def read_neuraloperator(path: str | Path, limit: int | None = None, periodic: bo
         content = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise DataError(f"'{path}' is not a loadable tensor file (weights_only=True refuses pickled objects): {first}") from None
+        raise DataError(
+            f"'{path}' is not a loadable tensor file (weights_only=True refuses pickled objects): {first}"
+        ) from None
     if not isinstance(content, dict) or not {"x", "y"} <= set(content):
         found = sorted(content) if isinstance(content, dict) else type(content).__name__
-        raise DataError(f"'{path}' is not a NeuralOperator dataset: expected a dict with tensors 'x' and 'y', found {found}")
+        raise DataError(
+            f"'{path}' is not a NeuralOperator dataset: expected a dict with tensors 'x' and 'y', found {found}"
+        )
     x, y = (content[key] for key in ("x", "y"))
     if not (isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)):
         raise DataError(f"'{path}': 'x' and 'y' must be tensors, got {type(x).__name__} and {type(y).__name__}")
@@ -248,7 +260,9 @@ def _pdebench_single(f: h5py.File, path: Path, limit: int | None, periodic: bool
     if "nu" in f:  # Darcy: a steady problem nu -> u, stored with one time slice
         nu = f["nu"]
         if nu.shape != (n, *spatial) or steps != 1:
-            raise DataError(f"'{path}': 'nu' {nu.shape} and 'tensor' {first.shape} are not a Darcy pair (n, x, y) / (n, 1, x, y)")
+            raise DataError(
+                f"'{path}': 'nu' {nu.shape} and 'tensor' {first.shape} are not a Darcy pair (n, x, y) / (n, 1, x, y)"
+            )
         inputs = torch.from_numpy(np.asarray(nu[:stop], dtype=np.float32)).unsqueeze(1)
         return inputs, trajectory[:, 0], grid, None, (["nu"], names)
     t = _dataset(f, "t-coordinate", path)
@@ -260,7 +274,9 @@ def _pdebench_single(f: h5py.File, path: Path, limit: int | None, periodic: bool
 
 def _per_sample_groups(f: h5py.File) -> list[str]:
     """Sorted names of top-level groups holding a ``data`` dataset (PDEBench per-sample layout)."""
-    return sorted(key for key, item in f.items() if isinstance(item, h5py.Group) and isinstance(item.get("data"), h5py.Dataset))
+    return sorted(
+        key for key, item in f.items() if isinstance(item, h5py.Group) and isinstance(item.get("data"), h5py.Dataset)
+    )
 
 
 def _pdebench_per_sample(f: h5py.File, path: Path, limit: int | None, periodic: bool):
@@ -297,7 +313,9 @@ def read_the_well(path: str | Path, limit: int | None = None) -> FieldData:
     with _open_h5(path) as f:
         attrs = decode_attrs(f.attrs)
         if str(attrs.get("grid_type", "cartesian")).lower() != "cartesian":
-            raise DataError(f"'{path}' has grid_type '{attrs['grid_type']}'; only Cartesian grids of The Well are supported")
+            raise DataError(
+                f"'{path}' has grid_type '{attrs['grid_type']}'; only Cartesian grids of The Well are supported"
+            )
         if "dimensions" not in f:
             raise DataError(f"'{path}' is not a The Well file: no 'dimensions' group")
         dims = [_text(d) for d in f["dimensions"].attrs.get("spatial_dims", [])]
@@ -386,44 +404,73 @@ def _components(dims: list[str], order: int) -> list[tuple[str, ...]]:
 # --- plain HDF5 --------------------------------------------------------------------------
 
 
-def read_plain_hdf5(path: str | Path, limit: int | None = None, periodic: bool = False, inputs: str | None = None,
-                    outputs: str | None = None) -> FieldData:
+def read_plain_hdf5(
+    path: str | Path,
+    limit: int | None = None,
+    periodic: bool = False,
+    inputs: str | None = None,
+    outputs: str | None = None,
+) -> FieldData:
     """Read a plain HDF5 file of an input and an output array (module docstring, ``hdf5``)."""
     path = Path(path)
     check_data_file(path)
     with _open_h5(path) as f:
-        keys = [_plain_key(f, inputs, PLAIN_INPUTS, "input", path), _plain_key(f, outputs, PLAIN_OUTPUTS, "output", path)]
+        keys = [
+            _plain_key(f, inputs, PLAIN_INPUTS, "input", path),
+            _plain_key(f, outputs, PLAIN_OUTPUTS, "output", path),
+        ]
         x, y = (f[key] for key in keys)
         ndim = x.ndim - 2
         if not 1 <= ndim <= 3:
-            raise DataError(f"'{path}': '{keys[0]}' has shape {x.shape}; expected (n, channels, *spatial) with 1 to 3 spatial axes")
+            raise DataError(
+                f"'{path}': '{keys[0]}' has shape {x.shape}; expected (n, channels, *spatial) with 1 to 3 spatial axes"
+            )
         spatial = tuple(x.shape[2:])
         trajectory = y.ndim == ndim + 3
         if y.ndim not in (ndim + 2, ndim + 3) or tuple(y.shape[-ndim:]) != spatial or y.shape[0] != x.shape[0]:
-            raise DataError(f"'{path}': '{keys[1]}' has shape {y.shape}, which does not fit '{keys[0]}' {x.shape}: expected "
-                            f"({x.shape[0]}, channels, {', '.join(map(str, spatial))}) or ({x.shape[0]}, time, channels, ...)")
+            raise DataError(
+                f"'{path}': '{keys[1]}' has shape {y.shape}, which does not fit '{keys[0]}' {x.shape}: expected "
+                f"({x.shape[0]}, channels, {', '.join(map(str, spatial))}) or ({x.shape[0]}, time, channels, ...)"
+            )
         stop = _stop(limit, x.shape[0], path)
         axes = [a for a in AXES[:ndim] if a in f and a not in keys]
         if axes and len(axes) != ndim:
-            raise DataError(f"'{path}': coordinates {', '.join(axes)} given for {ndim}D fields; give all of {', '.join(AXES[:ndim])} or none")
-        grid = _grid_from_axes([_dataset(f, a, path) for a in axes], spatial, periodic, path) if axes else Grid(spatial, periodic=periodic)
+            raise DataError(
+                f"'{path}': coordinates {', '.join(axes)} given for {ndim}D fields; give all of {', '.join(AXES[:ndim])} or none"
+            )
+        grid = (
+            _grid_from_axes([_dataset(f, a, path) for a in axes], spatial, periodic, path)
+            if axes
+            else Grid(spatial, periodic=periodic)
+        )
         time = None
         if trajectory:
             t = np.asarray(_dataset(f, "time", path), dtype=np.float64).reshape(-1)
             if t.shape[0] != y.shape[1]:
                 raise DataError(f"'{path}': 'time' has {t.shape[0]} entries for {y.shape[1]} frames")
             time = torch.from_numpy(t)
-        names = [_names(f[key], channels, default) for key, channels, default in
-                 ((keys[0], x.shape[1], "x"), (keys[1], y.shape[-ndim - 1], "y"))]
+        names = [
+            _names(f[key], channels, default)
+            for key, channels, default in ((keys[0], x.shape[1], "x"), (keys[1], y.shape[-ndim - 1], "y"))
+        ]
         values = [torch.from_numpy(np.asarray(a[:stop], dtype=np.float32)) for a in (x, y)]
-    meta = {"format": "hdf5", "arrays": keys, "input_names": names[0], "output_names": names[1], "periodic": periodic, "n": stop}
+    meta = {
+        "format": "hdf5",
+        "arrays": keys,
+        "input_names": names[0],
+        "output_names": names[1],
+        "periodic": periodic,
+        "n": stop,
+    }
     return _field_data(values[0], values[1], grid, meta, path, time)
 
 
 def _plain_key(f: h5py.File, key: str | None, defaults: tuple[str, ...], what: str, path: Path) -> str:
     if key is not None:
         if not isinstance(f.get(key), h5py.Dataset):
-            raise DataError(f"'{path}' has no array '{key}' (its arrays: {', '.join(k for k in f if isinstance(f[k], h5py.Dataset))})")
+            raise DataError(
+                f"'{path}' has no array '{key}' (its arrays: {', '.join(k for k in f if isinstance(f[k], h5py.Dataset))})"
+            )
         return key
     for candidate in defaults:
         if isinstance(f.get(candidate), h5py.Dataset):
@@ -454,12 +501,16 @@ def _grid_from_axes(axes: list[np.ndarray], spatial: tuple[int, ...], periodic: 
             raise DataError(f"'{path}': coordinate {AXES[d]} has fewer than 2 points")
         h = (x[-1] - x[0]) / (n - 1)
         if not h > 0 or np.abs(np.diff(x) - h).max() > 1e-4 * abs(h):
-            raise DataError(f"'{path}': coordinate {AXES[d]} is not uniformly increasing; only uniform grids are supported")
+            raise DataError(
+                f"'{path}': coordinate {AXES[d]} is not uniformly increasing; only uniform grids are supported"
+            )
         domain.append((x[0], x[0] + n * h) if periodic else (x[0], x[-1]))
     return Grid(tuple(spatial), tuple(domain), periodic=periodic)
 
 
-def _field_data(inputs: torch.Tensor, outputs: torch.Tensor, grid: Grid, meta: dict[str, Any], path: Path, time=None) -> FieldData:
+def _field_data(
+    inputs: torch.Tensor, outputs: torch.Tensor, grid: Grid, meta: dict[str, Any], path: Path, time=None
+) -> FieldData:
     inputs, outputs = inputs.to(torch.float32).contiguous(), outputs.to(torch.float32).contiguous()
     check_fields(inputs, grid, f"{path}: inputs")
     check_fields(outputs, grid, f"{path}: outputs")
@@ -485,8 +536,6 @@ def _dataset(group: h5py.Group, key: str, path: Path) -> np.ndarray:
 
 def _text(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
 
 
 def _open_h5(path: Path) -> h5py.File:

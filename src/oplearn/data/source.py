@@ -22,8 +22,8 @@ so that preparing a batch gives the rows of the prepared whole.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
 import torch
 

@@ -19,12 +19,22 @@ def add_command(sub) -> None:
     p.add_argument("run_dir", help="run directory of the prior")
     p.add_argument("--n", type=positive_int, default=8, help="number of samples")
     p.add_argument("--steps", type=positive_int, default=20, help="sampler steps")
-    p.add_argument("--sampler", choices=sorted(SAMPLERS), default="dpmpp2m", help="sampler (oplearn.diffusion.samplers)")
+    p.add_argument(
+        "--sampler", choices=sorted(SAMPLERS), default="dpmpp2m", help="sampler (oplearn.diffusion.samplers)"
+    )
     p.add_argument("--schedule", choices=sorted(SCHEDULES), default="karras", help="noise-level schedule")
-    p.add_argument("--resolution", type=positive_int, default=None, help="grid points per axis (default: the training grid)")
+    p.add_argument(
+        "--resolution", type=positive_int, default=None, help="grid points per axis (default: the training grid)"
+    )
     p.add_argument("--churn", type=float, default=0.0, help="EDM stochastic churn (euler and heun)")
     p.add_argument("--seed", type=int, default=0, help="seed of the starting noise (and of the churn)")
-    p.add_argument("--out", default=None, type=file_argument(), metavar="FILE.h5", help="HDF5 file (default RUN_DIR/samples/samples.h5; a PNG is written beside it)")
+    p.add_argument(
+        "--out",
+        default=None,
+        type=file_argument(),
+        metavar="FILE.h5",
+        help="HDF5 file (default RUN_DIR/samples/samples.h5; a PNG is written beside it)",
+    )
     p.set_defaults(func=_sample_command)
 
 
@@ -45,6 +55,7 @@ def plot_samples(path: Path, samples: torch.Tensor, names: list[str], columns: i
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from oplearn.report import save_figure
 
     n = min(columns, len(samples))
@@ -68,12 +79,20 @@ def _sample_command(args) -> None:
 
     prior, meta = load_prior(args.run_dir)
     resolution = None if args.resolution is None else (args.resolution,) * meta["grid"].ndim
-    samples = sample_prior(prior, meta, args.n, args.steps, args.sampler, args.schedule, resolution, args.seed,
-                           args.churn, progress=True)
+    samples = sample_prior(
+        prior, meta, args.n, args.steps, args.sampler, args.schedule, resolution, args.seed, args.churn, progress=True
+    )
     out = Path(args.out) if args.out else Path(args.run_dir) / "samples" / "samples.h5"
-    attrs = {"run_dir": str(args.run_dir), "sampler": args.sampler, "steps": args.steps, "schedule": args.schedule,
-             "churn": args.churn, "seed": args.seed, "channel_names": meta["channel_names"],
-             "resolution": list(samples.shape[2:])}
+    attrs = {
+        "run_dir": str(args.run_dir),
+        "sampler": args.sampler,
+        "steps": args.steps,
+        "schedule": args.schedule,
+        "churn": args.churn,
+        "seed": args.seed,
+        "channel_names": meta["channel_names"],
+        "resolution": list(samples.shape[2:]),
+    }
     write_samples(out, samples, attrs)
     png = out.with_suffix(".png")
     plot_samples(png, samples, meta["channel_names"])

@@ -31,8 +31,12 @@ class NoiseEmbedding(nn.Module):
 
     def __init__(self, channels: int = 64, frequencies: int = 8, max_frequency: float = math.pi) -> None:
         super().__init__()
-        self.register_buffer("frequencies", max_frequency * 2.0 ** torch.arange(1 - frequencies, 1, dtype=torch.float32))
-        self.mlp = nn.Sequential(nn.Linear(2 * frequencies, channels), nn.SiLU(), nn.Linear(channels, channels), nn.SiLU())
+        self.register_buffer(
+            "frequencies", max_frequency * 2.0 ** torch.arange(1 - frequencies, 1, dtype=torch.float32)
+        )
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * frequencies, channels), nn.SiLU(), nn.Linear(channels, channels), nn.SiLU()
+        )
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         phase = c.float()[:, None] * self.frequencies
@@ -70,17 +74,36 @@ class FNODenoiser(nn.Module):
     ``forward(x: (batch, C, *spatial), c_noise: (batch,)) -> (batch, C, *spatial)``.
     """
 
-    def __init__(self, channels: int, modes: int = 12, width: int = 32, scales: tuple[float, ...] = (0.5, 0.25),
-                 n_dim: int = 2, embedding: int = 64, projection_channels: int = 128, periodic: bool = False) -> None:
+    def __init__(
+        self,
+        channels: int,
+        modes: int = 12,
+        width: int = 32,
+        scales: tuple[float, ...] = (0.5, 0.25),
+        n_dim: int = 2,
+        embedding: int = 64,
+        projection_channels: int = 128,
+        periodic: bool = False,
+    ) -> None:
         super().__init__()
         self.channels, self.n_dim, self.periodic = int(channels), int(n_dim), bool(periodic)
         self.embedding = NoiseEmbedding(embedding)
-        self.uno = UNO(channels + n_dim, channels, modes, width=width, scales=scales, n_dim=n_dim,
-                       projection_channels=projection_channels, condition_channels=embedding)
+        self.uno = UNO(
+            channels + n_dim,
+            channels,
+            modes,
+            width=width,
+            scales=scales,
+            n_dim=n_dim,
+            projection_channels=projection_channels,
+            condition_channels=embedding,
+        )
 
     def forward(self, x: torch.Tensor, c_noise: torch.Tensor) -> torch.Tensor:
         if x.ndim != self.n_dim + 2 or x.shape[1] != self.channels:
-            raise ValueError(f"FNODenoiser expects (batch, {self.channels}, {', '.join(['n'] * self.n_dim)}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"FNODenoiser expects (batch, {self.channels}, {', '.join(['n'] * self.n_dim)}), got {tuple(x.shape)}"
+            )
         coords = Grid(tuple(x.shape[2:]), periodic=self.periodic).coordinates(dtype=x.dtype, device=x.device)
         z = torch.cat([x, coords.expand(x.shape[0], *coords.shape)], dim=1)
         return self.uno(z, self.embedding(c_noise))

@@ -31,7 +31,9 @@ from torch import nn
 from oplearn.layers.normalization import ChannelNormalizer
 
 
-def edm_scalings(sigma: torch.Tensor, sigma_data: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+def edm_scalings(
+    sigma: torch.Tensor, sigma_data: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(c_skip, c_out, c_in, c_noise)`` of the module docstring, each shaped like ``sigma``."""
     total = sigma**2 + sigma_data**2
     return sigma_data**2 / total, sigma * sigma_data / total.sqrt(), total.rsqrt(), sigma.log() / 4
@@ -42,8 +44,9 @@ def edm_weight(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
     return (sigma**2 + sigma_data**2) / (sigma * sigma_data) ** 2
 
 
-def training_sigmas(n: int, p_mean: float = -1.2, p_std: float = 1.2, generator: torch.Generator | None = None,
-                    device=None) -> torch.Tensor:
+def training_sigmas(
+    n: int, p_mean: float = -1.2, p_std: float = 1.2, generator: torch.Generator | None = None, device=None
+) -> torch.Tensor:
     r"""``n`` noise levels with :math:`\log\sigma \sim \mathcal N(P_{mean}, P_{std}^2)`, float32 ``(n,)``."""
     draw_device = generator.device if generator is not None else torch.device("cpu")
     z = torch.randn(n, generator=generator, device=draw_device)
@@ -98,7 +101,9 @@ class EDMDenoiser(nn.Module):
         return self.norm.decode(z)
 
 
-def edm_loss(denoiser: nn.Module, x0: torch.Tensor, eps: torch.Tensor, sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
+def edm_loss(
+    denoiser: nn.Module, x0: torch.Tensor, eps: torch.Tensor, sigma: torch.Tensor, sigma_data: float
+) -> torch.Tensor:
     r"""Per-sample EDM loss :math:`\lambda(\sigma)\, \mathrm{mean}(D(x_0 + \sigma\varepsilon; \sigma) - x_0)^2`.
 
     Shapes: ``x0, eps: (batch, C, *spatial)``, ``sigma: (batch,) -> (batch,)``.

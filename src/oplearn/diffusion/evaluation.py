@@ -51,7 +51,10 @@ def sample_statistics(samples: torch.Tensor, data: torch.Tensor) -> dict[str, li
         return field.flatten(1).square().mean(dim=1).sqrt()
 
     spectra = [radial_power_spectrum(x)[:, 1:].clamp_min(1e-30).log10() for x in (samples, data)]
-    w1 = [wasserstein_distance(samples[:, c].flatten().numpy(), data[:, c].flatten().numpy()) for c in range(data.shape[1])]
+    w1 = [
+        wasserstein_distance(samples[:, c].flatten().numpy(), data[:, c].flatten().numpy())
+        for c in range(data.shape[1])
+    ]
     return {
         "mean_error": (rms(samples.mean(0) - data.mean(0)) / scale).tolist(),
         "std_error": (rms(samples.std(0) - data.std(0)) / scale).tolist(),
@@ -76,19 +79,28 @@ def reference_fields(run, paths: list[Path]) -> tuple[torch.Tensor, dict]:
         n_train = config.data.n_train if config.data.n_train is not None else n_file - n_val
         start, stop = (n_train, n_train + n_val) if n_val else (0, n_train)
         kind = "validation" if n_val else "training"
-        where = {"path": str(path), "start": start, "stop": stop, "label": f"{path.name} [{start}:{stop}] ({kind} samples)"}
+        where = {
+            "path": str(path),
+            "start": start,
+            "stop": stop,
+            "label": f"{path.name} [{start}:{stop}] ({kind} samples)",
+        }
     return load_reference(run, where), where
 
 
 def load_reference(run, where: dict) -> torch.Tensor:
     """The prior's channels of the samples ``where`` describes: ``(n, C, *spatial)``."""
-    data = load_fields(where["path"], limit=where["stop"]).time_as_channels().select(slice(where["start"], where["stop"]))
+    data = (
+        load_fields(where["path"], limit=where["stop"]).time_as_channels().select(slice(where["start"], where["stop"]))
+    )
     fields = {"inputs": data.inputs, "outputs": data.outputs}.get(run.info["fields"])
     if fields is None:
         fields = torch.cat([data.inputs, data.outputs], dim=1)
     if fields.shape[1] != run.info["channels"] or data.grid.ndim != len(run.info["grid"]["shape"]):
-        raise OplearnError(f"'{where['path']}' holds {fields.shape[1]} {run.info['fields']} channels on a {data.grid.ndim}D "
-                           f"grid; the prior models {run.info['channels']} on a {len(run.info['grid']['shape'])}D grid")
+        raise OplearnError(
+            f"'{where['path']}' holds {fields.shape[1]} {run.info['fields']} channels on a {data.grid.ndim}D "
+            f"grid; the prior models {run.info['channels']} on a {len(run.info['grid']['shape'])}D grid"
+        )
     return fields
 
 
@@ -121,9 +133,16 @@ def evaluate_prior(run, paths: list[Path], options) -> list[dict]:
             metrics[f"{key}[{name}]"] = values[c]
             if floor is not None:
                 metrics[f"{key}_floor[{name}]"] = floor[key][c]
-    return [{"key": f"prior samples vs {Path(where['path']).resolve()}[{where['start']}:{where['stop']}]",
-             "label": f"{n} samples vs {where['label']}", "data": where, "n_samples": n,
-             "sampler": {"method": SAMPLER, "steps": STEPS, "seed": 0}, "metrics": metrics}]
+    return [
+        {
+            "key": f"prior samples vs {Path(where['path']).resolve()}[{where['start']}:{where['stop']}]",
+            "label": f"{n} samples vs {where['label']}",
+            "data": where,
+            "n_samples": n,
+            "sampler": {"method": SAMPLER, "steps": STEPS, "seed": 0},
+            "metrics": metrics,
+        }
+    ]
 
 
 def report_prior(run, rows: list[dict], report) -> None:

@@ -46,7 +46,11 @@ class GaussianMixture:
         self.stds = torch.as_tensor(stds, dtype=torch.float64).reshape(k)
         if not (self.stds > 0).all():
             raise ValueError("component standard deviations must be > 0")
-        w = torch.ones(k, dtype=torch.float64) if weights is None else torch.as_tensor(weights, dtype=torch.float64).reshape(k)
+        w = (
+            torch.ones(k, dtype=torch.float64)
+            if weights is None
+            else torch.as_tensor(weights, dtype=torch.float64).reshape(k)
+        )
         if not (w >= 0).all() or not w.sum() > 0:
             raise ValueError("mixture weights must be >= 0 with a positive sum")
         self.weights = w / w.sum()
@@ -55,7 +59,9 @@ class GaussianMixture:
         """The exact posterior mean ``E[x0 | x0 + sigma * eps = x]`` (see the class docstring)."""
         flat = x.to(torch.float64).flatten(1)  # (batch, n)
         mu = self.means.to(flat.device).flatten(1)  # (K, n)
-        var = self.stds.to(flat.device) ** 2 + sigma.to(device=flat.device, dtype=torch.float64)[:, None] ** 2  # (batch, K)
+        var = (
+            self.stds.to(flat.device) ** 2 + sigma.to(device=flat.device, dtype=torch.float64)[:, None] ** 2
+        )  # (batch, K)
         dist2 = (flat[:, None, :] - mu).square().sum(-1)  # (batch, K)
         n = flat.shape[1]
         logits = self.weights.to(flat.device).log() - 0.5 * n * var.log() - dist2 / (2 * var)
@@ -119,7 +125,9 @@ class GaussianPrior:
             if not field.periodic:
                 raise ValueError("white noise is diagonal in the prior's basis only on periodic grids; use GRF noise")
         elif not isinstance(noise, GRFNoise) or noise.periodic != field.periodic or noise.lengths != field.lengths:
-            raise ValueError("GaussianPrior needs white noise or GRF noise on the same box and grid convention as the field")
+            raise ValueError(
+                "GaussianPrior needs white noise or GRF noise on the same box and grid convention as the field"
+            )
         if not scale > 0:
             raise ValueError(f"scale must be > 0, got {scale}")
         self.field, self.noise, self.scale = field, noise, float(scale)

@@ -73,7 +73,9 @@ class GRFNoise:
     back; :meth:`mode_variances` ``(spatial) -> spatial`` is the variance of each coefficient.
     """
 
-    def __init__(self, alpha: float = 2.0, tau: float = 3.0, periodic: bool = False, lengths: tuple[float, ...] | None = None):
+    def __init__(
+        self, alpha: float = 2.0, tau: float = 3.0, periodic: bool = False, lengths: tuple[float, ...] | None = None
+    ):
         if not alpha > 0 or not tau > 0:
             raise ValueError(f"GRF noise needs alpha > 0 and tau > 0, got alpha={alpha}, tau={tau}")
         self.alpha, self.tau, self.periodic = float(alpha), float(tau), bool(periodic)
@@ -101,7 +103,9 @@ class GRFNoise:
         key = ("c", ndim)
         if key not in self._cache:
             if not self.alpha > ndim / 2:
-                raise ValueError(f"GRF noise in {ndim} dimensions needs alpha > {ndim / 2} to have a pointwise variance, got {self.alpha}")
+                raise ValueError(
+                    f"GRF noise in {ndim} dimensions needs alpha > {ndim / 2} to have a pointwise variance, got {self.alpha}"
+                )
             m = _REFERENCE_MODES[ndim]
             if self.periodic:
                 k = [torch.arange(-m, m + 1, dtype=torch.float64)] * ndim

@@ -48,12 +48,13 @@ stepped from :math:`\hat\sigma`. Multistep solvers assume one smooth trajectory 
 from __future__ import annotations
 
 import math
-from typing import Callable, ClassVar
+from collections.abc import Callable
+from typing import ClassVar
 
 import torch
-from oplearn.progress import progress as progress_bar
 
 from oplearn.errors import ConfigError
+from oplearn.progress import progress as progress_bar
 
 #: ``denoise(x: (batch, C, *spatial), sigma: (batch,)) -> (batch, C, *spatial)``.
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

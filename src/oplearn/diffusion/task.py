@@ -54,8 +54,16 @@ def build_prior(settings: DiffusionConfig, channels: int, grid: Grid) -> EDMDeno
             f"config: diffusion.net.modes={net.modes} needs grids of at least {2 * net.modes} points per axis; "
             f"the data are {grid.shape}: lower diffusion.net.modes"
         )
-    model = FNODenoiser(channels, modes=net.modes, width=net.width, scales=net.scales, n_dim=grid.ndim,
-                        embedding=net.embedding, projection_channels=net.projection_channels, periodic=grid.periodic)
+    model = FNODenoiser(
+        channels,
+        modes=net.modes,
+        width=net.width,
+        scales=net.scales,
+        n_dim=grid.ndim,
+        embedding=net.embedding,
+        projection_channels=net.projection_channels,
+        periodic=grid.periodic,
+    )
     return EDMDenoiser(model, sigma_data=settings.sigma_data, channels=channels)
 
 
@@ -70,8 +78,10 @@ class DiffusionTask(FieldTask):
     @classmethod
     def check_config(cls, config: RunConfig) -> None:
         if config.data.test:
-            raise ValueError("data.test lists files to evaluate an operator on; a diffusion prior (train.task=diffusion) "
-                             "is evaluated on its own data: remove data.test")
+            raise ValueError(
+                "data.test lists files to evaluate an operator on; a diffusion prior (train.task=diffusion) "
+                "is evaluated on its own data: remove data.test"
+            )
 
     def __init__(self, config: RunConfig, progress: bool = True):
         super().__init__(config, progress)
@@ -94,7 +104,9 @@ class DiffusionTask(FieldTask):
     def _names(self) -> list[str]:
         c_in, c_out = self.example.inputs.shape[1], self.example.outputs.shape[1]
         names = {"inputs": [f"inputs[{i}]" for i in range(c_in)], "outputs": [f"outputs[{i}]" for i in range(c_out)]}
-        return names["inputs"] * (self.settings.fields != "outputs") + names["outputs"] * (self.settings.fields != "inputs")
+        return names["inputs"] * (self.settings.fields != "outputs") + names["outputs"] * (
+            self.settings.fields != "inputs"
+        )
 
     def build_model(self) -> EDMDenoiser:
         model = build_prior(self.settings, self.channels, self.grid)
@@ -108,8 +120,14 @@ class DiffusionTask(FieldTask):
         check_fits(model, self.grid, torch.zeros(1, self.channels, *self.grid.shape), torch.ones(1))
 
     def info(self) -> dict:
-        return {"channels": self.channels, "grid": self.grid.to_dict(), "fields": self.settings.fields,
-                "channel_names": self._names(), "noise": self.noise.to_dict(), "task": self.name}
+        return {
+            "channels": self.channels,
+            "grid": self.grid.to_dict(),
+            "fields": self.settings.fields,
+            "channel_names": self._names(),
+            "noise": self.noise.to_dict(),
+            "task": self.name,
+        }
 
     @classmethod
     def rebuild(cls, config: RunConfig, info: dict) -> EDMDenoiser:
@@ -175,16 +193,33 @@ def load_prior(run_dir: str | Path, which: str = "best") -> tuple[EDMDenoiser, d
         raise OplearnError(f"'{run_dir}' is not a diffusion prior (train.task is not 'diffusion')")
     model, config = model_from_checkpoint(state)
     grid = Grid.from_dict(info["grid"])
-    meta = {"channels": info["channels"], "channel_names": info["channel_names"], "fields": info["fields"], "grid": grid,
-            "noise": noise_for(_settings(config), grid), "sigma_data": model.sigma_data, "config": config}
+    meta = {
+        "channels": info["channels"],
+        "channel_names": info["channel_names"],
+        "fields": info["fields"],
+        "grid": grid,
+        "noise": noise_for(_settings(config), grid),
+        "sigma_data": model.sigma_data,
+        "config": config,
+    }
     return model, meta
 
 
 @torch.no_grad()
-def sample_prior(prior: EDMDenoiser, meta: dict, n: int, steps: int = 20, sampler: str = "dpmpp2m",
-                 schedule: str = "karras", resolution: tuple[int, ...] | None = None, seed: int = 0,
-                 churn: float = 0.0, sigma_min: float = 0.002, sigma_max: float = 80.0,
-                 progress: bool = False) -> torch.Tensor:
+def sample_prior(
+    prior: EDMDenoiser,
+    meta: dict,
+    n: int,
+    steps: int = 20,
+    sampler: str = "dpmpp2m",
+    schedule: str = "karras",
+    resolution: tuple[int, ...] | None = None,
+    seed: int = 0,
+    churn: float = 0.0,
+    sigma_min: float = 0.002,
+    sigma_max: float = 80.0,
+    progress: bool = False,
+) -> torch.Tensor:
     """``n`` physical samples of a loaded prior (:func:`load_prior`) on a grid of ``resolution``
     nodes per axis (default the training grid), drawn from ``sigma_max`` times the prior's noise.
 

@@ -18,8 +18,8 @@ Shapes: packed ``nodes (P, d)``, ``inputs (P, c_in)``, ``outputs (P, c_out)``,
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import torch
 
@@ -45,8 +45,10 @@ class PackedBatch:
         """``values (P, ...)`` cut into the samples' parts ``(N_i, ...)``."""
         return list(torch.split(values, self.counts.tolist()))
 
-    def to(self, device) -> "PackedBatch":
-        return PackedBatch(*(t.to(device) for t in (self.nodes, self.inputs, self.outputs, self.batch, self.weights, self.counts)))
+    def to(self, device) -> PackedBatch:
+        return PackedBatch(
+            *(t.to(device) for t in (self.nodes, self.inputs, self.outputs, self.batch, self.weights, self.counts))
+        )
 
 
 def node_weights(sample: MeshSample, box: tuple[tuple[float, float], ...]) -> torch.Tensor:
@@ -54,15 +56,26 @@ def node_weights(sample: MeshSample, box: tuple[tuple[float, float], ...]) -> to
     volume shared equally by the points of a point cloud."""
     if sample.triangles is not None and len(sample.triangles):
         return sample.mesh.node_weights
-    return torch.full((len(sample.nodes),), math.prod(hi - lo for lo, hi in box) / len(sample.nodes), dtype=torch.float64)
+    return torch.full(
+        (len(sample.nodes),), math.prod(hi - lo for lo, hi in box) / len(sample.nodes), dtype=torch.float64
+    )
 
 
-def pack(samples: Sequence[MeshSample], box: tuple[tuple[float, float], ...], dtype: torch.dtype = torch.float32) -> PackedBatch:
+def pack(
+    samples: Sequence[MeshSample], box: tuple[tuple[float, float], ...], dtype: torch.dtype = torch.float32
+) -> PackedBatch:
     """Pack ``samples`` (see the module docstring)."""
     counts = torch.tensor([len(s.nodes) for s in samples])
-    cat = lambda key: torch.cat([getattr(s, key) for s in samples]).to(dtype)  # noqa: E731
+    cat = lambda key: torch.cat([getattr(s, key) for s in samples]).to(dtype)
     weights = torch.cat([node_weights(s, box) for s in samples]).to(dtype)
-    return PackedBatch(cat("nodes"), cat("inputs"), cat("outputs"), torch.arange(len(samples)).repeat_interleave(counts), weights, counts)
+    return PackedBatch(
+        cat("nodes"),
+        cat("inputs"),
+        cat("outputs"),
+        torch.arange(len(samples)).repeat_interleave(counts),
+        weights,
+        counts,
+    )
 
 
 def signed_distance_grid(samples: Sequence[MeshSample], grid: Grid) -> torch.Tensor:
@@ -81,7 +94,7 @@ def to_grid(samples: Sequence[MeshSample], grid: Grid) -> tuple[torch.Tensor, to
     inputs, outputs, masks = [], [], []
     for s in samples:
         mesh = s.mesh
-        field = lambda values: mesh.interpolate(values.double(), points, outside=0.0).T.reshape(-1, *grid.shape)  # noqa: E731
+        field = lambda values: mesh.interpolate(values.double(), points, outside=0.0).T.reshape(-1, *grid.shape)  # noqa: B023 (called within this iteration)
         inside = (mesh.locate(points)[0] >= 0).view(1, *grid.shape)
         inputs.append(torch.cat([field(s.inputs), mesh.signed_distance(points).view(1, *grid.shape)]))
         outputs.append(field(s.outputs))

@@ -24,7 +24,7 @@ class PointsConfig(Strict):
     output_scale: float = Field(default=1.0, gt=0)
 
     @model_validator(mode="after")
-    def _some_loss(self) -> "PointsConfig":
+    def _some_loss(self) -> PointsConfig:
         if self.data_weight == 0 and self.physics_weight == 0:
             raise ValueError("points.data_weight and points.physics_weight are both 0: nothing to learn from")
         return self

@@ -43,7 +43,7 @@ class DomainFamily(Strict):
     margin: float = Field(default=0.04, ge=0)
 
     @model_validator(mode="after")
-    def _fits(self) -> "DomainFamily":
+    def _fits(self) -> DomainFamily:
         if not 3 <= self.corners[0] <= self.corners[1]:
             raise ValueError(f"corners must be a range lo <= hi with lo >= 3, got {self.corners}")
         if not 0 < self.hole_radius[0] <= self.hole_radius[1]:
@@ -57,7 +57,7 @@ class DomainFamily(Strict):
 
     def sample(self, generator: torch.Generator | None = None) -> Domain:
         """One random domain; the same generator state gives the same domain."""
-        u = lambda *shape: torch.rand(shape, generator=generator, dtype=torch.float64)  # noqa: E731
+        u = lambda *shape: torch.rand(shape, generator=generator, dtype=torch.float64)
         center = 0.5 + self.center_jitter * (2 * u(2) - 1)
         if float(u(1)) < self.polygon_fraction:
             m = self.corners[0] + int(u(1) * (self.corners[1] - self.corners[0] + 1))
@@ -67,7 +67,9 @@ class DomainFamily(Strict):
         else:
             k = self.harmonics
             shape = self.amplitude * (2 * u(2 * k) - 1)
-            outer = StarShaped(tuple(center.tolist()), self.radius, tuple(shape[:k].tolist()), tuple(shape[k:].tolist()), self.vertices)
+            outer = StarShaped(
+                tuple(center.tolist()), self.radius, tuple(shape[:k].tolist()), tuple(shape[k:].tolist()), self.vertices
+            )
         count = int(u(1) * (self.holes + 1))
         placed: list[tuple[torch.Tensor, float]] = []
         for _ in range(count):

@@ -70,7 +70,9 @@ class TriangleMesh:
     @cached_property
     def node_weights(self) -> torch.Tensor:
         r"""Lumped quadrature weights :math:`\mu_i` ``(N,)`` (they sum to the area)."""
-        return torch.zeros(len(self.nodes), dtype=torch.float64).index_add_(0, self.triangles.flatten(), (self.areas / 3).repeat_interleave(3))
+        return torch.zeros(len(self.nodes), dtype=torch.float64).index_add_(
+            0, self.triangles.flatten(), (self.areas / 3).repeat_interleave(3)
+        )
 
     @cached_property
     def boundary_edges(self) -> torch.Tensor:
@@ -135,7 +137,9 @@ class TriangleMesh:
         p = torch.as_tensor(points, dtype=torch.float64)
         start, end = self.nodes[self.boundary_edges].unbind(1)  # (E, 2)
         rows = max(1, chunk // len(start))
-        distance = torch.cat([segment_distance(p[i : i + rows, None], start, end).amin(1) for i in range(0, len(p), rows)])
+        distance = torch.cat(
+            [segment_distance(p[i : i + rows, None], start, end).amin(1) for i in range(0, len(p), rows)]
+        )
         inside = self.locate(p)[0] >= 0
         return torch.where(inside, -distance, distance)
 
@@ -172,7 +176,12 @@ def mesh_domain(domain: Domain, h: float, min_angle: float = 28.0, projections: 
     curves = domain.curves(h)
     offsets = np.cumsum([0] + [len(c) for c in curves])
     vertices = torch.cat(curves).numpy()
-    segments = np.concatenate([lo + np.stack([np.arange(hi - lo), (np.arange(hi - lo) + 1) % (hi - lo)], 1) for lo, hi in zip(offsets[:-1], offsets[1:])])
+    segments = np.concatenate(
+        [
+            lo + np.stack([np.arange(hi - lo), (np.arange(hi - lo) + 1) % (hi - lo)], 1)
+            for lo, hi in zip(offsets[:-1], offsets[1:])
+        ]
+    )
     area = math.sqrt(3) / 4 * h * h
     switches = f"pq{min_angle:.6f}a{area:.20f}Q"  # no exponent: Triangle reads "e" as a switch
     out = triangle.triangulate({"vertices": vertices, "segments": segments}, switches)

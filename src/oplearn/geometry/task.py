@@ -54,7 +54,9 @@ class Prepared:
 
     def __init__(self, samples: list[MeshSample], box):
         self.samples, self.box = samples, box
-        self.boundary = [s.mesh.boundary if s.triangles is not None else torch.zeros(len(s.nodes), dtype=torch.bool) for s in samples]
+        self.boundary = [
+            s.mesh.boundary if s.triangles is not None else torch.zeros(len(s.nodes), dtype=torch.bool) for s in samples
+        ]
         self._latent: dict = {}
 
     def __len__(self) -> int:
@@ -79,7 +81,12 @@ def forward(model, b: PackedBatch, latent: torch.Tensor, device, queries: torch.
 
 def sample_errors(b: PackedBatch, pred: torch.Tensor) -> torch.Tensor:
     """The relative L2 error of each sample at its nodes ``(B,)``."""
-    return torch.stack([relative_l2_on_mesh(p, t, w) for p, t, w in zip(b.split(pred), b.split(b.outputs.to(pred)), b.split(b.weights.to(pred)))])
+    return torch.stack(
+        [
+            relative_l2_on_mesh(p, t, w)
+            for p, t, w in zip(b.split(pred), b.split(b.outputs.to(pred)), b.split(b.weights.to(pred)))
+        ]
+    )
 
 
 class PointTask(Task):
@@ -98,7 +105,9 @@ class PointTask(Task):
         n_val = config.data.n_val
         n_train = config.data.n_train if config.data.n_train is not None else len(data) - n_val
         if n_train <= 0 or n_train + n_val > len(data):
-            raise ConfigError(f"config: data.n_train={n_train} + data.n_val={n_val} exceeds the {len(data)} samples in '{path}'")
+            raise ConfigError(
+                f"config: data.n_train={n_train} + data.n_val={n_val} exceeds the {len(data)} samples in '{path}'"
+            )
         samples = [data[i] for i in range(n_train + n_val)]
         self.meta, self.input_names, self.output_names = data.meta, data.input_names, data.output_names
         self.box = data_box(samples)
@@ -112,17 +121,23 @@ class PointTask(Task):
         try:
             pde = make_pde(self.meta.get("pde", "?"), self.meta.get("pde_params"))
         except DataError:
-            raise ConfigError(f"config: points.physics_weight > 0 needs the PDE of the data; '{self.meta.get('pde')}' is not one of oplearn's") from None
+            raise ConfigError(
+                f"config: points.physics_weight > 0 needs the PDE of the data; '{self.meta.get('pde')}' is not one of oplearn's"
+            ) from None
         if not getattr(pde, "pointwise_residual", False):
-            raise ConfigError(f"config: points.physics_weight > 0 needs a PDE with a pointwise residual on meshes; "
-                              f"the data's ({pde.name}) has none: train it with data")
+            raise ConfigError(
+                f"config: points.physics_weight > 0 needs a PDE with a pointwise residual on meshes; "
+                f"the data's ({pde.name}) has none: train it with data"
+            )
         return pde
 
     @classmethod
     def check_config(cls, config: RunConfig) -> None:
         points = config.points or PointsConfig()
         if points.physics_weight > 0 and config.model is not None and config.model.name != "mgno":
-            raise ValueError(f"points.physics_weight > 0 takes derivatives in the query points: use model.name=mgno (not {config.model.name})")
+            raise ValueError(
+                f"points.physics_weight > 0 takes derivatives in the query points: use model.name=mgno (not {config.model.name})"
+            )
 
     def build_model(self) -> PointOperator:
         model = self.rebuild(self.config, self.info())
@@ -135,13 +150,25 @@ class PointTask(Task):
         return model
 
     def info(self) -> dict:
-        return {"in_channels": len(self.input_names), "out_channels": len(self.output_names), "box": self.box,
-                "input_names": self.input_names, "output_names": self.output_names, "pde": self.meta.get("pde"), "task": self.name}
+        return {
+            "in_channels": len(self.input_names),
+            "out_channels": len(self.output_names),
+            "box": self.box,
+            "input_names": self.input_names,
+            "output_names": self.output_names,
+            "pde": self.meta.get("pde"),
+            "task": self.name,
+        }
 
     @classmethod
     def rebuild(cls, config: RunConfig, info: dict) -> PointOperator:
         box = tuple(tuple(b) for b in info["box"])
-        return PointOperator(config.model.build(info["in_channels"], info["out_channels"], box), info["in_channels"], info["out_channels"], box)
+        return PointOperator(
+            config.model.build(info["in_channels"], info["out_channels"], box),
+            info["in_channels"],
+            info["out_channels"],
+            box,
+        )
 
     def __len__(self) -> int:
         return len(self.train)
@@ -155,7 +182,7 @@ class PointTask(Task):
             loss = loss + self.points.data_weight * sample_errors(b, pred.float()).mean()
         if self.physics is not None:
             dev = b.to(device)
-            fn = lambda y: forward(net, b, latent, device, queries=y)  # noqa: E731
+            fn = lambda y: forward(net, b, latent, device, queries=y)
             loss = loss + self.points.physics_weight * self.physics(fn, dev.nodes, dev.inputs, boundary.to(device))
         return loss
 
@@ -187,16 +214,28 @@ class PointTask(Task):
             data = MeshDataset(path)
             trained_on = run.info.get("pde") if isinstance(run.info, dict) else None
             if trained_on and data.meta.get("pde") != trained_on and not options.force:
-                raise DataError(f"'{path}' holds {data.meta.get('pde')} data; the run learned {trained_on} (--force evaluates anyway)")
+                raise DataError(
+                    f"'{path}' holds {data.meta.get('pde')} data; the run learned {trained_on} (--force evaluates anyway)"
+                )
             prepared = Prepared([data[i] for i in range(len(data))], tuple(tuple(b) for b in run.info["box"]))
-            preds, errors = cls.predict(run.model.to(options.device), prepared, options.batch_size, torch.device(options.device))
+            preds, errors = cls.predict(
+                run.model.to(options.device), prepared, options.batch_size, torch.device(options.device)
+            )
             max_error = torch.stack([(p - s.outputs).abs().max() for p, s in zip(preds, prepared.samples)])
             run.scratch[f"points {path}"] = (prepared.samples[:3], preds[:3])
             nodes = data.nodes_per_sample()
             mesh = data.meta.get("mesh") or {}
             label = f"{Path(path).name} ({'resolution ' + str(mesh['resolution']) + ', ' if mesh.get('resolution') else ''}{nodes.mean():.0f} nodes)"
-            rows.append({"key": str(Path(path).resolve()), "label": label, "path": str(path), "n": len(data),
-                         "mean_nodes": float(nodes.mean()), "metrics": {"relative_l2": errors.mean().item(), "max_error": max_error.mean().item()}})
+            rows.append(
+                {
+                    "key": str(Path(path).resolve()),
+                    "label": label,
+                    "path": str(path),
+                    "n": len(data),
+                    "mean_nodes": float(nodes.mean()),
+                    "metrics": {"relative_l2": errors.mean().item(), "max_error": max_error.mean().item()},
+                }
+            )
         return sorted(rows, key=lambda row: row["mean_nodes"])
 
     @classmethod
@@ -209,16 +248,29 @@ class PointTask(Task):
             samples, preds = run.scratch[f"points {row['path']}"]
             fig, axes = plt.subplots(len(samples), 4, figsize=(13, 3.1 * len(samples)), squeeze=False)
             for i, (s, pred) in enumerate(zip(samples, preds)):
-                tri = Triangulation(s.nodes[:, 0].numpy(), s.nodes[:, 1].numpy(), None if s.triangles is None else s.triangles.numpy())
+                tri = Triangulation(
+                    s.nodes[:, 0].numpy(), s.nodes[:, 1].numpy(), None if s.triangles is None else s.triangles.numpy()
+                )
                 truth, guess = s.outputs[:, 0], pred[:, 0]
                 lo, hi = float(truth.min()), float(truth.max())
-                panels = [(s.inputs[:, 0] if s.inputs.shape[1] else truth, f"input {run.info['input_names'][0] if s.inputs.shape[1] else ''}", None, None),
-                          (truth, "reference", lo, hi), (guess, "prediction", lo, hi), ((guess - truth).abs(), "|error|", None, None)]
+                panels = [
+                    (
+                        s.inputs[:, 0] if s.inputs.shape[1] else truth,
+                        f"input {run.info['input_names'][0] if s.inputs.shape[1] else ''}",
+                        None,
+                        None,
+                    ),
+                    (truth, "reference", lo, hi),
+                    (guess, "prediction", lo, hi),
+                    ((guess - truth).abs(), "|error|", None, None),
+                ]
                 for ax, (values, title, vmin, vmax) in zip(axes[i], panels):
                     im = ax.tripcolor(tri, values.numpy(), shading="gouraud", vmin=vmin, vmax=vmax)
                     ax.set_title(f"{title} (sample {i})", fontsize=9)
                     ax.set_aspect("equal")
                     ax.set_xticks([]), ax.set_yticks([])
                     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-            fig.suptitle(f"{row['label']}: relative L2 {row['metrics']['relative_l2']:.4f} (mean over {row['n']} samples)")
+            fig.suptitle(
+                f"{row['label']}: relative L2 {row['metrics']['relative_l2']:.4f} (mean over {row['n']} samples)"
+            )
             report.figure(f"Test samples of {Path(row['path']).name}", fig)

@@ -69,8 +69,15 @@ def regression_input(observation: Observation, y: torch.Tensor, grid: Grid, obse
     return torch.stack([*interpolated, mask], dim=1)
 
 
-def regression_pairs(fields: torch.Tensor, grid: Grid, points: int, observed: list[int], targets: list[int], noise: float = 0.0,
-                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def regression_pairs(
+    fields: torch.Tensor,
+    grid: Grid,
+    points: int,
+    observed: list[int],
+    targets: list[int],
+    noise: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Training pairs of the regression baseline, with a fresh random ``points``-node mask per sample.
 
     Inputs are :func:`regression_input` of noisy observations of the ``observed`` channels,

@@ -71,9 +71,9 @@ import torch
 
 from oplearn.diffusion.noise import GRFNoise, WhiteNoise
 from oplearn.errors import ConfigError
-from oplearn.progress import progress as progress_bar
 from oplearn.inverse.guidance import DIFFERENCE_STEP, Denoiser, Fields
 from oplearn.inverse.observations import Observation
+from oplearn.progress import progress as progress_bar
 
 #: The paper's annealing range (its ``sigma_min``; ``sigma_max`` comes from the prior).
 SIGMA_MIN = 0.1
@@ -90,7 +90,9 @@ def annealing_levels(levels: int = LEVELS, sigma_max: float = 80.0, sigma_min: f
     return karras_sigmas(levels, sigma_min, sigma_max, 7.0)
 
 
-def _largest_eigenvalue(observed, x: torch.Tensor, covariance, v: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _largest_eigenvalue(
+    observed, x: torch.Tensor, covariance, v: torch.Tensor, steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Per sample, the largest eigenvalue of :math:`B N B^\top` (:math:`B` the Jacobian of
     ``observed`` at ``x``) by ``steps`` power iterations from ``v (batch, m)``: ``(batch,)`` and the new ``v``."""
     x = x.detach().requires_grad_(True)
@@ -101,7 +103,11 @@ def _largest_eigenvalue(observed, x: torch.Tensor, covariance, v: torch.Tensor, 
     for _ in range(max(steps, 1)):
         v = v / v.norm(dim=1, keepdim=True).clamp_min(1e-30)
         u = covariance(torch.autograd.grad(out, x, grad_outputs=v, retain_graph=True)[0])
-        eps = DIFFERENCE_STEP * x.detach().flatten(1).norm(dim=1).clamp_min(1.0) / u.flatten(1).norm(dim=1).clamp_min(1e-30)
+        eps = (
+            DIFFERENCE_STEP
+            * x.detach().flatten(1).norm(dim=1).clamp_min(1.0)
+            / u.flatten(1).norm(dim=1).clamp_min(1e-30)
+        )
         with torch.no_grad():
             w = (observed(x.detach() + eps.reshape(-1, *[1] * (x.ndim - 1)) * u) - base) / eps[:, None]
         value = (v * w).sum(dim=1)
@@ -155,8 +161,12 @@ def daps(
 
     x = noise
     x0 = x
-    direction = torch.randn((len(x), len(observation)), generator=generator, dtype=x.dtype,
-                            device=generator.device if generator is not None else x.device).to(x.device)
+    direction = torch.randn(
+        (len(x), len(observation)),
+        generator=generator,
+        dtype=x.dtype,
+        device=generator.device if generator is not None else x.device,
+    ).to(x.device)
     levels = len(sigmas) - 1
     for i in progress_bar(range(levels), desc="daps", enabled=progress):
         sigma, sigma_next = float(sigmas[i]), float(sigmas[i + 1])
@@ -164,14 +174,25 @@ def daps(
         with torch.no_grad():
             x0_hat = sample(denoise, x, ode, method="euler")
         beta, direction = _largest_eigenvalue(observed, x0_hat, prior_noise.covariance, direction, power_steps)
-        eta = torch.minimum(torch.full_like(beta, lr * (1 - (1 - lr_min_ratio) * i / levels)), 1 / (1 / sigma**2 + beta / tau2))
+        eta = torch.minimum(
+            torch.full_like(beta, lr * (1 - (1 - lr_min_ratio) * i / levels)), 1 / (1 / sigma**2 + beta / tau2)
+        )
         x0 = decoupled_langevin(observed, y, tau, x0_hat, sigma, eta, langevin_steps, prior_noise, generator)  # line 4
         x = x0 + sigma_next * draw(x0) if sigma_next > 0 else x0  # line 5
     return x0.detach()
 
 
-def decoupled_langevin(observed, y: torch.Tensor, tau: float, x0_hat: torch.Tensor, r: float, eta: torch.Tensor, steps: int,
-                       prior_noise: WhiteNoise | GRFNoise, generator: torch.Generator | None = None) -> torch.Tensor:
+def decoupled_langevin(
+    observed,
+    y: torch.Tensor,
+    tau: float,
+    x0_hat: torch.Tensor,
+    r: float,
+    eta: torch.Tensor,
+    steps: int,
+    prior_noise: WhiteNoise | GRFNoise,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     r"""Line 4 of DAPS: ``steps`` Langevin steps of size ``eta (batch,)`` from :math:`\hat x_0` on
     :math:`p(x_0 \mid x_\sigma, y) \propto \mathcal N(x_0; \hat x_0, r^2 N)\, \mathcal N(y; A\Phi(x_0), \tau^2 I)`,
     preconditioned by :math:`N` (module docstring); ``observed(x) = A Phi(x)``. Shapes: ``(batch, C, *spatial)``."""

@@ -141,7 +141,7 @@ operator supplying the solution.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -285,8 +285,10 @@ class GuidedDenoiser:
         if krylov < 1:
             raise ConfigError(f"krylov must be >= 1 (the number of guidance directions per step), got {krylov}")
         if krylov > 1 and schedule is None and scale != "covariance":
-            raise ConfigError("krylov > 1 with the normalized or likelihood scale applies to step-matched guidance: "
-                              "pass the sampler's schedule")
+            raise ConfigError(
+                "krylov > 1 with the normalized or likelihood scale applies to step-matched guidance: "
+                "pass the sampler's schedule"
+            )
         if not damping >= 0:
             raise ConfigError(f"damping must be >= 0, got {damping}")
         self.denoise, self.observation, self.fields = denoise, observation, fields
@@ -347,13 +349,17 @@ class GuidedDenoiser:
                 self.backward_passes += 1
                 correction = -self.covariance(step)
                 if self.levels is not None:
-                    rate = -(step * correction).flatten(1).sum(dim=1) / (lam.flatten() * r.detach().square().sum(dim=1)).clamp_min(1e-30)
+                    rate = -(step * correction).flatten(1).sum(dim=1) / (
+                        lam.flatten() * r.detach().square().sum(dim=1)
+                    ).clamp_min(1e-30)
                     factor = self._step_factor(rate, float(sigma.max())).reshape(sig2.shape).to(x0)
                     correction = factor * correction
             if self.pde_weight:
                 res = self.pde_residual(phys).flatten(1)
                 log_norm = 0.5 * torch.log(res.square().sum(dim=1)).sum()
-                correction = correction - factor * self.covariance(self.pde_weight * sig2 * torch.autograd.grad(log_norm, x)[0])
+                correction = correction - factor * self.covariance(
+                    self.pde_weight * sig2 * torch.autograd.grad(log_norm, x)[0]
+                )
                 self.backward_passes += 1
         return x0.detach(), correction.detach()
 
@@ -385,8 +391,13 @@ class GuidedDenoiser:
             pushed.append(self.covariance(adjoint))  # N G^T v
             alphas.append(lam * (adjoint * pushed[-1]).flatten(1).sum(dim=1, keepdim=True))
             previous, coeff = coeff, self._lanczos_coefficients(alphas, betas, float(sigma.max()))
-            if previous is not None and ((coeff[:, :-1] - previous).square().sum(1) + coeff[:, -1].square()
-                                         <= KRYLOV_TOLERANCE**2 * coeff.square().sum(1)).all():
+            if (
+                previous is not None
+                and (
+                    (coeff[:, :-1] - previous).square().sum(1) + coeff[:, -1].square()
+                    <= KRYLOV_TOLERANCE**2 * coeff.square().sum(1)
+                ).all()
+            ):
                 break
             if j + 1 == directions:
                 break
@@ -515,7 +526,11 @@ class GuidedDenoiser:
             unit = torch.zeros_like(predicted)
             unit[torch.arange(count), torch.arange(start, start + count)] = 1
             u = self.covariance(torch.autograd.grad(predicted, probe, grad_outputs=unit)[0])
-            eps = DIFFERENCE_STEP * x0.flatten(1).norm().clamp_min(1.0) / u.flatten(1).norm(dim=1).clamp_min(torch.finfo(u.dtype).tiny)
+            eps = (
+                DIFFERENCE_STEP
+                * x0.flatten(1).norm().clamp_min(1.0)
+                / u.flatten(1).norm(dim=1).clamp_min(torch.finfo(u.dtype).tiny)
+            )
             with torch.no_grad():
                 moved = obs.apply(self._physical(probe.detach() + eps.reshape(-1, *[1] * (x0.ndim - 1)) * u))
             rows.append(((moved - predicted.detach()) / eps[:, None]).double())

@@ -55,8 +55,12 @@ class GaussianDenoiser:
     ``d = prod(shape)``.
     """
 
-    def __init__(self, covariance: torch.Tensor | None = None, noise_covariance: torch.Tensor | None = None,
-                 factor: torch.Tensor | None = None):
+    def __init__(
+        self,
+        covariance: torch.Tensor | None = None,
+        noise_covariance: torch.Tensor | None = None,
+        factor: torch.Tensor | None = None,
+    ):
         if (covariance is None) == (factor is None):
             raise ValueError("give exactly one of covariance and factor")
         d = len(covariance if factor is None else factor)
@@ -120,7 +124,9 @@ class LinearGaussianPoisson:
         self.shape = (2, resolution, resolution)
         self.source_covariance = c = pde.field.covariance(self.grid)
         unit_sources = torch.eye(n, dtype=torch.float64).reshape(n, 1, resolution, resolution)
-        self.solution_operator = pde.solve(unit_sources, self.grid).reshape(n, n).T  # column j: the solution of source e_j
+        self.solution_operator = (
+            pde.solve(unit_sources, self.grid).reshape(n, n).T
+        )  # column j: the solution of source e_j
         self._joint = torch.cat([torch.eye(n, dtype=torch.float64), self.solution_operator])  # x = joint @ f
         variance = ((self._joint @ c) * self._joint).sum(dim=1)  # diag(K)
         self.scale = variance.reshape(2, n).mean(dim=1).sqrt()  # S, per channel
@@ -132,7 +138,9 @@ class LinearGaussianPoisson:
             noise_covariance = noise.covariance(unit).reshape(2 * n, 2 * n)
         self.noise = noise
         s_inv = (1 / self.scale).repeat_interleave(n)
-        self.denoiser = GaussianDenoiser(noise_covariance=noise_covariance, factor=s_inv[:, None] * (self._joint @ root))
+        self.denoiser = GaussianDenoiser(
+            noise_covariance=noise_covariance, factor=s_inv[:, None] * (self._joint @ root)
+        )
 
     def fields(self, z: torch.Tensor) -> torch.Tensor:
         """The physical (f, u) of standardised fields: ``(batch, 2, n, n) -> (batch, 2, n, n)``."""
@@ -158,8 +166,9 @@ class LinearGaussianPoisson:
         variance = ((self._joint @ self.source_covariance) * self._joint).sum(dim=1) - (gain * k_ay).sum(dim=1)
         return mean.reshape(-1, *self.shape), variance.clamp_min(0).sqrt().reshape(self.shape)
 
-    def posterior_samples(self, observation: Observation, y: torch.Tensor, count: int,
-                          generator: torch.Generator | None = None) -> torch.Tensor:
+    def posterior_samples(
+        self, observation: Observation, y: torch.Tensor, count: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         r"""``count`` exact posterior draws for ``y (m,)`` by Matheron's rule, :math:`x' + G(y - A x' - s\epsilon)`
         with :math:`x'` a prior draw and :math:`G` the Kalman gain: ``(count, 2, n, n)``, float64."""
         gain, _ = self._gain(observation)

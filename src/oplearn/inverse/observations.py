@@ -64,7 +64,9 @@ class Observation:
 
     def _check(self, x: torch.Tensor) -> None:
         if tuple(x.shape[1:]) != self.shape:
-            raise ObservationError(f"the observation is defined on fields of shape {self.shape}, got {tuple(x.shape[1:])}")
+            raise ObservationError(
+                f"the observation is defined on fields of shape {self.shape}, got {tuple(x.shape[1:])}"
+            )
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """The noise-free observed values :math:`A x`: ``(batch, *shape) -> (batch, m)`` (differentiable)."""
@@ -82,7 +84,9 @@ class Observation:
         y = self.apply(x)
         if self.noise == 0:
             return y
-        eps = torch.randn(y.shape, generator=generator, dtype=y.dtype, device=generator.device if generator else y.device)
+        eps = torch.randn(
+            y.shape, generator=generator, dtype=y.dtype, device=generator.device if generator else y.device
+        )
         return y + self.noise * eps.to(y.device)
 
     def misfit(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -95,7 +99,7 @@ class Observation:
         mask[self.index] = True
         return mask.reshape(self.shape)
 
-    def with_noise(self, noise: float) -> "Observation":
+    def with_noise(self, noise: float) -> Observation:
         """The same entries with another noise level."""
         return Observation(self.index, self.shape, noise)
 
@@ -103,7 +107,7 @@ class Observation:
         return {"index": self.index.tolist(), "shape": list(self.shape), "noise": self.noise}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Observation":
+    def from_dict(cls, d: dict) -> Observation:
         return Observation(torch.tensor(d["index"]), tuple(d["shape"]), float(d["noise"]))
 
 
@@ -111,7 +115,9 @@ def _channel_index(shape: tuple[int, ...], channels, spatial_mask: torch.Tensor)
     """Flat indices of ``spatial_mask``'s true nodes in each of ``channels``."""
     channels = [channels] if isinstance(channels, int) else list(channels)
     if not channels or any(not 0 <= c < shape[0] for c in channels):
-        raise ObservationError(f"observed channels {channels} must lie in [0, {shape[0]}) for fields of shape {tuple(shape)}")
+        raise ObservationError(
+            f"observed channels {channels} must lie in [0, {shape[0]}) for fields of shape {tuple(shape)}"
+        )
     nodes = spatial_mask.flatten().nonzero().flatten()
     per_channel = math.prod(shape[1:])
     return torch.cat([c * per_channel + nodes for c in sorted(set(channels))])
@@ -124,7 +130,9 @@ class PointObservation(Observation):
     ``len(obs) == n * len(channels)``.
     """
 
-    def __init__(self, shape: tuple[int, ...], n: int, channels=0, noise: float = 0.0, generator: torch.Generator | None = None):
+    def __init__(
+        self, shape: tuple[int, ...], n: int, channels=0, noise: float = 0.0, generator: torch.Generator | None = None
+    ):
         spatial = math.prod(shape[1:])
         if int(n) != n or not 1 <= n <= spatial:
             raise ObservationError(f"the number of observed points must be an integer in [1, {spatial}], got {n}")

@@ -69,7 +69,9 @@ def coefficient_error_rate(pred: torch.Tensor, true: torch.Tensor, low: float, h
     return ((pred >= threshold) != (true >= threshold)).flatten(1).double().mean(dim=1)
 
 
-def posterior_metrics(posterior: Posterior, truth: torch.Tensor, names: tuple[str, ...], two_valued: dict | None = None) -> dict:
+def posterior_metrics(
+    posterior: Posterior, truth: torch.Tensor, names: tuple[str, ...], two_valued: dict | None = None
+) -> dict:
     """Scores of the posterior against ``truth (C, *spatial)``: ``{channel: {metric: value}}``.
 
     ``two_valued`` maps a channel name to its ``(low, high)`` values (Darcy's coefficient) to add
@@ -85,7 +87,9 @@ def posterior_metrics(posterior: Posterior, truth: torch.Tensor, names: tuple[st
         }
         if two_valued and name in two_valued:
             low, high = two_valued[name]
-            row["error_rate"] = coefficient_error_rate(posterior.mean[c][None], truth[c][None].double(), low, high).item()
+            row["error_rate"] = coefficient_error_rate(
+                posterior.mean[c][None], truth[c][None].double(), low, high
+            ).item()
         out[name] = row
     return out
 
@@ -141,12 +145,25 @@ def sample_posterior(
     for start in range(0, samples, batch_size):
         z = draw((min(batch_size, samples - start), *shape), generator) * sigmas[0]
         if method == "dps":
-            guided = GuidedDenoiser(denoise, observation, y, fields=fields, noise=noise, **{"schedule": sigmas, **(guidance or {})})
-            x0 = sample(guided, z, sigmas, method=sampler, churn=churn, generator=generator, progress=progress,
-                        churn_noise=draw)
+            guided = GuidedDenoiser(
+                denoise, observation, y, fields=fields, noise=noise, **{"schedule": sigmas, **(guidance or {})}
+            )
+            x0 = sample(
+                guided, z, sigmas, method=sampler, churn=churn, generator=generator, progress=progress, churn_noise=draw
+            )
         else:
-            x0 = daps(denoise, observation, y, z, sigmas, fields=fields, prior_noise=noise, generator=generator,
-                      progress=progress, **(daps_options or {}))
+            x0 = daps(
+                denoise,
+                observation,
+                y,
+                z,
+                sigmas,
+                fields=fields,
+                prior_noise=noise,
+                generator=generator,
+                progress=progress,
+                **(daps_options or {}),
+            )
         with torch.no_grad():
             out.append((x0 if fields is None else fields(x0)).detach().cpu())
     return torch.cat(out)

@@ -74,7 +74,9 @@ def _frozen(model: torch.nn.Module, device) -> torch.nn.Module:
     return model
 
 
-def load_setup(run_dir: str | Path, forward_run: str | Path | None = None, device: str | torch.device = "cpu") -> InverseSetup:
+def load_setup(
+    run_dir: str | Path, forward_run: str | Path | None = None, device: str | torch.device = "cpu"
+) -> InverseSetup:
     """The :class:`InverseSetup` of a prior run directory (module docstring)."""
     from oplearn.diffusion.task import load_prior
     from oplearn.training.run import load_run
@@ -87,13 +89,18 @@ def load_setup(run_dir: str | Path, forward_run: str | Path | None = None, devic
     fields: Fields = prior.decode
     if forward_run is not None:
         if meta["fields"] != "inputs":
-            raise OplearnError(f"--forward-run (DDIS) needs a prior on the PDE's inputs alone (diffusion.fields: inputs); "
-                               f"'{run_dir}' models {meta['fields']}")
+            raise OplearnError(
+                f"--forward-run (DDIS) needs a prior on the PDE's inputs alone (diffusion.fields: inputs); "
+                f"'{run_dir}' models {meta['fields']}"
+            )
         operator, _ = load_run(forward_run)
         if getattr(operator, "in_channels", len(names)) != len(names):
             raise OplearnError(f"'{forward_run}' maps {operator.in_channels} channels; the prior has {len(names)}")
         fields = DecoupledFields(_frozen(operator, device), decode=prior.decode)
         out = operator.out_channels
-        names = names + (tuple(pde.output_names) if pde is not None and len(pde.output_names) == out
-                         else tuple(f"out{i}" for i in range(out)))
+        names = names + (
+            tuple(pde.output_names)
+            if pde is not None and len(pde.output_names) == out
+            else tuple(f"out{i}" for i in range(out))
+        )
     return InverseSetup(prior, fields, meta["noise"], (meta["channels"], *grid.shape), names, grid, pde)

@@ -15,5 +15,18 @@ from oplearn.kolmogorov.metrics import relative_errors, solution_metrics
 from oplearn.kolmogorov.model import KolmogorovModel
 from oplearn.kolmogorov.problems import PROBLEMS, KolmogorovPDE, Reference, make_problem
 
-__all__ = ["BSDE", "LOSSES", "PROBLEMS", "DetachedBSDE", "FeynmanKac", "KolmogorovLoss", "KolmogorovModel", "KolmogorovPDE",
-           "Reference", "make_loss", "make_problem", "relative_errors", "solution_metrics"]
+__all__ = [
+    "BSDE",
+    "LOSSES",
+    "PROBLEMS",
+    "DetachedBSDE",
+    "FeynmanKac",
+    "KolmogorovLoss",
+    "KolmogorovModel",
+    "KolmogorovPDE",
+    "Reference",
+    "make_loss",
+    "make_problem",
+    "relative_errors",
+    "solution_metrics",
+]

@@ -85,8 +85,16 @@ class KolmogorovLoss:
         """The random target :math:`Y` ``(batch,)``."""
         raise NotImplementedError
 
-    def residuals(self, problem: KolmogorovPDE, model: nn.Module, t, x, p, generator: torch.Generator | None,
-                  net: nn.Module | None = None) -> torch.Tensor:
+    def residuals(
+        self,
+        problem: KolmogorovPDE,
+        model: nn.Module,
+        t,
+        x,
+        p,
+        generator: torch.Generator | None,
+        net: nn.Module | None = None,
+    ) -> torch.Tensor:
         """:math:`\\hat u - Y` ``(batch,)``; ``net`` (default ``model``) predicts, e.g. a DDP wrapper."""
         return (net or model)(t, x, p) - self.target(problem, model, t, x, p, generator)
 

@@ -38,8 +38,10 @@ def solution_metrics(pred: torch.Tensor, reference: torch.Tensor, stderr: torch.
     scale = reference.abs() + 1
     rel = relative_errors(pred, reference)
     measured = {"relative_l1": rel.mean().item(), "relative_l2": rel.square().mean().sqrt().item()}
-    floor = {"relative_l1": math.sqrt(2 / math.pi) * (stderr / scale).mean().item(),
-             "relative_l2": (stderr / scale).square().mean().sqrt().item()}
+    floor = {
+        "relative_l1": math.sqrt(2 / math.pi) * (stderr / scale).mean().item(),
+        "relative_l2": (stderr / scale).square().mean().sqrt().item(),
+    }
     out: dict[str, float] = {"reference_l1": floor["relative_l1"], "reference_l2": floor["relative_l2"]}
     for key, value in measured.items():
         if value > 2 * floor[key]:

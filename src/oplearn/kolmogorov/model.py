@@ -25,7 +25,7 @@ class KolmogorovModel(nn.Module):
         self.register_buffer("std", std.float().clone())
 
     @classmethod
-    def for_problem(cls, net: nn.Module, problem: KolmogorovPDE) -> "KolmogorovModel":
+    def for_problem(cls, net: nn.Module, problem: KolmogorovPDE) -> KolmogorovModel:
         return cls(net, *problem.standardisation())
 
     def forward(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -37,5 +37,11 @@ class KolmogorovModel(nn.Module):
         """Values ``(n,)`` in evaluation mode, in batches, on the model's device, returned on the CPU."""
         self.eval()
         device = self.mean.device
-        return torch.cat([self(t[i : i + batch_size].to(device), x[i : i + batch_size].to(device), p[i : i + batch_size].to(device)).cpu()
-                          for i in range(0, len(t), batch_size)])
+        return torch.cat(
+            [
+                self(
+                    t[i : i + batch_size].to(device), x[i : i + batch_size].to(device), p[i : i + batch_size].to(device)
+                ).cpu()
+                for i in range(0, len(t), batch_size)
+            ]
+        )

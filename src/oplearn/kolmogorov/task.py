@@ -70,8 +70,10 @@ class KolmogorovTask(Task):
         unknown = set(s.problem_params) - problem_parameters(s.problem)
         if unknown:
             allowed = ", ".join(sorted(problem_parameters(s.problem))) or "none"
-            raise ValueError(f"kolmogorov.problem_params: unknown parameter(s) {', '.join(sorted(unknown))} "
-                             f"for problem '{s.problem}'; allowed: {allowed}")
+            raise ValueError(
+                f"kolmogorov.problem_params: unknown parameter(s) {', '.join(sorted(unknown))} "
+                f"for problem '{s.problem}'; allowed: {allowed}"
+            )
         try:
             make_problem(s.problem, **s.problem_params)
         except ConfigError as err:
@@ -86,15 +88,22 @@ class KolmogorovTask(Task):
         self.val = None
         if self.settings.validation_points:
             t, x, p = self.problem.sample(self.settings.validation_points, generator(config.seed, _VALIDATION))
-            ref = self.problem.reference(t, x, p, self.settings.validation_reference_samples, generator(config.seed, _VALIDATION, 1))
+            ref = self.problem.reference(
+                t, x, p, self.settings.validation_reference_samples, generator(config.seed, _VALIDATION, 1)
+            )
             self.val = (t, x, p, ref)
 
     def build_model(self) -> KolmogorovModel:
         return build_model(self.config, self.problem)
 
     def info(self) -> dict:
-        return {"task": self.name, "problem": self.settings.problem, "dim": self.problem.dim,
-                "parameters": self.problem.n_parameters, "loss": self.settings.loss}
+        return {
+            "task": self.name,
+            "problem": self.settings.problem,
+            "dim": self.problem.dim,
+            "parameters": self.problem.n_parameters,
+            "loss": self.settings.loss,
+        }
 
     def check_model(self, model: KolmogorovModel) -> None:
         t, x, p = self.problem.sample(2, generator(0, 0))
@@ -102,7 +111,9 @@ class KolmogorovTask(Task):
             with torch.no_grad():
                 model.eval()(t, x, p)
         except (ValueError, RuntimeError) as err:
-            raise ConfigError(f"config: the model does not fit problem '{self.problem.name}': {' '.join(str(err).split())}") from None
+            raise ConfigError(
+                f"config: the model does not fit problem '{self.problem.name}': {' '.join(str(err).split())}"
+            ) from None
         finally:
             model.train()
 
@@ -168,9 +179,15 @@ def evaluate_kolmogorov(run, options) -> dict:
     rel = relative_errors(pred.double(), ref.values.double())
     run.scratch["kolmogorov"] = {"problem": problem, "t": t, "x": x, "p": p, "pred": pred, "ref": ref}
     kind = "closed form" if problem.has_exact else f"Monte Carlo, {settings.reference_samples} draws per point"
-    return {"key": f"held-out points (seed {run.config.seed}, n {n})", "label": f"{n} held-out points",
-            "problem": problem.describe(), "reference": kind, "n": n, "metrics": metrics,
-            "error_by_time": error_by_time(t, rel, problem.horizon)}
+    return {
+        "key": f"held-out points (seed {run.config.seed}, n {n})",
+        "label": f"{n} held-out points",
+        "problem": problem.describe(),
+        "reference": kind,
+        "n": n,
+        "metrics": metrics,
+        "error_by_time": error_by_time(t, rel, problem.horizon),
+    }
 
 
 def report_kolmogorov(run, rows, report) -> None:
@@ -199,10 +216,12 @@ def report_kolmogorov(run, rows, report) -> None:
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         report.figure("Validation errors over training", fig, "validation")
-    report.text(f"Problem: {row['problem']}; reference: {row['reference']}. Errors are the mean relative L1 "
-                "`|u - u_hat| / (|u| + 1)` and its root-mean-square (relative L2), defined in `oplearn.kolmogorov.metrics`; "
-                "an error within twice the reference's own is reported only as a bound. Error against dimension: "
-                "one run has one dimension; `benchmarks/kolmogorov.py` sweeps it.")
+    report.text(
+        f"Problem: {row['problem']}; reference: {row['reference']}. Errors are the mean relative L1 "
+        "`|u - u_hat| / (|u| + 1)` and its root-mean-square (relative L2), defined in `oplearn.kolmogorov.metrics`; "
+        "an error within twice the reference's own is reported only as a bound. Error against dimension: "
+        "one run has one dimension; `benchmarks/kolmogorov.py` sweeps it."
+    )
 
 
 @torch.no_grad()

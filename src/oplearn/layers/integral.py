@@ -37,7 +37,7 @@ Lin et al., Enabling Automatic Differentiation with Mollified Graph Neural Opera
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -100,8 +100,15 @@ class KernelIntegral(nn.Module):
     ``forward(x (N, d), v (N, c), y (Q, d), neighbors, quadrature (N,) or None) -> (Q, c)``
     """
 
-    def __init__(self, channels: int, coord_dim: int, radius: float, kernel_width: int = 64, mollifier: str | None = None,
-                 max_pairs: int = 1 << 20):
+    def __init__(
+        self,
+        channels: int,
+        coord_dim: int,
+        radius: float,
+        kernel_width: int = 64,
+        mollifier: str | None = None,
+        max_pairs: int = 1 << 20,
+    ):
         super().__init__()
         if mollifier is not None and mollifier not in MOLLIFIERS:
             raise ValueError(f"unknown mollifier {mollifier!r}; choose one of {', '.join(MOLLIFIERS)} or None")
@@ -113,8 +120,14 @@ class KernelIntegral(nn.Module):
         #: Recompute each chunk's kernel in the backward pass instead of storing it.
         self.activation_checkpointing = False
 
-    def forward(self, x: torch.Tensor, v: torch.Tensor, y: torch.Tensor, neighbors: Neighbors,
-                quadrature: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        v: torch.Tensor,
+        y: torch.Tensor,
+        neighbors: Neighbors,
+        quadrature: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         splits = neighbors.row_splits
         if len(splits) != len(y) + 1:
             raise ValueError(f"neighbourhoods of {len(splits) - 1} queries given for {len(y)} query points")
@@ -139,7 +152,11 @@ class KernelIntegral(nn.Module):
         centre = torch.repeat_interleave(y, counts, dim=0)
         displacement = x.index_select(0, index) - centre
         integrand = self.kernel(torch.cat([centre, displacement], dim=1)) * v.index_select(0, index)  # (p, c)
-        weight = torch.ones_like(displacement[:, 0]) if self.mollifier is None else MOLLIFIERS[self.mollifier](displacement.square().sum(1) / self.radius**2)
+        weight = (
+            torch.ones_like(displacement[:, 0])
+            if self.mollifier is None
+            else MOLLIFIERS[self.mollifier](displacement.square().sum(1) / self.radius**2)
+        )
         if quadrature is not None:
             weight = weight * quadrature.index_select(0, index).to(weight) / ball_volume(self.radius, self.coord_dim)
         total = integrand.new_zeros((len(y), self.channels)).index_add(0, owner, integrand * weight[:, None])

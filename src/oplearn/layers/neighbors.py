@@ -59,7 +59,9 @@ def radius_neighbors(
 ) -> Neighbors:
     """The data points within ``radius`` of each query (see the module docstring)."""
     if data.ndim != 2 or queries.ndim != 2 or data.shape[1] != queries.shape[1]:
-        raise ValueError(f"points must be (N, d) and (Q, d) with the same d, got {tuple(data.shape)} and {tuple(queries.shape)}")
+        raise ValueError(
+            f"points must be (N, d) and (Q, d) with the same d, got {tuple(data.shape)} and {tuple(queries.shape)}"
+        )
     if not radius > 0:
         raise ValueError(f"radius must be > 0, got {radius}")
     if (data_batch is None) != (query_batch is None):
@@ -67,7 +69,10 @@ def radius_neighbors(
     device, d = data.device, data.shape[1]
     data, queries = data.detach(), queries.detach()
     if len(data) == 0 or len(queries) == 0:
-        return Neighbors(torch.zeros(0, dtype=torch.long, device=device), torch.zeros(len(queries) + 1, dtype=torch.long, device=device))
+        return Neighbors(
+            torch.zeros(0, dtype=torch.long, device=device),
+            torch.zeros(len(queries) + 1, dtype=torch.long, device=device),
+        )
     lo = torch.minimum(data.amin(0), queries.amin(0))
     data_cells = ((data - lo) / radius).floor().long() + 1  # +1: the neighbour cell -1 stays >= 0
     query_cells = ((queries - lo) / radius).floor().long() + 1
@@ -123,5 +128,7 @@ def radius_neighbors(
     starts = torch.empty_like(sorted_splits)
     starts[query_order] = sorted_splits
     row_splits = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
-    source = torch.repeat_interleave(starts - row_splits[:-1], counts) + torch.arange(int(row_splits[-1]), device=device)
+    source = torch.repeat_interleave(starts - row_splits[:-1], counts) + torch.arange(
+        int(row_splits[-1]), device=device
+    )
     return Neighbors(torch.cat(index_parts)[source], row_splits)

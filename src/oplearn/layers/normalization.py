@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 from torch import nn
@@ -28,7 +28,7 @@ class ChannelMoments:
         self.m2: torch.Tensor | None = None
 
     @torch.no_grad()
-    def add(self, x: torch.Tensor) -> "ChannelMoments":
+    def add(self, x: torch.Tensor) -> ChannelMoments:
         """Merge the values of ``x``: ``(n, channels, *spatial)``."""
         dims = [0, *range(2, x.ndim)]
         x = x.double()
@@ -50,7 +50,7 @@ class ChannelMoments:
         return (self.m2 / self.count).sqrt()
 
     @classmethod
-    def of(cls, chunks: Iterable[torch.Tensor]) -> "ChannelMoments":
+    def of(cls, chunks: Iterable[torch.Tensor]) -> ChannelMoments:
         """The moments of all ``chunks`` together."""
         moments = cls()
         for chunk in chunks:
@@ -73,12 +73,12 @@ class ChannelNormalizer(nn.Module):
         self.register_buffer("mean", torch.zeros(channels))
         self.register_buffer("std", torch.ones(channels))
 
-    def fit(self, x: torch.Tensor) -> "ChannelNormalizer":
+    def fit(self, x: torch.Tensor) -> ChannelNormalizer:
         """Set the statistics from ``x``: ``(n, channels, *spatial)``."""
         return self.fit_moments(ChannelMoments().add(x))
 
     @torch.no_grad()
-    def fit_moments(self, moments: ChannelMoments) -> "ChannelNormalizer":
+    def fit_moments(self, moments: ChannelMoments) -> ChannelNormalizer:
         """Set the statistics from moments accumulated over a dataset (population std)."""
         self.mean.copy_(moments.mean.to(self.mean.dtype))
         self.std.copy_(moments.std.to(self.std.dtype))

@@ -10,7 +10,6 @@ from torch import nn
 from oplearn.sphere.grid import SphereGrid
 from oplearn.sphere.harmonics import spherical_transform
 
-
 #: The kernels of :class:`SphericalConv`.
 KERNELS = ("zonal", "diagonal")
 
@@ -57,8 +56,9 @@ class SphericalConv(nn.Module):
     ``grid.max_degree >= degrees`` for the grid of ``(nlat, nlon)``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, degrees: int, latitudes: str = "equiangular",
-                 kernel: str = "zonal") -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, degrees: int, latitudes: str = "equiangular", kernel: str = "zonal"
+    ) -> None:
         super().__init__()
         if degrees < 1:
             raise ValueError(f"degrees must be >= 1, got {degrees}")
@@ -72,8 +72,10 @@ class SphericalConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         grid = SphereGrid(tuple(x.shape[-2:]), latitudes=self.latitudes)
         if grid.max_degree < self.degrees:
-            raise ValueError(f"a {grid.nlat} x {grid.nlon} {self.latitudes} grid resolves degrees l < {grid.max_degree}; "
-                             f"the spherical convolution keeps {self.degrees}: use fewer modes or a finer grid")
+            raise ValueError(
+                f"a {grid.nlat} x {grid.nlon} {self.latitudes} grid resolves degrees l < {grid.max_degree}; "
+                f"the spherical convolution keeps {self.degrees}: use fewer modes or a finer grid"
+            )
         dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         transform = spherical_transform(grid, self.degrees, dtype=dtype, device=x.device)
         with torch.autocast(x.device.type, enabled=False):

@@ -5,30 +5,46 @@ from __future__ import annotations
 
 from torch import nn
 
-from oplearn.models.fno import FNO
 # every model on Cartesian grids, and the wrapper that trains them on physical fields
 from oplearn.models.deeponet import DeepONet
-from oplearn.models.local_fno import LocalFNO
-from oplearn.models.operator import OperatorModel
-from oplearn.models.resnet import DilResNet
-from oplearn.models.tfno import TFNO
-from oplearn.models.unet import UNet
-from oplearn.models.uno import UNO
+from oplearn.models.fno import FNO
 
 # operators on point clouds and meshes
 from oplearn.models.fnogno import FNOGNO
 from oplearn.models.gino import GINO
 from oplearn.models.gno import GNO
-from oplearn.models.mollified_gno import MollifiedGNO
+from oplearn.models.local_fno import LocalFNO
 
 # networks on flat feature vectors (Kolmogorov PDEs)
 from oplearn.models.mlp import MLP, MultilevelMLP
+from oplearn.models.mollified_gno import MollifiedGNO
+from oplearn.models.operator import OperatorModel
+from oplearn.models.resnet import DilResNet
 
 # operators on the sphere
 from oplearn.models.sfno import SFNO
+from oplearn.models.tfno import TFNO
+from oplearn.models.unet import UNet
+from oplearn.models.uno import UNO
 
-__all__ = ["FNO", "TFNO", "UNO", "LocalFNO", "UNet", "DeepONet", "DilResNet", "OperatorModel", "GNO", "GINO", "FNOGNO",
-           "MollifiedGNO", "MLP", "MultilevelMLP", "SFNO", "count_parameters"]
+__all__ = [
+    "FNO",
+    "FNOGNO",
+    "GINO",
+    "GNO",
+    "MLP",
+    "SFNO",
+    "TFNO",
+    "UNO",
+    "DeepONet",
+    "DilResNet",
+    "LocalFNO",
+    "MollifiedGNO",
+    "MultilevelMLP",
+    "OperatorModel",
+    "UNet",
+    "count_parameters",
+]
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:

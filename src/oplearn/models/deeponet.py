@@ -9,13 +9,15 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from oplearn.schema import ModelSpec
 from oplearn.grids import Grid
 from oplearn.layers.activations import activation_class
 from oplearn.models.unet import grid_text
+from oplearn.schema import ModelSpec
 
 
-def mlp(in_features: int, width: int, depth: int, out_features: int, activation: str, final_activation: bool) -> nn.Sequential:
+def mlp(
+    in_features: int, width: int, depth: int, out_features: int, activation: str, final_activation: bool
+) -> nn.Sequential:
     """``depth`` hidden layers of ``width`` units with the activation between them."""
     act = activation_class(activation)
     sizes = [in_features, *([width] * depth), out_features]

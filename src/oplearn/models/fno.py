@@ -16,7 +16,6 @@ from oplearn.layers.spectral import SpectralConv, normalize_modes
 from oplearn.schema import ModelSpec, Modes, modes_per_dimension
 
 
-
 class Pointwise(nn.Module):
     r"""The same affine map of the channels at every grid point (a 1x1 convolution).
 

@@ -46,8 +46,18 @@ class FNOGNO(nn.Module):
     as in the NeuralOperator library).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, fno: nn.Module, domain: tuple[tuple[float, float], ...],
-                 radius: float, width: int = 32, kernel_width: int = 64, mollifier: str | None = None, projection_channels: int = 64):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        fno: nn.Module,
+        domain: tuple[tuple[float, float], ...],
+        radius: float,
+        width: int = 32,
+        kernel_width: int = 64,
+        mollifier: str | None = None,
+        projection_channels: int = 64,
+    ):
         super().__init__()
         self.in_channels, self.out_channels, self.width, self.radius = in_channels, out_channels, width, float(radius)
         self.domain = tuple(tuple(map(float, d)) for d in domain)
@@ -58,7 +68,9 @@ class FNOGNO(nn.Module):
     def forward(self, a: torch.Tensor, y: torch.Tensor, y_batch: torch.Tensor | None = None) -> torch.Tensor:
         d = len(self.domain)
         if a.ndim != d + 2 or a.shape[1] != self.in_channels:
-            raise ValueError(f"FNOGNO expects inputs (batch, {self.in_channels}, {', '.join(['n'] * d)}), got {tuple(a.shape)}")
+            raise ValueError(
+                f"FNOGNO expects inputs (batch, {self.in_channels}, {', '.join(['n'] * d)}), got {tuple(a.shape)}"
+            )
         if y_batch is None and len(a) > 1:
             raise ValueError(f"FNOGNO got {len(a)} input grids: give y_batch, the sample of each query point")
         grid = Grid(tuple(a.shape[2:]), self.domain)
@@ -66,7 +78,11 @@ class FNOGNO(nn.Module):
         z = self.fno(torch.cat([a, coords.expand(len(a), *coords.shape)], dim=1))
         z = z.flatten(2).transpose(1, 2).reshape(-1, self.width)  # (B G, width)
         nodes = coords.flatten(1).T.repeat(len(a), 1)
-        node_batch = None if y_batch is None else torch.arange(len(a), device=a.device).repeat_interleave(grid.shape[0] * math.prod(grid.shape[1:]))
+        node_batch = (
+            None
+            if y_batch is None
+            else torch.arange(len(a), device=a.device).repeat_interleave(grid.shape[0] * math.prod(grid.shape[1:]))
+        )
         cell = torch.full((len(nodes),), math.prod(grid.spacing), dtype=z.dtype, device=z.device)
         out = self.gno(nodes, z, y, radius_neighbors(nodes, y, self.radius, node_batch, y_batch), cell)
         return self.projection(torch.cat([out, y], dim=1))

@@ -68,13 +68,30 @@ class GINO(nn.Module):
     Li et al., Geometry-Informed Neural Operator for Large-Scale 3D PDEs, NeurIPS 2023.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, fno: nn.Module, latent_shape: tuple[int, ...],
-                 domain: tuple[tuple[float, float], ...], radius_in: float, radius_out: float, width: int = 32,
-                 latent_channels: int = 0, kernel_width: int = 64, mollifier_out: str | None = None, projection_channels: int = 64):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        fno: nn.Module,
+        latent_shape: tuple[int, ...],
+        domain: tuple[tuple[float, float], ...],
+        radius_in: float,
+        radius_out: float,
+        width: int = 32,
+        latent_channels: int = 0,
+        kernel_width: int = 64,
+        mollifier_out: str | None = None,
+        projection_channels: int = 64,
+    ):
         super().__init__()
         self.grid = Grid(tuple(latent_shape), tuple(domain))
         d = self.grid.ndim
-        self.in_channels, self.out_channels, self.width, self.latent_channels = in_channels, out_channels, width, latent_channels
+        self.in_channels, self.out_channels, self.width, self.latent_channels = (
+            in_channels,
+            out_channels,
+            width,
+            latent_channels,
+        )
         self.radius_in, self.radius_out = float(radius_in), float(radius_out)
         self.lifting = nn.Linear(in_channels + d, width)
         self.gno_in = KernelIntegral(width, d, radius_in, kernel_width)
@@ -83,20 +100,33 @@ class GINO(nn.Module):
         self.projection = mlp([width + d, projection_channels, out_channels])
         self.register_buffer("nodes", self.grid.coordinates(torch.float32).flatten(1).T.contiguous(), persistent=False)
 
-    def forward(self, x: torch.Tensor, a: torch.Tensor, y: torch.Tensor, x_batch: torch.Tensor | None = None,
-                y_batch: torch.Tensor | None = None, quadrature: torch.Tensor | None = None,
-                latent: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        a: torch.Tensor,
+        y: torch.Tensor,
+        x_batch: torch.Tensor | None = None,
+        y_batch: torch.Tensor | None = None,
+        quadrature: torch.Tensor | None = None,
+        latent: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         if a.shape != (len(x), self.in_channels):
-            raise ValueError(f"GINO expects inputs ({len(x)}, {self.in_channels}) at its {len(x)} points, got {tuple(a.shape)}")
+            raise ValueError(
+                f"GINO expects inputs ({len(x)}, {self.in_channels}) at its {len(x)} points, got {tuple(a.shape)}"
+            )
         batches = 1 if x_batch is None else int(x_batch.max()) + 1
         nodes = self.nodes.to(x).repeat(batches, 1)  # (B G, d)
-        node_batch = None if x_batch is None else torch.arange(batches, device=x.device).repeat_interleave(len(self.nodes))
+        node_batch = (
+            None if x_batch is None else torch.arange(batches, device=x.device).repeat_interleave(len(self.nodes))
+        )
         v = self.lifting(torch.cat([a, x], dim=1))
         z = self.gno_in(x, v, nodes, radius_neighbors(x, nodes, self.radius_in, x_batch, node_batch), quadrature)
         z = z.view(batches, -1, self.width).transpose(1, 2).reshape(batches, self.width, *self.grid.shape)
         if self.latent_channels:
             if latent is None or tuple(latent.shape) != (batches, self.latent_channels, *self.grid.shape):
-                raise ValueError(f"GINO expects latent features ({batches}, {self.latent_channels}, {', '.join(map(str, self.grid.shape))})")
+                raise ValueError(
+                    f"GINO expects latent features ({batches}, {self.latent_channels}, {', '.join(map(str, self.grid.shape))})"
+                )
             z = torch.cat([z, latent.to(z)], dim=1)
         z = self.fno(z).flatten(2).transpose(1, 2).reshape(-1, self.width)  # (B G, width)
         cell = torch.full((len(nodes),), math.prod(self.grid.spacing), dtype=z.dtype, device=z.device)
@@ -131,9 +161,20 @@ class GINOConfig(ModelSpec):
         shape = (self.latent,) * len(box)
         spacing = max((hi - lo) / (self.latent - 1) for lo, hi in box)
         fno = FNO(self.width + 1, self.width, modes=self.modes, width=self.width, n_layers=self.n_layers)
-        return self.network(in_channels, out_channels, fno, shape, box, self.radius * spacing, self.radius * spacing, width=self.width,
-                            latent_channels=1, kernel_width=self.kernel_width, mollifier_out=self.mollifier,
-                            projection_channels=self.projection_channels)
+        return self.network(
+            in_channels,
+            out_channels,
+            fno,
+            shape,
+            box,
+            self.radius * spacing,
+            self.radius * spacing,
+            width=self.width,
+            latent_channels=1,
+            kernel_width=self.kernel_width,
+            mollifier_out=self.mollifier,
+            projection_channels=self.projection_channels,
+        )
 
 
 MODELS = (GINOConfig,)

@@ -54,24 +54,45 @@ class GNO(nn.Module):
     Li et al., Neural Operator: Graph Kernel Network for Partial Differential Equations, 2020.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, coord_dim: int = 2, width: int = 32, n_layers: int = 3,
-                 radius: float = 0.1, kernel_width: int = 64, mollifier: str | None = None, projection_channels: int = 64):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        coord_dim: int = 2,
+        width: int = 32,
+        n_layers: int = 3,
+        radius: float = 0.1,
+        kernel_width: int = 64,
+        mollifier: str | None = None,
+        projection_channels: int = 64,
+    ):
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
         self.in_channels, self.out_channels, self.radius = in_channels, out_channels, float(radius)
         self.lifting = nn.Linear(in_channels + coord_dim, width)
-        self.integrals = nn.ModuleList(KernelIntegral(width, coord_dim, radius, kernel_width, mollifier=mollifier) for _ in range(n_layers))
+        self.integrals = nn.ModuleList(
+            KernelIntegral(width, coord_dim, radius, kernel_width, mollifier=mollifier) for _ in range(n_layers)
+        )
         self.skip = nn.ModuleList(nn.Linear(width, width) for _ in range(n_layers - 1))
         self.activation = nn.GELU()
         self.projection = mlp([width + coord_dim, projection_channels, out_channels])
 
-    def forward(self, x: torch.Tensor, a: torch.Tensor, y: torch.Tensor | None = None, x_batch: torch.Tensor | None = None,
-                y_batch: torch.Tensor | None = None, quadrature: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        x: torch.Tensor,
+        a: torch.Tensor,
+        y: torch.Tensor | None = None,
+        x_batch: torch.Tensor | None = None,
+        y_batch: torch.Tensor | None = None,
+        quadrature: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         if y is None:
             y, y_batch = x, x_batch
         if a.shape != (len(x), self.in_channels):
-            raise ValueError(f"GNO expects inputs ({len(x)}, {self.in_channels}) at its {len(x)} points, got {tuple(a.shape)}")
+            raise ValueError(
+                f"GNO expects inputs ({len(x)}, {self.in_channels}) at its {len(x)} points, got {tuple(a.shape)}"
+            )
         v = self.lifting(torch.cat([a, x], dim=1))
         if len(self.skip):
             own = radius_neighbors(x, x, self.radius, x_batch, x_batch)

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from oplearn.schema import ModelSpec, Modes, modes_per_dimension
 from oplearn.layers.local import DifferentialConv, LocalIntegralConv, grid_spacing
 from oplearn.models.fno import FNO
+from oplearn.schema import ModelSpec, Modes, modes_per_dimension
 
 
 class LocalFNO(FNO):
@@ -133,7 +133,9 @@ class LocalFNOConfig(ModelSpec):
     radius: float = Field(default=0.1, gt=0.0)
     reference_spacing: float = Field(default=1 / 64, gt=0.0)
 
-    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None) -> LocalFNO:
+    def build(
+        self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None
+    ) -> LocalFNO:
         """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
         return LocalFNO(
             in_channels=in_channels,

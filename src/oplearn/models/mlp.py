@@ -31,7 +31,11 @@ from oplearn.layers.activations import activation_class
 from oplearn.models.deeponet import mlp
 from oplearn.schema import ModelSpec
 
-NORMALISATIONS: dict[str, type[nn.Module]] = {"batchnorm": nn.BatchNorm1d, "layernorm": nn.LayerNorm, "none": nn.Identity}
+NORMALISATIONS: dict[str, type[nn.Module]] = {
+    "batchnorm": nn.BatchNorm1d,
+    "layernorm": nn.LayerNorm,
+    "none": nn.Identity,
+}
 
 
 class MLP(nn.Module):
@@ -54,7 +58,9 @@ class LevelNet(nn.Module):
         blocks = 2**level
         self.level = level
         self.inp = nn.Linear(in_features, width, bias=bias)
-        self.linears = nn.ModuleList([nn.Linear(width, width, bias=bias) for _ in range(blocks - 1)] + [nn.Linear(width, 1)])
+        self.linears = nn.ModuleList(
+            [nn.Linear(width, width, bias=bias) for _ in range(blocks - 1)] + [nn.Linear(width, 1)]
+        )
         self.norms = nn.ModuleList([NORMALISATIONS[norm](width) for _ in range(blocks)])
         self.act = activation_class(activation)()
 
@@ -73,7 +79,9 @@ class LevelNet(nn.Module):
 class MultilevelMLP(nn.Module):
     """The multilevel net of the module docstring: ``(batch, in_features) -> (batch,)``."""
 
-    def __init__(self, in_features: int, levels: int = 4, factor: int = 5, norm: str = "batchnorm", activation: str = "relu"):
+    def __init__(
+        self, in_features: int, levels: int = 4, factor: int = 5, norm: str = "batchnorm", activation: str = "relu"
+    ):
         super().__init__()
         width = factor * in_features
         self.levels = nn.ModuleList([LevelNet(in_features, width, level, norm, activation) for level in range(levels)])

@@ -44,9 +44,16 @@ class PointOperator(nn.Module):
         """The grid on which the network takes the geometry's signed distance."""
         return self.net.grid
 
-    def forward(self, nodes: torch.Tensor, inputs: torch.Tensor, queries: torch.Tensor, node_batch: torch.Tensor | None = None,
-                query_batch: torch.Tensor | None = None, weights: torch.Tensor | None = None,
-                latent: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        nodes: torch.Tensor,
+        inputs: torch.Tensor,
+        queries: torch.Tensor,
+        node_batch: torch.Tensor | None = None,
+        query_batch: torch.Tensor | None = None,
+        weights: torch.Tensor | None = None,
+        latent: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         a = self.input_norm.encode(inputs.T[None])[0].T
         out = self.net(nodes, a, queries, node_batch, query_batch, weights, latent)
         return self.output_norm.decode(out.T[None])[0].T

@@ -60,7 +60,9 @@ class PDERefiner(nn.Module):
     ``estimate (batch, channels, *spatial)``, ``k (batch,)`` -> ``(batch, channels, *spatial)``.
     """
 
-    def __init__(self, denoiser: OperatorModel, channels: int, history: int, steps: int = 3, min_noise_std: float = 4e-7):
+    def __init__(
+        self, denoiser: OperatorModel, channels: int, history: int, steps: int = 3, min_noise_std: float = 4e-7
+    ):
         super().__init__()
         self.denoiser = denoiser
         self.channels, self.history, self.steps = channels, history, steps
@@ -107,7 +109,9 @@ class PDERefiner(nn.Module):
         level = (k.float() / self.steps).reshape(-1, 1, *([1] * (z.ndim - 2))).expand(z.shape[0], 1, *z.shape[2:])
         return self.denoiser(torch.cat([z, estimate.to(z.dtype), level.to(z.dtype)], dim=1))
 
-    def forward(self, x: torch.Tensor, estimate: torch.Tensor | None = None, k: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, estimate: torch.Tensor | None = None, k: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """The refined next frame of physical frames ``x``; with ``estimate`` and ``k``, one
         denoiser call :meth:`denoise` on the normalised ``x`` instead (what training differentiates)."""
         z = self.encode(x)
@@ -124,7 +128,9 @@ class PDERefiner(nn.Module):
         return self.frame_norm.decode(u)
 
 
-def refiner_loss(model: PDERefiner, net: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def refiner_loss(
+    model: PDERefiner, net: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
+) -> torch.Tensor:
     r"""PDE-Refiner's training loss on a batch of windows, a mean square error in normalised units.
 
     Each sample draws :math:`k \sim U\{0, \dots, K\}`; for :math:`k = 0` the target is the

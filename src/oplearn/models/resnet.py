@@ -8,10 +8,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from oplearn.schema import ModelSpec
 from oplearn.layers.activations import activation_class
 from oplearn.models.fno import Pointwise
 from oplearn.models.unet import CONV
+from oplearn.schema import ModelSpec
 
 DILATIONS = (1, 2, 4, 8, 4, 2, 1)
 

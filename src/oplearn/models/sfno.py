@@ -53,11 +53,31 @@ class SFNO(FNO):
     sphere, ICML 2023.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, modes: int, width: int = 32, n_layers: int = 4,
-                 lifting_channels: int | None = None, projection_channels: int = 128, activation: str = "gelu",
-                 latitudes: str = "equiangular", kernel: str = "zonal") -> None:
-        super().__init__(in_channels, out_channels, (1, 1), width, n_layers, 2, lifting_channels, projection_channels,
-                         0.0, activation)
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        modes: int,
+        width: int = 32,
+        n_layers: int = 4,
+        lifting_channels: int | None = None,
+        projection_channels: int = 128,
+        activation: str = "gelu",
+        latitudes: str = "equiangular",
+        kernel: str = "zonal",
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            (1, 1),
+            width,
+            n_layers,
+            2,
+            lifting_channels,
+            projection_channels,
+            0.0,
+            activation,
+        )
         self.latitudes = latitudes
         self.spectral = nn.ModuleList(SphericalConv(width, width, modes, latitudes, kernel) for _ in range(n_layers))
 
@@ -78,9 +98,20 @@ class SFNOConfig(ModelSpec):
     def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None) -> SFNO:
         """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
         if n_dim != 2:
-            raise ConfigError(f"config: model sfno acts on latitude-longitude fields (2 spatial dimensions), got {n_dim}D data")
-        model = SFNO(in_channels, out_channels, self.modes, self.width, self.n_layers, self.lifting_channels,
-                     self.projection_channels, latitudes=self.latitudes, kernel=self.kernel)
+            raise ConfigError(
+                f"config: model sfno acts on latitude-longitude fields (2 spatial dimensions), got {n_dim}D data"
+            )
+        model = SFNO(
+            in_channels,
+            out_channels,
+            self.modes,
+            self.width,
+            self.n_layers,
+            self.lifting_channels,
+            self.projection_channels,
+            latitudes=self.latitudes,
+            kernel=self.kernel,
+        )
         model.activation_checkpointing = self.activation_checkpointing
         return model
 

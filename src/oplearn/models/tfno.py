@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import Field
 from torch import nn
 
-from oplearn.schema import ModelSpec, Modes, modes_per_dimension
 from oplearn.layers.factorized import FactorizedSpectralConv
 from oplearn.models.fno import FNO
+from oplearn.schema import ModelSpec, Modes, modes_per_dimension
 
 
 class TFNO(FNO):

@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
-from oplearn.schema import ModelSpec
 from oplearn.layers.activations import activation_class
 from oplearn.models.fno import Pointwise
+from oplearn.schema import ModelSpec
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 CONV_TRANSPOSE = {1: nn.ConvTranspose1d, 2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}

@@ -185,7 +185,9 @@ class UNO(nn.Module):
             condition is not None and tuple(condition.shape) != (x.shape[0], self.condition_channels)
         ):
             got = None if condition is None else tuple(condition.shape)
-            raise ValueError(f"UNO built with condition_channels={self.condition_channels} got condition of shape {got}")
+            raise ValueError(
+                f"UNO built with condition_channels={self.condition_channels} got condition of shape {got}"
+            )
         spatial = tuple(x.shape[2:])
         sizes = [spatial] + [tuple(max(1, round(s * n)) for n in spatial) for s in self.scales]
         skips = [self.lifting(x)]

@@ -8,8 +8,8 @@ from oplearn.pdes.darcy_fem import DarcyFEM
 from oplearn.pdes.diffusion_reaction import DiffusionReaction
 from oplearn.pdes.kolmogorov_flow import KolmogorovFlow
 from oplearn.pdes.kuramoto_sivashinsky import KuramotoSivashinsky
-from oplearn.pdes.navier_stokes import NavierStokes
 from oplearn.pdes.mesh_base import MeshPDE
+from oplearn.pdes.navier_stokes import NavierStokes
 from oplearn.pdes.poisson import Helmholtz, Poisson
 from oplearn.pdes.poisson_fem import NonlinearPoissonFEM, PoissonFEM
 from oplearn.pdes.shallow_water import ShallowWater
@@ -35,4 +35,22 @@ PDES: dict[str, type[PDE] | type[MeshPDE]] = {
     ShallowWater.name: ShallowWater,
 }
 
-__all__ = ["PDE", "Darcy", "Poisson", "Helmholtz", "DiffusionReaction", "Burgers", "BurgersPDEBench", "NavierStokes", "Advection", "KuramotoSivashinsky", "KolmogorovFlow", "MeshPDE", "PoissonFEM", "NonlinearPoissonFEM", "DarcyFEM", "ShallowWater", "PDES"]
+__all__ = [
+    "PDE",
+    "PDES",
+    "Advection",
+    "Burgers",
+    "BurgersPDEBench",
+    "Darcy",
+    "DarcyFEM",
+    "DiffusionReaction",
+    "Helmholtz",
+    "KolmogorovFlow",
+    "KuramotoSivashinsky",
+    "MeshPDE",
+    "NavierStokes",
+    "NonlinearPoissonFEM",
+    "Poisson",
+    "PoissonFEM",
+    "ShallowWater",
+]

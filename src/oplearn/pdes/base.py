@@ -117,7 +117,9 @@ class PDE(abc.ABC):
     def params(self) -> dict[str, Any]:
         """JSON-serialisable parameters that, with the seed, reproduce a dataset."""
 
-    def generate(self, n: int, resolution: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def generate(
+        self, n: int, resolution: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Sample inputs and solve them, on a ``refine``-times finer grid, then subsample.
 
         Returns ``(inputs, outputs)`` on ``self.grid(resolution)``.

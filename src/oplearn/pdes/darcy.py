@@ -112,7 +112,9 @@ class Darcy(PDE):
         f = self._forcing(forcing, a)
         return solve_dirichlet(a, f, grid).unsqueeze(1)
 
-    def residual(self, outputs: torch.Tensor, inputs: torch.Tensor, grid: Grid, forcing: torch.Tensor | None = None) -> torch.Tensor:
+    def residual(
+        self, outputs: torch.Tensor, inputs: torch.Tensor, grid: Grid, forcing: torch.Tensor | None = None
+    ) -> torch.Tensor:
         r""":math:`-\nabla \cdot (a \nabla u) - f` at the interior nodes (differentiable).
 
         Shapes: ``outputs, inputs (batch, 1, n, n) -> (batch, 1, n - 2, n - 2)``.

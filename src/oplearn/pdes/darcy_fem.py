@@ -34,8 +34,17 @@ class DarcyFEM(MeshPDE):
     input_names = ("a",)
     pointwise_residual = False
 
-    def __init__(self, alpha: float = 2.0, tau: float = 3.0, high: float = 12.0, low: float = 3.0, threshold: float = 0.0,
-                 forcing: float = 1.0, modes: int = 16, family: DomainFamily | dict | None = None):
+    def __init__(
+        self,
+        alpha: float = 2.0,
+        tau: float = 3.0,
+        high: float = 12.0,
+        low: float = 3.0,
+        threshold: float = 0.0,
+        forcing: float = 1.0,
+        modes: int = 16,
+        family: DomainFamily | dict | None = None,
+    ):
         if not (high > 0 and low > 0):
             raise ValueError(f"permeabilities must be positive, got high={high}, low={low}")
         super().__init__(family)
@@ -50,8 +59,12 @@ class DarcyFEM(MeshPDE):
             g = self.field.at_points(xi, x, SQUARE)[0]
             return torch.where(g >= self.threshold, g.new_tensor(self.high), g.new_tensor(self.low))
 
-        return DomainProblem(domain, lambda x: torch.full((len(x),), self.forcing, dtype=x.dtype), permeability,
-                             lambda x: permeability(x)[:, None])
+        return DomainProblem(
+            domain,
+            lambda x: torch.full((len(x),), self.forcing, dtype=x.dtype),
+            permeability,
+            lambda x: permeability(x)[:, None],
+        )
 
     def strong_residual(self, u, grad_u, laplacian_u, inputs):
         """Not defined pointwise: the permeability jumps, so its divergence form is a measure."""
@@ -59,5 +72,14 @@ class DarcyFEM(MeshPDE):
 
     def params(self) -> dict[str, Any]:
         f = self.field
-        return {"alpha": f.alpha, "tau": f.tau, "high": self.high, "low": self.low, "threshold": self.threshold,
-                "forcing": self.forcing, "modes": f.modes, "family": self.family.model_dump(mode="json"), "solver": SOLVER}
+        return {
+            "alpha": f.alpha,
+            "tau": f.tau,
+            "high": self.high,
+            "low": self.low,
+            "threshold": self.threshold,
+            "forcing": self.forcing,
+            "modes": f.modes,
+            "family": self.family.model_dump(mode="json"),
+            "solver": SOLVER,
+        }

@@ -30,7 +30,8 @@ accuracy (:meth:`DiffusionReaction.stable_dt`).
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -260,7 +261,9 @@ class DiffusionReaction(PDE):
         dt = RK4_STABLE_RADIUS / (diffusive + 3 * amplitude**2)
         return dt if self.max_dt is None else dt.clamp(max=self.max_dt)
 
-    def solve(self, inputs: torch.Tensor, grid: Grid, source: Callable[[float], torch.Tensor] | None = None) -> torch.Tensor:
+    def solve(
+        self, inputs: torch.Tensor, grid: Grid, source: Callable[[float], torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Integrate each initial condition to the stored :attr:`times`.
 
         Samples needing the same number of steps per frame are integrated together, so a
@@ -328,7 +331,9 @@ class DiffusionReaction(PDE):
 
     def _check_grid(self, grid: Grid) -> None:
         if grid.ndim != 2 or grid.periodic:
-            raise ValueError(f"{self.name} needs a bounded 2D grid of cell centres, got shape {grid.shape} with periodic={grid.periodic}")
+            raise ValueError(
+                f"{self.name} needs a bounded 2D grid of cell centres, got shape {grid.shape} with periodic={grid.periodic}"
+            )
 
     def _check_inputs(self, inputs: torch.Tensor, grid: Grid) -> torch.Tensor:
         self._check_grid(grid)

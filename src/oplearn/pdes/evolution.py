@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import abc
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Union
+from typing import Any, ClassVar
 
 import torch
 
@@ -29,7 +30,7 @@ from oplearn.solvers.stepping import Stepper, integrate
 
 #: A source: a field ``(*grid.shape)`` or ``(batch, *grid.shape)`` constant in time, or
 #: a function of time returning one.
-Forcing = Union[torch.Tensor, Callable[[float], torch.Tensor]]
+Forcing = torch.Tensor | Callable[[float], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -111,8 +112,9 @@ class PeriodicEvolution(PDE):
     def terms(self, fourier: Fourier) -> Terms:
         """The right-hand side on ``fourier.grid``, dealiased through ``fourier``."""
 
-    def _set_schedule(self, t_final: float, n_times: int, include_initial: bool, dt: float | None, refine: int,
-                      burn_in: float = 0.0) -> None:
+    def _set_schedule(
+        self, t_final: float, n_times: int, include_initial: bool, dt: float | None, refine: int, burn_in: float = 0.0
+    ) -> None:
         """Check and store the output times, the time step, the refinement and the burn-in.
 
         :attr:`times` holds ``n_times`` evenly spaced times ending at ``t_final``: from
@@ -164,7 +166,9 @@ class PeriodicEvolution(PDE):
         frames = integrate(stepper, fourier.forward(u0), self.times, self.dt, observe=fourier.inverse)
         return frames.to(u0.dtype).unsqueeze(2)
 
-    def residual(self, outputs: torch.Tensor, inputs: torch.Tensor, grid: Grid, forcing: Forcing | None = None) -> torch.Tensor:
+    def residual(
+        self, outputs: torch.Tensor, inputs: torch.Tensor, grid: Grid, forcing: Forcing | None = None
+    ) -> torch.Tensor:
         r""":math:`u_t - L u - N(u) - f` at the stored frames (differentiable).
 
         :math:`u_t` comes from :func:`oplearn.derivatives.time_derivative` (second-order
@@ -182,7 +186,9 @@ class PeriodicEvolution(PDE):
         u0 = self._check_inputs(inputs, grid)
         expected = (len(self.times), 1, *grid.shape)
         if outputs.ndim != grid.ndim + 3 or tuple(outputs.shape[1:]) != expected or len(outputs) != len(u0):
-            raise ValueError(f"{self.name} outputs must have shape ({len(u0)}, *{expected}), got {tuple(outputs.shape)}")
+            raise ValueError(
+                f"{self.name} outputs must have shape ({len(u0)}, *{expected}), got {tuple(outputs.shape)}"
+            )
         frames, times = outputs[:, :, 0], self.times.to(outputs.device)
         prepended = float(times[0]) > 0
         if prepended:
@@ -226,6 +232,7 @@ class PeriodicEvolution(PDE):
         if source is None:
             return None if nonlinear is None else lambda u_hat, t: nonlinear(u_hat)
         if callable(source):
+
             def source_hat(t: float) -> torch.Tensor:
                 return fourier.forward(self._check_forcing(source(t), grid))
         else:
@@ -233,19 +240,22 @@ class PeriodicEvolution(PDE):
 
             def source_hat(t: float) -> torch.Tensor:
                 return constant
+
         if nonlinear is None:
             return lambda u_hat, t: source_hat(t)
         return lambda u_hat, t: nonlinear(u_hat) + source_hat(t)
 
     def _check_forcing(self, f: torch.Tensor, grid: Grid) -> torch.Tensor:
-        if not isinstance(f, torch.Tensor) or tuple(f.shape[-grid.ndim:]) != grid.shape or f.ndim > grid.ndim + 1:
+        if not isinstance(f, torch.Tensor) or tuple(f.shape[-grid.ndim :]) != grid.shape or f.ndim > grid.ndim + 1:
             shape = tuple(f.shape) if isinstance(f, torch.Tensor) else type(f).__name__
             raise ValueError(f"forcing must have shape {grid.shape} or (batch, *{grid.shape}), got {shape}")
         return f
 
     def _check_grid(self, grid: Grid) -> None:
         if grid.ndim != self.ndim or not grid.periodic:
-            raise ValueError(f"{self.name} needs a periodic {self.ndim}D grid, got shape {grid.shape} with periodic={grid.periodic}")
+            raise ValueError(
+                f"{self.name} needs a periodic {self.ndim}D grid, got shape {grid.shape} with periodic={grid.periodic}"
+            )
 
     def _check_inputs(self, inputs: torch.Tensor, grid: Grid) -> torch.Tensor:
         """The initial condition ``(batch, *grid.shape)`` after checking shape and values."""

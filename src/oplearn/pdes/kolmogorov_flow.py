@@ -13,7 +13,8 @@ shear flow is unstable and the flow becomes turbulent and chaotic.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -128,7 +129,9 @@ class KolmogorovFlow(PeriodicEvolution):
         if not (smagorinsky >= 0 and math.isfinite(smagorinsky)):
             raise ValueError(f"smagorinsky must be >= 0 and finite, got {smagorinsky}")
         self.smagorinsky = smagorinsky
-        self.initial = ZeroMean(GaussianRandomField(2.5, 7.0, sigma=math.sqrt(2) * 7.0**1.5, boundary="periodic", modes=32))
+        self.initial = ZeroMean(
+            GaussianRandomField(2.5, 7.0, sigma=math.sqrt(2) * 7.0**1.5, boundary="periodic", modes=32)
+        )
 
     def grid(self, resolution: int) -> Grid:
         """The periodic ``resolution x resolution`` grid on :math:`[0, 2\\pi)^2`."""
@@ -164,5 +167,5 @@ class KolmogorovFlow(PeriodicEvolution):
             "initial": {"alpha": 2.5, "tau": 7.0, "sigma": math.sqrt(2) * 7.0**1.5, "modes": 32},
             "refine": self.refine,
             "solver": "Fourier pseudo-spectral vorticity-stream function, 2/3 dealiasing, Crank-Nicolson diffusion, "
-                      "Heun advection and forcing" + (", Smagorinsky eddy viscosity" if self.smagorinsky else ""),
+            "Heun advection and forcing" + (", Smagorinsky eddy viscosity" if self.smagorinsky else ""),
         }

@@ -20,8 +20,9 @@ unit square, so "2x finer" means the same as for grid data.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 
@@ -112,7 +113,9 @@ class MeshPDE(abc.ABC):
         """
         return self.discretise(problem, mesh).residual(outputs[:, 0])
 
-    def strong_residual(self, u: torch.Tensor, grad_u: torch.Tensor, laplacian_u: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+    def strong_residual(
+        self, u: torch.Tensor, grad_u: torch.Tensor, laplacian_u: torch.Tensor, inputs: torch.Tensor
+    ) -> torch.Tensor:
         r"""The pointwise residual :math:`-c(u)\Delta u - c'(u)|\nabla u|^2 - f` of a smooth
         :math:`u` at points (families with :math:`a = 1` whose input channel 0 is :math:`f`).
 
@@ -129,5 +132,7 @@ class MeshPDE(abc.ABC):
         for _ in range(int(n)):
             problem = self.sample_problem(generator)
             mesh = mesh_domain(problem.domain, h)
-            samples.append(MeshSample(mesh.nodes, problem.inputs(mesh.nodes), self.solve(problem, mesh), mesh.triangles))
+            samples.append(
+                MeshSample(mesh.nodes, problem.inputs(mesh.nodes), self.solve(problem, mesh), mesh.triangles)
+            )
         return samples

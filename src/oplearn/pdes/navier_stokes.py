@@ -9,7 +9,8 @@ r"""Incompressible Navier-Stokes in two dimensions, vorticity form, on the perio
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
@@ -132,7 +133,9 @@ class NavierStokes(PeriodicEvolution):
         if t_final is None:
             t_final = next((t for v, t in FNO_FINAL_TIMES.items() if math.isclose(v, nu)), None)
             if t_final is None:
-                raise ValueError(f"give t_final for nu={nu} (defaults exist only for FNO's nu in {sorted(FNO_FINAL_TIMES)})")
+                raise ValueError(
+                    f"give t_final for nu={nu} (defaults exist only for FNO's nu in {sorted(FNO_FINAL_TIMES)})"
+                )
         if n_times is None:
             n_times = max(1, round(check_positive("t_final", t_final)))
         self._set_schedule(t_final, n_times, include_initial=False, dt=dt, refine=refine)

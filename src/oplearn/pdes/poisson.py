@@ -56,11 +56,23 @@ class _RandomSourceProblem(PDE):
         if int(refine) != refine or refine < 1:
             raise ValueError(f"refine must be a positive integer, got {refine}")
         self.field = GaussianRandomField(alpha, tau, sigma=sigma, boundary="neumann", modes=modes)
-        self.alpha, self.tau, self.sigma, self.modes = self.field.alpha, self.field.tau, self.field.sigma, self.field.modes
+        self.alpha, self.tau, self.sigma, self.modes = (
+            self.field.alpha,
+            self.field.tau,
+            self.field.sigma,
+            self.field.modes,
+        )
         self.refine = int(refine)
 
     def _field_params(self) -> dict[str, Any]:
-        return {"alpha": self.alpha, "tau": self.tau, "sigma": self.sigma, "modes": self.modes, "refine": self.refine, "solver": SOLVER}
+        return {
+            "alpha": self.alpha,
+            "tau": self.tau,
+            "sigma": self.sigma,
+            "modes": self.modes,
+            "refine": self.refine,
+            "solver": SOLVER,
+        }
 
     def sample_input(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw ``n`` sources on ``grid``: ``(n, 1, *grid.shape)``, float64."""
@@ -72,7 +84,7 @@ class _RandomSourceProblem(PDE):
         f = self._check_inputs(inputs, grid)
         self._check_not_resonant(grid)
         ones = torch.ones((1, *grid.shape), dtype=torch.float64)
-        return solve_dirichlet(ones, -f, grid, reaction=-self.k**2).unsqueeze(1)
+        return solve_dirichlet(ones, -f, grid, reaction=-(self.k**2)).unsqueeze(1)
 
     def residual(self, outputs: torch.Tensor, inputs: torch.Tensor, grid: Grid) -> torch.Tensor:
         r""":math:`\Delta_h u + k^2 u - f` at the interior nodes (differentiable).
@@ -81,7 +93,9 @@ class _RandomSourceProblem(PDE):
         """
         f = self._check_inputs(inputs, grid)
         if outputs.ndim != 4 or outputs.shape[1] != 1 or tuple(outputs.shape[2:]) != grid.shape:
-            raise ValueError(f"{self.name} outputs must have shape (batch, 1, *{grid.shape}), got {tuple(outputs.shape)}")
+            raise ValueError(
+                f"{self.name} outputs must have shape (batch, 1, *{grid.shape}), got {tuple(outputs.shape)}"
+            )
         u = outputs[:, 0]
         laplacian = divergence_form(u, torch.ones(grid.shape, dtype=u.dtype, device=u.device), grid)
         interior = (slice(None), slice(1, -1), slice(1, -1))
@@ -89,7 +103,9 @@ class _RandomSourceProblem(PDE):
 
     def _check_grid(self, grid: Grid) -> None:
         if grid.ndim != 2 or grid.periodic:
-            raise ValueError(f"{self.name} needs a bounded 2D grid, got shape {grid.shape} with periodic={grid.periodic}")
+            raise ValueError(
+                f"{self.name} needs a bounded 2D grid, got shape {grid.shape} with periodic={grid.periodic}"
+            )
 
     def _check_inputs(self, inputs: torch.Tensor, grid: Grid) -> torch.Tensor:
         """The source ``(batch, *grid.shape)`` after checking shape and values."""
@@ -152,7 +168,9 @@ class Poisson(_RandomSourceProblem):
     name = "poisson"
     k = 0.0
 
-    def __init__(self, alpha: float = 2.0, tau: float = 3.0, sigma: float | None = None, modes: int = 64, refine: int = 1):
+    def __init__(
+        self, alpha: float = 2.0, tau: float = 3.0, sigma: float | None = None, modes: int = 64, refine: int = 1
+    ):
         super().__init__(alpha, tau, sigma, modes, refine)
 
     def params(self) -> dict[str, Any]:

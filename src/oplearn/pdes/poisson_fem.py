@@ -40,20 +40,33 @@ class _RandomSourceFEM(MeshPDE):
 
     input_names = ("f",)
 
-    def __init__(self, alpha: float = 2.0, tau: float = 3.0, sigma: float = 3000.0, modes: int = 16,
-                 family: DomainFamily | dict | None = None):
+    def __init__(
+        self,
+        alpha: float = 2.0,
+        tau: float = 3.0,
+        sigma: float = 3000.0,
+        modes: int = 16,
+        family: DomainFamily | dict | None = None,
+    ):
         super().__init__(family)
         self.field = GaussianRandomField(alpha, tau, sigma=sigma, boundary="neumann", modes=modes)
 
     def sample_problem(self, generator: torch.Generator | None = None) -> DomainProblem:
         domain = self.family.sample(generator)
         xi = self.field.draw(1, 2, generator)
-        source = lambda x: self.field.at_points(xi, x, SQUARE)[0]  # noqa: E731
+        source = lambda x: self.field.at_points(xi, x, SQUARE)[0]
         return DomainProblem(domain, source, None, lambda x: source(x)[:, None])
 
     def params(self) -> dict[str, Any]:
         f = self.field
-        return {"alpha": f.alpha, "tau": f.tau, "sigma": f.sigma, "modes": f.modes, "family": self.family.model_dump(mode="json"), "solver": SOLVER}
+        return {
+            "alpha": f.alpha,
+            "tau": f.tau,
+            "sigma": f.sigma,
+            "modes": f.modes,
+            "family": self.family.model_dump(mode="json"),
+            "solver": SOLVER,
+        }
 
 
 class PoissonFEM(_RandomSourceFEM):

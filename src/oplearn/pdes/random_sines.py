@@ -81,8 +81,13 @@ class RandomSines:
         if int(n) != n or n < 0:
             raise ValueError(f"number of samples must be a non-negative integer, got {n}")
         device = generator.device if generator is not None else torch.device("cpu")
-        rows = [torch.rand(self.draws_per_sample, generator=generator, dtype=torch.float64, device=device) for _ in range(int(n))]
-        return torch.stack(rows) if rows else torch.zeros((0, self.draws_per_sample), dtype=torch.float64, device=device)
+        rows = [
+            torch.rand(self.draws_per_sample, generator=generator, dtype=torch.float64, device=device)
+            for _ in range(int(n))
+        ]
+        return (
+            torch.stack(rows) if rows else torch.zeros((0, self.draws_per_sample), dtype=torch.float64, device=device)
+        )
 
     def evaluate(self, draws: torch.Tensor, x: torch.Tensor, domain: tuple[float, float] = (0.0, 1.0)) -> torch.Tensor:
         """The functions defined by ``draws`` at the points ``x`` of the periodic interval ``domain``.
@@ -111,9 +116,17 @@ class RandomSines:
     def sample(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
         """Draw ``n`` initial conditions at the nodes of the periodic 1D ``grid``: ``(n, *grid.shape)``, float64."""
         if grid.ndim != 1 or not grid.periodic:
-            raise ValueError(f"RandomSines needs a periodic 1D grid, got shape {grid.shape} with periodic={grid.periodic}")
+            raise ValueError(
+                f"RandomSines needs a periodic 1D grid, got shape {grid.shape} with periodic={grid.periodic}"
+            )
         (x,) = grid.axes(torch.float64)
         return self.evaluate(self.draw(n, generator), x, grid.domain[0])
 
     def params(self) -> dict:
-        return {"k_max": self.k_max, "picks": self.picks, "p_abs": self.p_abs, "p_window": self.p_window, "width": self.width}
+        return {
+            "k_max": self.k_max,
+            "picks": self.picks,
+            "p_abs": self.p_abs,
+            "p_window": self.p_window,
+            "width": self.width,
+        }

@@ -37,7 +37,7 @@ import torch
 from oplearn.derivatives import time_derivative
 from oplearn.pdes.base import PDE
 from oplearn.pdes.evolution import check_positive
-from oplearn.pdes.williamson import CASES, GRAVITY, OMEGA, RADIUS, InitialState, coriolis
+from oplearn.pdes.williamson import CASES, GRAVITY, RADIUS, InitialState, coriolis
 from oplearn.solvers.stepping import ETDRK4, integrate
 from oplearn.sphere.grid import LATITUDES, SphereGrid
 from oplearn.sphere.harmonics import laplacian_eigenvalues, spherical_transform
@@ -149,17 +149,24 @@ class ShallowWater(PDE):
 
     def params(self) -> dict[str, Any]:
         return {
-            "case": self.case, "t_final": self.t_final, "n_times": self.n_times, "dt": self.dt,
-            "degrees": self.degrees, "diffusion_time": self.diffusion_time, "depth": self.depth,
-            "vorticity_rms": self.vorticity_rms, "modes": self.modes, "alpha": self.alpha,
+            "case": self.case,
+            "t_final": self.t_final,
+            "n_times": self.n_times,
+            "dt": self.dt,
+            "degrees": self.degrees,
+            "diffusion_time": self.diffusion_time,
+            "depth": self.depth,
+            "vorticity_rms": self.vorticity_rms,
+            "modes": self.modes,
+            "alpha": self.alpha,
             "latitudes": self.latitudes,
             "solver": "spectral transform, vorticity-divergence form, triangular truncation with alias-free "
-                      "quadratic products, ETDRK4 with exact del^4 hyperdiffusion",
+            "quadratic products, ETDRK4 with exact del^4 hyperdiffusion",
         }
 
     # -- the discretisation ------------------------------------------------------------------
 
-    def dynamics(self, grid: SphereGrid, device=None) -> "SpectralDynamics":
+    def dynamics(self, grid: SphereGrid, device=None) -> SpectralDynamics:
         """The spectral model for data stored on ``grid``."""
         degrees = self.degrees or grid.max_degree
         return SpectralDynamics(degrees, self.case, self.alpha, self.depth, self.diffusion_time, device)
@@ -171,13 +178,15 @@ class ShallowWater(PDE):
         model = self.dynamics(self._check_grid(grid))
         return model.observe(self.initial_state(model, n, generator), grid)
 
-    def initial_state(self, model: "SpectralDynamics", n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def initial_state(self, model: SpectralDynamics, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """The spectral initial states ``(n, 3, L, L)`` of the case (the same ``n`` times for a test case)."""
         if self.case != "random":
             return model.case_state.expand(n, *model.case_state.shape[1:]).clone()
         return model.random_state(n, self.modes, self.vorticity_rms, generator)
 
-    def generate(self, n: int, resolution: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def generate(
+        self, n: int, resolution: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Initial states and trajectories on ``self.grid(resolution)``, solved from the exact spectral
         initial state (not from its samples on the grid)."""
         grid = self.grid(resolution)
@@ -212,7 +221,7 @@ class ShallowWater(PDE):
         rates = model.observe_rate(model.tendency(state) + model.linear * state, grid).view(frames.shape)
         return (time_derivative(frames, times, dim=1) - rates * HOUR)[:, 1:].to(outputs.dtype)
 
-    def _integrate(self, model: "SpectralDynamics", state: torch.Tensor, grid: SphereGrid) -> torch.Tensor:
+    def _integrate(self, model: SpectralDynamics, state: torch.Tensor, grid: SphereGrid) -> torch.Tensor:
         stepper = ETDRK4(model.linear, lambda s, t: model.tendency(s))
         frames = integrate(stepper, state, self.times * HOUR, self.dt, observe=lambda s: model.observe(s, grid))
         return frames
@@ -224,8 +233,10 @@ class ShallowWater(PDE):
 
     def _check_fields(self, x: torch.Tensor, grid: SphereGrid, ndim: int) -> None:
         if x.ndim != ndim or x.shape[-3] != 3 or tuple(x.shape[-2:]) != grid.shape:
-            raise ValueError(f"{self.name} fields must have shape ({'batch, time, ' if ndim == 5 else 'batch, '}3, "
-                             f"{grid.nlat}, {grid.nlon}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"{self.name} fields must have shape ({'batch, time, ' if ndim == 5 else 'batch, '}3, "
+                f"{grid.nlat}, {grid.nlon}), got {tuple(x.shape)}"
+            )
         if not torch.isfinite(x).all():
             raise ValueError(f"{self.name} fields contain NaN or infinite values")
 
@@ -258,8 +269,14 @@ class SpectralDynamics:
         theta, lon = self.grid.axes(torch.float64, device)
         lat, lon = torch.meshgrid(math.pi / 2 - theta, lon, indexing="ij")
         if case == "random":
-            initial = InitialState(torch.full_like(lat, depth), torch.zeros_like(lat), torch.zeros_like(lat),
-                                   torch.zeros_like(lat), coriolis(lat, lon), depth)
+            initial = InitialState(
+                torch.full_like(lat, depth),
+                torch.zeros_like(lat),
+                torch.zeros_like(lat),
+                torch.zeros_like(lat),
+                coriolis(lat, lon),
+                depth,
+            )
         else:
             initial = CASES[case](lat, lon, **({"alpha": alpha} if case == "williamson2" else {}))
         self.h_ref = initial.h_ref
@@ -270,7 +287,11 @@ class SpectralDynamics:
         self.inverse_lap = torch.where(self.lap == 0, 0.0, 1 / torch.where(self.lap == 0, 1.0, self.lap))
         rate = 0.0 if diffusion_time == 0 else 1 / (diffusion_time * HOUR)
         damping = rate * (self.lap / self.lap[-1]) ** 2
-        self.linear = -damping.expand(3, degrees, degrees) if rate else torch.zeros(3, degrees, degrees, dtype=torch.float64, device=device)
+        self.linear = (
+            -damping.expand(3, degrees, degrees)
+            if rate
+            else torch.zeros(3, degrees, degrees, dtype=torch.float64, device=device)
+        )
         self.case_state = self.state_of_velocity(initial.h - initial.h_s, initial.u, initial.v)
 
     def state_of_velocity(self, depth: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
@@ -332,15 +353,24 @@ class SpectralDynamics:
     def observe_rate(self, rate: torch.Tensor, grid: SphereGrid) -> torch.Tensor:
         """A tendency of the state in stored units per second on ``grid``: ``(batch, 3, nlat, nlon)``."""
         fields = spherical_transform(grid, self.degrees, device=rate.device).inverse(rate)
-        return torch.stack([fields[:, 0] / GRAVITY / HEIGHT_UNIT, fields[:, 1] / VORTICITY_UNIT, fields[:, 2] / VORTICITY_UNIT], dim=1)
+        return torch.stack(
+            [fields[:, 0] / GRAVITY / HEIGHT_UNIT, fields[:, 1] / VORTICITY_UNIT, fields[:, 2] / VORTICITY_UNIT], dim=1
+        )
 
     def state_of(self, fields: torch.Tensor, grid: SphereGrid) -> torch.Tensor:
         """The spectral state of stored fields ``(batch, 3, nlat, nlon)`` on ``grid`` (degrees beyond
         what the grid resolves are zero)."""
         degrees = min(self.degrees, grid.max_degree)
         coefficients = spherical_transform(grid, degrees, device=fields.device)(
-            torch.stack([(fields[:, 0] * HEIGHT_UNIT + self.h_ref) * GRAVITY, fields[:, 1] * VORTICITY_UNIT,
-                         fields[:, 2] * VORTICITY_UNIT], dim=1))
+            torch.stack(
+                [
+                    (fields[:, 0] * HEIGHT_UNIT + self.h_ref) * GRAVITY,
+                    fields[:, 1] * VORTICITY_UNIT,
+                    fields[:, 2] * VORTICITY_UNIT,
+                ],
+                dim=1,
+            )
+        )
         state = torch.zeros(len(fields), 3, self.degrees, self.degrees, dtype=coefficients.dtype, device=fields.device)
         state[..., :degrees, :degrees] = coefficients
         state[:, 0] -= self.phi_s_hat
@@ -348,7 +378,7 @@ class SpectralDynamics:
 
     def mass(self, state: torch.Tensor) -> torch.Tensor:
         r""":math:`\int \Phi\, dA / g` per unit density (m^3): ``(batch, 3, L, L) -> (batch,)``."""
-        return (state[:, 0, 0, 0].real * math.sqrt(4 * math.pi) * RADIUS**2 / GRAVITY)
+        return state[:, 0, 0, 0].real * math.sqrt(4 * math.pi) * RADIUS**2 / GRAVITY
 
     def energy(self, state: torch.Tensor) -> torch.Tensor:
         r""":math:`\frac1g\int \tfrac12\Phi|\mathbf u|^2 + \tfrac12\Phi^2 + \Phi\Phi_s\, dA` (per unit density),

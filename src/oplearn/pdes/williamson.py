@@ -121,7 +121,9 @@ def rossby_haurwitz_wave(lat: torch.Tensor, lon: torch.Tensor) -> InitialState:
     c, s = torch.cos(lat), torch.sin(lat)
     u = RADIUS * w * c + RADIUS * k * c ** (r - 1) * (r * s**2 - c**2) * torch.cos(r * lon)
     v = -RADIUS * k * r * c ** (r - 1) * s * torch.sin(r * lon)
-    a = w / 2 * (2 * OMEGA + w) * c**2 + k**2 / 4 * ((r + 1) * c ** (2 * r + 2) + (2 * r**2 - r - 2) * c ** (2 * r) - 2 * r**2 * c ** (2 * r - 2))
+    a = w / 2 * (2 * OMEGA + w) * c**2 + k**2 / 4 * (
+        (r + 1) * c ** (2 * r + 2) + (2 * r**2 - r - 2) * c ** (2 * r) - 2 * r**2 * c ** (2 * r - 2)
+    )
     b = 2 * (OMEGA + w) * k / ((r + 1) * (r + 2)) * c**r * (r**2 + 2 * r + 2 - (r + 1) ** 2 * c**2)
     cc = k**2 / 4 * c ** (2 * r) * ((r + 1) * c**2 - r - 2)
     h = h0 + RADIUS**2 * (a + b * torch.cos(r * lon) + cc * torch.cos(2 * r * lon)) / GRAVITY

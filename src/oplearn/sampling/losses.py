@@ -58,7 +58,9 @@ class ReverseKL(SamplerLoss):
 
     def __init__(self, exploration: float = 0.0):
         if exploration:
-            raise ConfigError("loss: the reverse-KL loss is on-policy; exploration applies to log_variance and trajectory_balance")
+            raise ConfigError(
+                "loss: the reverse-KL loss is on-policy; exploration applies to log_variance and trajectory_balance"
+            )
         super().__init__(0.0)
 
     def reduce(self, log_w):
@@ -85,7 +87,11 @@ class TrajectoryBalance(SamplerLoss):
         return (log_w - self.log_Z).square().mean()
 
 
-LOSSES: dict[str, type[SamplerLoss]] = {"kl": ReverseKL, "log_variance": LogVariance, "trajectory_balance": TrajectoryBalance}
+LOSSES: dict[str, type[SamplerLoss]] = {
+    "kl": ReverseKL,
+    "log_variance": LogVariance,
+    "trajectory_balance": TrajectoryBalance,
+}
 
 
 def make_loss(name: str, exploration: float = 0.0) -> SamplerLoss:

@@ -65,7 +65,17 @@ class ControlNet(nn.Module):
         Initial value of the gate :math:`g_\theta` (the bias of its last layer).
     """
 
-    def __init__(self, dim: int, state_dim: int | None = None, width: int = 64, depth: int = 2, use_score: bool = True, clip: float | None = 10.0, horizon: float = 1.0, gate_init: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        state_dim: int | None = None,
+        width: int = 64,
+        depth: int = 2,
+        use_score: bool = True,
+        clip: float | None = 10.0,
+        horizon: float = 1.0,
+        gate_init: float = 0.0,
+    ):
         super().__init__()
         self.use_score, self.clip = use_score, clip
         self.embed_time = TimeEmbedding(width, horizon)

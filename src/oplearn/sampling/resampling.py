@@ -34,7 +34,12 @@ def systematic_resample(log_w: torch.Tensor, generator: torch.Generator | None =
     """``n`` ancestor indices ``(n,)`` drawn proportionally to ``exp(log_w)`` by systematic resampling."""
     n = log_w.shape[0]
     w = torch.softmax(log_w.double(), 0).cpu()
-    u = (torch.rand(1, generator=generator, dtype=torch.float64, device="cpu" if generator is None else generator.device).cpu() + torch.arange(n, dtype=torch.float64)) / n
+    u = (
+        torch.rand(
+            1, generator=generator, dtype=torch.float64, device="cpu" if generator is None else generator.device
+        ).cpu()
+        + torch.arange(n, dtype=torch.float64)
+    ) / n
     cdf = torch.cumsum(w, 0)
     cdf[-1] = 1.0
     return torch.searchsorted(cdf, u).clamp(max=n - 1).to(log_w.device)

@@ -77,18 +77,26 @@ class SamplerTask(Task):
             raise ValueError(f"sampling.target '{s.target}' is unknown; choose one of {', '.join(sorted(TARGETS))}")
         if s.method not in METHODS:
             raise ValueError(f"sampling.method '{s.method}' is unknown; choose one of {', '.join(METHODS)}")
-        for what, given, allowed in (("target_params", s.target_params, target_parameters(s.target)),
-                                     ("method_params", s.method_params, method_parameters(METHODS[s.method]))):
+        for what, given, allowed in (
+            ("target_params", s.target_params, target_parameters(s.target)),
+            ("method_params", s.method_params, method_parameters(METHODS[s.method])),
+        ):
             unknown = set(given) - allowed
             if unknown:
-                raise ValueError(f"sampling.{what}: unknown parameter(s) {', '.join(sorted(unknown))}; "
-                                 f"allowed: {', '.join(sorted(allowed))}")
+                raise ValueError(
+                    f"sampling.{what}: unknown parameter(s) {', '.join(sorted(unknown))}; "
+                    f"allowed: {', '.join(sorted(allowed))}"
+                )
         if s.method in UNTRAINED:
-            raise ValueError(f"sampling.method '{s.method}' learns nothing and is not trained; "
-                             "benchmarks/density_sampling.py runs it as the baseline")
+            raise ValueError(
+                f"sampling.method '{s.method}' learns nothing and is not trained; "
+                "benchmarks/density_sampling.py runs it as the baseline"
+            )
         if s.loss == "kl" and s.exploration:
-            raise ValueError("sampling.exploration applies to the log_variance and trajectory_balance losses; "
-                             "the kl loss is on-policy")
+            raise ValueError(
+                "sampling.exploration applies to the log_variance and trajectory_balance losses; "
+                "the kl loss is on-policy"
+            )
         if s.loss == "trajectory_balance" and s.method == "scld":
             raise ValueError("sampling.loss trajectory_balance needs whole paths; use log_variance or kl with scld")
 
@@ -105,8 +113,14 @@ class SamplerTask(Task):
 
     def info(self) -> dict:
         target = self.model.sampler.target
-        return {"task": self.name, "target": self.settings.target, "dim": target.dim, "log_Z": target.log_Z,
-                "method": self.settings.method, "loss": self.settings.loss}
+        return {
+            "task": self.name,
+            "target": self.settings.target,
+            "dim": target.dim,
+            "log_Z": target.log_Z,
+            "method": self.settings.method,
+            "loss": self.settings.loss,
+        }
 
     @classmethod
     def rebuild(cls, config: RunConfig, info: dict) -> SamplerModel:
@@ -178,7 +192,9 @@ def evaluate_sampler(run, options) -> list[dict]:
     values: dict[str, list[float]] = {}
     for s in range(seeds):
         est = sampler.estimate(n, generator(run.config.seed, 19, s, device=options.device))
-        exact = target.sample(n, generator(run.config.seed, 20, s)).to(est.samples.device) if target.has_samples else None
+        exact = (
+            target.sample(n, generator(run.config.seed, 20, s)).to(est.samples.device) if target.has_samples else None
+        )
         metrics = sample_metrics(target, est, exact)
         if exact is not None:
             metrics["eubo"] = sampler.eubo(exact, generator(run.config.seed, 21, s, device=options.device))
@@ -188,8 +204,17 @@ def evaluate_sampler(run, options) -> list[dict]:
             run.scratch["samples"] = est.samples.cpu()
             run.scratch["exact"] = None if exact is None else exact.cpu()
     metrics = {key: interval(v) for key, v in values.items()}
-    return [{"key": f"{settings.method} on {settings.target}: {n} samples x {seeds} seeds", "label": f"{n} samples, {seeds} seeds",
-             "n_samples": n, "seeds": seeds, "target": settings.target, "method": settings.method, "metrics": metrics}]
+    return [
+        {
+            "key": f"{settings.method} on {settings.target}: {n} samples x {seeds} seeds",
+            "label": f"{n} samples, {seeds} seeds",
+            "n_samples": n,
+            "seeds": seeds,
+            "target": settings.target,
+            "method": settings.method,
+            "metrics": metrics,
+        }
+    ]
 
 
 def report_sampler(run, rows: list[dict], report) -> None:
@@ -200,11 +225,16 @@ def report_sampler(run, rows: list[dict], report) -> None:
     target = sampler.target
     samples = run.scratch.get("samples")
     if samples is not None:
-        report.figure("Samples against the target", plot_marginals(target, samples, run.scratch.get("exact")), "marginals")
+        report.figure(
+            "Samples against the target", plot_marginals(target, samples, run.scratch.get("exact")), "marginals"
+        )
         labels = target.modes(samples)
         if labels is not None:
-            report.figure("Mode frequencies of the samples against the target's mode weights",
-                          plot_modes(labels, target.mode_weights()), "modes")
+            report.figure(
+                "Mode frequencies of the samples against the target's mode weights",
+                plot_modes(labels, target.mode_weights()),
+                "modes",
+            )
     log = [r for r in run.log() if "val_log_Z" in r]
     if log:
         keys = [k for k in ("val_elbo", "val_log_Z", "val_ess", "val_log_Z_error") if k in log[0]]
@@ -221,8 +251,10 @@ def report_sampler(run, rows: list[dict], report) -> None:
         if "val_log_Z_error" in keys:
             axes[0][keys.index("val_log_Z_error")].set_yscale("log")
         report.figure("ELBO, log Z and ESS over training", fig, "training_metrics")
-    report.text(f"Samples of `{run.config.sampling.method}` on `{run.config.sampling.target}` ({target.dim} dimensions); "
-                "metrics are means over estimator seeds with 95% Student-t half-widths, defined in `oplearn.sampling.metrics`.")
+    report.text(
+        f"Samples of `{run.config.sampling.method}` on `{run.config.sampling.target}` ({target.dim} dimensions); "
+        "metrics are means over estimator seeds with 95% Student-t half-widths, defined in `oplearn.sampling.metrics`."
+    )
 
 
 def plot_marginals(target, samples: torch.Tensor, exact: torch.Tensor | None, dims: int = 4):

@@ -7,7 +7,7 @@ Each iteration draws ``batch_size`` paths with a generator derived from ``(seed,
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 
@@ -21,13 +21,23 @@ def optimizer_for(sampler, loss: SamplerLoss, lr: float) -> torch.optim.Optimize
     return torch.optim.Adam([*sampler.parameters(), *loss.parameters()], lr=lr)
 
 
-def train_step(sampler, loss: SamplerLoss, optimizer: torch.optim.Optimizer, batch_size: int, seed: int, iteration: int, clip: float = 1.0) -> dict[str, float]:
+def train_step(
+    sampler,
+    loss: SamplerLoss,
+    optimizer: torch.optim.Optimizer,
+    batch_size: int,
+    seed: int,
+    iteration: int,
+    clip: float = 1.0,
+) -> dict[str, float]:
     """One optimisation step; raises :class:`~oplearn.errors.TrainingDiverged` on a non-finite loss."""
     g = generator(seed, iteration, device=sampler.device)
     optimizer.zero_grad(set_to_none=True)
     value, log_w = loss(sampler, batch_size, g)
     if not math.isfinite(float(value.detach())):
-        raise TrainingDiverged(f"sampler training: the loss became {float(value.detach())} at iteration {iteration}; lower the learning rate")
+        raise TrainingDiverged(
+            f"sampler training: the loss became {float(value.detach())} at iteration {iteration}; lower the learning rate"
+        )
     value.backward()
     torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], clip)
     optimizer.step()
@@ -35,7 +45,15 @@ def train_step(sampler, loss: SamplerLoss, optimizer: torch.optim.Optimizer, bat
     return {"loss": float(value.detach()), "elbo": float(w.sum(0).mean()) if w.ndim > 1 else float(w.mean())}
 
 
-def train_sampler(sampler, loss: SamplerLoss, iterations: int, batch_size: int, lr: float = 1e-3, seed: int = 0, callback: Callable[[int, dict], None] | None = None) -> list[dict[str, float]]:
+def train_sampler(
+    sampler,
+    loss: SamplerLoss,
+    iterations: int,
+    batch_size: int,
+    lr: float = 1e-3,
+    seed: int = 0,
+    callback: Callable[[int, dict], None] | None = None,
+) -> list[dict[str, float]]:
     """``iterations`` steps of Adam; returns the per-step records."""
     optimizer = optimizer_for(sampler, loss, lr)
     history = []

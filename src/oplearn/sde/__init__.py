@@ -15,7 +15,16 @@ Example::
 from oplearn.sde.likelihood import backward_log_density, forward_log_density, girsanov_log_ratio, noise_log_density
 from oplearn.sde.linear import OrnsteinUhlenbeck
 from oplearn.sde.noise import DiagonalNoise, MatrixNoise, Noise, ScalarNoise
-from oplearn.sde.solvers import EulerMaruyama, ExponentialEuler, Path, Solver, Splitting, Transitions, solve, solve_backward
+from oplearn.sde.solvers import (
+    EulerMaruyama,
+    ExponentialEuler,
+    Path,
+    Solver,
+    Splitting,
+    Transitions,
+    solve,
+    solve_backward,
+)
 from oplearn.sde.terms import SDE, ControlledSDE, ItoSDE, UnderdampedSDE
 from oplearn.sde.times import CosineGrid, GeometricGrid, TimeGrid, UniformGrid
 

@@ -38,10 +38,19 @@ class OrnsteinUhlenbeck(SDE):
 
     noise = ScalarNoise()
 
-    def __init__(self, rate: float = 1.0, rate_end: float | None = None, mean: float = 0.0, scale: float = 1.0, horizon: float = 1.0):
+    def __init__(
+        self,
+        rate: float = 1.0,
+        rate_end: float | None = None,
+        mean: float = 0.0,
+        scale: float = 1.0,
+        horizon: float = 1.0,
+    ):
         rate_end = rate if rate_end is None else rate_end
         if rate < 0 or rate_end < 0 or scale <= 0 or horizon <= 0:
-            raise ConfigError(f"Ornstein-Uhlenbeck: rates must be >= 0 and scale, horizon > 0 (got {rate}, {rate_end}, {scale}, {horizon})")
+            raise ConfigError(
+                f"Ornstein-Uhlenbeck: rates must be >= 0 and scale, horizon > 0 (got {rate}, {rate_end}, {scale}, {horizon})"
+            )
         self.rate, self.rate_end, self.mean, self.scale, self.horizon = rate, rate_end, mean, scale, horizon
 
     def beta(self, t: torch.Tensor) -> torch.Tensor:

@@ -106,22 +106,28 @@ class Solver(ABC):
         keeps of the step beyond its state."""
 
     @abstractmethod
-    def step_back(self, sde: Any, t: torch.Tensor, dt: torch.Tensor, state: State, xi: torch.Tensor) -> tuple[State, torch.Tensor | None]:
+    def step_back(
+        self, sde: Any, t: torch.Tensor, dt: torch.Tensor, state: State, xi: torch.Tensor
+    ) -> tuple[State, torch.Tensor | None]:
         """One step of the backward process from time ``t + dt`` to ``t``: the forward step's
         deterministic maps inverted and its kernels replaced by those of the backward-pointing
         ``sde``; returns ``(state at t, record)`` with the record in the forward step's layout."""
 
     @abstractmethod
-    def transitions(self, path: "Path") -> Transitions:
+    def transitions(self, path: Path) -> Transitions:
         """The Gaussian transitions of a kept path."""
 
     @abstractmethod
-    def kernel(self, sde: Any, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def kernel(
+        self, sde: Any, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mean, coefficient ``sigma`` and variance scale ``v`` of the kernel of ``sde`` moving ``y``
         (given the state ``given``) over ``h``: the next value is ``mean + sigma sqrt(v) xi``."""
 
     @abstractmethod
-    def kernel_scale(self, sde: Any, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def kernel_scale(
+        self, sde: Any, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(sigma, v)`` of :meth:`kernel` alone (no drift or control evaluation where they do not enter)."""
 
     @abstractmethod
@@ -371,7 +377,9 @@ def _kept_path(times, kept, records, noise) -> Path:
 
 def _check_times(times: torch.Tensor, batch: int) -> None:
     if times.ndim not in (1, 2) or times.shape[0] < 2:
-        raise OplearnError(f"sde: times must have shape (steps + 1,) or (steps + 1, batch) with steps >= 1, got {tuple(times.shape)}")
+        raise OplearnError(
+            f"sde: times must have shape (steps + 1,) or (steps + 1, batch) with steps >= 1, got {tuple(times.shape)}"
+        )
     if times.ndim == 2 and times.shape[1] != batch:
         raise OplearnError(f"sde: per-sample times have {times.shape[1]} columns for a batch of {batch}")
     if not bool(torch.all(times[1:] > times[:-1])):

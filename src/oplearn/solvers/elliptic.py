@@ -71,7 +71,9 @@ def _factor_solve(matrix, rhs: np.ndarray) -> np.ndarray:
     return scipy.sparse.linalg.splu(matrix, permc_spec="MMD_AT_PLUS_A").solve(rhs)
 
 
-def solve_dirichlet(a: torch.Tensor, f: torch.Tensor, grid: Grid, reaction: float = 0.0, workers: int | None = None) -> torch.Tensor:
+def solve_dirichlet(
+    a: torch.Tensor, f: torch.Tensor, grid: Grid, reaction: float = 0.0, workers: int | None = None
+) -> torch.Tensor:
     """Solve ``-div(a grad u) + reaction u = f`` with ``u = 0`` on the boundary of ``grid``.
 
     Each sample is assembled with scipy.sparse and factorised with SuperLU. A coefficient

@@ -30,8 +30,8 @@ Gustafsson and McBain, scikit-fem: A Python package for finite element assembly,
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -73,8 +73,15 @@ class P1Problem:
         Order of the quadrature rule.
     """
 
-    def __init__(self, mesh: TriangleMesh, source: PointFunction, coefficient: PointFunction | None = None,
-                 boundary: PointFunction | None = None, conductivity: Conductivity | None = None, intorder: int = 4):
+    def __init__(
+        self,
+        mesh: TriangleMesh,
+        source: PointFunction,
+        coefficient: PointFunction | None = None,
+        boundary: PointFunction | None = None,
+        conductivity: Conductivity | None = None,
+        intorder: int = 4,
+    ):
         skfem = require("skfem", "fem")
         self.mesh, self.conductivity = mesh, conductivity
         self.basis = skfem.Basis(mesh.to_skfem(), skfem.ElementTriP1(), intorder=intorder)
@@ -111,7 +118,9 @@ class P1Problem:
                 rhs = self.load - matrix @ u
             else:
                 current = self.basis.interpolate(u)
-                fields = dict(a=self.a, f=self.f, c=c.value(np.asarray(current)), dc=c.derivative(np.asarray(current)), u=current)
+                fields = dict(
+                    a=self.a, f=self.f, c=c.value(np.asarray(current)), dc=c.derivative(np.asarray(current)), u=current
+                )
                 matrix = skfem.asm(skfem.BilinearForm(jacobian), self.basis, **fields)
                 rhs = -skfem.asm(skfem.LinearForm(residual), self.basis, **fields)
             du = skfem.solve(*skfem.condense(matrix, rhs, D=self.dirichlet))
@@ -120,7 +129,9 @@ class P1Problem:
                 return torch.from_numpy(u)
             if iteration and np.abs(du).max() <= tol * (1 + np.abs(u).max()):
                 return torch.from_numpy(u)
-        raise DataError(f"Newton's method did not converge in {max_iter} iterations (last update {np.abs(du).max():.2e})")
+        raise DataError(
+            f"Newton's method did not converge in {max_iter} iterations (last update {np.abs(du).max():.2e})"
+        )
 
     def residual(self, u: torch.Tensor) -> torch.Tensor:
         r"""The discrete weak residual :math:`R(u)[\varphi_i]` at the interior nodes (differentiable).

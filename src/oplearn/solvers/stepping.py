@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import abc
 import math
-from typing import Callable, ClassVar, Sequence
+from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import torch
 
@@ -205,7 +206,10 @@ def integrate(
     if any(b < a for a, b in zip([t0, *times], times)):
         raise ValueError(f"output times must be non-decreasing from t0={t0}, got {times}")
     steps: dict[float, Step] = {}  # one step function per distinct step size
-    counts = [0 if b <= a else 1 if dt is None else max(1, math.ceil((b - a) / dt - 1e-9)) for a, b in zip([t0, *times], times)]
+    counts = [
+        0 if b <= a else 1 if dt is None else max(1, math.ceil((b - a) / dt - 1e-9))
+        for a, b in zip([t0, *times], times)
+    ]
     total, done = max(sum(counts), 1), 0
     u, t, frames = u0, float(t0), []
     for t_out, n in zip(times, counts):

@@ -81,7 +81,7 @@ class SphereGrid(Grid):
         latitude_quadrature(self.shape[0], self.latitudes)  # checks the rule and the size
 
     @classmethod
-    def regular(cls, nlat: int, latitudes: str = "equiangular") -> "SphereGrid":
+    def regular(cls, nlat: int, latitudes: str = "equiangular") -> SphereGrid:
         """The grid of ``nlat`` latitudes and ``2 nlat`` longitudes."""
         return cls((int(nlat), 2 * int(nlat)), latitudes=latitudes)
 
@@ -125,7 +125,7 @@ class SphereGrid(Grid):
         r""":math:`\int_{S^2} f\, dA` on the unit sphere: ``(..., nlat, nlon) -> (...)``."""
         return (field * self.area_weights(field.dtype, field.device)).sum(dim=(-2, -1))
 
-    def refine(self, factor: int) -> "SphereGrid":
+    def refine(self, factor: int) -> SphereGrid:
         """The grid ``factor`` times finer; only ``factor = 1`` for Gauss-Legendre latitudes (they do
         not nest). Equiangular grids keep every node: ``(nlat - 1) factor + 1`` latitudes."""
         if factor == 1:
@@ -134,12 +134,12 @@ class SphereGrid(Grid):
             raise ValueError(f"cannot refine a {self.latitudes} sphere grid by {factor}")
         return SphereGrid(((self.nlat - 1) * factor + 1, self.nlon * factor), latitudes=self.latitudes)
 
-    def with_shape(self, shape: tuple[int, ...]) -> "SphereGrid":
+    def with_shape(self, shape: tuple[int, ...]) -> SphereGrid:
         return SphereGrid(tuple(shape), latitudes=self.latitudes)
 
     def to_dict(self) -> dict:
         return {**super().to_dict(), "latitudes": self.latitudes}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SphereGrid":
+    def from_dict(cls, d: dict) -> SphereGrid:
         return cls(tuple(d["shape"]), latitudes=d["latitudes"])

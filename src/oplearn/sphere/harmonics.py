@@ -83,8 +83,13 @@ class SphericalTransform(nn.Module):
 
 
 @lru_cache(maxsize=64)
-def spherical_transform(grid: SphereGrid, degrees: int | None = None, vector: bool = False,
-                        dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> SphericalTransform:
+def spherical_transform(
+    grid: SphereGrid,
+    degrees: int | None = None,
+    vector: bool = False,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+) -> SphericalTransform:
     """A shared :class:`SphericalTransform` with its tables in ``dtype`` on ``device`` (the tables
     take time to compute; models and solvers reuse them per grid)."""
     return SphericalTransform(grid, degrees, vector).to(device=device, dtype=dtype)

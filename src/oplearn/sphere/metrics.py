@@ -36,7 +36,9 @@ def band_masks(grid: SphereGrid) -> dict[str, torch.Tensor]:
     return masks
 
 
-def area_relative_l2(pred: torch.Tensor, true: torch.Tensor, grid: SphereGrid, rows: torch.Tensor | None = None) -> torch.Tensor:
+def area_relative_l2(
+    pred: torch.Tensor, true: torch.Tensor, grid: SphereGrid, rows: torch.Tensor | None = None
+) -> torch.Tensor:
     """The area-weighted relative L2 error per sample, over the rows ``rows`` (all when ``None``).
 
     Shapes: ``pred, true: (batch, ..., nlat, nlon) -> (batch,)``.

@@ -16,8 +16,16 @@ def _cell_edges(centres: np.ndarray, lo: float, hi: float) -> np.ndarray:
     return np.concatenate([[lo], (centres[1:] + centres[:-1]) / 2, [hi]])
 
 
-def plot_sphere_samples(inputs: torch.Tensor, truth: torch.Tensor, pred: torch.Tensor, grid: SphereGrid, title: str,
-                        n_samples: int = 3, channel: int = 0, name: str | None = None):
+def plot_sphere_samples(
+    inputs: torch.Tensor,
+    truth: torch.Tensor,
+    pred: torch.Tensor,
+    grid: SphereGrid,
+    title: str,
+    n_samples: int = 3,
+    channel: int = 0,
+    name: str | None = None,
+):
     """Input, truth, prediction and absolute error of channel ``channel`` for the first samples, as
     Mollweide maps (longitude -180..180 degrees, the input's column 0 at longitude 0).
 
@@ -35,10 +43,12 @@ def plot_sphere_samples(inputs: torch.Tensor, truth: torch.Tensor, pred: torch.T
     for i in range(n):
         err = (pred[i, channel] - truth[i, channel]).abs()
         vmin, vmax = float(truth[i, channel].min()), float(truth[i, channel].max())
-        panels = [(inputs[i, min(channel, inputs.shape[1] - 1)], "input", "viridis", None, None),
-                  (truth[i, channel], "truth", "magma", vmin, vmax),
-                  (pred[i, channel], "prediction", "magma", vmin, vmax),
-                  (err, "|error|", "inferno", None, None)]
+        panels = [
+            (inputs[i, min(channel, inputs.shape[1] - 1)], "input", "viridis", None, None),
+            (truth[i, channel], "truth", "magma", vmin, vmax),
+            (pred[i, channel], "prediction", "magma", vmin, vmax),
+            (err, "|error|", "inferno", None, None),
+        ]
         for j, (field, what, cmap, lo, hi) in enumerate(panels):
             ax = fig.add_subplot(n, 4, 4 * i + j + 1, projection="mollweide")
             values = field.detach().cpu().double().numpy()[::-1][:, order]
@@ -58,8 +68,12 @@ def plot_band_errors(rows: list[dict]):
     fig, ax = plt.subplots(figsize=(7, 4))
     width = 0.8 / len(rows)
     for k, row in enumerate(rows):
-        ax.bar(np.arange(len(bands)) + k * width, [row["latitude_bands"].get(b, np.nan) for b in bands], width,
-               label=row["label"])
+        ax.bar(
+            np.arange(len(bands)) + k * width,
+            [row["latitude_bands"].get(b, np.nan) for b in bands],
+            width,
+            label=row["label"],
+        )
     ax.set_xticks(np.arange(len(bands)) + 0.4 - width / 2, bands)
     ax.set_xlabel("latitude band")
     ax.set_ylabel("relative L2 (area-weighted)")

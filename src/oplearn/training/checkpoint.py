@@ -50,7 +50,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
             "only load checkpoints you trust, re-saved as plain tensors"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as err:
-        raise CheckpointError(f"checkpoint '{path}' is truncated or corrupt: {str(err).splitlines()[0][:200]}") from None
+        raise CheckpointError(
+            f"checkpoint '{path}' is truncated or corrupt: {str(err).splitlines()[0][:200]}"
+        ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"'{path}' is not an oplearn checkpoint")
     if state.get("format_version", 0) > FORMAT_VERSION:

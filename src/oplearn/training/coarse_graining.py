@@ -28,8 +28,8 @@ import torch
 from oplearn.config import RunConfig
 from oplearn.errors import ConfigError
 from oplearn.models.uno import fourier_resample
-from oplearn.physics import pde_from_meta
 from oplearn.pdes.evolution import PeriodicEvolution
+from oplearn.physics import pde_from_meta
 from oplearn.training.long_rollout_config import CoarseGrainingConfig
 from oplearn.training.rollout import window_frames, window_targets
 from oplearn.training.tasks import OneStepTask, check_operator_fits
@@ -58,8 +58,10 @@ class CoarseGrainingTask(OneStepTask):
         meta = self.example.meta
         pde = pde_from_meta(meta)[0] if "pde" in meta and "pde_params" in meta else None
         if not isinstance(pde, PeriodicEvolution):
-            raise ConfigError(f"config: train.task=coarse_graining needs data of a periodic evolution PDE made by oplearn "
-                              f"generate (kuramoto_sivashinsky, kolmogorov_flow, ...); '{config.data.path}' holds {meta.get('pde')}")
+            raise ConfigError(
+                f"config: train.task=coarse_graining needs data of a periodic evolution PDE made by oplearn "
+                f"generate (kuramoto_sivashinsky, kolmogorov_flow, ...); '{config.data.path}' holds {meta.get('pde')}"
+            )
         time = self.example.time
         if time is None or len(time) < 2:
             raise ConfigError(f"config: train.task=coarse_graining needs stored frame times in '{config.data.path}'")
@@ -69,7 +71,9 @@ class CoarseGrainingTask(OneStepTask):
     @classmethod
     def check_config(cls, config: RunConfig) -> None:
         if config.train.history != 1 or config.train.pushforward:
-            raise ValueError("train.task=coarse_graining steps from one frame: set train.history=1 and train.pushforward=0")
+            raise ValueError(
+                "train.task=coarse_graining steps from one frame: set train.history=1 and train.pushforward=0"
+            )
 
     def check_model(self, model) -> None:
         super().check_model(model)
@@ -77,9 +81,11 @@ class CoarseGrainingTask(OneStepTask):
             try:
                 check_operator_fits(model, self.fine_grid)
             except ConfigError as err:
-                raise ConfigError(f"{err}; coarse_graining.pde_weight > 0 evaluates the model on the "
-                                  f"{'x'.join(map(str, self.fine_grid.shape))} fine grid: choose a resolution-free model "
-                                  f"(fno, tfno, uno, local_fno, ...) or set coarse_graining.pde_weight=0") from None
+                raise ConfigError(
+                    f"{err}; coarse_graining.pde_weight > 0 evaluates the model on the "
+                    f"{'x'.join(map(str, self.fine_grid.shape))} fine grid: choose a resolution-free model "
+                    f"(fno, tfno, uno, local_fno, ...) or set coarse_graining.pde_weight=0"
+                ) from None
 
     def loss(self, net, model, idx, device, autocast):
         pairs = self.pairs[idx]

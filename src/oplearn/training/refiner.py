@@ -49,7 +49,9 @@ class RefinerTask(OneStepTask):
     def build_model(self) -> PDERefiner:
         channels = self.example.outputs.shape[2]
         model = self._model(self.config, channels, self.history, self.grid)
-        model.frame_norm.fit_moments(ChannelMoments.of(chunk.outputs.flatten(0, 1) for chunk in self.train.chunks(self.config.data.batch_size)))
+        model.frame_norm.fit_moments(
+            ChannelMoments.of(chunk.outputs.flatten(0, 1) for chunk in self.train.chunks(self.config.data.batch_size))
+        )
         return model
 
     @classmethod

@@ -36,8 +36,16 @@ from oplearn.provenance import timestamp, versions
 from oplearn.seeding import generator
 from oplearn.training import distributed
 from oplearn.training.checkpoint import load_checkpoint, save_checkpoint
-from oplearn.training.rundir import (BEST, CONFIG_FILE, LAST, LOG_FILE, META_FILE, checkpoint_path, model_from_checkpoint,
-                                     write_json)
+from oplearn.training.rundir import (
+    BEST,
+    CONFIG_FILE,
+    LAST,
+    LOG_FILE,
+    META_FILE,
+    checkpoint_path,
+    model_from_checkpoint,
+    write_json,
+)
 from oplearn.training.tasks import check_datasets, ensure_dataset, task_class
 from oplearn.training.tensorboard import EventLog, check_available
 
@@ -48,7 +56,9 @@ def resolve_device(name: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ConfigError(f"config: key 'train.device': '{name}' is not a device (use auto, cpu, cuda, cuda:1)") from None
+        raise ConfigError(
+            f"config: key 'train.device': '{name}' is not a device (use auto, cpu, cuda, cuda:1)"
+        ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("config: train.device is 'cuda' but no CUDA device is available; use --set train.device=cpu")
     return device
@@ -128,8 +138,10 @@ def _check_resume_config(run_dir: Path, config: RunConfig, done: int) -> None:
             yield prefix[:-1]
 
     if config.train.epochs < done:
-        raise OplearnError(f"cannot resume: the run has trained {done} epochs already, more than train.epochs="
-                           f"{config.train.epochs}; raise train.epochs to continue it")
+        raise OplearnError(
+            f"cannot resume: the run has trained {done} epochs already, more than train.epochs="
+            f"{config.train.epochs}; raise train.epochs to continue it"
+        )
     differing = [key for key in diff(saved, now) if key not in RUNTIME_SETTINGS | {"train.epochs"}]
     if differing:
         raise OplearnError(
@@ -180,12 +192,19 @@ def _run_meta(run_dir: Path, config: RunConfig, model: nn.Module, resume: bool) 
     earlier = []
     if resume and (run_dir / META_FILE).exists():
         earlier = json.loads((run_dir / META_FILE).read_text()).get("sessions", [])
-    return {"task": config.train.task, "model": config.model.name if config.model is not None else None,
-            "parameters": count_parameters(model), "data": config.data.path, "versions": versions(),
-            "sessions": earlier}
+    return {
+        "task": config.train.task,
+        "model": config.model.name if config.model is not None else None,
+        "parameters": count_parameters(model),
+        "data": config.data.path,
+        "versions": versions(),
+        "sessions": earlier,
+    }
 
 
-def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, world: distributed.World, device: torch.device) -> dict:
+def _fit_in(
+    config: RunConfig, run_dir: Path, resume: bool, progress: bool, world: distributed.World, device: torch.device
+) -> dict:
     distributed.check_batch(config.data.batch_size, world)
     if world.is_main:  # data generation happens once
         if config.data.path is not None:
@@ -226,8 +245,15 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
     if world.is_main:  # a resume may have lengthened train.epochs: the saved config follows
         _write_text_atomic(run_dir / CONFIG_FILE, dump_config(config))
     meta = _run_meta(run_dir, config, model, resume)
-    session = {"started": timestamp(), "device": str(device), "processes": world.size,
-               "threads": torch.get_num_threads(), "start_epoch": start_epoch, "end_epoch": start_epoch, "seconds": 0.0}
+    session = {
+        "started": timestamp(),
+        "device": str(device),
+        "processes": world.size,
+        "threads": torch.get_num_threads(),
+        "start_epoch": start_epoch,
+        "end_epoch": start_epoch,
+        "seconds": 0.0,
+    }
     meta["sessions"].append(session)
     session_start = time.perf_counter()
 
@@ -248,7 +274,7 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
         loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         for j, idx in enumerate(micro_batches):
             last = j == len(micro_batches) - 1
-            with (net.no_sync() if world.distributed and not last else contextlib.nullcontext()):
+            with net.no_sync() if world.distributed and not last else contextlib.nullcontext():
                 # An empty share still runs forward and backward (on a stand-in item, weighted 0)
                 # so that every rank joins DDP's gradient all-reduce.
                 local = task.loss(net, model, idx if len(idx) else batch[:1], device, autocast) * (len(idx) > 0)
@@ -274,8 +300,11 @@ def _fit_in(config: RunConfig, run_dir: Path, resume: bool, progress: bool, worl
             batch = order[i : i + batch_size]
             batch_loss = train_step(batch)
             if not torch.isfinite(batch_loss):
-                kept = (f"the last good checkpoint (epoch {saved_epoch}) is kept in {run_dir / LAST}"
-                        if saved_epoch else "no checkpoint had been written yet")
+                kept = (
+                    f"the last good checkpoint (epoch {saved_epoch}) is kept in {run_dir / LAST}"
+                    if saved_epoch
+                    else "no checkpoint had been written yet"
+                )
                 raise TrainingDiverged(
                     f"training loss became {batch_loss.item()} in epoch {epoch + 1}; {kept}; lower train.lr or check the data"
                 )

@@ -121,4 +121,6 @@ def open_run(run_dir: str | Path, which: str = "best") -> Run:
     """The run in ``run_dir`` with its ``which`` model (``best`` falls back to ``last``)."""
     state = load_checkpoint(checkpoint_path(run_dir, which))
     model, config = model_from_checkpoint(state)
-    return Run(Path(run_dir), config, task_class(config.train.task), model, json.loads(state["data"]), int(state["epoch"]))
+    return Run(
+        Path(run_dir), config, task_class(config.train.task), model, json.loads(state["data"]), int(state["epoch"])
+    )

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from torch import nn
@@ -92,7 +93,9 @@ def check_fits(model: nn.Module, grid: Grid, *inputs: torch.Tensor) -> None:
             model.eval()(*inputs)
     except (ValueError, RuntimeError) as err:
         message = " ".join(str(err).split())
-        raise ConfigError(f"config: the model does not fit the {'x'.join(map(str, grid.shape))} training grid: {message}") from None
+        raise ConfigError(
+            f"config: the model does not fit the {'x'.join(map(str, grid.shape))} training grid: {message}"
+        ) from None
     finally:
         model.train()
 
@@ -110,7 +113,9 @@ def read_training_data(path: Path, stop: int | None, lazy: bool) -> tuple[int, F
         n_file = read_meta(path)["n"]
         return n_file, None if lazy else load_fields(path, limit=min(stop or n_file, n_file))
     if lazy:
-        raise ConfigError(f"config: data.lazy reads oplearn files; convert '{path}' first: oplearn convert {path} OUT.h5")
+        raise ConfigError(
+            f"config: data.lazy reads oplearn files; convert '{path}' first: oplearn convert {path} OUT.h5"
+        )
     data = read_dataset(path)
     return len(data), data if stop is None else data.select(slice(0, min(stop, len(data))))
 
@@ -158,7 +163,9 @@ def predict(model: nn.Module, inputs: torch.Tensor, batch_size: int, device: tor
 
 
 @torch.no_grad()
-def predict_rollout(model: nn.Module, trajectory: torch.Tensor, history: int, batch_size: int, device: torch.device) -> torch.Tensor:
+def predict_rollout(
+    model: nn.Module, trajectory: torch.Tensor, history: int, batch_size: int, device: torch.device
+) -> torch.Tensor:
     """Roll ``model`` out from the first ``history`` frames of each trajectory to its end.
 
     Shapes: ``trajectory: (n, T + 1, C, *spatial) -> (n, T + 1 - history, C, *spatial)`` on the CPU.
@@ -166,8 +173,10 @@ def predict_rollout(model: nn.Module, trajectory: torch.Tensor, history: int, ba
     model.eval()
     steps = trajectory.shape[1] - history
     return torch.cat(
-        [rollout(model, trajectory[i : i + batch_size, :history].to(device), steps).cpu()
-         for i in range(0, len(trajectory), batch_size)]
+        [
+            rollout(model, trajectory[i : i + batch_size, :history].to(device), steps).cpu()
+            for i in range(0, len(trajectory), batch_size)
+        ]
     )
 
 
@@ -213,8 +222,14 @@ class Task:
         """Items per epoch; the loop shuffles and batches their indices."""
         raise NotImplementedError
 
-    def loss(self, net: nn.Module, model: nn.Module, idx: torch.Tensor, device: torch.device,
-             autocast: AbstractContextManager) -> torch.Tensor:
+    def loss(
+        self,
+        net: nn.Module,
+        model: nn.Module,
+        idx: torch.Tensor,
+        device: torch.device,
+        autocast: AbstractContextManager,
+    ) -> torch.Tensor:
         """Mean loss (float32 scalar) over the items ``idx`` (never empty)."""
         raise NotImplementedError
 
@@ -290,7 +305,9 @@ class FieldTask(Task):
             self.train = MemorySource(data.select(slice(0, n_train)))
             self.val = MemorySource(data.select(slice(n_train, None))) if n_val else None
         self.grid = self.train.grid
-        self.example = self.train.read(torch.zeros(1, dtype=torch.long))  # one prepared sample: the shapes (checks the view early)
+        self.example = self.train.read(
+            torch.zeros(1, dtype=torch.long)
+        )  # one prepared sample: the shapes (checks the view early)
         self.data_loss = _data_loss(config, self.grid)
 
     def prepare(self, data: FieldData) -> FieldData:
@@ -343,8 +360,12 @@ class MapTask(FieldTask):
         return model
 
     def info(self) -> dict:
-        return {"in_channels": self.example.inputs.shape[1], "out_channels": self.example.outputs.shape[1],
-                "grid": self.grid.to_dict(), "problem": describe_problem(self.example.meta)}
+        return {
+            "in_channels": self.example.inputs.shape[1],
+            "out_channels": self.example.outputs.shape[1],
+            "grid": self.grid.to_dict(),
+            "problem": describe_problem(self.example.meta),
+        }
 
     def __len__(self) -> int:
         return len(self.train) if self.physics is None else len(self.physics)
@@ -361,8 +382,10 @@ class MapTask(FieldTask):
     def validate(self, model, batch_size, device):
         if self.val is None:
             return {}
-        errors = [relative_l2(predict(model, chunk.inputs, batch_size, device), chunk.outputs)
-                  for chunk in self.val.chunks(batch_size)]
+        errors = [
+            relative_l2(predict(model, chunk.inputs, batch_size, device), chunk.outputs)
+            for chunk in self.val.chunks(batch_size)
+        ]
         return {"val_relative_l2": torch.cat(errors).mean().item()}
 
     @classmethod
@@ -407,7 +430,9 @@ class OneStepTask(FieldTask):
     def build_model(self) -> OperatorModel:
         channels = self.example.outputs.shape[2]
         model = build_operator(self.config, self.history * channels, channels, self.grid)
-        frames = ChannelMoments.of(chunk.outputs.flatten(0, 1) for chunk in self.train.chunks(self.config.data.batch_size))
+        frames = ChannelMoments.of(
+            chunk.outputs.flatten(0, 1) for chunk in self.train.chunks(self.config.data.batch_size)
+        )
         model.output_norm.fit_moments(frames)
         model.input_norm.mean.copy_(model.output_norm.mean.repeat(self.history))
         model.input_norm.std.copy_(model.output_norm.std.repeat(self.history))
@@ -415,8 +440,14 @@ class OneStepTask(FieldTask):
 
     def info(self) -> dict:
         channels = self.example.outputs.shape[2]
-        return {"in_channels": self.history * channels, "out_channels": channels, "grid": self.grid.to_dict(),
-                "task": self.name, "history": self.history, "problem": describe_problem(self.example.meta)}
+        return {
+            "in_channels": self.history * channels,
+            "out_channels": channels,
+            "grid": self.grid.to_dict(),
+            "task": self.name,
+            "history": self.history,
+            "problem": describe_problem(self.example.meta),
+        }
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -444,7 +475,7 @@ class OneStepTask(FieldTask):
         errors = []
         for chunk in self.val.chunks(batch_size):
             pred = predict_rollout(model, chunk.outputs, self.history, batch_size, device)
-            errors.append(per_time_step(relative_l2, pred, chunk.outputs[:, self.history:]))
+            errors.append(per_time_step(relative_l2, pred, chunk.outputs[:, self.history :]))
         return {"val_relative_l2": torch.cat(errors).mean().item()}
 
     @classmethod

@@ -28,7 +28,9 @@ from oplearn.errors import OplearnError
 from oplearn.wos.domains import Ball, Box, Domain, StarShaped
 from oplearn.wos.walk import DirichletProblem, walk_on_spheres
 
-_FUNCTIONS = {name: getattr(torch, name) for name in ("sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh", "atan2")}
+_FUNCTIONS = {
+    name: getattr(torch, name) for name in ("sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh", "atan2")
+}
 _OPERATORS = {ast.Add: torch.add, ast.Sub: torch.sub, ast.Mult: torch.mul, ast.Div: torch.div, ast.Pow: torch.pow}
 _COMBINE = {"|": Domain.__or__, "&": Domain.__and__, "-": Domain.__sub__}
 
@@ -63,10 +65,17 @@ def parse_function(text: str, dim: int, option: str):
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             value = evaluate(node.operand, x)
             return -value if isinstance(node.op, ast.USub) else value
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS and not node.keywords:
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id in _FUNCTIONS
+            and not node.keywords
+        ):
             return _FUNCTIONS[node.func.id](*(evaluate(a, x) for a in node.args))
-        raise InputError(f"{option} '{text}': '{ast.unparse(node)}' is not allowed (arithmetic, numbers, "
-                         f"coordinates and {', '.join(_FUNCTIONS)} only)")
+        raise InputError(
+            f"{option} '{text}': '{ast.unparse(node)}' is not allowed (arithmetic, numbers, "
+            f"coordinates and {', '.join(_FUNCTIONS)} only)"
+        )
 
     evaluate(tree, torch.zeros((1, dim), dtype=torch.float64) + 0.5)  # report errors now, not mid-walk
     return lambda x: evaluate(tree, x)
@@ -107,7 +116,9 @@ def _parse_term(term: str) -> Domain:
             return StarShaped((v[0], v[1]), v[2], tuple(v[3::2]), tuple(v[4::2]))
     except ValueError as err:
         raise InputError(f"--domain term '{term}': {err}") from None
-    raise InputError(f"--domain term '{term}': expected box:LO..,HI.. (2d numbers), ball:C..,R or star:CX,CY,R[,A1,B1,..]")
+    raise InputError(
+        f"--domain term '{term}': expected box:LO..,HI.. (2d numbers), ball:C..,R or star:CX,CY,R[,A1,B1,..]"
+    )
 
 
 def read_points(files: list[str], inline: list[str], dim: int) -> torch.Tensor:
@@ -143,8 +154,14 @@ def cmd_solve_wos(args) -> None:
         raise InputError(f"point {points[outside][0].tolist()} lies outside the domain")
     if args.walks < 2 or args.epsilon <= 0 or args.max_steps < 1:
         raise InputError("--walks must be >= 2 (for error bars), --epsilon > 0 and --max-steps >= 1")
-    est = walk_on_spheres(DirichletProblem(domain, boundary, source), points, args.walks, epsilon=args.epsilon,
-                          max_steps=args.max_steps, generator=torch.Generator().manual_seed(args.seed))
+    est = walk_on_spheres(
+        DirichletProblem(domain, boundary, source),
+        points,
+        args.walks,
+        epsilon=args.epsilon,
+        max_steps=args.max_steps,
+        generator=torch.Generator().manual_seed(args.seed),
+    )
     names = [f"x{i}" for i in range(domain.dim)]
     columns = [*names, "mean", "stderr"] + (["exact", "error"] if exact else [])
     table = [points, est.mean[:, None], est.stderr[:, None]]
@@ -155,8 +172,10 @@ def cmd_solve_wos(args) -> None:
     print("  ".join(f"{c:>12}" for c in columns))
     for row in values:
         print("  ".join(f"{v:12.6g}" for v in row))
-    print(f"{args.walks} walks per point, epsilon {args.epsilon:g}: {est.mean_steps:.1f} steps per walk on average"
-          + (f", {est.truncated} walks stopped at --max-steps" if est.truncated else ""))
+    print(
+        f"{args.walks} walks per point, epsilon {args.epsilon:g}: {est.mean_steps:.1f} steps per walk on average"
+        + (f", {est.truncated} walks stopped at --max-steps" if est.truncated else "")
+    )
     if args.out:
         out = Path(args.out)
         tmp = out.with_name(f".{out.name}.tmp")
@@ -170,7 +189,9 @@ def add_command(sub) -> None:
     p = sub.add_parser("solve", help="estimate PDE solutions at points without a grid")
     methods = p.add_subparsers(dest="method", required=True)
     w = methods.add_parser("wos", help="walk-on-spheres for Lap u = f in a domain, u = g on its boundary")
-    w.add_argument("--domain", required=True, help='e.g. "ball:0,0,1", "box:0,0,1,1 - ball:0.5,0.5,0.2", "star:0,0,1,0.2,0.1"')
+    w.add_argument(
+        "--domain", required=True, help='e.g. "ball:0,0,1", "box:0,0,1,1 - ball:0.5,0.5,0.2", "star:0,0,1,0.2,0.1"'
+    )
     w.add_argument("--boundary", required=True, metavar="EXPR", help="Dirichlet data g, e.g. 'x**2 - y**2'")
     w.add_argument("--source", metavar="EXPR", help="right-hand side f of Lap u = f (default: none, Laplace)")
     w.add_argument("--exact", metavar="EXPR", help="a known solution, to print the error of each estimate")

@@ -50,13 +50,17 @@ class Domain(abc.ABC):
         """The boundary of a 2D domain as closed polylines with vertices on the boundary and
         edges at most ``spacing`` long: a list of ``(m_i, 2)`` float64 tensors (the closing edge
         from the last vertex to the first is implied). Raises ``ValueError`` where not known."""
-        raise ValueError(f"{self!r} gives no boundary curves; only 2D boxes, balls, polygons and their non-crossing combinations do")
+        raise ValueError(
+            f"{self!r} gives no boundary curves; only 2D boxes, balls, polygons and their non-crossing combinations do"
+        )
 
     def contains(self, x: torch.Tensor) -> torch.Tensor:
         """Whether each point lies inside: ``(..., dim) -> (...)`` bool."""
         return self.sdf(x) < 0
 
-    def sample(self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float64
+    ) -> torch.Tensor:
         """``n`` points uniform in the domain (rejection from :attr:`bounds`): ``(n, dim)``."""
         lo, hi = (torch.tensor(b, dtype=dtype) for b in self.bounds)
         points, count = [], 0
@@ -69,13 +73,13 @@ class Domain(abc.ABC):
                 return torch.cat(points)[:n]
         raise ValueError(f"{self!r} occupies almost none of its bounding box; cannot sample interior points")
 
-    def __or__(self, other: "Domain") -> "Domain":
+    def __or__(self, other: Domain) -> Domain:
         return Union(self, other)
 
-    def __and__(self, other: "Domain") -> "Domain":
+    def __and__(self, other: Domain) -> Domain:
         return Intersection(self, other)
 
-    def __sub__(self, other: "Domain") -> "Domain":
+    def __sub__(self, other: Domain) -> Domain:
         return Difference(self, other)
 
 
@@ -135,7 +139,10 @@ class Ball(Domain):
             return super().curves(spacing)
         m = max(8, math.ceil(2 * math.pi * self.radius / _check_spacing(spacing)))
         theta = torch.arange(m, dtype=torch.float64) * (2 * math.pi / m)
-        return [torch.tensor(self.center, dtype=torch.float64) + self.radius * torch.stack([torch.cos(theta), torch.sin(theta)], -1)]
+        return [
+            torch.tensor(self.center, dtype=torch.float64)
+            + self.radius * torch.stack([torch.cos(theta), torch.sin(theta)], -1)
+        ]
 
     def __repr__(self) -> str:
         return f"Ball({self.center}, {self.radius})"
@@ -214,7 +221,9 @@ class Polygon(Domain):
         return f"Polygon({len(self.vertices)} vertices)"
 
 
-def star_vertices(center: torch.Tensor, radius: float | torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, m: int) -> torch.Tensor:
+def star_vertices(
+    center: torch.Tensor, radius: float | torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, m: int
+) -> torch.Tensor:
     r"""``m`` points on the star-shaped curve :math:`c + \rho(\theta) (\cos\theta, \sin\theta)`,
 
     .. math:: \rho(\theta) = r \big(1 + \sum_{k=1}^{K} a_k \cos k\theta + b_k \sin k\theta\big),
@@ -239,10 +248,19 @@ class StarShaped(Polygon):
     to :math:`O(r / m^2)`).
     """
 
-    def __init__(self, center: tuple[float, float], radius: float, cos: tuple[float, ...] = (), sin: tuple[float, ...] = (), m: int = 64):
+    def __init__(
+        self,
+        center: tuple[float, float],
+        radius: float,
+        cos: tuple[float, ...] = (),
+        sin: tuple[float, ...] = (),
+        m: int = 64,
+    ):
         cos, sin = torch.tensor(cos, dtype=torch.float64), torch.tensor(sin, dtype=torch.float64)
         if cos.shape != sin.shape:
-            raise ValueError(f"star-shaped domain needs as many sine as cosine amplitudes, got {len(cos)} and {len(sin)}")
+            raise ValueError(
+                f"star-shaped domain needs as many sine as cosine amplitudes, got {len(cos)} and {len(sin)}"
+            )
         super().__init__(star_vertices(torch.tensor(center, dtype=torch.float64), radius, cos, sin, m))
 
     def __repr__(self) -> str:

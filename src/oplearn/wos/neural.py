@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from oplearn.progress import progress as progress_bar
 
+from oplearn.progress import progress as progress_bar
 from oplearn.wos.domains import Domain
 from oplearn.wos.walk import DirichletProblem, sphere_step
 
@@ -59,8 +59,12 @@ def project_to_boundary(domain: Domain, x: torch.Tensor) -> torch.Tensor:
 
 
 def neural_wos_loss(
-    net: nn.Module, problem: DirichletProblem, x: torch.Tensor, generator: torch.Generator | None,
-    epsilon: float = 1e-3, boundary_weight: float = 1.0,
+    net: nn.Module,
+    problem: DirichletProblem,
+    x: torch.Tensor,
+    generator: torch.Generator | None,
+    epsilon: float = 1e-3,
+    boundary_weight: float = 1.0,
 ) -> torch.Tensor:
     """The loss of the module docstring at interior points ``x (n, d)`` (their projections give ``x_b``)."""
     batch = problem.as_batch()
@@ -88,8 +92,9 @@ class NeuralWoSConfig:
     seed: int = 0
 
 
-def train_neural_wos(net: nn.Module, problem: DirichletProblem, config: NeuralWoSConfig = NeuralWoSConfig(),
-                     progress: bool = False) -> list[float]:
+def train_neural_wos(
+    net: nn.Module, problem: DirichletProblem, config: NeuralWoSConfig = NeuralWoSConfig(), progress: bool = False
+) -> list[float]:
     """Fit ``net`` (``(n, d) -> (n,)``) to ``problem`` in float32; returns the loss of every step."""
     generator = torch.Generator().manual_seed(config.seed)
     optimizer = torch.optim.Adam(net.parameters(), lr=config.lr)

@@ -66,14 +66,18 @@ class PoissonFamily(Strict):
     boundary_scale: float = Field(default=0.5, ge=0)
 
     @model_validator(mode="after")
-    def _fits(self) -> "PoissonFamily":
+    def _fits(self) -> PoissonFamily:
         if 2 * self.harmonics * self.amplitude >= 1:
-            raise ValueError(f"2 * harmonics * amplitude must be < 1 for a positive radius, got {2 * self.harmonics * self.amplitude:g}")
+            raise ValueError(
+                f"2 * harmonics * amplitude must be < 1 for a positive radius, got {2 * self.harmonics * self.amplitude:g}"
+            )
         if self.radius * (1 + 2 * self.harmonics * self.amplitude) + self.center_jitter >= 0.5:
-            raise ValueError("the star-shaped domains must fit in the unit square: lower radius, amplitude or center_jitter")
+            raise ValueError(
+                "the star-shaped domains must fit in the unit square: lower radius, amplitude or center_jitter"
+            )
         return self
 
-    def sample(self, n: int, generator: torch.Generator | None = None) -> "PoissonProblems":
+    def sample(self, n: int, generator: torch.Generator | None = None) -> PoissonProblems:
         """Draw ``n`` problems; the same generator state gives the same problems."""
         field_ = GaussianRandomField(self.alpha, self.tau, self.sigma, boundary="neumann", modes=self.modes)
         scales = field_.scales((1.0, 1.0))
@@ -83,7 +87,9 @@ class PoissonFamily(Strict):
         shape = (2 * draws[:, 2:] - 1) * self.amplitude
         vertices = star_vertices(center, self.radius, shape[:, :k], shape[:, k:], self.vertices)
         source = scales * torch.randn((n, *scales.shape), generator=generator, dtype=torch.float64)
-        boundary = self.boundary_scale * torch.randn((n, 2, self.boundary_modes + 1), generator=generator, dtype=torch.float64)
+        boundary = self.boundary_scale * torch.randn(
+            (n, 2, self.boundary_modes + 1), generator=generator, dtype=torch.float64
+        )
         return PoissonProblems(vertices, center, source, boundary)
 
 
@@ -107,8 +113,10 @@ class PoissonProblems:
     def __len__(self) -> int:
         return len(self.vertices)
 
-    def __getitem__(self, idx) -> "PoissonProblems":
-        return PoissonProblems(self.vertices[idx], self.center[idx], self.source_coefficients[idx], self.boundary_coefficients[idx])
+    def __getitem__(self, idx) -> PoissonProblems:
+        return PoissonProblems(
+            self.vertices[idx], self.center[idx], self.source_coefficients[idx], self.boundary_coefficients[idx]
+        )
 
     def sdf(self, x: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
         """Signed distance of problem ``group`` at ``x``: ``(n, 2), (n,) -> (n,)``."""
@@ -182,7 +190,9 @@ class PoissonProblems:
         nodes = inside.numpy().nonzero()
         n = len(nodes[0])
         number[nodes] = np.arange(n)
-        x0 = torch.stack([grid.domain[d][0] + h[d] * torch.as_tensor(nodes[d], dtype=torch.float64) for d in range(2)], 1)
+        x0 = torch.stack(
+            [grid.domain[d][0] + h[d] * torch.as_tensor(nodes[d], dtype=torch.float64) for d in range(2)], 1
+        )
         rows, cols, vals = [], [], []
         diagonal = np.zeros(n)
         rhs = f[inside].numpy().copy()
@@ -209,7 +219,10 @@ class PoissonProblems:
                 vals.append(coef[~crossing])
                 rhs -= coef * g
         matrix = scipy.sparse.csc_array(
-            (np.concatenate([diagonal, *vals]), (np.concatenate([np.arange(n), *rows]), np.concatenate([np.arange(n), *cols]))),
+            (
+                np.concatenate([diagonal, *vals]),
+                (np.concatenate([np.arange(n), *rows]), np.concatenate([np.arange(n), *cols])),
+            ),
             shape=(n, n),
         )
         return torch.as_tensor(scipy.sparse.linalg.spsolve(matrix, rhs))

@@ -111,8 +111,12 @@ class WoSTask(Task):
         for start in range(0, len(self), _CHUNK):
             chunk = torch.arange(start, min(start + _CHUNK, len(self)))
             est = walk_on_spheres(
-                self.problems[chunk], self.points[chunk].flatten(0, 1), w.walks,
-                group=torch.arange(len(chunk)).repeat_interleave(w.points), epsilon=w.epsilon, max_steps=w.max_steps,
+                self.problems[chunk],
+                self.points[chunk].flatten(0, 1),
+                w.walks,
+                group=torch.arange(len(chunk)).repeat_interleave(w.points),
+                epsilon=w.epsilon,
+                max_steps=w.max_steps,
                 generator=generator(self.config.seed, _WALKS, epoch, start),
             )
             self.sums[chunk] += est.mean.view(len(chunk), w.points) * w.walks
@@ -159,10 +163,18 @@ class WoSTask(Task):
         run.scratch["wos held-out"] = (inputs, u, inside, pred)
         mask = inside.to(pred.dtype)
         error = (pred - u) * mask
-        metrics = {"relative_l2": relative_l2(pred * mask, u * mask).mean().item(),
-                   "max_error": error.flatten(1).abs().max(dim=1).values.mean().item()}
-        return [{"key": f"held-out problems (seed {run.config.seed}, n {n})", "label": f"{n} held-out problems",
-                 "n": n, "metrics": metrics}]
+        metrics = {
+            "relative_l2": relative_l2(pred * mask, u * mask).mean().item(),
+            "max_error": error.flatten(1).abs().max(dim=1).values.mean().item(),
+        }
+        return [
+            {
+                "key": f"held-out problems (seed {run.config.seed}, n {n})",
+                "label": f"{n} held-out problems",
+                "n": n,
+                "metrics": metrics,
+            }
+        ]
 
     @classmethod
     def report(cls, run, rows, report):
@@ -175,8 +187,12 @@ class WoSTask(Task):
         for i in range(n):
             outside = ~inside[i]
             vmin, vmax = float(u[i][inside[i]].min()), float(u[i][inside[i]].max())
-            panels = [(inputs[i, 0], "source f", None, None), (u[i], "reference", vmin, vmax),
-                      (pred[i], "prediction", vmin, vmax), ((pred[i] - u[i]).abs(), "|error|", None, None)]
+            panels = [
+                (inputs[i, 0], "source f", None, None),
+                (u[i], "reference", vmin, vmax),
+                (pred[i], "prediction", vmin, vmax),
+                ((pred[i] - u[i]).abs(), "|error|", None, None),
+            ]
             for ax, (field, name, lo, hi) in zip(axes[i], panels):
                 shown = field.clone()
                 shown[outside] = float("nan")

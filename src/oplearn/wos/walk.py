@@ -39,8 +39,9 @@ Repeating the step from :math:`y` until :math:`|\phi(x)| < \varepsilon` and addi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
 
 import torch
 
@@ -87,7 +88,7 @@ class DirichletProblem:
     def has_source(self) -> bool:
         return self.source is not None
 
-    def as_batch(self) -> "_Single":
+    def as_batch(self) -> _Single:
         return _Single(self)
 
 
@@ -150,7 +151,9 @@ def green_radii(n: int, d: int, generator: torch.Generator | None, dtype: torch.
     return u[0].sqrt() * u[1] ** (1 / d)
 
 
-def sphere_step(problem: WoSProblem, x: torch.Tensor, radius: torch.Tensor, group: torch.Tensor, generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+def sphere_step(
+    problem: WoSProblem, x: torch.Tensor, radius: torch.Tensor, group: torch.Tensor, generator: torch.Generator | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     r"""One step from ``x`` on spheres of ``radius``: the next points :math:`y` and the source term.
 
     Returns ``(y, s)`` with :math:`y` uniform on :math:`\partial B_R(x)` and
@@ -221,5 +224,9 @@ def walk_on_spheres(
         truncated = int((-problem.sdf(x, g) >= epsilon).sum())
         value[alive] += problem.boundary(x, g)
     samples = value.view(m, walks)
-    stderr = samples.std(dim=1) / walks**0.5 if walks > 1 else torch.full((m,), float("nan"), dtype=value.dtype, device=value.device)
+    stderr = (
+        samples.std(dim=1) / walks**0.5
+        if walks > 1
+        else torch.full((m,), float("nan"), dtype=value.dtype, device=value.device)
+    )
     return Estimate(samples.mean(dim=1), stderr, int(walks), steps / (m * walks) if m else 0.0, truncated)

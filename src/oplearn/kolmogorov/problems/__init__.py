@@ -17,7 +17,16 @@ from oplearn.kolmogorov.problems.hjb import LinearizedHJB
 
 PROBLEMS: dict[str, type[KolmogorovPDE]] = {
     cls.name: cls
-    for cls in (BlackScholes, Basket, HeatParaboloid, HeatGaussian, Heat, Gaussian, CorrelatedBlackScholes, LinearizedHJB)
+    for cls in (
+        BlackScholes,
+        Basket,
+        HeatParaboloid,
+        HeatGaussian,
+        Heat,
+        Gaussian,
+        CorrelatedBlackScholes,
+        LinearizedHJB,
+    )
 }
 
 
@@ -33,18 +42,38 @@ def make_problem(name: str, **params) -> KolmogorovPDE:
     unknown = set(params) - problem_parameters(name)
     if unknown:
         allowed = ", ".join(sorted(problem_parameters(name))) or "none"
-        raise ConfigError(f"Kolmogorov problem '{name}': unknown parameter(s) {', '.join(sorted(unknown))}; allowed: {allowed}")
+        raise ConfigError(
+            f"Kolmogorov problem '{name}': unknown parameter(s) {', '.join(sorted(unknown))}; allowed: {allowed}"
+        )
     defaults = inspect.signature(PROBLEMS[name].__init__).parameters
     for key, value in params.items():
         default = defaults[key].default
         kind = float if isinstance(default, float) else type(default)
-        if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int)):
-            raise ConfigError(f"Kolmogorov problem '{name}': parameter '{key}' must be {kind.__name__} (default {default}), got {value!r}")
+        if kind in (int, float) and (
+            isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int)
+        ):
+            raise ConfigError(
+                f"Kolmogorov problem '{name}': parameter '{key}' must be {kind.__name__} (default {default}), got {value!r}"
+            )
     try:
         return PROBLEMS[name](**params)
     except (TypeError, ValueError) as err:
         raise ConfigError(f"Kolmogorov problem '{name}': {err}") from None
 
 
-__all__ = ["PROBLEMS", "Basket", "BlackScholes", "CorrelatedBlackScholes", "Gaussian", "Heat", "HeatGaussian", "HeatParaboloid",
-           "KolmogorovPDE", "LinearizedHJB", "ParameterBox", "Reference", "make_problem", "problem_parameters"]
+__all__ = [
+    "PROBLEMS",
+    "Basket",
+    "BlackScholes",
+    "CorrelatedBlackScholes",
+    "Gaussian",
+    "Heat",
+    "HeatGaussian",
+    "HeatParaboloid",
+    "KolmogorovPDE",
+    "LinearizedHJB",
+    "ParameterBox",
+    "Reference",
+    "make_problem",
+    "problem_parameters",
+]

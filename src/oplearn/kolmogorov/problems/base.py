@@ -63,10 +63,17 @@ class KolmogorovPDE(ABC):
     #: Time steps of the Euler-Maruyama reference where the law of :math:`X_t` is not known.
     reference_steps: ClassVar[int] = 25
 
-    def __init__(self, dim: int, x_box: tuple[float, float], parameters: tuple[ParameterBox, ...] = (), horizon: float = 1.0):
+    def __init__(
+        self, dim: int, x_box: tuple[float, float], parameters: tuple[ParameterBox, ...] = (), horizon: float = 1.0
+    ):
         if dim < 1:
             raise ConfigError(f"Kolmogorov problem '{self.name}': dim must be >= 1, got {dim}")
-        self.dim, self.x_box, self.parameters, self.horizon = int(dim), (float(x_box[0]), float(x_box[1])), tuple(parameters), float(horizon)
+        self.dim, self.x_box, self.parameters, self.horizon = (
+            int(dim),
+            (float(x_box[0]), float(x_box[1])),
+            tuple(parameters),
+            float(horizon),
+        )
 
     # -- coefficients -------------------------------------------------------------------------
     @abstractmethod
@@ -86,7 +93,9 @@ class KolmogorovPDE(ABC):
         estimates it)."""
         return None
 
-    def sample_end(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor | None:
+    def sample_end(
+        self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor | None:
         r"""An exact draw of :math:`X_t^{x,p}` ``(batch, d)`` where its law is known, else ``None``."""
         return None
 
@@ -100,14 +109,25 @@ class KolmogorovPDE(ABC):
         """The SDE of the parameters ``p (batch, P)`` (time-homogeneous: the time argument is unused)."""
         return ItoSDE(lambda s, x: self.drift(x, p), lambda s, x: self.diffusion(x, p), self.noise)
 
-    def paths(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor, steps: int, generator: torch.Generator | None,
-              keep_path: bool = True):
+    def paths(
+        self,
+        t: torch.Tensor,
+        x: torch.Tensor,
+        p: torch.Tensor,
+        steps: int,
+        generator: torch.Generator | None,
+        keep_path: bool = True,
+    ):
         """Euler-Maruyama paths of :math:`X^{x,p}` over ``[0, t]`` per sample, ``steps`` equal steps
         (:func:`oplearn.sde.solve`, Brownian normals kept)."""
         times = UniformGrid(torch.zeros_like(t), t).times(steps, dtype=x.dtype, device=x.device)
-        return solve(self.sde(p), x, times, EulerMaruyama(), generator=generator, keep_path=keep_path, keep_noise=keep_path)
+        return solve(
+            self.sde(p), x, times, EulerMaruyama(), generator=generator, keep_path=keep_path, keep_noise=keep_path
+        )
 
-    def end_points(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor, steps: int, generator: torch.Generator | None) -> torch.Tensor:
+    def end_points(
+        self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor, steps: int, generator: torch.Generator | None
+    ) -> torch.Tensor:
         r""":math:`X_t^{x,p}` ``(batch, d)``: exact where the law is known, else Euler-Maruyama with ``steps`` steps."""
         end = self.sample_end(t, x, p, generator)
         return end if end is not None else self.paths(t, x, p, steps, generator, keep_path=False).final
@@ -116,12 +136,19 @@ class KolmogorovPDE(ABC):
     def n_parameters(self) -> int:
         return sum(b.size for b in self.parameters)
 
-    def sample_parameters(self, n: int, generator: torch.Generator | None, dtype=torch.float32, device="cpu") -> torch.Tensor:
+    def sample_parameters(
+        self, n: int, generator: torch.Generator | None, dtype=torch.float32, device="cpu"
+    ) -> torch.Tensor:
         """``n`` parameter vectors ``(n, P)`` uniform in the boxes."""
-        blocks = [b.low + (b.high - b.low) * torch.rand(n, b.size, generator=generator, dtype=dtype, device=device) for b in self.parameters]
+        blocks = [
+            b.low + (b.high - b.low) * torch.rand(n, b.size, generator=generator, dtype=dtype, device=device)
+            for b in self.parameters
+        ]
         return torch.cat(blocks, 1) if blocks else torch.zeros(n, 0, dtype=dtype, device=device)
 
-    def sample(self, n: int, generator: torch.Generator | None, dtype=torch.float32, device="cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def sample(
+        self, n: int, generator: torch.Generator | None, dtype=torch.float32, device="cpu"
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``n`` points ``(t (n,), x (n, d), p (n, P))`` uniform in the box, ``t`` in ``(0, T]``."""
         t = self.horizon * (1 - torch.rand(n, generator=generator, dtype=dtype, device=device))
         lo, hi = self.x_box
@@ -140,21 +167,34 @@ class KolmogorovPDE(ABC):
     def centre(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The centre of the box: ``x (d,)`` and ``p (P,)`` (slices in reports run through it)."""
         x = torch.full((self.dim,), sum(self.x_box) / 2)
-        p = torch.cat([torch.full((b.size,), (b.low + b.high) / 2) for b in self.parameters]) if self.parameters else torch.zeros(0)
+        p = (
+            torch.cat([torch.full((b.size,), (b.low + b.high) / 2) for b in self.parameters])
+            if self.parameters
+            else torch.zeros(0)
+        )
         return x, p
 
     def standardisation(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean and standard deviation ``(1 + d + P,)`` of the uniform inputs ``[t, x, p]`` (a
         constant block gets standard deviation 1)."""
-        boxes = [(0.0, self.horizon, 1)] + [(*self.x_box, self.dim)] + [(b.low, b.high, b.size) for b in self.parameters]
+        boxes = (
+            [(0.0, self.horizon, 1)] + [(*self.x_box, self.dim)] + [(b.low, b.high, b.size) for b in self.parameters]
+        )
         mean = torch.cat([torch.full((n,), (lo + hi) / 2) for lo, hi, n in boxes])
         std = torch.cat([torch.full((n,), (hi - lo) / math.sqrt(12) if hi > lo else 1.0) for lo, hi, n in boxes])
         return mean, std
 
     # -- references ---------------------------------------------------------------------------
     @torch.no_grad()
-    def reference(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor, samples: int = 65536,
-                  generator: torch.Generator | None = None, rows: int = 2**21) -> Reference:
+    def reference(
+        self,
+        t: torch.Tensor,
+        x: torch.Tensor,
+        p: torch.Tensor,
+        samples: int = 65536,
+        generator: torch.Generator | None = None,
+        rows: int = 2**21,
+    ) -> Reference:
         r"""The solution at ``n`` points: the closed form where there is one, else the Monte-Carlo
         mean of ``samples`` draws of :math:`\varphi(X_t)` per point (exact law or
         :attr:`reference_steps` Euler-Maruyama steps, in float64) with its standard error.
@@ -167,7 +207,7 @@ class KolmogorovPDE(ABC):
         for i in range(0, len(t), chunk):
             tc, xc, pc = (v[i : i + chunk].double() for v in (t, x, p))
             n = len(tc)
-            rep = lambda v: v.repeat_interleave(samples, 0)  # noqa: E731
+            rep = lambda v: v.repeat_interleave(samples, 0)
             end = self.end_points(rep(tc), rep(xc), rep(pc), self.reference_steps, generator)
             y = self.initial(end, rep(pc)).view(n, samples)
             values.append(y.mean(1))
@@ -176,5 +216,7 @@ class KolmogorovPDE(ABC):
 
     def describe(self) -> str:
         params = ", ".join(f"{b.name}{list(b.shape)} in [{b.low:g}, {b.high:g}]" for b in self.parameters)
-        return (f"{self.name}: d={self.dim}, t in [0, {self.horizon:g}], x in [{self.x_box[0]:g}, {self.x_box[1]:g}]^{self.dim}"
-                + (f", {params}" if params else ""))
+        return (
+            f"{self.name}: d={self.dim}, t in [0, {self.horizon:g}], x in [{self.x_box[0]:g}, {self.x_box[1]:g}]^{self.dim}"
+            + (f", {params}" if params else "")
+        )

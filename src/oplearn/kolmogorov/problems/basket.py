@@ -34,11 +34,15 @@ class Basket(KolmogorovPDE):
 
     def __init__(self, dim: int = 3):
         d = dim
-        super().__init__(d, (9.0, 10.0), (
-            ParameterBox("sigma", (d, d, d + 1), 0.1, 0.6),
-            ParameterBox("mu", (d, d + 1), 0.1, 0.6),
-            ParameterBox("K", (1,), 10.0, 12.0),
-        ))
+        super().__init__(
+            d,
+            (9.0, 10.0),
+            (
+                ParameterBox("sigma", (d, d, d + 1), 0.1, 0.6),
+                ParameterBox("mu", (d, d + 1), 0.1, 0.6),
+                ParameterBox("K", (1,), 10.0, 12.0),
+            ),
+        )
         self.noise = MatrixNoise()
 
     def drift(self, x, p):

@@ -77,7 +77,9 @@ class CorrelatedBlackScholes(KolmogorovPDE):
     def __init__(self, dim: int = 50, strike: float = 5.5, rate: float = -0.05):
         super().__init__(dim, (4.5, 5.5))
         self.strike, self.rate = float(strike), float(rate)
-        chol = torch.linalg.cholesky(0.5 * torch.ones(dim, dim, dtype=torch.float64) + 0.5 * torch.eye(dim, dtype=torch.float64))
+        chol = torch.linalg.cholesky(
+            0.5 * torch.ones(dim, dim, dtype=torch.float64) + 0.5 * torch.eye(dim, dtype=torch.float64)
+        )
         beta = 0.1 + torch.arange(1, dim + 1, dtype=torch.float64) / (2 * dim)
         self.volatility = beta[:, None] * chol  # Sigma (d, d)
         self.noise = MatrixNoise()

@@ -29,17 +29,19 @@ from oplearn.kolmogorov.problems.base import KolmogorovPDE
 from oplearn.sde import ScalarNoise
 
 
-def solve_1d(drift, initial, half_width: float, nodes: int, steps: int, horizon: float) -> tuple[np.ndarray, np.ndarray]:
+def solve_1d(
+    drift, initial, half_width: float, nodes: int, steps: int, horizon: float
+) -> tuple[np.ndarray, np.ndarray]:
     r"""Crank-Nicolson for :math:`\partial_t v = \tfrac12 v'' + b(x) v'` on ``[-half_width, half_width]``
     (central differences, ghost-node Neumann ends): nodes ``(nodes,)`` and ``v (steps + 1, nodes)``."""
     x = np.linspace(-half_width, half_width, nodes)
     h, dt = x[1] - x[0], horizon / steps
     b = drift(x)
-    lower = 0.5 / h**2 - b / (2 * h)   # coefficient of v_{i-1}
-    upper = 0.5 / h**2 + b / (2 * h)   # coefficient of v_{i+1}
+    lower = 0.5 / h**2 - b / (2 * h)  # coefficient of v_{i-1}
+    upper = 0.5 / h**2 + b / (2 * h)  # coefficient of v_{i+1}
     diag = -1.0 / h**2 * np.ones(nodes)
     lower_full, upper_full = lower.copy(), upper.copy()
-    upper_full[0] += lower[0]          # reflecting ends: v_{-1} = v_1, v_{n} = v_{n-2}
+    upper_full[0] += lower[0]  # reflecting ends: v_{-1} = v_1, v_{n} = v_{n-2}
     lower_full[-1] += upper[-1]
     # A v: A[i, i-1] = lower_full[i], A[i, i+1] = upper_full[i]
     banded = np.zeros((3, nodes))
@@ -80,8 +82,14 @@ class LinearizedHJB(KolmogorovPDE):
     def table(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Nodes ``(n,)`` and the one-dimensional solution ``(steps + 1, n)`` (computed once)."""
         if self._table is None:
-            x, v = solve_1d(lambda x: -4 * self.kappa * x * (x**2 - 1), lambda x: np.exp(-self.eta * (x - 1) ** 2),
-                            4.0, 4001, 2000, self.horizon)
+            x, v = solve_1d(
+                lambda x: -4 * self.kappa * x * (x**2 - 1),
+                lambda x: np.exp(-self.eta * (x - 1) ** 2),
+                4.0,
+                4001,
+                2000,
+                self.horizon,
+            )
             self._table = torch.from_numpy(x), torch.from_numpy(v)
         return self._table
 

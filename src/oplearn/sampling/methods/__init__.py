@@ -64,8 +64,25 @@ def make_method(name: str, target, **params):
         raise ConfigError(f"unknown sampling method '{name}'; choose one of {', '.join(METHODS)}")
     unknown = set(params) - method_parameters(METHODS[name])
     if unknown:
-        raise ConfigError(f"method '{name}': unknown parameter(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(method_parameters(METHODS[name])))}")
+        raise ConfigError(
+            f"method '{name}': unknown parameter(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(method_parameters(METHODS[name])))}"
+        )
     return METHODS[name](target, **params)
 
 
-__all__ = ["CMCD", "DDS", "DIS", "Estimate", "MCD", "METHODS", "PIS", "SCLD", "SMC", "Sampler", "ULA", "UnderdampedDIS", "make_method", "method_parameters"]
+__all__ = [
+    "CMCD",
+    "DDS",
+    "DIS",
+    "MCD",
+    "METHODS",
+    "PIS",
+    "SCLD",
+    "SMC",
+    "ULA",
+    "Estimate",
+    "Sampler",
+    "UnderdampedDIS",
+    "make_method",
+    "method_parameters",
+]

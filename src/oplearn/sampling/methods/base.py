@@ -25,8 +25,9 @@ Shapes: paths ``(steps + 1, batch, dim)``; weights ``(batch,)``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -115,7 +116,14 @@ class Sampler(nn.Module):
     #: Whether the method trains a control network (if not, only its scalar parameters).
     learns_control: ClassVar[bool] = True
 
-    def __init__(self, target: Target, steps: int = 100, horizon: float = 1.0, grid: str = "uniform", solver: Solver | None = None):
+    def __init__(
+        self,
+        target: Target,
+        steps: int = 100,
+        horizon: float = 1.0,
+        grid: str = "uniform",
+        solver: Solver | None = None,
+    ):
         super().__init__()
         if steps < 1:
             raise ConfigError(f"sampler: steps must be >= 1, got {steps}")
@@ -206,14 +214,20 @@ class Sampler(nn.Module):
         """``n`` forward paths (normals kept for the on-policy density); gradients flow unless
         called under ``torch.no_grad()``."""
         sde = self.forward_sde(exploration, generator)
-        return solve(sde, self.initial_state(n, generator), self.times(), self.solver, generator=generator, keep_noise=True)
+        return solve(
+            sde, self.initial_state(n, generator), self.times(), self.solver, generator=generator, keep_noise=True
+        )
 
     def log_weights(self, path: Path, on_policy: bool = True) -> torch.Tensor:
         """:math:`\\log w` of ``path`` (module docstring). ``on_policy``: the path was simulated by this
         sampler without exploration, so :math:`\\log p_F` comes from its normals; otherwise the
         forward kernels are evaluated along the given path."""
         forward = self.forward_sde()
-        log_forward = noise_log_density(forward, path, self.solver) if on_policy else forward_log_density(forward, path, self.solver)
+        log_forward = (
+            noise_log_density(forward, path, self.solver)
+            if on_policy
+            else forward_log_density(forward, path, self.solver)
+        )
         start = tuple(s[0] for s in path.states)
         end = tuple(s[-1] for s in path.states)
         return self.terminal_log_density(end) + self.log_backward(path) - self.initial_log_density(start) - log_forward
@@ -223,7 +237,9 @@ class Sampler(nn.Module):
         end = (x, self._momentum(x.shape[0], generator)) if self.underdamped else x
         return solve_backward(self.backward_sde(), end, self.times(), self.solver, generator=generator)
 
-    def training_log_weights(self, n: int, generator: torch.Generator | None = None, off_policy: bool = False, exploration: float = 0.0) -> torch.Tensor:
+    def training_log_weights(
+        self, n: int, generator: torch.Generator | None = None, off_policy: bool = False, exploration: float = 0.0
+    ) -> torch.Tensor:
         """Log-weights ``(n,)`` for a loss: on-policy (reparametrised, gradients through the paths)
         or off-policy (paths of the exploring behaviour process, detached; gradients through the
         kernels' densities only)."""

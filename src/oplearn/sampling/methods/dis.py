@@ -41,7 +41,18 @@ class _ReversedNoising(Sampler):
 
     feature_gate = 1.0
 
-    def __init__(self, target, steps=100, horizon=1.0, grid="uniform", scale: float = 1.0, rate_min: float = 0.05, rate_max: float = 5.0, net: ControlNet | dict | None = None, solver=None):
+    def __init__(
+        self,
+        target,
+        steps=100,
+        horizon=1.0,
+        grid="uniform",
+        scale: float = 1.0,
+        rate_min: float = 0.05,
+        rate_max: float = 5.0,
+        net: ControlNet | dict | None = None,
+        solver=None,
+    ):
         super().__init__(target, steps, horizon, grid, solver)
         self.noising = OrnsteinUhlenbeck(rate=rate_max, rate_end=rate_min, scale=scale, horizon=horizon)
         self.prior = GaussianPrior(target.dim, scale)
@@ -90,7 +101,17 @@ class DDS(_ReversedNoising):
 
     name = "dds"
 
-    def __init__(self, target, steps=100, horizon=1.0, grid="uniform", scale: float = 1.0, rate_min: float = 0.05, rate_max: float = 5.0, net: ControlNet | dict | None = None):
+    def __init__(
+        self,
+        target,
+        steps=100,
+        horizon=1.0,
+        grid="uniform",
+        scale: float = 1.0,
+        rate_min: float = 0.05,
+        rate_max: float = 5.0,
+        net: ControlNet | dict | None = None,
+    ):
         super().__init__(target, steps, horizon, grid, scale, rate_min, rate_max, net, solver=ExponentialEuler())
 
     def feature(self, t, x):
@@ -113,14 +134,27 @@ class UnderdampedDIS(Sampler):
 
     name = "dis_ud"
 
-    def __init__(self, target, steps=100, horizon=1.0, grid="uniform", scale: float = 1.0, friction: float = 1.0, mass: float = 1.0, integrator: str = "OBABO", net: ControlNet | dict | None = None):
+    def __init__(
+        self,
+        target,
+        steps=100,
+        horizon=1.0,
+        grid="uniform",
+        scale: float = 1.0,
+        friction: float = 1.0,
+        mass: float = 1.0,
+        integrator: str = "OBABO",
+        net: ControlNet | dict | None = None,
+    ):
         super().__init__(target, steps, horizon, grid, Splitting(integrator))
         self.prior = GaussianPrior(target.dim, scale)
         self.friction, self.mass = float(friction), float(mass)
         self.net = self.make_net(net, 2 * target.dim)
 
     def forward_sde(self, exploration=0.0, generator=None):
-        control = explore(lambda t, x, p: self.net(t, torch.cat([x, p], -1), self.score_feature(t, x)), exploration, generator)
+        control = explore(
+            lambda t, x, p: self.net(t, torch.cat([x, p], -1), self.score_feature(t, x)), exploration, generator
+        )
         return UnderdampedSDE(lambda t, x: self.prior.score(x), self.friction, self.mass, control)
 
     def backward_sde(self):

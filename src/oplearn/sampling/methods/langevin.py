@@ -50,7 +50,16 @@ from torch import nn
 from oplearn.sampling.methods.base import Sampler, explore, gaussian_log_density
 from oplearn.sampling.networks import ControlNet
 from oplearn.sampling.prior import GaussianPrior
-from oplearn.sde import ItoSDE, Path, Splitting, UnderdampedSDE, backward_log_density, forward_log_density, noise_log_density, solve
+from oplearn.sde import (
+    ItoSDE,
+    Path,
+    Splitting,
+    UnderdampedSDE,
+    backward_log_density,
+    forward_log_density,
+    noise_log_density,
+    solve,
+)
 
 
 class AnnealedLangevin(Sampler):
@@ -72,7 +81,19 @@ class AnnealedLangevin(Sampler):
     #: Which controls the method learns: ``"forward"`` and/or ``"backward"``.
     controls: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, target, steps=100, horizon=1.0, grid="uniform", scale: float = 1.0, diffusion: float = 1.0, integrator: str = "EM", friction: float = 1.0, mass: float = 1.0, net: ControlNet | dict | None = None):
+    def __init__(
+        self,
+        target,
+        steps=100,
+        horizon=1.0,
+        grid="uniform",
+        scale: float = 1.0,
+        diffusion: float = 1.0,
+        integrator: str = "EM",
+        friction: float = 1.0,
+        mass: float = 1.0,
+        net: ControlNet | dict | None = None,
+    ):
         solver = None if integrator == "EM" else Splitting(integrator)
         super().__init__(target, steps, horizon, grid, solver)
         self.prior = GaussianPrior(target.dim, scale, learn=True)
@@ -90,7 +111,9 @@ class AnnealedLangevin(Sampler):
         lam = t / self.horizon
         return (1 - lam) * self.prior.log_density(x) + lam * self.target.log_density(x)
 
-    def annealed_score(self, t: torch.Tensor, x: torch.Tensor, target_score: torch.Tensor | None = None) -> torch.Tensor:
+    def annealed_score(
+        self, t: torch.Tensor, x: torch.Tensor, target_score: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """:math:`\\nabla\\log\\pi_t(x)`, differentiable in ``x`` when ``x`` requires gradients
         (``target_score``: :math:`\\nabla\\log\\gamma(x)` when already known)."""
         lam = (t / self.horizon)[:, None]
@@ -128,14 +151,30 @@ class AnnealedLangevin(Sampler):
     def simulate(self, n, generator=None, exploration=0.0):
         return self.solve_from(self.initial_state(n, generator), self.times(), generator, exploration)
 
-    def solve_from(self, state: tuple[torch.Tensor, ...], times: torch.Tensor, generator=None, exploration: float = 0.0) -> Path:
+    def solve_from(
+        self, state: tuple[torch.Tensor, ...], times: torch.Tensor, generator=None, exploration: float = 0.0
+    ) -> Path:
         """Forward paths from ``state`` along ``times`` (normals kept); overdamped paths keep the
         target scores the drift computed (:class:`ScoredPath`) so that their weights need no
         second evaluation of the target."""
         if self.underdamped:
-            return solve(self.forward_sde(exploration, generator), state, times, self.solver, generator=generator, keep_noise=True)
+            return solve(
+                self.forward_sde(exploration, generator),
+                state,
+                times,
+                self.solver,
+                generator=generator,
+                keep_noise=True,
+            )
         tape: list[torch.Tensor] = []
-        path = solve(self._drift("forward", exploration, generator, tape), state, times, self.solver, generator=generator, keep_noise=True)
+        path = solve(
+            self._drift("forward", exploration, generator, tape),
+            state,
+            times,
+            self.solver,
+            generator=generator,
+            keep_noise=True,
+        )
         return ScoredPath(path.times, path.states, path.noise, path.records, torch.stack(tape))
 
     def transition_log_ratio(self, path: Path, on_policy: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
@@ -145,15 +184,25 @@ class AnnealedLangevin(Sampler):
         :math:`N` steps."""
         if not isinstance(path, ScoredPath):
             forward = self.forward_sde()
-            log_forward = noise_log_density(forward, path, self.solver) if on_policy else forward_log_density(forward, path, self.solver)
-            return backward_log_density(self.backward_sde(), path, self.solver) - log_forward, self.target.log_density(path.final)
+            log_forward = (
+                noise_log_density(forward, path, self.solver)
+                if on_policy
+                else forward_log_density(forward, path, self.solver)
+            )
+            return backward_log_density(self.backward_sde(), path, self.solver) - log_forward, self.target.log_density(
+                path.final
+            )
         value, score = self.target.log_density_and_score(path.final)
         scores = torch.cat([path.target_scores, score[None]])
         if on_policy:
             log_forward = noise_log_density(self._drift("forward"), path, self.solver)
         else:
-            log_forward = forward_log_density(self._drift("forward", target_scores=scores[:-1].flatten(0, 1)), path, self.solver)
-        log_backward = backward_log_density(self._drift("backward", target_scores=scores[1:].flatten(0, 1)), path, self.solver)
+            log_forward = forward_log_density(
+                self._drift("forward", target_scores=scores[:-1].flatten(0, 1)), path, self.solver
+            )
+        log_backward = backward_log_density(
+            self._drift("backward", target_scores=scores[1:].flatten(0, 1)), path, self.solver
+        )
         return log_backward - log_forward, value
 
     def log_weights(self, path, on_policy=True):
@@ -165,7 +214,9 @@ class AnnealedLangevin(Sampler):
         sign = 1.0 if direction == "forward" else -1.0
         control = None
         if direction in self.controls:
-            control = explore(lambda t, x, p: self._control(sign, t, torch.cat([x, p], -1), None), exploration, generator)
+            control = explore(
+                lambda t, x, p: self._control(sign, t, torch.cat([x, p], -1), None), exploration, generator
+            )
         return UnderdampedSDE(self.annealed_score, torch.exp(self.log_friction), self.mass, control)
 
     def forward_sde(self, exploration=0.0, generator=None):

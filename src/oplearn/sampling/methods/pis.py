@@ -38,7 +38,15 @@ class PIS(Sampler):
 
     feature_gate = 1.0
 
-    def __init__(self, target, steps=100, horizon=1.0, grid="uniform", diffusion: float = 1.0, net: ControlNet | dict | None = None):
+    def __init__(
+        self,
+        target,
+        steps=100,
+        horizon=1.0,
+        grid="uniform",
+        diffusion: float = 1.0,
+        net: ControlNet | dict | None = None,
+    ):
         super().__init__(target, steps, horizon, grid)
         self.diffusion = float(diffusion)
         self.net = self.make_net(net)

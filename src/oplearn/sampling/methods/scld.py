@@ -65,7 +65,9 @@ class SCLD(nn.Module):
         end_density = (1 - lam) * c.prior.log_density(end[0]) + lam * value + self._momentum_log_density(end)
         return end_density - c.annealed_log_density(t0, start[0]) - self._momentum_log_density(start) + ratio
 
-    def run(self, n: int, generator: torch.Generator | None = None, off_policy: bool = False, exploration: float = 0.0) -> tuple[torch.Tensor, Estimate]:
+    def run(
+        self, n: int, generator: torch.Generator | None = None, off_policy: bool = False, exploration: float = 0.0
+    ) -> tuple[torch.Tensor, Estimate]:
         """Per-block log-weights ``(segments, n)`` (with gradients as in
         :meth:`~oplearn.sampling.methods.base.Sampler.training_log_weights`) and the estimate."""
         c = self.cmcd

@@ -28,6 +28,7 @@ with HMC kernels as the baseline, step sizes per target).
 from __future__ import annotations
 
 import math
+
 import torch
 from torch import nn
 
@@ -44,14 +45,29 @@ class SMC(nn.Module):
     name = "smc"
     learns_control = False
 
-    def __init__(self, target, steps: int = 100, scale: float = 1.0, kernel: str = "hmc", step_size: float = 0.1, step_size_end: float | None = None, kernel_steps: int = 1, leapfrog: int = 5, resample_threshold: float = 0.3):
+    def __init__(
+        self,
+        target,
+        steps: int = 100,
+        scale: float = 1.0,
+        kernel: str = "hmc",
+        step_size: float = 0.1,
+        step_size_end: float | None = None,
+        kernel_steps: int = 1,
+        leapfrog: int = 5,
+        resample_threshold: float = 0.3,
+    ):
         super().__init__()
         if kernel not in ("mala", "hmc"):
             raise ConfigError(f"smc: kernel must be 'mala' or 'hmc', got '{kernel}'")
         self.target, self.steps, self.kernel = target, int(steps), kernel
         self.prior = GaussianPrior(target.dim, scale)
         self.step_size, self.step_size_end = float(step_size), float(step_size_end or step_size)
-        self.kernel_steps, self.leapfrog, self.resample_threshold = int(kernel_steps), int(leapfrog), float(resample_threshold)
+        self.kernel_steps, self.leapfrog, self.resample_threshold = (
+            int(kernel_steps),
+            int(leapfrog),
+            float(resample_threshold),
+        )
 
     def evaluate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:math:`\\log\\gamma(x)` and :math:`\\nabla\\log\\gamma(x)` (one target evaluation)."""
@@ -61,9 +77,13 @@ class SMC(nn.Module):
             (grad,) = torch.autograd.grad(value.sum(), y)
         return value.detach(), grad
 
-    def annealed(self, lam: float, x: torch.Tensor, log_gamma: torch.Tensor, grad_gamma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def annealed(
+        self, lam: float, x: torch.Tensor, log_gamma: torch.Tensor, grad_gamma: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """:math:`\\log\\pi_\\lambda(x)` and its score from the target's value and score at ``x``."""
-        return (1 - lam) * self.prior.log_density(x) + lam * log_gamma, (1 - lam) * self.prior.score(x) + lam * grad_gamma
+        return (1 - lam) * self.prior.log_density(x) + lam * log_gamma, (1 - lam) * self.prior.score(
+            x
+        ) + lam * grad_gamma
 
     def _mala(self, lam, eps, x, state, generator):
         """A Langevin proposal :math:`y = x + \\epsilon\\nabla\\log\\pi + \\sqrt{2\\epsilon}\\,\\xi` and its MH log-ratio."""
@@ -111,7 +131,10 @@ class SMC(nn.Module):
                 u = torch.rand(n, generator=generator, device=x.device)
                 accept = torch.log(u) < torch.nan_to_num(log_ratio, nan=-math.inf)
                 x = torch.where(accept[:, None], y, x)
-                state = (torch.where(accept, target_y[0], state[0]), torch.where(accept[:, None], target_y[1], state[1]))
+                state = (
+                    torch.where(accept, target_y[0], state[0]),
+                    torch.where(accept[:, None], target_y[1], state[1]),
+                )
                 accepted, moves = accepted + float(accept.float().mean()), moves + 1
         self.acceptance = accepted / max(moves, 1)
         return Estimate(x, log_w, log_Z + float(log_mean_exp(log_w, 0)), None)

@@ -20,7 +20,17 @@ from oplearn.sampling.targets.mixture import GMM40, GaussianMixture
 from oplearn.sampling.targets.student_t import StudentTMixture
 
 TARGETS: dict[str, type[Target]] = {
-    cls.name: cls for cls in (Gaussian, GMM40, Funnel, ManyWell, DoubleWell, StudentTMixture, LogisticRegression, LogGaussianCoxProcess)
+    cls.name: cls
+    for cls in (
+        Gaussian,
+        GMM40,
+        Funnel,
+        ManyWell,
+        DoubleWell,
+        StudentTMixture,
+        LogisticRegression,
+        LogGaussianCoxProcess,
+    )
 }
 
 
@@ -37,15 +47,17 @@ def make_target(name: str, **params) -> Target:
     allowed = target_parameters(name)
     unknown = set(params) - allowed
     if unknown:
-        raise ConfigError(f"target '{name}': unknown parameter(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}")
+        raise ConfigError(
+            f"target '{name}': unknown parameter(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(allowed))}"
+        )
     return cls(**params)
 
 
 __all__ = [
+    "GMM40",
     "TARGETS",
     "DoubleWell",
     "Funnel",
-    "GMM40",
     "Gaussian",
     "GaussianMixture",
     "LogGaussianCoxProcess",

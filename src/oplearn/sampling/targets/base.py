@@ -75,7 +75,9 @@ class Target(nn.Module):
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """``n`` exact samples ``(n, dim)`` of :math:`\\pi`."""
-        raise ConfigError(f"target '{self.name}' has no exact sampler (needed for EUBO, Sinkhorn and MMD); use a target with samples")
+        raise ConfigError(
+            f"target '{self.name}' has no exact sampler (needed for EUBO, Sinkhorn and MMD); use a target with samples"
+        )
 
     def modes(self, x: torch.Tensor) -> torch.Tensor | None:
         """Mode labels ``(batch, groups)`` (e.g. the mixture component, or the well of each

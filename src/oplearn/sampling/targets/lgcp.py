@@ -36,10 +36,21 @@ class LogGaussianCoxProcess(Target):
 
     name = "lgcp"
 
-    def __init__(self, grid: int = 40, variance: float = 1.91, beta: float = 1 / 33, mean_intensity: float = 126.0, data_seed: int = 0):
+    def __init__(
+        self,
+        grid: int = 40,
+        variance: float = 1.91,
+        beta: float = 1 / 33,
+        mean_intensity: float = 126.0,
+        data_seed: int = 0,
+    ):
         m = grid * grid
         super().__init__(m)
-        idx = torch.stack(torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij"), -1).reshape(m, 2).double()
+        idx = (
+            torch.stack(torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij"), -1)
+            .reshape(m, 2)
+            .double()
+        )
         gram = variance * torch.exp(-torch.cdist(idx, idx) / (grid * beta))
         chol = torch.linalg.cholesky(gram)
         self.mu0 = math.log(mean_intensity) - 0.5 * variance

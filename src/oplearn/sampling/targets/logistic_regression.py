@@ -37,7 +37,9 @@ def _breast_cancer() -> tuple[torch.Tensor, torch.Tensor]:
     data = load_breast_cancer()
     x = torch.tensor(data.data, dtype=torch.float64)
     x = x / x.std(0)
-    return torch.cat([torch.ones(len(x), 1, dtype=torch.float64), x], dim=1), torch.tensor(data.target, dtype=torch.float64)
+    return torch.cat([torch.ones(len(x), 1, dtype=torch.float64), x], dim=1), torch.tensor(
+        data.target, dtype=torch.float64
+    )
 
 
 class LogisticRegression(Target):
@@ -55,5 +57,7 @@ class LogisticRegression(Target):
     def unnormalized_log_density(self, w):
         logits = w @ self.features.T  # (batch, N)
         likelihood = (self.labels * logsigmoid(logits) + (1 - self.labels) * logsigmoid(-logits)).sum(-1)
-        prior = -0.5 * (w / self.prior_scale).square().sum(-1) - self.dim * (math.log(self.prior_scale) + 0.5 * math.log(2 * math.pi))
+        prior = -0.5 * (w / self.prior_scale).square().sum(-1) - self.dim * (
+            math.log(self.prior_scale) + 0.5 * math.log(2 * math.pi)
+        )
         return likelihood + prior

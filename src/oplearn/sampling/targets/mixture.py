@@ -36,7 +36,9 @@ class GaussianMixture(Target):
         super().__init__(d)
         weights = torch.ones(k) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
         self.register_buffer("means", means.float(), persistent=False)
-        self.register_buffer("scales", torch.as_tensor(scales, dtype=torch.float32).expand(k, d).clone(), persistent=False)
+        self.register_buffer(
+            "scales", torch.as_tensor(scales, dtype=torch.float32).expand(k, d).clone(), persistent=False
+        )
         self.register_buffer("log_weights", torch.log(weights / weights.sum()), persistent=False)
 
     def component_log_densities(self, x: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ interpolant of the cumulative distribution.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -20,7 +20,9 @@ import torch
 class TabulatedDensity:
     """``log_gamma`` (a function of a float64 tensor) tabulated on ``[low, high]``."""
 
-    def __init__(self, log_gamma: Callable[[torch.Tensor], torch.Tensor], low: float, high: float, points: int = 200001):
+    def __init__(
+        self, log_gamma: Callable[[torch.Tensor], torch.Tensor], low: float, high: float, points: int = 200001
+    ):
         x = torch.linspace(low, high, points, dtype=torch.float64)
         logp = log_gamma(x)
         shift = float(logp.max())
