@@ -86,6 +86,13 @@ SMALL_CONFIG = {
         "kolmogorov.validation_points=64",
         "kolmogorov.eval_points=256",
     ],
+    "sample_gmm40_dis": [
+        "train.epochs=1",
+        "sampling.iterations=2",
+        "data.batch_size=32",
+        "sampling.validation_samples=64",
+        "sampling.method_params.steps=8",
+    ],
     "demo": [
         "data.generate.n=40",
         "data.n_train=32",
@@ -109,6 +116,10 @@ SMALL_TEXT = [
     (re.compile(r"--nproc-per-node \d+"), "--standalone --nproc-per-node 1"),  # standalone: a private rendezvous
     (re.compile(r"\bn=1100\b"), "n=40"),
     (re.compile(r"\bsteps=20\b"), "steps=3"),
+    (re.compile(r"\biterations=2000\b"), "iterations=3"),
+    (re.compile(r"\bsteps=64\b"), "steps=8"),
+    (re.compile(r"\b(estimate|sample)\(2000\b"), r"\1(128"),
+    (re.compile(r"--samples 2000 --seeds 5"), "--samples 64 --seeds 2"),
     (
         re.compile(r'load_config\("configs/(\w+)\.yaml", \['),
         lambda m: m[0] + "".join(f"{s!r}, " for s in SMALL_CONFIG[m[1]]),
