@@ -20,6 +20,9 @@ import pytest
 
 import oplearn
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "docs" / "_ext"))
+import oplearn_api
+
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "site"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
@@ -52,7 +55,10 @@ def public_names() -> set[str]:
         for name in getattr(module, "__all__", ()):
             obj = getattr(module, name)
             home = getattr(obj, "__module__", None)
-            names.add(f"{home}.{obj.__qualname__}" if home and home.startswith("oplearn") else f"{module_name}.{name}")
+            if home and home.startswith("oplearn"):
+                names.add(f"{home}.{obj.__qualname__}")
+            else:  # data re-exported by a package is documented where it is defined
+                names.add(f"{oplearn_api.imported_from(module_name, name) or module_name}.{name}")
     return names
 
 

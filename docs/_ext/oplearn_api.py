@@ -46,13 +46,23 @@ def defined_names(module_name: str) -> tuple[list[str], list[str]]:
     return public(objects), [n for n in public(variables) if n != "__all__"]
 
 
+def imported_from(module_name: str, name: str) -> str | None:
+    """The module a package's ``from oplearn.x import name`` takes ``name`` from (for data, which
+    carries no ``__module__``), or ``None``."""
+    tree = ast.parse(Path(importlib.import_module(module_name).__file__).read_text())
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and node.module and any(a.name == name for a in node.names):
+            return node.module
+    return None
+
+
 def reexported(module_name: str) -> list[str]:
     """Canonical dotted names of the ``__all__`` entries a package imports from its modules."""
     module = importlib.import_module(module_name)
     out = []
     for name in getattr(module, "__all__", ()):
         obj = getattr(module, name)
-        home = getattr(obj, "__module__", module_name)
+        home = getattr(obj, "__module__", None) or imported_from(module_name, name) or module_name
         if home != module_name and home.startswith("oplearn"):
             out.append(f"{home}.{getattr(obj, '__qualname__', name)}")
     return out
