@@ -132,7 +132,10 @@ def test_discoverability(capsys, monkeypatch):
     from oplearn import __version__
     from oplearn.cli import build_parser
     from oplearn.config import MODEL_CONFIGS, shipped_configs
+    from oplearn.kolmogorov import PROBLEMS
     from oplearn.pdes import PDES
+    from oplearn.sampling.methods import METHODS
+    from oplearn.sampling.targets import TARGETS
     from oplearn.training.tasks import TASKS
 
     with pytest.raises(SystemExit) as exit_:
@@ -155,6 +158,9 @@ def test_discoverability(capsys, monkeypatch):
     for name, model in MODEL_CONFIGS.items():
         assert f"  {name} " in listing and all(f"{key}=" in listing for key in model.model_fields if key != "name")
     assert all(name in listing for name in [*TASKS, *shipped_configs(), "neuraloperator", "the-well"])
+    assert all(f"  {name} " in listing for name in [*PROBLEMS, *TARGETS, *METHODS])
+    assert "parameters: dim=150" in listing and "parameters: steps=100, segments=4, resample_threshold=0.3" in listing
+    assert "(integrator='OBABO')" in listing  # registered variants name what they fix
 
     assert main(["config", "darcy_fno"]) == 0
     assert capsys.readouterr().out == shipped_configs()["darcy_fno"].read_text()

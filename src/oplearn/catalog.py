@@ -13,6 +13,8 @@ resolved config, every default written out), to start one's own:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from typing import Any
 
@@ -119,12 +121,60 @@ def list_formats() -> list[str]:
     return lines
 
 
+def _constructor_arguments(cls: type, skip: tuple[str, ...] = ("self", "target")) -> str:
+    """``key=default`` of a constructor's keyword arguments (``key`` alone when required)."""
+    fixed = {}
+    if isinstance(cls, functools.partial):  # a registered variant: the class with some keywords set
+        cls, fixed = cls.func, cls.keywords
+    out = []
+    for name, p in inspect.signature(cls.__init__).parameters.items():
+        if name in skip or name in fixed or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out.append(name if p.default is p.empty else f"{name}={_value(p.default)}")
+    return ", ".join(out) or "none"
+
+
+def list_kolmogorov() -> list[str]:
+    from oplearn.kolmogorov.losses import LOSSES
+    from oplearn.kolmogorov.problems import PROBLEMS
+
+    lines = ["Kolmogorov problems (train.task=kolmogorov: kolmogorov.problem, kolmogorov.problem_params):"]
+    for name, cls in PROBLEMS.items():
+        lines.append(f"  {name:<26} {_first_line(cls.__doc__)}")
+        lines.append("      parameters: " + _constructor_arguments(cls))
+    lines.append("  losses (kolmogorov.loss): " + ", ".join(LOSSES))
+    return lines
+
+
+def list_sampling() -> list[str]:
+    from oplearn.sampling.losses import LOSSES
+    from oplearn.sampling.methods import METHODS
+    from oplearn.sampling.targets import TARGETS
+
+    lines = ["Sampling targets (train.task=sampler: sampling.target, sampling.target_params):"]
+    for name, cls in TARGETS.items():
+        lines.append(f"  {name:<22} {_first_line(cls.__doc__)}")
+        lines.append("      parameters: " + _constructor_arguments(cls))
+    lines.append("Sampling methods (sampling.method, sampling.method_params):")
+    for name, cls in METHODS.items():
+        if isinstance(cls, functools.partial):
+            fixed = ", ".join(f"{k}={_value(v)}" for k, v in cls.keywords.items())
+            lines.append(f"  {name:<22} {_first_line(cls.func.__doc__)} ({fixed})")
+        else:
+            lines.append(f"  {name:<22} {_first_line(cls.__doc__)}")
+        lines.append("      parameters: " + _constructor_arguments(cls))
+    lines.append("  losses (sampling.loss): " + ", ".join(LOSSES))
+    return lines
+
+
 SECTIONS = {
     "pdes": list_pdes,
     "models": list_models,
     "tasks": list_tasks,
     "configs": list_configs,
     "formats": list_formats,
+    "kolmogorov": list_kolmogorov,
+    "sampling": list_sampling,
 }
 
 
@@ -145,7 +195,9 @@ def _config_command(args) -> None:
 def add_command(sub) -> None:
     """Register ``oplearn list`` and ``oplearn config``."""
     p = sub.add_parser(
-        "list", help="list the PDEs (with parameters), models (with keys), tasks, shipped configs and data layouts"
+        "list",
+        help="list the PDEs (with parameters), models (with keys), tasks, shipped configs, data layouts, "
+        "Kolmogorov problems and sampling targets and methods",
     )
     p.add_argument("what", nargs="?", choices=tuple(SECTIONS), help="one section (default: all)")
     p.set_defaults(func=_list_command)
