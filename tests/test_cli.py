@@ -159,7 +159,9 @@ def test_discoverability(capsys, monkeypatch):
         assert f"  {name} " in listing and all(f"{key}=" in listing for key in model.model_fields if key != "name")
     assert all(name in listing for name in [*TASKS, *shipped_configs(), "neuraloperator", "the-well"])
     assert all(f"  {name} " in listing for name in [*PROBLEMS, *TARGETS, *METHODS])
-    assert "parameters: dim=150" in listing and "parameters: steps=100, segments=4, resample_threshold=0.3" in listing
+    assert (
+        "parameters: dim=150" in listing and "mass=1.0, net=None, segments=4, resample_threshold=0.3" in listing
+    )  # SCLD takes CMCD's too
     assert "(integrator='OBABO')" in listing  # registered variants name what they fix
 
     assert main(["config", "darcy_fno"]) == 0

@@ -121,17 +121,15 @@ def list_formats() -> list[str]:
     return lines
 
 
-def _constructor_arguments(cls: type, skip: tuple[str, ...] = ("self", "target")) -> str:
-    """``key=default`` of a constructor's keyword arguments (``key`` alone when required)."""
-    fixed = {}
-    if isinstance(cls, functools.partial):  # a registered variant: the class with some keywords set
-        cls, fixed = cls.func, cls.keywords
-    out = []
-    for name, p in inspect.signature(cls.__init__).parameters.items():
-        if name in skip or name in fixed or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        out.append(name if p.default is p.empty else f"{name}={_value(p.default)}")
+def _arguments(defaults: dict[str, Any]) -> str:
+    """``key=default`` of keyword arguments (``key`` alone when required)."""
+    out = [name if value is inspect.Parameter.empty else f"{name}={_value(value)}" for name, value in defaults.items()]
     return ", ".join(out) or "none"
+
+
+def _constructor_defaults(cls: type) -> dict[str, Any]:
+    """A constructor's keyword arguments with their defaults."""
+    return {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items() if n != "self"}
 
 
 def list_kolmogorov() -> list[str]:
@@ -141,20 +139,20 @@ def list_kolmogorov() -> list[str]:
     lines = ["Kolmogorov problems (train.task=kolmogorov: kolmogorov.problem, kolmogorov.problem_params):"]
     for name, cls in PROBLEMS.items():
         lines.append(f"  {name:<26} {_first_line(cls.__doc__)}")
-        lines.append("      parameters: " + _constructor_arguments(cls))
+        lines.append("      parameters: " + _arguments(_constructor_defaults(cls)))
     lines.append("  losses (kolmogorov.loss): " + ", ".join(LOSSES))
     return lines
 
 
 def list_sampling() -> list[str]:
     from oplearn.sampling.losses import LOSSES
-    from oplearn.sampling.methods import METHODS
+    from oplearn.sampling.methods import METHODS, method_defaults
     from oplearn.sampling.targets import TARGETS
 
     lines = ["Sampling targets (train.task=sampler: sampling.target, sampling.target_params):"]
     for name, cls in TARGETS.items():
         lines.append(f"  {name:<22} {_first_line(cls.__doc__)}")
-        lines.append("      parameters: " + _constructor_arguments(cls))
+        lines.append("      parameters: " + _arguments(_constructor_defaults(cls)))
     lines.append("Sampling methods (sampling.method, sampling.method_params):")
     for name, cls in METHODS.items():
         if isinstance(cls, functools.partial):
@@ -162,7 +160,7 @@ def list_sampling() -> list[str]:
             lines.append(f"  {name:<22} {_first_line(cls.func.__doc__)} ({fixed})")
         else:
             lines.append(f"  {name:<22} {_first_line(cls.__doc__)}")
-        lines.append("      parameters: " + _constructor_arguments(cls))
+        lines.append("      parameters: " + _arguments(method_defaults(cls)))
     lines.append("  losses (sampling.loss): " + ", ".join(LOSSES))
     return lines
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import inspect
 from functools import partial
+from typing import Any
 
 from oplearn.errors import ConfigError
 from oplearn.sampling.methods.base import Estimate, Sampler
@@ -49,13 +50,21 @@ METHODS = {
 }
 
 
+def method_defaults(constructor) -> dict[str, Any]:
+    """The keyword arguments a method's constructor takes (beyond the target) with their defaults
+    (``inspect.Parameter.empty`` when required); a registered variant's fixed keywords give their
+    fixed values, and SCLD takes CMCD's arguments as well."""
+    cls, fixed = (constructor.func, constructor.keywords) if isinstance(constructor, partial) else (constructor, {})
+    signature = inspect.signature(cls.__init__).parameters
+    defaults = {n: p.default for n, p in signature.items() if n not in {"self", "target", "solver", "cmcd"}}
+    if cls is SCLD:
+        defaults = {**method_defaults(CMCD), **defaults}
+    return {**defaults, **fixed}
+
+
 def method_parameters(constructor) -> set[str]:
     """The keyword arguments a method's constructor takes (beyond the target)."""
-    cls = constructor.func if isinstance(constructor, partial) else constructor
-    names = set(inspect.signature(cls.__init__).parameters) - {"self", "target", "solver", "cmcd"}
-    if cls is SCLD:
-        names |= method_parameters(CMCD)
-    return names
+    return set(method_defaults(constructor))
 
 
 def make_method(name: str, target, **params):
