@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 from oplearn.errors import OutputError, UsageError
 from oplearn.paths import output_dir, output_file
@@ -45,7 +47,7 @@ class ArgumentParser(argparse.ArgumentParser):
     (exit status 2, through :class:`~oplearn.errors.UsageError`), help shows defaults, and values
     that are lists of numbers may start with a minus sign (``--point -0.6,0.2``)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
         # argparse takes "-0.6,0.2" for an option; negative numbers and lists of numbers are values
@@ -53,7 +55,7 @@ class ArgumentParser(argparse.ArgumentParser):
             r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)*$"
         )
 
-    def error(self, message: str):
+    def error(self, message: str) -> NoReturn:
         raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
@@ -82,7 +84,7 @@ def complete_help(parser: argparse.ArgumentParser) -> None:
                 action.help = "one of: " + ", ".join(map(str, action.choices))
 
 
-def _argument(check, option: str):
+def _argument(check: Callable[[str, str], Path], option: str) -> Callable[[str], Path]:
     def parse(text: str) -> Path:
         try:
             return check(text, option)
@@ -93,11 +95,11 @@ def _argument(check, option: str):
     return parse
 
 
-def file_argument(option: str = "--out"):
+def file_argument(option: str = "--out") -> Callable[[str], Path]:
     """An argparse ``type`` checking a file destination with :func:`output_file`."""
     return _argument(output_file, option)
 
 
-def dir_argument(option: str = "--out"):
+def dir_argument(option: str = "--out") -> Callable[[str], Path]:
     """An argparse ``type`` checking a folder destination with :func:`output_dir`."""
     return _argument(output_dir, option)

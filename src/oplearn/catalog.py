@@ -13,6 +13,7 @@ resolved config, every default written out), to start one's own:
 
 from __future__ import annotations
 
+import argparse
 import functools
 import inspect
 import re
@@ -176,12 +177,12 @@ SECTIONS = {
 }
 
 
-def _list_command(args) -> None:
+def _list_command(args: argparse.Namespace) -> None:
     names = [args.what] if args.what else list(SECTIONS)
     print("\n\n".join("\n".join(SECTIONS[name]()) for name in names))
 
 
-def _config_command(args) -> None:
+def _config_command(args: argparse.Namespace) -> None:
     from oplearn.config import config_path, dump_config, load_config
 
     if args.set or args.resolved:
@@ -190,7 +191,7 @@ def _config_command(args) -> None:
         print(config_path(args.name).read_text(), end="")
 
 
-def add_command(sub) -> None:
+def add_command(sub: argparse._SubParsersAction) -> None:
     """Register ``oplearn list`` and ``oplearn config``."""
     p = sub.add_parser(
         "list",

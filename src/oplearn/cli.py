@@ -38,7 +38,7 @@ def _params(pairs: list[str]) -> dict:
     return params
 
 
-def cmd_generate(args) -> None:
+def cmd_generate(args: argparse.Namespace) -> None:
     from oplearn.data.generate import generate_dataset, generate_parallel, make_pde, parse_shard, shard_from_env
     from oplearn.errors import DataError
 
@@ -86,13 +86,13 @@ def cmd_generate(args) -> None:
         print(f"wrote {args.n} {args.pde} samples at {args.resolution} to {path}")
 
 
-def cmd_info(args) -> None:
+def cmd_info(args: argparse.Namespace) -> None:
     from oplearn.data.info import describe
 
     print(describe(args.path))
 
 
-def cmd_train(args) -> None:
+def cmd_train(args: argparse.Namespace) -> None:
     from oplearn.config import load_config
     from oplearn.evaluate import evaluate_fitting, format_table
     from oplearn.training.distributed import is_main_process
@@ -111,7 +111,7 @@ def cmd_train(args) -> None:
             print("not evaluated: " + "; ".join(f"{Path(path).name}: {reason}" for path, reason in skipped))
 
 
-def cmd_evaluate(args) -> None:
+def cmd_evaluate(args: argparse.Namespace) -> None:
     from oplearn.evaluate import evaluate_run, format_table
     from oplearn.training.tasks import EvaluateOptions
 
@@ -121,14 +121,14 @@ def cmd_evaluate(args) -> None:
     print(f"metrics written to {Path(args.run_dir) / 'metrics.json'}")
 
 
-def cmd_report(args) -> None:
+def cmd_report(args: argparse.Namespace) -> None:
     from oplearn.report import make_report
 
     path = make_report(args.run_dir, args.data or None, args.out)
     print(f"report written to {path} (and report.md beside it)")
 
 
-def cmd_demo(args) -> None:
+def cmd_demo(args: argparse.Namespace) -> None:
     from oplearn.demo import run_demo
 
     path = run_demo(args.out, args.set, progress=not args.no_progress)
@@ -276,7 +276,9 @@ def _quiet_broken_pipe() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-def _warning_line(message, category, filename, lineno, line=None) -> str:
+def _warning_line(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
     if issubclass(category, OplearnWarning):
         return f"warning: {message}\n"
     return _default_format(message, category, filename, lineno, line)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
 import yaml
 
-from oplearn.config import validate_config
+from oplearn.config import RunConfig, validate_config
 from oplearn.evaluate import format_table
 from oplearn.report import make_report
 from oplearn.training.run import train_to_end
 from oplearn.training.rundir import read_results
 
 
-def demo_config(out_dir: Path, overrides: list[str] = ()):
+def demo_config(out_dir: Path, overrides: Sequence[str] = ()) -> RunConfig:
     """The embedded demo config with its data paths placed under ``out_dir``."""
     from oplearn.config import apply_overrides
 

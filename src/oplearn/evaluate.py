@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -18,6 +19,9 @@ from oplearn.sphere.metrics import latitude_band_errors
 from oplearn.training.rollout import full_trajectory
 from oplearn.training.rundir import METRICS_FILE, Run, open_run, read_results, write_json
 from oplearn.training.tasks import EvaluateOptions, map_view, predict, predict_rollout
+
+if TYPE_CHECKING:
+    from oplearn.physics import PhysicsConfig
 
 
 def check_compatible(model: OperatorModel, data: FieldData) -> None:
@@ -99,7 +103,7 @@ def sphere_errors(pred: torch.Tensor, true: torch.Tensor, data: FieldData) -> di
     return {"latitude_bands": latitude_band_errors(pred, true, data.grid)} if isinstance(data.grid, SphereGrid) else {}
 
 
-def _row(path: Path, data: FieldData, metrics: dict, **extra) -> dict:
+def _row(path: Path, data: FieldData, metrics: dict, **extra: object) -> dict:
     return {
         "key": str(path.resolve()),
         "label": f"{path.name} ({data.resolution})",
@@ -160,7 +164,7 @@ def evaluate_map(run: Run, paths: list[Path], options: EvaluateOptions) -> list[
     return sorted(rows, key=_resolution_order)
 
 
-def physics_terms(config, data: FieldData, pred: torch.Tensor) -> dict[str, float]:
+def physics_terms(config: PhysicsConfig, data: FieldData, pred: torch.Tensor) -> dict[str, float]:
     """The unweighted terms of a physics-informed run's loss (:class:`oplearn.physics.PhysicsLoss`)
     on the data grid, sample means, for the predictions (``residual_<term>``) and for the stored
     solutions (``residual_<term>_reference``: the floor set by the file's own discretisation)."""
@@ -280,7 +284,7 @@ def format_table(rows: list[dict], metrics: tuple[str, ...] = ()) -> str:
     return "\n".join(lines)
 
 
-def _number(value) -> str:
+def _number(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, (list, tuple)) and len(value) == 2:  # an estimate with its half-width

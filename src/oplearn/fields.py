@@ -71,7 +71,7 @@ class GaussianRandomField:
 
     def __init__(
         self, alpha: float, tau: float, sigma: float | None = None, boundary: str = "neumann", modes: int = 64
-    ):
+    ) -> None:
         if not alpha > 0:
             raise ValueError(f"alpha must be > 0, got {alpha}")
         if not tau > 0:
@@ -108,7 +108,7 @@ class GaussianRandomField:
         s[(int((k == 0).nonzero()),) * len(lengths)] = 0.0
         return s
 
-    def _basis(self, grid: Grid, device) -> list[torch.Tensor]:
+    def _basis(self, grid: Grid, device: torch.device | str | None) -> list[torch.Tensor]:
         """Per-dimension basis matrices ``(n_d, K)`` evaluated at the grid nodes."""
         k = self._wavenumbers().to(device)
         matrices = []
@@ -143,7 +143,7 @@ class GaussianRandomField:
         grid: Grid,
         generator: torch.Generator | None = None,
         dtype: torch.dtype = torch.float64,
-        device=None,
+        device: torch.device | str | None = None,
     ) -> torch.Tensor:
         """Draw ``n`` fields and evaluate them at the nodes of ``grid``.
 

@@ -71,18 +71,18 @@ class Grid:
     def cell_volume(self) -> float:
         return math.prod(self.spacing)
 
-    def axes(self, dtype: torch.dtype = torch.float32, device=None) -> list[torch.Tensor]:
+    def axes(self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> list[torch.Tensor]:
         """The 1D node coordinates of every dimension, each of shape ``(n_d,)``."""
         return [
             (lo + h * torch.arange(n, dtype=torch.float64, device=device)).to(dtype)
             for (lo, _), h, n in zip(self.domain, self.spacing, self.shape)
         ]
 
-    def coordinates(self, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    def coordinates(self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
         """Node coordinates stacked as channels, shape ``(ndim, *shape)``."""
         return torch.stack(torch.meshgrid(*self.axes(dtype, device), indexing="ij"))
 
-    def wavenumbers(self, device=None) -> list[torch.Tensor]:
+    def wavenumbers(self, device: torch.device | str | None = None) -> list[torch.Tensor]:
         """Angular wavenumbers ``2 pi k / L`` of a periodic grid's FFT, per dimension."""
         return [
             2 * math.pi * torch.fft.fftfreq(n, d=1.0 / n, device=device, dtype=torch.float64) / length

@@ -238,7 +238,7 @@ def vrmse_by_field(
     return out
 
 
-def radial_mode_index(shape: tuple[int, ...], device=None) -> torch.Tensor:
+def radial_mode_index(shape: tuple[int, ...], device: torch.device | str | None = None) -> torch.Tensor:
     r"""The radial index :math:`r(k) = \lfloor \lVert k \rVert_2 \rfloor` of every DFT mode.
 
     :math:`k` is the signed integer mode vector of ``torch.fft.fftn`` ordering
@@ -303,7 +303,7 @@ def frmse(pred: torch.Tensor, true: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def per_time_step(
-    metric: Metric, pred: torch.Tensor, true: torch.Tensor, *args
+    metric: Metric, pred: torch.Tensor, true: torch.Tensor, *args: Grid
 ) -> torch.Tensor | dict[str, torch.Tensor]:
     """A metric of every time step of trajectories, each step scored as a sample.
 

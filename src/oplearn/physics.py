@@ -150,7 +150,7 @@ def _norms(t: torch.Tensor) -> torch.Tensor:
     return t.flatten(1).norm(dim=1)
 
 
-def _sine_basis(m: int, dtype: torch.dtype, device) -> torch.Tensor:
+def _sine_basis(m: int, dtype: torch.dtype, device: torch.device | str | None) -> torch.Tensor:
     """The orthonormal, symmetric DST-I matrix of size ``m``: ``S[j, k] = sqrt(2/(m+1)) sin(pi j k / (m+1))``."""
     j = torch.arange(1, m + 1, dtype=torch.float64, device=device)
     return (torch.sin(torch.pi * j[:, None] * j[None, :] / (m + 1)) * (2 / (m + 1)) ** 0.5).to(dtype)
@@ -256,7 +256,7 @@ class PhysicsLoss(nn.Module):
         initial_weight: float = 1.0,
         solution_scale: float = 1.0,
         precondition: bool = False,
-    ):
+    ) -> None:
         super().__init__()
         if grid.periodic != pde.periodic or grid.ndim != pde.ndim:
             raise ValueError(
@@ -335,7 +335,7 @@ class PhysicsTerm:
     the output normaliser is fitted.
     """
 
-    def __init__(self, config: PhysicsConfig, train: FieldSource, seed: int):
+    def __init__(self, config: PhysicsConfig, train: FieldSource, seed: int) -> None:
         self.config = config
         stored = torch.cat([chunk.inputs for chunk in train.chunks(256)])
         example = train.read(torch.zeros(1, dtype=torch.long))

@@ -70,7 +70,7 @@ class PointPhysicsLoss(nn.Module):
         :math:`\ell`, a length scale of the domains.
     """
 
-    def __init__(self, pde: MeshPDE, boundary_weight: float = 1.0, length: float = 0.3):
+    def __init__(self, pde: MeshPDE, boundary_weight: float = 1.0, length: float = 0.3) -> None:
         super().__init__()
         self.pde, self.boundary_weight, self.length = pde, float(boundary_weight), float(length)
 

@@ -75,7 +75,7 @@ class LogProgress:
         initial: int = 0,
         interval: float = LOG_INTERVAL,
         file: TextIO | None = None,
-    ):
+    ) -> None:
         self.iterable = iterable
         if total is None and hasattr(iterable, "__len__"):
             total = len(iterable)
@@ -101,7 +101,7 @@ class LogProgress:
     def __enter__(self) -> LogProgress:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def update(self, n: int = 1) -> None:
@@ -162,7 +162,7 @@ def progress(
     enabled: bool = True,
     file: TextIO | None = None,
     **kwargs: Any,
-):
+) -> tqdm | LogProgress:
     """A progress bar in a terminal, timed log lines otherwise, nothing when not ``enabled``.
 
     ``iterable``, ``total``, ``desc``, ``unit`` and ``initial`` as in tqdm; further keyword
@@ -210,7 +210,7 @@ def part(lo: float, hi: float) -> Iterator[None]:
         yield
 
 
-def advance_to(bar, position: float) -> None:
+def advance_to(bar: tqdm | LogProgress, position: float) -> None:
     """Move a :func:`progress` bar (tqdm or :class:`LogProgress`) forward to ``position``."""
     if position > bar.n:
         bar.update(position - bar.n)

@@ -21,9 +21,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
 
 from oplearn.data.readers import read_dataset
 from oplearn.evaluate import evaluate_each, evaluate_fields, format_table, merge_results
+from oplearn.grids import Grid
 from oplearn.paths import output_dir
 from oplearn.progress import format_seconds
 from oplearn.sphere.grid import SphereGrid
@@ -34,7 +37,7 @@ from oplearn.training.tasks import EvaluateOptions, map_view
 REPORT_METRICS = ("relative_l2", "relative_h1", "nrmse", "max_error", "vrmse")
 
 
-def save_figure(fig, path: Path, dpi: int = 110) -> Path:
+def save_figure(fig: Figure, path: Path, dpi: int = 110) -> Path:
     """Lay out ``fig``, write it to ``path`` atomically (a hidden temporary file, then a rename) and close it."""
     fig.tight_layout()
     tmp = path.with_name(f".{path.stem}.tmp.png")
@@ -52,7 +55,7 @@ class Report:
     saved as PNG files in the report folder and embedded in the HTML.
     """
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path) -> None:
         self.folder = folder
         self.blocks: list[tuple[str, Any]] = []
         self._names: set[str] = set()
@@ -76,7 +79,7 @@ class Report:
             rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in lines]
         self.blocks.append(("table", [[str(c) for c in row] for row in rows]))
 
-    def figure(self, title: str, fig, name: str | None = None) -> Path:
+    def figure(self, title: str, fig: Figure, name: str | None = None) -> Path:
         """Save ``fig`` as ``name.png`` (default: from the title) under a heading; returns its path."""
         stem = name or re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_") or "figure"
         base, k = stem, 2
@@ -182,7 +185,7 @@ def vrmse_table(by_field: dict[str, dict[str, float]]) -> list[list[str]]:
     ]
 
 
-def plot_training_curves(log: list[dict]):
+def plot_training_curves(log: list[dict]) -> Figure:
     """Every logged quantity against the epoch, one panel each (log scale where all values are positive)."""
     keys = [
         k
@@ -271,7 +274,9 @@ def _swap_into_place(building: Path, out_dir: Path) -> None:
 # --- sections of operators on grids (the map and one_step tasks) ---------------------------------
 
 
-def plot_samples(inputs, truth, pred, title: str, n_samples: int = 3):
+def plot_samples(
+    inputs: torch.Tensor, truth: torch.Tensor, pred: torch.Tensor, title: str, n_samples: int = 3
+) -> Figure:
     """Input, truth, prediction and absolute error for the first samples (2D fields, channel 0)."""
     n = min(n_samples, len(inputs))
     fig, axes = plt.subplots(n, 4, figsize=(13, 3.1 * n), squeeze=False)
@@ -294,7 +299,9 @@ def plot_samples(inputs, truth, pred, title: str, n_samples: int = 3):
     return fig
 
 
-def plot_curves(inputs, truth, pred, title: str, n_samples: int = 3):
+def plot_curves(
+    inputs: torch.Tensor, truth: torch.Tensor, pred: torch.Tensor, title: str, n_samples: int = 3
+) -> Figure:
     """Input, truth and prediction of 1D fields (channel 0), one panel per sample."""
     n = min(n_samples, len(inputs))
     fig, axes = plt.subplots(1, n, figsize=(4.5 * n, 3.2), squeeze=False)
@@ -308,7 +315,7 @@ def plot_curves(inputs, truth, pred, title: str, n_samples: int = 3):
     return fig
 
 
-def plot_error_vs_resolution(rows: list[dict], train_resolution: str):
+def plot_error_vs_resolution(rows: list[dict], train_resolution: str) -> Figure:
     """Relative L2 (and H1 when present) against the test resolution."""
     sizes = [int(r["resolution"].split("x")[0]) for r in rows]
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -325,7 +332,9 @@ def plot_error_vs_resolution(rows: list[dict], train_resolution: str):
     return fig
 
 
-def _field_figure(inputs, truth, pred, title: str, grid=None):
+def _field_figure(
+    inputs: torch.Tensor, truth: torch.Tensor, pred: torch.Tensor, title: str, grid: Grid | None = None
+) -> Figure | None:
     """Samples as images (2D), maps (on the sphere: ``grid`` a SphereGrid) or curves (1D); ``None``
     for other dimensions."""
     if isinstance(grid, SphereGrid):
@@ -373,7 +382,7 @@ def report_map(run: Run, rows: list[dict], report: Report) -> None:
         report.figure("Error against resolution", plot_error_vs_resolution(rows, train), "error_vs_resolution")
 
 
-def plot_rollout_error(rows: list[dict]):
+def plot_rollout_error(rows: list[dict]) -> Figure:
     """Relative L2 of each rolled-out step, one curve per file."""
     fig, ax = plt.subplots(figsize=(6, 4))
     for row in rows:
@@ -387,7 +396,7 @@ def plot_rollout_error(rows: list[dict]):
     return fig
 
 
-def plot_long_rollout(stats: dict):
+def plot_long_rollout(stats: dict) -> Figure:
     """Four panels of ``oplearn rollout``'s statistics beside the reference: correlation with the
     truth against the step, energy spectrum, value PDF and auto-correlation."""
     import numpy as np

@@ -14,6 +14,7 @@ one more entry, with its own ``convert``.
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 from collections.abc import Callable
@@ -226,14 +227,14 @@ def convert(
     return LAYOUTS[layout].convert(paths, out, options)
 
 
-def _command(args) -> None:
+def _command(args: argparse.Namespace) -> None:
     options = ConvertOptions(
         periodic=args.periodic, limit=args.limit, inputs=tuple(args.inputs), outputs=tuple(args.outputs)
     )
     print(convert(args.files, args.out, args.format, options, overwrite=args.overwrite))
 
 
-def add_command(sub) -> None:
+def add_command(sub: argparse._SubParsersAction) -> None:
     """Register ``oplearn convert``."""
     from oplearn.arguments import file_argument, positive_int
 

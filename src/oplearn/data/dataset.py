@@ -46,7 +46,7 @@ def strided_grid(grid: Grid, stride: int) -> Grid:
     return Grid(shape, domain, periodic=False)
 
 
-def _float32(array) -> torch.Tensor:
+def _float32(array: np.ndarray | h5py.Dataset) -> torch.Tensor:
     return torch.from_numpy(np.asarray(array, dtype=np.float32))
 
 
@@ -101,7 +101,7 @@ class FieldDataset(PerProcessFile, Dataset):
     ``(time, c_out, *grid.shape)``, both float32.
     """
 
-    def __init__(self, path: str | Path, stride: int = 1, indices: Sequence[int] | None = None):
+    def __init__(self, path: str | Path, stride: int = 1, indices: Sequence[int] | None = None) -> None:
         self.path = Path(path)
         self.meta = read_meta(self.path)
         require_grid(self.meta, self.path)

@@ -90,7 +90,7 @@ class FieldData:
         return FieldData(self.inputs, outputs, self.grid, self.meta, self.path, self.time)
 
 
-def decode_attrs(attrs) -> dict[str, Any]:
+def decode_attrs(attrs: h5py.AttributeManager) -> dict[str, Any]:
     """Root attributes with JSON-encoded values decoded."""
     out = {}
     for key, value in attrs.items():

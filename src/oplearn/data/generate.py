@@ -37,6 +37,7 @@ import difflib
 import json
 import os
 import re
+from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -49,6 +50,7 @@ from pydantic import ConfigDict, ValidationError, create_model
 from oplearn.data.files import FORMAT, FORMAT_VERSION, decode_attrs, read_meta
 from oplearn.data.mesh_files import MeshLayout
 from oplearn.errors import DataError
+from oplearn.geometry.mesh import MeshSample
 from oplearn.paths import output_file
 from oplearn.pdes import PDE, PDES
 from oplearn.progress import advance_to, reporting
@@ -207,7 +209,7 @@ def parse_shard(text: str) -> Shard | str:
     return _check_shard((int(match[1]), int(match[2])))
 
 
-def _check_shard(shard) -> Shard:
+def _check_shard(shard: object) -> Shard:
     try:
         index, count = (int(v) for v in shard)
     except (TypeError, ValueError):
@@ -217,7 +219,7 @@ def _check_shard(shard) -> Shard:
     return index, count
 
 
-def shard_from_env(environ=None) -> Shard | None:
+def shard_from_env(environ: Mapping[str, str] | None = None) -> Shard | None:
     """``(RANK, WORLD_SIZE)`` as set by ``torchrun``, or ``None`` outside a multi-process launch."""
     environ = os.environ if environ is None else environ
     if "RANK" not in environ or "WORLD_SIZE" not in environ:
@@ -229,7 +231,7 @@ def shard_from_env(environ=None) -> Shard | None:
     return None if world <= 1 else _check_shard((rank, world))
 
 
-def _resolve_shard(shard) -> Shard | None:
+def _resolve_shard(shard: Shard | str | None) -> Shard | None:
     if shard is None:
         return None
     if isinstance(shard, str):
@@ -335,7 +337,9 @@ def _check_request(pde: PDE, n: int, resolution: int, out: str | Path, chunk_siz
     return out
 
 
-def _solve_chunk(pde: PDE, resolution: int, seed: int, chunk: int, lo: int, hi: int):
+def _solve_chunk(
+    pde: PDE, resolution: int, seed: int, chunk: int, lo: int, hi: int
+) -> tuple[torch.Tensor, torch.Tensor] | list[MeshSample]:
     """Samples ``lo .. hi - 1`` (chunk ``chunk``) as ``pde.generate`` returns them; a one-line
     DataError when the solver refuses the request (the layout checks the values when it writes them)."""
     try:
@@ -344,7 +348,16 @@ def _solve_chunk(pde: PDE, resolution: int, seed: int, chunk: int, lo: int, hi: 
         raise DataError(f"{pde.name} at --resolution {resolution}: {err}") from None
 
 
-def _write(pde: PDE, resolution: int, target: Path, recipe: dict, chunks, seed: int, progress: bool, desc: str) -> None:
+def _write(
+    pde: PDE,
+    resolution: int,
+    target: Path,
+    recipe: dict,
+    chunks: list[tuple[int, int, int]],
+    seed: int,
+    progress: bool,
+    desc: str,
+) -> None:
     """Compute ``chunks`` (global ``(chunk, lo, hi)``) into consecutive rows of ``target``,
     through ``<target>.partial``, resuming a matching partial file.
 

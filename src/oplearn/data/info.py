@@ -88,7 +88,7 @@ def _oplearn_lines(path: Path, f: h5py.File, meta: dict) -> list[str]:
     return lines
 
 
-def _mesh_lines(f: h5py.File, meta: dict, done) -> list[str]:
+def _mesh_lines(f: h5py.File, meta: dict, done: int | None) -> list[str]:
     """The layout, the meshes' resolution and the nodes and triangles per written sample
     (only the offset arrays are read)."""
     spec = meta.get("mesh") if isinstance(meta.get("mesh"), dict) else {}
@@ -112,7 +112,7 @@ def _mesh_lines(f: h5py.File, meta: dict, done) -> list[str]:
     return lines
 
 
-def _params(params) -> str:
+def _params(params: object) -> str:
     if not isinstance(params, dict) or not params:
         return "none recorded"
     return ", ".join(f"{k}={v}" for k, v in sorted(params.items()))

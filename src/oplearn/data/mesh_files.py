@@ -42,7 +42,7 @@ import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -53,6 +53,9 @@ from oplearn.data.dataset import PerProcessFile
 from oplearn.data.files import FORMAT, FORMAT_VERSION, read_meta
 from oplearn.errors import DataError
 from oplearn.geometry.mesh import MeshSample
+
+if TYPE_CHECKING:
+    from oplearn.pdes.mesh_base import MeshPDE
 
 LAYOUT = "mesh"
 NODE_ARRAYS = ("nodes", "inputs", "outputs")
@@ -68,7 +71,7 @@ class MeshLayout:
     """How :mod:`oplearn.data.generate` creates, appends to, resumes and assembles mesh files."""
 
     @staticmethod
-    def recipe(pde, resolution: int) -> dict[str, Any]:
+    def recipe(pde: MeshPDE, resolution: int) -> dict[str, Any]:
         """The root attributes that describe the meshes of a generated file."""
         return {
             "layout": LAYOUT,
@@ -90,7 +93,7 @@ class MeshLayout:
         f.create_dataset("triangles", shape=(0, 3), maxshape=(None, 3), dtype="int32", chunks=(_ROWS_PER_CHUNK, 3))
 
     @classmethod
-    def create_for(cls, f: h5py.File, pde, n: int, resolution: int) -> None:
+    def create_for(cls, f: h5py.File, pde: MeshPDE, n: int, resolution: int) -> None:
         """The arrays of ``n`` samples of the mesh PDE ``pde``."""
         cls.create(f, n, pde.ndim, pde.input_names, pde.output_names)
 
@@ -257,7 +260,7 @@ class MeshDataset(PerProcessFile, Dataset):
     ``inputs (N_i, c_in)``, ``outputs (N_i, c_out)`` float32, ``triangles (T_i, 3)`` int64 or ``None``.
     """
 
-    def __init__(self, path: str | Path, indices: Sequence[int] | None = None):
+    def __init__(self, path: str | Path, indices: Sequence[int] | None = None) -> None:
         self.path = Path(path)
         self.meta = read_meta(self.path)
         if not is_mesh_meta(self.meta):

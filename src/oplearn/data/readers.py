@@ -64,6 +64,9 @@ from oplearn.data.files import FieldData, check_data_file, check_fields, decode_
 from oplearn.errors import DataError
 from oplearn.grids import Grid
 
+#: What a PDEBench reader gives: ``(inputs, outputs, grid, time, (input names, output names))``.
+_PDEBenchFields = tuple[torch.Tensor, torch.Tensor, Grid, "torch.Tensor | None", tuple[list[str], list[str]]]
+
 FORMATS = ("oplearn", "neuraloperator", "pdebench", "the-well", "hdf5")
 #: Formats whose files do not record whether the grid is periodic (``periodic=`` sets it).
 UNRECORDED_BOUNDARIES = ("neuraloperator", "pdebench", "hdf5")
@@ -190,7 +193,9 @@ def read_neuraloperator(path: str | Path, limit: int | None = None, periodic: bo
     return _field_data(x[:stop], y[:stop], grid, meta, path, time)
 
 
-def _neuraloperator_layout(x: torch.Tensor, y: torch.Tensor, path: Path):
+def _neuraloperator_layout(
+    x: torch.Tensor, y: torch.Tensor, path: Path
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """``(inputs, outputs, time)`` in oplearn's layout from the ``x`` and ``y`` tensors.
 
     ``x`` fixes the dimension: ``(n, s)`` is 1D, ``(n, s1, s2)`` and ``(n, c, s1, s2)`` are 2D.
@@ -241,7 +246,7 @@ def read_pdebench(path: str | Path, limit: int | None = None, periodic: bool | N
     return _field_data(inputs, outputs, grid, meta, path, time)
 
 
-def _pdebench_single(f: h5py.File, path: Path, limit: int | None, periodic: bool):
+def _pdebench_single(f: h5py.File, path: Path, limit: int | None, periodic: bool) -> _PDEBenchFields:
     keys = ["tensor"] if "tensor" in f else [key for key in PDEBENCH_CFD_FIELDS if key in f]
     names = ["u"] if keys == ["tensor"] else keys
     first = f[keys[0]]
@@ -279,7 +284,7 @@ def _per_sample_groups(f: h5py.File) -> list[str]:
     )
 
 
-def _pdebench_per_sample(f: h5py.File, path: Path, limit: int | None, periodic: bool):
+def _pdebench_per_sample(f: h5py.File, path: Path, limit: int | None, periodic: bool) -> _PDEBenchFields:
     groups = _per_sample_groups(f)
     stop = _stop(limit, len(groups), path)
     first = f[groups[0]]
@@ -509,7 +514,12 @@ def _grid_from_axes(axes: list[np.ndarray], spatial: tuple[int, ...], periodic: 
 
 
 def _field_data(
-    inputs: torch.Tensor, outputs: torch.Tensor, grid: Grid, meta: dict[str, Any], path: Path, time=None
+    inputs: torch.Tensor,
+    outputs: torch.Tensor,
+    grid: Grid,
+    meta: dict[str, Any],
+    path: Path,
+    time: torch.Tensor | None = None,
 ) -> FieldData:
     inputs, outputs = inputs.to(torch.float32).contiguous(), outputs.to(torch.float32).contiguous()
     check_fields(inputs, grid, f"{path}: inputs")
@@ -534,7 +544,7 @@ def _dataset(group: h5py.Group, key: str, path: Path) -> np.ndarray:
     return np.asarray(group[key])
 
 
-def _text(value) -> str:
+def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 

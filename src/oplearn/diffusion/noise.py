@@ -75,7 +75,7 @@ class GRFNoise:
 
     def __init__(
         self, alpha: float = 2.0, tau: float = 3.0, periodic: bool = False, lengths: tuple[float, ...] | None = None
-    ):
+    ) -> None:
         if not alpha > 0 or not tau > 0:
             raise ValueError(f"GRF noise needs alpha > 0 and tau > 0, got alpha={alpha}, tau={tau}")
         self.alpha, self.tau, self.periodic = float(alpha), float(tau), bool(periodic)

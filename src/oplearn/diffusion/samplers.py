@@ -243,7 +243,7 @@ class UniPC(Sampler):
         self._pending: tuple[torch.Tensor, torch.Tensor | float] | None = None  # split D at the current state
         self._last_level: float | None = None
 
-    def plan(self, levels):
+    def plan(self, levels) -> None:
         self._last_level = min(v for v in levels if v > 0)
 
     def step(self, denoise, x, s, t):

@@ -83,7 +83,7 @@ class DiffusionTask(FieldTask):
                 "is evaluated on its own data: remove data.test"
             )
 
-    def __init__(self, config: RunConfig, progress: bool = True):
+    def __init__(self, config: RunConfig, progress: bool = True) -> None:
         super().__init__(config, progress)
         self.settings = _settings(config)
         self.noise = noise_for(self.settings, self.grid)
@@ -154,7 +154,7 @@ class DiffusionTask(FieldTask):
         return evaluate_prior(run, paths, options)
 
     @classmethod
-    def report(cls, run, rows, report):
+    def report(cls, run, rows, report) -> None:
         from oplearn.diffusion.evaluation import report_prior
 
         report_prior(run, rows, report)

@@ -52,7 +52,7 @@ class Prepared:
     """Samples with what every forward pass needs, computed once: quadrature weights, boundary
     nodes and the signed distance on the model's latent grid."""
 
-    def __init__(self, samples: list[MeshSample], box):
+    def __init__(self, samples: list[MeshSample], box) -> None:
         self.samples, self.box = samples, box
         self.boundary = [
             s.mesh.boundary if s.triangles is not None else torch.zeros(len(s.nodes), dtype=torch.bool) for s in samples
@@ -97,7 +97,7 @@ class PointTask(Task):
     model_kinds = ("points",)
     default_model = "gino"
 
-    def __init__(self, config: RunConfig, progress: bool = True):
+    def __init__(self, config: RunConfig, progress: bool = True) -> None:
         super().__init__(config, progress)
         self.points = config.points or PointsConfig()
         path = ensure_dataset(config.data.train_spec, progress)
@@ -239,7 +239,7 @@ class PointTask(Task):
         return sorted(rows, key=lambda row: row["mean_nodes"])
 
     @classmethod
-    def report(cls, run, rows, report):
+    def report(cls, run, rows, report) -> None:
         """Input, reference, prediction and error of up to three samples per test file, on their meshes."""
         import matplotlib.pyplot as plt
         from matplotlib.tri import Triangulation

@@ -108,7 +108,7 @@ class KernelIntegral(nn.Module):
         kernel_width: int = 64,
         mollifier: str | None = None,
         max_pairs: int = 1 << 20,
-    ):
+    ) -> None:
         super().__init__()
         if mollifier is not None and mollifier not in MOLLIFIERS:
             raise ValueError(f"unknown mollifier {mollifier!r}; choose one of {', '.join(MOLLIFIERS)} or None")
@@ -146,7 +146,15 @@ class KernelIntegral(nn.Module):
             parts.append(checkpoint(self._chunk, *args, use_reentrant=False) if recompute else self._chunk(*args))
         return torch.cat(parts) if parts else v.new_zeros((0, self.channels))
 
-    def _chunk(self, x, v, y, index, counts, quadrature):
+    def _chunk(
+        self,
+        x: torch.Tensor,
+        v: torch.Tensor,
+        y: torch.Tensor,
+        index: torch.Tensor,
+        counts: torch.Tensor,
+        quadrature: torch.Tensor | None,
+    ) -> torch.Tensor:
         """The integral at the queries ``y (q, d)`` from their pairs ``index (p,)``, ``counts (q,)``."""
         owner = torch.repeat_interleave(torch.arange(len(y), device=y.device), counts)
         centre = torch.repeat_interleave(y, counts, dim=0)

@@ -282,7 +282,9 @@ class LocalIntegralConv(nn.Module):
         """Neighbours :math:`m_j = \\lfloor r / h_j \\rfloor` per side and axis."""
         return tuple(int(math.floor(self.radius / h * (1 + 1e-9))) for h in spacing)
 
-    def offsets(self, spacing: Sequence[float], dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    def offsets(
+        self, spacing: Sequence[float], dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+    ) -> torch.Tensor:
         """Physical offsets of the stencil taps, ``(2 m_1 + 1, ..., 2 m_d + 1, d)``."""
         axes = [torch.arange(-m, m + 1, dtype=dtype, device=device) * h for m, h in zip(self.halo(spacing), spacing)]
         return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)

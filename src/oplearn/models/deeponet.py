@@ -174,7 +174,7 @@ class DeepONetConfig(ModelSpec):
         n_dim: int,
         grid_shape: tuple[int, ...] | None = None,
         coordinate_channels: bool = True,
-    ):
+    ) -> DeepONet:
         """``grid_shape`` (the training grid, required) fixes the sensors; ``coordinate_channels``
         says whether ``in_channels`` counts appended coordinates (``train.positional_features``)."""
         if grid_shape is None:

@@ -175,7 +175,7 @@ class FNOConfig(ModelSpec):
     padding: float = Field(default=0.0, ge=0.0, lt=1.0)
     activation_checkpointing: bool = False
 
-    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None):
+    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None) -> FNO:
         """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
         model = FNO(
             in_channels=in_channels,

@@ -57,7 +57,7 @@ class FNOGNO(nn.Module):
         kernel_width: int = 64,
         mollifier: str | None = None,
         projection_channels: int = 64,
-    ):
+    ) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.width, self.radius = in_channels, out_channels, width, float(radius)
         self.domain = tuple(tuple(map(float, d)) for d in domain)

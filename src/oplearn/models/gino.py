@@ -82,7 +82,7 @@ class GINO(nn.Module):
         kernel_width: int = 64,
         mollifier_out: str | None = None,
         projection_channels: int = 64,
-    ):
+    ) -> None:
         super().__init__()
         self.grid = Grid(tuple(latent_shape), tuple(domain))
         d = self.grid.ndim

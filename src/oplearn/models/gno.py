@@ -65,7 +65,7 @@ class GNO(nn.Module):
         kernel_width: int = 64,
         mollifier: str | None = None,
         projection_channels: int = 64,
-    ):
+    ) -> None:
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")

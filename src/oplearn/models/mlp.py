@@ -41,7 +41,7 @@ NORMALISATIONS: dict[str, type[nn.Module]] = {
 class MLP(nn.Module):
     """``depth`` hidden layers of ``width`` units: ``(batch, in_features) -> (batch,)``."""
 
-    def __init__(self, in_features: int, width: int = 128, depth: int = 4, activation: str = "silu"):
+    def __init__(self, in_features: int, width: int = 128, depth: int = 4, activation: str = "silu") -> None:
         super().__init__()
         self.net = mlp(in_features, width, depth, 1, activation, final_activation=False)
 
@@ -52,7 +52,7 @@ class MLP(nn.Module):
 class LevelNet(nn.Module):
     r"""One level: input layer, then :math:`2^l` blocks (norm, activation, linear), the last to a scalar."""
 
-    def __init__(self, in_features: int, width: int, level: int, norm: str, activation: str):
+    def __init__(self, in_features: int, width: int, level: int, norm: str, activation: str) -> None:
         super().__init__()
         bias = norm == "none"
         blocks = 2**level
@@ -81,7 +81,7 @@ class MultilevelMLP(nn.Module):
 
     def __init__(
         self, in_features: int, levels: int = 4, factor: int = 5, norm: str = "batchnorm", activation: str = "relu"
-    ):
+    ) -> None:
         super().__init__()
         width = factor * in_features
         self.levels = nn.ModuleList([LevelNet(in_features, width, level, norm, activation) for level in range(levels)])

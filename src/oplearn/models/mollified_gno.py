@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from oplearn.models.gino import GINO, GINOConfig
 
@@ -21,7 +21,7 @@ class MollifiedGNO(GINO):
     Lin et al., Enabling Automatic Differentiation with Mollified Graph Neural Operators, 2025.
     """
 
-    def __init__(self, *args, mollifier_out: str = "bump", **kwargs):
+    def __init__(self, *args: Any, mollifier_out: str = "bump", **kwargs: Any) -> None:
         if mollifier_out is None:
             raise ValueError("a mollified GNO needs a mollifier; use GINO for a hard-edged one")
         super().__init__(*args, mollifier_out=mollifier_out, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from oplearn.grids import Grid
 from oplearn.layers.normalization import ChannelNormalizer
 
 
@@ -32,7 +33,9 @@ class PointOperator(nn.Module):
     weights (P,), latent (B, 1, *latent_grid.shape)) -> (Q, out_channels)``
     """
 
-    def __init__(self, net: nn.Module, in_channels: int, out_channels: int, box: tuple[tuple[float, float], ...]):
+    def __init__(
+        self, net: nn.Module, in_channels: int, out_channels: int, box: tuple[tuple[float, float], ...]
+    ) -> None:
         super().__init__()
         self.net, self.in_channels, self.out_channels = net, in_channels, out_channels
         self.box = tuple(tuple(map(float, b)) for b in box)
@@ -40,7 +43,7 @@ class PointOperator(nn.Module):
         self.output_norm = ChannelNormalizer(out_channels)
 
     @property
-    def latent_grid(self):
+    def latent_grid(self) -> Grid:
         """The grid on which the network takes the geometry's signed distance."""
         return self.net.grid
 

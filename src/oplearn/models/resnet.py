@@ -134,7 +134,9 @@ class ResNetConfig(ModelSpec):
     n_blocks: int = Field(default=4, gt=0)
     periodic: bool = False
 
-    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None):
+    def build(
+        self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None
+    ) -> DilResNet:
         """``grid_shape`` is accepted for a uniform call and ignored: the network runs on any grid."""
         return DilResNet(
             in_channels=in_channels,

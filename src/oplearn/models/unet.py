@@ -167,7 +167,7 @@ class UNetConfig(ModelSpec):
     width: int = Field(default=32, gt=0)
     levels: int = Field(default=3, gt=0)
 
-    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None):
+    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None) -> UNet:
         """``grid_shape`` is the training grid; without it the network accepts any shape."""
         if grid_shape is not None and len(grid_shape) != n_dim:
             raise ValueError(f"grid_shape {tuple(grid_shape)} does not have n_dim={n_dim} sizes")

@@ -62,7 +62,9 @@ class Advection(PeriodicEvolution):
     ndim = 1
     stepper = ExponentialEuler
 
-    def __init__(self, beta: float = 0.1, t_final: float = 2.0, n_times: int = 201, k_max: int = 4, refine: int = 1):
+    def __init__(
+        self, beta: float = 0.1, t_final: float = 2.0, n_times: int = 201, k_max: int = 4, refine: int = 1
+    ) -> None:
         self.beta = float(beta)
         if not math.isfinite(self.beta):
             raise ValueError(f"beta must be finite, got {beta}")

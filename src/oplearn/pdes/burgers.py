@@ -107,7 +107,7 @@ class Burgers(ViscousBurgers):
         sigma: float = 25.0,
         modes: int = 128,
         refine: int = 1,
-    ):
+    ) -> None:
         self.viscosity = self.nu = check_positive("nu", nu)
         self._set_schedule(t_final, n_times, include_initial=False, dt=dt, refine=refine)
         self.initial = GaussianRandomField(alpha, tau, sigma=sigma, boundary="periodic", modes=modes)
@@ -180,7 +180,7 @@ class BurgersPDEBench(ViscousBurgers):
         dt: float = 2.5e-4,
         k_max: int = 4,
         refine: int = 1,
-    ):
+    ) -> None:
         self.nu = check_positive("nu", nu)
         self.viscosity = self.nu / math.pi
         self._set_schedule(t_final, n_times, include_initial=True, dt=dt, refine=refine)

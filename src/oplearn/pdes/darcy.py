@@ -70,7 +70,7 @@ class Darcy(PDE):
         forcing: float = 1.0,
         modes: int = 64,
         refine: int = 1,
-    ):
+    ) -> None:
         if not (high > 0 and low > 0):
             raise ValueError(f"permeabilities must be positive, got high={high}, low={low}")
         if not all(math.isfinite(v) for v in (threshold, forcing)):

@@ -44,7 +44,7 @@ class DarcyFEM(MeshPDE):
         forcing: float = 1.0,
         modes: int = 16,
         family: DomainFamily | dict | None = None,
-    ):
+    ) -> None:
         if not (high > 0 and low > 0):
             raise ValueError(f"permeabilities must be positive, got high={high}, low={low}")
         super().__init__(family)
@@ -66,7 +66,9 @@ class DarcyFEM(MeshPDE):
             lambda x: permeability(x)[:, None],
         )
 
-    def strong_residual(self, u, grad_u, laplacian_u, inputs):
+    def strong_residual(
+        self, u: torch.Tensor, grad_u: torch.Tensor, laplacian_u: torch.Tensor, inputs: torch.Tensor
+    ) -> torch.Tensor:
         """Not defined pointwise: the permeability jumps, so its divergence form is a measure."""
         raise ValueError("darcy_fem has no pointwise residual (the permeability jumps); train it with data")
 

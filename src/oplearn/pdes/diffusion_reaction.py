@@ -184,7 +184,7 @@ class DiffusionReaction(PDE):
         frames: int = 101,
         max_dt: float | None = 0.0025,
         refine: int = 1,
-    ):
+    ) -> None:
         if refine != 1:
             raise ValueError(
                 f"refine must be 1, got {refine}: refined cell centres do not include the coarse ones, "
@@ -317,7 +317,9 @@ class DiffusionReaction(PDE):
         dt = torch.diff(times).reshape(1, -1, 1, 1, 1)
         return torch.diff(outputs, dim=1) / dt - 0.5 * (f[:, 1:] + f[:, :-1])
 
-    def _rate_with_source(self, grid: Grid, source, index: torch.Tensor | None) -> Rate:
+    def _rate_with_source(
+        self, grid: Grid, source: Callable[[float], torch.Tensor] | None, index: torch.Tensor | None
+    ) -> Rate:
         if source is None:
             return lambda t, y: self.rate(y, grid)
 

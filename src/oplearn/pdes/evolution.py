@@ -26,7 +26,7 @@ from oplearn.derivatives import time_derivative
 from oplearn.grids import Grid
 from oplearn.pdes.base import PDE
 from oplearn.solvers.spectral import Fourier
-from oplearn.solvers.stepping import Stepper, integrate
+from oplearn.solvers.stepping import Nonlinear, Stepper, integrate
 
 #: A source: a field ``(*grid.shape)`` or ``(batch, *grid.shape)`` constant in time, or
 #: a function of time returning one.
@@ -53,7 +53,7 @@ class Terms:
     forcing: torch.Tensor | None = None
 
 
-def check_positive(name: str, value) -> float:
+def check_positive(name: str, value: float | str) -> float:
     """``value`` as a float after checking that it is positive and finite.
 
     Numeric strings are accepted: ``--param nu=1e-4`` arrives as the string ``"1e-4"``
@@ -76,7 +76,7 @@ class ZeroMean:
     ``sample(n, grid, generator) -> (n, *grid.shape)``.
     """
 
-    def __init__(self, sampler: Any):
+    def __init__(self, sampler: Any) -> None:
         self.sampler = sampler
 
     def sample(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -225,7 +225,7 @@ class PeriodicEvolution(PDE):
         rhs = fourier.inverse(rhs)
         return rhs if terms.forcing is None else rhs + terms.forcing
 
-    def _explicit(self, terms: Terms, fourier: Fourier, forcing: Forcing | None, grid: Grid):
+    def _explicit(self, terms: Terms, fourier: Fourier, forcing: Forcing | None, grid: Grid) -> Nonlinear | None:
         """The stepper's explicit term ``(u_hat, t) -> N_hat + f_hat(t)``, or ``None``."""
         nonlinear = terms.nonlinear
         source = forcing if forcing is not None else terms.forcing

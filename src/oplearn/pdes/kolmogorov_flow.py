@@ -119,7 +119,7 @@ class KolmogorovFlow(PeriodicEvolution):
         burn_in: float = 50.0,
         smagorinsky: float = 0.0,
         refine: int = 1,
-    ):
+    ) -> None:
         self.re = check_positive("re", re)
         if int(wavenumber) != wavenumber or wavenumber < 1:
             raise ValueError(f"wavenumber must be a positive integer, got {wavenumber}")

@@ -80,7 +80,7 @@ class MeshPDE(abc.ABC):
         """The constructor's parameters: ``name -> (type, default)`` (``--param``, ``oplearn list pdes``)."""
         return constructor_parameters(cls)
 
-    def __init__(self, family: DomainFamily | dict | None = None):
+    def __init__(self, family: DomainFamily | dict | None = None) -> None:
         self.family = DomainFamily.model_validate(family or {})
 
     @abc.abstractmethod

@@ -128,7 +128,7 @@ class NavierStokes(PeriodicEvolution):
         sigma: float | None = None,
         modes: int = 64,
         refine: int = 4,
-    ):
+    ) -> None:
         self.nu = nu = check_positive("nu", nu)
         if t_final is None:
             t_final = next((t for v, t in FNO_FINAL_TIMES.items() if math.isclose(v, nu)), None)

@@ -52,7 +52,7 @@ class _RandomSourceProblem(PDE):
     #: The wavenumber :math:`k` (``0`` for Poisson).
     k: float
 
-    def __init__(self, alpha: float, tau: float, sigma: float | None, modes: int, refine: int):
+    def __init__(self, alpha: float, tau: float, sigma: float | None, modes: int, refine: int) -> None:
         if int(refine) != refine or refine < 1:
             raise ValueError(f"refine must be a positive integer, got {refine}")
         self.field = GaussianRandomField(alpha, tau, sigma=sigma, boundary="neumann", modes=modes)
@@ -170,7 +170,7 @@ class Poisson(_RandomSourceProblem):
 
     def __init__(
         self, alpha: float = 2.0, tau: float = 3.0, sigma: float | None = None, modes: int = 64, refine: int = 1
-    ):
+    ) -> None:
         super().__init__(alpha, tau, sigma, modes, refine)
 
     def params(self) -> dict[str, Any]:
@@ -206,7 +206,7 @@ class Helmholtz(_RandomSourceProblem):
         sigma: float | None = None,
         modes: int = 64,
         refine: int = 1,
-    ):
+    ) -> None:
         if not (math.isfinite(k) and k >= 0):
             raise ValueError(f"the wavenumber k must be finite and >= 0, got {k}")
         super().__init__(alpha, tau, sigma, modes, refine)

@@ -47,7 +47,7 @@ class _RandomSourceFEM(MeshPDE):
         sigma: float = 3000.0,
         modes: int = 16,
         family: DomainFamily | dict | None = None,
-    ):
+    ) -> None:
         super().__init__(family)
         self.field = GaussianRandomField(alpha, tau, sigma=sigma, boundary="neumann", modes=modes)
 

@@ -59,7 +59,9 @@ class RandomSines:
     ``sample(n, grid)``: ``(n, *grid.shape)`` for a 1D grid.
     """
 
-    def __init__(self, k_max: int = 4, picks: int = 2, p_abs: float = 0.1, p_window: float = 0.1, width: float = 0.01):
+    def __init__(
+        self, k_max: int = 4, picks: int = 2, p_abs: float = 0.1, p_window: float = 0.1, width: float = 0.01
+    ) -> None:
         if int(k_max) != k_max or k_max < 1:
             raise ValueError(f"k_max must be a positive integer, got {k_max}")
         if int(picks) != picks or picks < 1:

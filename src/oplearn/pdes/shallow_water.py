@@ -35,6 +35,7 @@ from typing import Any
 import torch
 
 from oplearn.derivatives import time_derivative
+from oplearn.grids import Grid
 from oplearn.pdes.base import PDE
 from oplearn.pdes.evolution import check_positive
 from oplearn.pdes.williamson import CASES, GRAVITY, RADIUS, InitialState, coriolis
@@ -118,7 +119,7 @@ class ShallowWater(PDE):
         modes: int = 10,
         alpha: float = 0.0,
         latitudes: str = "equiangular",
-    ):
+    ) -> None:
         if case != "random" and case not in CASES:
             raise ValueError(f"case must be 'random' or one of {', '.join(CASES)}, got {case!r}")
         if latitudes not in LATITUDES:
@@ -166,7 +167,7 @@ class ShallowWater(PDE):
 
     # -- the discretisation ------------------------------------------------------------------
 
-    def dynamics(self, grid: SphereGrid, device=None) -> SpectralDynamics:
+    def dynamics(self, grid: SphereGrid, device: torch.device | str | None = None) -> SpectralDynamics:
         """The spectral model for data stored on ``grid``."""
         degrees = self.degrees or grid.max_degree
         return SpectralDynamics(degrees, self.case, self.alpha, self.depth, self.diffusion_time, device)
@@ -226,7 +227,7 @@ class ShallowWater(PDE):
         frames = integrate(stepper, state, self.times * HOUR, self.dt, observe=lambda s: model.observe(s, grid))
         return frames
 
-    def _check_grid(self, grid) -> SphereGrid:
+    def _check_grid(self, grid: Grid) -> SphereGrid:
         if not isinstance(grid, SphereGrid):
             raise ValueError(f"{self.name} lives on a SphereGrid, got {grid}")
         return grid
@@ -261,7 +262,15 @@ class SpectralDynamics:
         Hours; 0 for none.
     """
 
-    def __init__(self, degrees: int, case: str, alpha: float, depth: float, diffusion_time: float, device=None):
+    def __init__(
+        self,
+        degrees: int,
+        case: str,
+        alpha: float,
+        depth: float,
+        diffusion_time: float,
+        device: torch.device | str | None = None,
+    ) -> None:
         self.degrees = degrees
         nlat = (3 * degrees + 1) // 2 + 1
         self.grid = SphereGrid.regular(nlat, "legendre-gauss")

@@ -45,7 +45,7 @@ class OrnsteinUhlenbeck(SDE):
         mean: float = 0.0,
         scale: float = 1.0,
         horizon: float = 1.0,
-    ):
+    ) -> None:
         rate_end = rate if rate_end is None else rate_end
         if rate < 0 or rate_end < 0 or scale <= 0 or horizon <= 0:
             raise ConfigError(

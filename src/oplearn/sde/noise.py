@@ -86,7 +86,7 @@ class MatrixNoise(Noise):
     """A full ``(d, m)`` matrix :math:`\\sigma` (per sample: ``(batch, d, m)``), ``m`` Brownian
     motions (``m = d`` when ``brownian`` is not given)."""
 
-    def __init__(self, brownian: int | None = None):
+    def __init__(self, brownian: int | None = None) -> None:
         self.brownian = brownian
 
     def brownian_dim(self, dim):

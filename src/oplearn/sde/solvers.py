@@ -235,7 +235,7 @@ class Splitting(Solver):
     (module docstring); the state is ``(x, p)``, the solver state the cached force, and each
     step records ``(x, p_in, p_out)`` of its ``O`` sub-steps for path likelihoods."""
 
-    def __init__(self, scheme: str):
+    def __init__(self, scheme: str) -> None:
         if not scheme or set(scheme) - set("ABO") or not all(c in scheme for c in "ABO"):
             raise OplearnError(f"splitting scheme '{scheme}': use the letters A, B and O, each at least once")
         self.scheme = scheme
@@ -246,7 +246,7 @@ class Splitting(Solver):
         #: Fraction of the step's A sub-steps done before each O sub-step (its time within the step).
         self.o_fractions = [scheme[:i].count("A") / self.counts["A"] for i, c in enumerate(scheme) if c == "O"]
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"Splitting({self.scheme!r})"
 
     def noise_shape(self, sde: UnderdampedSDE, state):

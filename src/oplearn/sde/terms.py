@@ -47,7 +47,9 @@ class SDE(ABC):
 class ItoSDE(SDE):
     """An SDE given by its drift callable and its diffusion (a callable, or a constant tensor/float)."""
 
-    def __init__(self, drift: TimeStateFn, diffusion: TimeStateFn | torch.Tensor | float, noise: Noise | None = None):
+    def __init__(
+        self, drift: TimeStateFn, diffusion: TimeStateFn | torch.Tensor | float, noise: Noise | None = None
+    ) -> None:
         self._drift, self._diffusion = drift, diffusion
         self.noise = noise or ScalarNoise()
 
@@ -69,7 +71,7 @@ class ControlledSDE(SDE):
     (:func:`oplearn.sde.likelihood.girsanov_log_ratio`).
     """
 
-    def __init__(self, base: SDE, control: TimeStateFn):
+    def __init__(self, base: SDE, control: TimeStateFn) -> None:
         self.base, self.control = base, control
         self.noise = base.noise
 
@@ -112,7 +114,7 @@ class UnderdampedSDE:
         friction: float | torch.Tensor = 1.0,
         mass: float | torch.Tensor = 1.0,
         control: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-    ):
+    ) -> None:
         if bool(torch.any(torch.as_tensor(friction) <= 0)) or bool(torch.any(torch.as_tensor(mass) <= 0)):
             raise ConfigError("underdamped SDE: friction and mass must be positive")
         self.force, self.friction, self.mass, self.control = force, friction, mass, control

@@ -39,7 +39,7 @@ from oplearn.errors import ConfigError
 class TimeGrid(ABC):
     """A horizon ``[t0, t1]`` and a step-size profile; ``t0``, ``t1`` floats or ``(batch,)`` tensors."""
 
-    def __init__(self, t0: float | torch.Tensor = 0.0, t1: float | torch.Tensor = 1.0):
+    def __init__(self, t0: float | torch.Tensor = 0.0, t1: float | torch.Tensor = 1.0) -> None:
         if bool(torch.any(torch.as_tensor(t1) <= torch.as_tensor(t0))):
             raise ConfigError(f"time grid: the end time must exceed the start time (t0={t0}, t1={t1})")
         self.t0, self.t1 = t0, t1
@@ -79,7 +79,7 @@ class GeometricGrid(TimeGrid):
     """Steps in geometric progression, :math:`h_k \\propto r^{k/(N-1)}`: ``ratio < 1`` refines
     towards ``t1``, ``ratio > 1`` towards ``t0``."""
 
-    def __init__(self, t0=0.0, t1=1.0, ratio: float = 0.1):
+    def __init__(self, t0: float = 0.0, t1: float = 1.0, ratio: float = 0.1) -> None:
         super().__init__(t0, t1)
         if not ratio > 0:
             raise ConfigError(f"geometric time grid: ratio must be > 0, got {ratio}")
@@ -93,7 +93,9 @@ class GeometricGrid(TimeGrid):
 class CosineGrid(TimeGrid):
     """Cosine step-size profile (module docstring), large steps first, fine steps near ``t1``."""
 
-    def __init__(self, t0=0.0, t1=1.0, minimum: float = 0.01, offset: float = 0.008, power: float = 2.0):
+    def __init__(
+        self, t0: float = 0.0, t1: float = 1.0, minimum: float = 0.01, offset: float = 0.008, power: float = 2.0
+    ) -> None:
         super().__init__(t0, t1)
         if not 0 < minimum <= 1:
             raise ConfigError(f"cosine time grid: minimum must be in (0, 1], got {minimum}")

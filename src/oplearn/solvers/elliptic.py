@@ -12,6 +12,7 @@ stencil with face coefficients averaged from the neighbouring nodes), so that
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -44,7 +45,7 @@ def _stencil(grid: Grid) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]
     return index.ravel(), couplings
 
 
-def _matrices(a: torch.Tensor, reaction: float, grid: Grid):
+def _matrices(a: torch.Tensor, reaction: float, grid: Grid) -> Iterator[scipy.sparse.csc_array]:
     """The sparse CSC matrices of ``-div(a grad .) + c`` on the interior nodes, one per sample."""
     diagonal, couplings = _stencil(grid)
     interior = (slice(None),) + (slice(1, -1),) * grid.ndim
@@ -67,7 +68,7 @@ def _matrices(a: torch.Tensor, reaction: float, grid: Grid):
         yield scipy.sparse.csc_array((values, (rows, cols)), shape=(size, size))
 
 
-def _factor_solve(matrix, rhs: np.ndarray) -> np.ndarray:
+def _factor_solve(matrix: scipy.sparse.csc_array, rhs: np.ndarray) -> np.ndarray:
     return scipy.sparse.linalg.splu(matrix, permc_spec="MMD_AT_PLUS_A").solve(rhs)
 
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -39,6 +40,10 @@ import torch
 from oplearn.errors import DataError
 from oplearn.extras import require
 from oplearn.geometry.mesh import TriangleMesh
+
+if TYPE_CHECKING:
+    from skfem.assembly.form.form import FormExtraParams
+    from skfem.element import DiscreteField
 
 PointFunction = Callable[[torch.Tensor], torch.Tensor]  # points (P, 2) -> values (P,)
 
@@ -81,7 +86,7 @@ class P1Problem:
         boundary: PointFunction | None = None,
         conductivity: Conductivity | None = None,
         intorder: int = 4,
-    ):
+    ) -> None:
         skfem = require("skfem", "fem")
         self.mesh, self.conductivity = mesh, conductivity
         self.basis = skfem.Basis(mesh.to_skfem(), skfem.ElementTriP1(), intorder=intorder)
@@ -102,10 +107,10 @@ class P1Problem:
         skfem = require("skfem", "fem")
         from skfem.helpers import dot, grad
 
-        def jacobian(du, v, w):
+        def jacobian(du: DiscreteField, v: DiscreteField, w: FormExtraParams) -> DiscreteField:
             return w.a * w.c * dot(grad(du), grad(v)) + w.a * w.dc * du * dot(grad(w.u), grad(v))
 
-        def residual(v, w):
+        def residual(v: DiscreteField, w: FormExtraParams) -> DiscreteField:
             return w.a * w.c * dot(grad(w.u), grad(v)) - w.f * v
 
         u = np.zeros(self.basis.N)

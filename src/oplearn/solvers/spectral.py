@@ -50,7 +50,7 @@ class Fourier:
     ``spectral_shape = (n_1, ..., n_{d-1}, n_d // 2 + 1)``.
     """
 
-    def __init__(self, grid: Grid, device=None, dealias: bool = True):
+    def __init__(self, grid: Grid, device: torch.device | str | None = None, dealias: bool = True) -> None:
         if not grid.periodic:
             raise ValueError(f"Fourier operators need a periodic grid, got shape {grid.shape} with periodic=False")
         self.grid = grid

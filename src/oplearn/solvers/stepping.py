@@ -48,7 +48,7 @@ class Stepper(abc.ABC):
     #: The order of accuracy in time.
     order: ClassVar[int]
 
-    def __init__(self, linear: torch.Tensor, nonlinear: Nonlinear | None):
+    def __init__(self, linear: torch.Tensor, nonlinear: Nonlinear | None) -> None:
         self.linear = linear
         self.nonlinear = nonlinear
 

@@ -105,7 +105,7 @@ class SphereGrid(Grid):
         """The mean colatitude spacing and the longitude spacing (radians)."""
         return (math.pi / self.nlat, 2 * math.pi / self.nlon)
 
-    def axes(self, dtype: torch.dtype = torch.float32, device=None) -> list[torch.Tensor]:
+    def axes(self, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> list[torch.Tensor]:
         """Colatitudes ``(nlat,)`` and longitudes ``(nlon,)`` in radians."""
         theta, _ = latitude_quadrature(self.nlat, self.latitudes)
         lon = 2 * math.pi * torch.arange(self.nlon, dtype=torch.float64, device=device) / self.nlon
@@ -115,7 +115,9 @@ class SphereGrid(Grid):
         """Latitudes in degrees, north to south: ``(nlat,)``."""
         return 90.0 - np.degrees(latitude_quadrature(self.nlat, self.latitudes)[0])
 
-    def area_weights(self, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+    def area_weights(
+        self, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+    ) -> torch.Tensor:
         """Quadrature weights of the nodes on the unit sphere, ``(nlat, nlon)``; they sum to ``4 pi``."""
         _, w = latitude_quadrature(self.nlat, self.latitudes)
         w = torch.as_tensor(w * 2 * math.pi / self.nlon, dtype=dtype, device=device)

@@ -29,7 +29,9 @@ from oplearn.extras import require
 from oplearn.sphere.grid import SphereGrid
 
 
-def laplacian_eigenvalues(degrees: int, dtype: torch.dtype = torch.float64, device=None) -> torch.Tensor:
+def laplacian_eigenvalues(
+    degrees: int, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> torch.Tensor:
     r"""The eigenvalues :math:`-l(l+1)` of the Laplacian on the unit sphere, as ``(degrees, 1)``
     (broadcasts against coefficients ``(..., L, L)``)."""
     l = torch.arange(degrees, dtype=dtype, device=device)

@@ -7,6 +7,7 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from oplearn.sphere.grid import SphereGrid
 
@@ -25,7 +26,7 @@ def plot_sphere_samples(
     n_samples: int = 3,
     channel: int = 0,
     name: str | None = None,
-):
+) -> Figure:
     """Input, truth, prediction and absolute error of channel ``channel`` for the first samples, as
     Mollweide maps (longitude -180..180 degrees, the input's column 0 at longitude 0).
 
@@ -62,7 +63,7 @@ def plot_sphere_samples(
     return fig
 
 
-def plot_band_errors(rows: list[dict]):
+def plot_band_errors(rows: list[dict]) -> Figure:
     """The area-weighted relative L2 error per latitude band, one bar group per evaluated file."""
     bands = [b for b in rows[0]["latitude_bands"] if b != "global"]
     fig, ax = plt.subplots(figsize=(7, 4))

@@ -52,7 +52,7 @@ class CoarseGrainingTask(OneStepTask):
     name = "coarse_graining"
     config_section = "coarse_graining"
 
-    def __init__(self, config: RunConfig, progress: bool = True):
+    def __init__(self, config: RunConfig, progress: bool = True) -> None:
         super().__init__(config, progress)
         self.section = config.coarse_graining if config.coarse_graining is not None else CoarseGrainingConfig()
         meta = self.example.meta

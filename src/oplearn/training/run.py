@@ -130,7 +130,7 @@ def _check_resume_config(run_dir: Path, config: RunConfig, done: int) -> None:
     saved = validate_config(yaml.safe_load(saved_path.read_text())).model_dump(mode="json")
     now = config.model_dump(mode="json")
 
-    def diff(a, b, prefix=""):
+    def diff(a, b, prefix: str = ""):
         if isinstance(a, dict) and isinstance(b, dict):
             for key in sorted(set(a) | set(b)):
                 yield from diff(a.get(key), b.get(key), f"{prefix}{key}.")

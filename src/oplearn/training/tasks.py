@@ -197,7 +197,7 @@ class Task:
     #: The ``model.name`` of a config without a ``model`` section.
     default_model: ClassVar[str | None] = "fno"
 
-    def __init__(self, config: RunConfig, progress: bool = True):
+    def __init__(self, config: RunConfig, progress: bool = True) -> None:
         self.config = config
         self.progress = progress
 
@@ -284,7 +284,7 @@ class FieldTask(Task):
     samples: in memory, or read from the file batch by batch when ``data.lazy`` is set.
     """
 
-    def __init__(self, config: RunConfig, progress: bool = True):
+    def __init__(self, config: RunConfig, progress: bool = True) -> None:
         super().__init__(config, progress)
         path = ensure_dataset(config.data.train_spec, progress)
         n_val = config.data.n_val
@@ -334,7 +334,7 @@ class MapTask(FieldTask):
 
     name = "map"
 
-    def __init__(self, config: RunConfig, progress: bool = True):
+    def __init__(self, config: RunConfig, progress: bool = True) -> None:
         super().__init__(config, progress)
         physics = config.train.physics
         self.physics = None if physics is None else PhysicsTerm(physics, self.train, config.seed)
@@ -395,7 +395,7 @@ class MapTask(FieldTask):
         return evaluate_map(run, paths, options)
 
     @classmethod
-    def report(cls, run, rows, report):
+    def report(cls, run, rows, report) -> None:
         from oplearn.report import report_map
 
         report_map(run, rows, report)
@@ -412,7 +412,7 @@ class OneStepTask(FieldTask):
 
     name = "one_step"
 
-    def __init__(self, config: RunConfig, progress: bool = True):
+    def __init__(self, config: RunConfig, progress: bool = True) -> None:
         super().__init__(config, progress)
         self.history, self.pushforward = config.train.history, config.train.pushforward
         try:
@@ -485,7 +485,7 @@ class OneStepTask(FieldTask):
         return evaluate_one_step(run, paths, options)
 
     @classmethod
-    def report(cls, run, rows, report):
+    def report(cls, run, rows, report) -> None:
         from oplearn.report import report_one_step
 
         report_one_step(run, rows, report)

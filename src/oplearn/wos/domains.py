@@ -91,7 +91,7 @@ class Box(Domain):
     with centre :math:`c` and half-widths :math:`h`.
     """
 
-    def __init__(self, lo: tuple[float, ...], hi: tuple[float, ...]):
+    def __init__(self, lo: tuple[float, ...], hi: tuple[float, ...]) -> None:
         if len(lo) != len(hi) or not lo:
             raise ValueError(f"box corners must have the same positive length, got {lo} and {hi}")
         if any(h <= l for l, h in zip(lo, hi)):
@@ -121,7 +121,7 @@ class Box(Domain):
 class Ball(Domain):
     r"""The open ball :math:`|x - c| < r`, exact signed distance :math:`\phi(x) = |x - c| - r`."""
 
-    def __init__(self, center: tuple[float, ...], radius: float):
+    def __init__(self, center: tuple[float, ...], radius: float) -> None:
         if not radius > 0:
             raise ValueError(f"ball radius must be > 0, got {radius}")
         self.center, self.radius = tuple(map(float, center)), float(radius)
@@ -201,7 +201,7 @@ class Polygon(Domain):
 
     dim = 2
 
-    def __init__(self, vertices: torch.Tensor):
+    def __init__(self, vertices: torch.Tensor) -> None:
         vertices = torch.as_tensor(vertices, dtype=torch.float64)
         if vertices.ndim != 2 or vertices.shape[1] != 2 or len(vertices) < 3:
             raise ValueError(f"polygon vertices must have shape (m >= 3, 2), got {tuple(vertices.shape)}")
@@ -255,7 +255,7 @@ class StarShaped(Polygon):
         cos: tuple[float, ...] = (),
         sin: tuple[float, ...] = (),
         m: int = 64,
-    ):
+    ) -> None:
         cos, sin = torch.tensor(cos, dtype=torch.float64), torch.tensor(sin, dtype=torch.float64)
         if cos.shape != sin.shape:
             raise ValueError(
@@ -272,7 +272,7 @@ class _Combined(Domain):
 
     symbol: str
 
-    def __init__(self, a: Domain, b: Domain):
+    def __init__(self, a: Domain, b: Domain) -> None:
         if a.dim != b.dim:
             raise ValueError(f"cannot combine a {a.dim}D domain with a {b.dim}D domain")
         self.dim, self.a, self.b = a.dim, a, b

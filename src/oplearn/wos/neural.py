@@ -38,7 +38,7 @@ from oplearn.wos.walk import DirichletProblem, sphere_step
 class MLP(nn.Module):
     """A fully connected network ``(n, d) -> (n,)`` with ``depth`` hidden layers of ``width`` (SiLU)."""
 
-    def __init__(self, dim: int, width: int = 64, depth: int = 3):
+    def __init__(self, dim: int, width: int = 64, depth: int = 3) -> None:
         super().__init__()
         layers, last = [], dim
         for _ in range(depth):

@@ -67,7 +67,7 @@ class WoSTask(Task):
     data_file = False
     config_section = "wos"
 
-    def __init__(self, config: RunConfig, progress: bool = True):
+    def __init__(self, config: RunConfig, progress: bool = True) -> None:
         super().__init__(config, progress)
         w = self.wos = config.wos or WoSConfig()
         problems = w.family.sample(w.n_train + w.n_val, generator(config.seed, _PROBLEMS))
@@ -177,7 +177,7 @@ class WoSTask(Task):
         ]
 
     @classmethod
-    def report(cls, run, rows, report):
+    def report(cls, run, rows, report) -> None:
         """Source, prediction, reference and error on a few held-out domains."""
         import matplotlib.pyplot as plt
 

@@ -95,7 +95,7 @@ class DirichletProblem:
 class _Single:
     """A :class:`DirichletProblem` as a :class:`WoSProblem` (every walker in group 0)."""
 
-    def __init__(self, problem: DirichletProblem):
+    def __init__(self, problem: DirichletProblem) -> None:
         self.problem, self.dim, self.has_source = problem, problem.dim, problem.has_source
 
     def sdf(self, x, group):
