@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 from pathlib import Path
@@ -14,7 +15,7 @@ from oplearn.diffusion.samplers import SAMPLERS
 from oplearn.diffusion.schedules import SCHEDULES
 
 
-def add_command(sub) -> None:
+def add_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sample", help="draw samples from a trained diffusion prior (train.task=diffusion)")
     p.add_argument("run_dir", help="run directory of the prior")
     p.add_argument("--n", type=positive_int, default=8, help="number of samples")
@@ -74,7 +75,7 @@ def plot_samples(path: Path, samples: torch.Tensor, names: list[str], columns: i
     save_figure(fig, path, dpi=100)
 
 
-def _sample_command(args) -> None:
+def _sample_command(args: argparse.Namespace) -> None:
     from oplearn.diffusion.task import load_prior, sample_prior
 
     prior, meta = load_prior(args.run_dir)

@@ -45,7 +45,11 @@ def edm_weight(sigma: torch.Tensor, sigma_data: float) -> torch.Tensor:
 
 
 def training_sigmas(
-    n: int, p_mean: float = -1.2, p_std: float = 1.2, generator: torch.Generator | None = None, device=None
+    n: int,
+    p_mean: float = -1.2,
+    p_std: float = 1.2,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
 ) -> torch.Tensor:
     r"""``n`` noise levels with :math:`\log\sigma \sim \mathcal N(P_{mean}, P_{std}^2)`, float32 ``(n,)``."""
     draw_device = generator.device if generator is not None else torch.device("cpu")

@@ -26,6 +26,7 @@ numbers against.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from scipy.stats import wasserstein_distance
@@ -33,6 +34,11 @@ from scipy.stats import wasserstein_distance
 from oplearn.data.files import load_fields, read_meta
 from oplearn.errors import OplearnError
 from oplearn.metrics import radial_power_spectrum
+
+if TYPE_CHECKING:
+    from oplearn.report import Report
+    from oplearn.training.rundir import Run
+    from oplearn.training.tasks import EvaluateOptions
 
 #: Default number of prior samples an evaluation draws, and the sampler settings.
 SAMPLES, STEPS, SAMPLER = 32, 20, "dpmpp2m"
@@ -63,7 +69,7 @@ def sample_statistics(samples: torch.Tensor, data: torch.Tensor) -> dict[str, li
     }
 
 
-def reference_fields(run, paths: list[Path]) -> tuple[torch.Tensor, dict]:
+def reference_fields(run: Run, paths: list[Path]) -> tuple[torch.Tensor, dict]:
     """The data a prior is compared with: the first of ``paths``, else the run's validation samples
     (its training samples when it has none), with the prior's channels (``diffusion.fields``).
 
@@ -88,7 +94,7 @@ def reference_fields(run, paths: list[Path]) -> tuple[torch.Tensor, dict]:
     return load_reference(run, where), where
 
 
-def load_reference(run, where: dict) -> torch.Tensor:
+def load_reference(run: Run, where: dict) -> torch.Tensor:
     """The prior's channels of the samples ``where`` describes: ``(n, C, *spatial)``."""
     data = (
         load_fields(where["path"], limit=where["stop"]).time_as_channels().select(slice(where["start"], where["stop"]))
@@ -104,7 +110,7 @@ def load_reference(run, where: dict) -> torch.Tensor:
     return fields
 
 
-def draw(run, n: int, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
+def draw(run: Run, n: int, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
     """``n`` physical samples of the run's prior on a grid of ``shape`` (default sampler settings),
     kept in ``run.scratch`` for the report."""
     from oplearn.diffusion.task import _settings, noise_for, sample_prior
@@ -118,7 +124,7 @@ def draw(run, n: int, shape: tuple[int, ...], seed: int = 0) -> torch.Tensor:
     return run.scratch[key]
 
 
-def evaluate_prior(run, paths: list[Path], options) -> list[dict]:
+def evaluate_prior(run: Run, paths: list[Path], options: EvaluateOptions) -> list[dict]:
     """One row: the statistics of ``options.samples`` prior samples (default :data:`SAMPLES`)
     against the reference data (:func:`reference_fields`), per channel, with their floors."""
     data, where = reference_fields(run, paths)
@@ -145,7 +151,7 @@ def evaluate_prior(run, paths: list[Path], options) -> list[dict]:
     ]
 
 
-def report_prior(run, rows: list[dict], report) -> None:
+def report_prior(run: Run, rows: list[dict], report: Report) -> None:
     """Prior samples beside data samples, value histograms and power spectra per channel (first row's data)."""
     import matplotlib.pyplot as plt
 

@@ -9,7 +9,13 @@ probability-flow map).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 import torch
+
+if TYPE_CHECKING:
+    from oplearn.diffusion.noise import GRFNoise, WhiteNoise
 
 
 class GaussianMixture:
@@ -116,7 +122,9 @@ class GaussianPrior:
     ``sample((n, C, *spatial)) -> (n, C, *spatial)``.
     """
 
-    def __init__(self, field, noise, scale: float = 1.0, mean: float | torch.Tensor = 0.0) -> None:
+    def __init__(
+        self, field: GRFNoise, noise: GRFNoise | WhiteNoise, scale: float = 1.0, mean: float | torch.Tensor = 0.0
+    ) -> None:
         from oplearn.diffusion.noise import GRFNoise, WhiteNoise
 
         if not isinstance(field, GRFNoise):
@@ -161,6 +169,6 @@ class GaussianPrior:
         factor = ((prior + t**2 * noise) / (prior + s**2 * noise)).sqrt()
         return self._map(x, factor.expand(x.shape[0], *factor.shape))
 
-    def sample(self, shape, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample(self, shape: Sequence[int], generator: torch.Generator | None = None) -> torch.Tensor:
         """Prior draws of ``shape = (n, C, *spatial)``, float64."""
         return self.mean + self.scale * self.field.sample(shape, generator, dtype=torch.float64)

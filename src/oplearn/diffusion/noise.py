@@ -10,6 +10,7 @@ same random function seen at that grid's nodes (up to the modes the grid resolve
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -20,7 +21,13 @@ _REFERENCE_MODES = {1: 1 << 16, 2: 1024, 3: 96}
 class WhiteNoise:
     """Independent standard normal values at every node: ``sample(shape) = randn(shape)``."""
 
-    def sample(self, shape, generator: torch.Generator | None = None, dtype=torch.float32, device=None) -> torch.Tensor:
+    def sample(
+        self,
+        shape: Sequence[int],
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
         """Shapes: ``shape = (batch, C, *spatial) -> shape``."""
         draw_device = generator.device if generator is not None else torch.device("cpu")
         return torch.randn(tuple(shape), generator=generator, dtype=dtype, device=draw_device).to(device)
@@ -189,7 +196,13 @@ class GRFNoise:
         transposed = [m.T for m in self._matrices(spatial, inverse=False)]
         return self.from_modes(var * self._apply(x.double(), transposed)).to(x.dtype)
 
-    def sample(self, shape, generator: torch.Generator | None = None, dtype=torch.float32, device=None) -> torch.Tensor:
+    def sample(
+        self,
+        shape: Sequence[int],
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> torch.Tensor:
         """Draw fields of ``shape = (batch, C, *spatial)`` (computed in float64, returned in ``dtype``)."""
         shape = tuple(int(n) for n in shape)
         spatial = shape[2:]
@@ -205,7 +218,7 @@ class GRFNoise:
         return field.to(device=device, dtype=dtype)
 
 
-def make_noise(kind: str, **params) -> WhiteNoise | GRFNoise:
+def make_noise(kind: str, **params: float | bool | tuple[float, ...] | None) -> WhiteNoise | GRFNoise:
     """``white`` or ``grf`` (with :class:`GRFNoise` parameters)."""
     if kind == "white":
         return WhiteNoise()

@@ -101,7 +101,7 @@ class Euler(Sampler):
     order = 1
     allows_churn = True
 
-    def step(self, denoise, x, s, t):
+    def step(self, denoise: Denoiser, x: torch.Tensor, s: float, t: float) -> torch.Tensor:
         d = _call(denoise, x, s)
         return (t / s) * x + (1 - t / s) * d
 
@@ -115,11 +115,11 @@ class Heun(Sampler):
     order = 2
     allows_churn = True
 
-    def evaluations(self, sigmas):
+    def evaluations(self, sigmas: torch.Tensor) -> int:
         steps = len(sigmas) - 1
         return 2 * steps - int(float(sigmas[-1]) == 0.0)
 
-    def step(self, denoise, x, s, t):
+    def step(self, denoise: Denoiser, x: torch.Tensor, s: float, t: float) -> torch.Tensor:
         slope = (x - _call(denoise, x, s)) / s
         predicted = x + (t - s) * slope
         if t == 0:
@@ -143,7 +143,7 @@ class DPMSolverPP2M(Sampler):
     def __init__(self) -> None:
         self._previous: tuple[torch.Tensor, float] | None = None  # (smooth D, h) of the last step
 
-    def step(self, denoise, x, s, t):
+    def step(self, denoise: Denoiser, x: torch.Tensor, s: float, t: float) -> torch.Tensor:
         d, stiff = _call_split(denoise, x, s)
         if t == 0:
             return d + stiff
@@ -178,7 +178,7 @@ class DPMSolverPP3M(Sampler):
     def __init__(self) -> None:
         self._history: list[tuple[torch.Tensor, float]] = []  # (smooth D, lambda), newest last, at most 2
 
-    def step(self, denoise, x, s, t):
+    def step(self, denoise: Denoiser, x: torch.Tensor, s: float, t: float) -> torch.Tensor:
         d, stiff = _call_split(denoise, x, s)
         if t == 0:
             return d + stiff
@@ -243,10 +243,10 @@ class UniPC(Sampler):
         self._pending: tuple[torch.Tensor, torch.Tensor | float] | None = None  # split D at the current state
         self._last_level: float | None = None
 
-    def plan(self, levels) -> None:
+    def plan(self, levels: list[float]) -> None:
         self._last_level = min(v for v in levels if v > 0)
 
-    def step(self, denoise, x, s, t):
+    def step(self, denoise: Denoiser, x: torch.Tensor, s: float, t: float) -> torch.Tensor:
         d, stiff = self._pending if self._pending is not None else _call_split(denoise, x, s)
         self._pending = None
         if t == 0:

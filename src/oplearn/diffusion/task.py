@@ -13,9 +13,12 @@ averaged over the fixed levels :data:`VALIDATION_SIGMAS` with fixed noise.
 from __future__ import annotations
 
 import json
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from oplearn.config import RunConfig
 from oplearn.data.files import FieldData
@@ -29,6 +32,11 @@ from oplearn.layers.normalization import ChannelMoments
 from oplearn.metrics import relative_l2
 from oplearn.seeding import generator
 from oplearn.training.tasks import FieldTask, check_fits
+
+if TYPE_CHECKING:
+    from oplearn.report import Report
+    from oplearn.training.rundir import Run
+    from oplearn.training.tasks import EvaluateOptions
 
 #: Noise levels (normalised units) of the validation denoising error.
 VALIDATION_SIGMAS = (0.05, 0.2, 0.5, 1.0, 2.0)
@@ -139,7 +147,14 @@ class DiffusionTask(FieldTask):
     def start_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def loss(self, net, model, idx, device, autocast):
+    def loss(
+        self,
+        net: nn.Module,
+        model: nn.Module,
+        idx: torch.Tensor,
+        device: torch.device,
+        autocast: AbstractContextManager,
+    ) -> torch.Tensor:
         gen = generator(self.config.seed, 17, self.epoch, int(idx[0]))
         x0 = model.encode(self._select(self.train.read(idx)).to(device))
         sigma = training_sigmas(len(idx), self.settings.p_mean, self.settings.p_std, gen, device=device)
@@ -148,19 +163,19 @@ class DiffusionTask(FieldTask):
             return edm_loss(net, x0, eps, sigma, self.settings.sigma_data).mean()
 
     @classmethod
-    def evaluate(cls, run, paths, options):
+    def evaluate(cls, run: Run, paths: list[Path], options: EvaluateOptions) -> list[dict]:
         from oplearn.diffusion.evaluation import evaluate_prior
 
         return evaluate_prior(run, paths, options)
 
     @classmethod
-    def report(cls, run, rows, report) -> None:
+    def report(cls, run: Run, rows: list[dict], report: Report) -> None:
         from oplearn.diffusion.evaluation import report_prior
 
         report_prior(run, rows, report)
 
     @torch.no_grad()
-    def validate(self, model, batch_size, device):
+    def validate(self, model: nn.Module, batch_size: int, device: torch.device) -> dict[str, float]:
         if self.val is None:
             return {}
         model.eval()

@@ -45,7 +45,7 @@ class PackedBatch:
         """``values (P, ...)`` cut into the samples' parts ``(N_i, ...)``."""
         return list(torch.split(values, self.counts.tolist()))
 
-    def to(self, device) -> PackedBatch:
+    def to(self, device: torch.device | str) -> PackedBatch:
         return PackedBatch(
             *(t.to(device) for t in (self.nodes, self.inputs, self.outputs, self.batch, self.weights, self.counts))
         )

@@ -28,12 +28,17 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from oplearn.extras import require
 from oplearn.wos.domains import Domain, segment_distance
+
+if TYPE_CHECKING:
+    from matplotlib.tri import TriFinder
+    from skfem import MeshTri
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,7 +102,7 @@ class TriangleMesh:
         return float((self.nodes[edges[:, 0]] - self.nodes[edges[:, 1]]).norm(dim=1).max())
 
     @cached_property
-    def _finder(self):
+    def _finder(self) -> TriFinder:
         from matplotlib.tri import Triangulation
 
         nodes = self.nodes.numpy()
@@ -143,7 +148,7 @@ class TriangleMesh:
         inside = self.locate(p)[0] >= 0
         return torch.where(inside, -distance, distance)
 
-    def to_skfem(self):
+    def to_skfem(self) -> MeshTri:
         """The same mesh as a ``skfem.MeshTri`` (extra ``fem``)."""
         skfem = require("skfem", "fem")
         return skfem.MeshTri(self.nodes.numpy().T.copy(), self.triangles.numpy().T.copy())

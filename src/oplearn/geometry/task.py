@@ -17,9 +17,12 @@ report draws a few test samples on their meshes (``tripcolor``).
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from oplearn.config import RunConfig
 from oplearn.data.generate import make_pde
@@ -28,11 +31,18 @@ from oplearn.errors import ConfigError, DataError
 from oplearn.geometry.batch import PackedBatch, pack, signed_distance_grid
 from oplearn.geometry.config import PointsConfig
 from oplearn.geometry.mesh import MeshSample
+from oplearn.grids import Grid
 from oplearn.layers.normalization import ChannelMoments
 from oplearn.metrics import relative_l2_on_mesh
 from oplearn.models.point_operator import PointOperator
 from oplearn.point_physics import PointPhysicsLoss
 from oplearn.training.tasks import Task, ensure_dataset
+
+if TYPE_CHECKING:
+    from oplearn.pdes.mesh_base import MeshPDE
+    from oplearn.report import Report
+    from oplearn.training.rundir import Run
+    from oplearn.training.tasks import EvaluateOptions
 
 #: The box of every mesh family of oplearn (converted meshes: the box of their nodes).
 UNIT_SQUARE = ((0.0, 1.0), (0.0, 1.0))
@@ -52,7 +62,7 @@ class Prepared:
     """Samples with what every forward pass needs, computed once: quadrature weights, boundary
     nodes and the signed distance on the model's latent grid."""
 
-    def __init__(self, samples: list[MeshSample], box) -> None:
+    def __init__(self, samples: list[MeshSample], box: tuple[tuple[float, float], ...]) -> None:
         self.samples, self.box = samples, box
         self.boundary = [
             s.mesh.boundary if s.triangles is not None else torch.zeros(len(s.nodes), dtype=torch.bool) for s in samples
@@ -62,7 +72,7 @@ class Prepared:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def batch(self, idx: list[int], grid) -> tuple[PackedBatch, torch.Tensor, torch.Tensor]:
+    def batch(self, idx: list[int], grid: Grid) -> tuple[PackedBatch, torch.Tensor, torch.Tensor]:
         """``(packed samples, latent (B, 1, *grid.shape), boundary (P,))`` of the samples ``idx``."""
         missing = [i for i in idx if (i, grid.shape) not in self._latent]
         if missing:
@@ -72,7 +82,13 @@ class Prepared:
         return pack([self.samples[i] for i in idx], self.box), latent, torch.cat([self.boundary[i] for i in idx])
 
 
-def forward(model, b: PackedBatch, latent: torch.Tensor, device, queries: torch.Tensor | None = None) -> torch.Tensor:
+def forward(
+    model: PointOperator | nn.Module,
+    b: PackedBatch,
+    latent: torch.Tensor,
+    device: torch.device | str,
+    queries: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The model's outputs at the nodes of ``b`` (or at ``queries``, packed like the nodes)."""
     b = b.to(device)
     y = b.nodes if queries is None else queries
@@ -117,7 +133,7 @@ class PointTask(Task):
         if self.points.physics_weight > 0:
             self.physics = PointPhysicsLoss(self._pde(), boundary_weight=self.points.boundary_weight)
 
-    def _pde(self):
+    def _pde(self) -> MeshPDE:
         try:
             pde = make_pde(self.meta.get("pde", "?"), self.meta.get("pde_params"))
         except DataError:
@@ -173,7 +189,14 @@ class PointTask(Task):
     def __len__(self) -> int:
         return len(self.train)
 
-    def loss(self, net, model, idx, device, autocast):
+    def loss(
+        self,
+        net: nn.Module,
+        model: nn.Module,
+        idx: torch.Tensor,
+        device: torch.device,
+        autocast: AbstractContextManager,
+    ) -> torch.Tensor:
         b, latent, boundary = self.train.batch(idx.tolist(), model.latent_grid)
         loss = torch.zeros((), device=device)
         if self.points.data_weight > 0:
@@ -188,7 +211,9 @@ class PointTask(Task):
 
     @staticmethod
     @torch.no_grad()
-    def predict(model, prepared: Prepared, batch_size: int, device) -> tuple[list[torch.Tensor], torch.Tensor]:
+    def predict(
+        model: PointOperator, prepared: Prepared, batch_size: int, device: torch.device | str
+    ) -> tuple[list[torch.Tensor], torch.Tensor]:
         """Each sample's prediction at its nodes (on the CPU) and each sample's relative L2 error."""
         model.eval()
         preds, errors = [], []
@@ -199,13 +224,13 @@ class PointTask(Task):
             errors.append(sample_errors(b, pred))
         return preds, torch.cat(errors)
 
-    def validate(self, model, batch_size, device):
+    def validate(self, model: nn.Module, batch_size: int, device: torch.device) -> dict[str, float]:
         if self.val is None:
             return {}
         return {"val_relative_l2": self.predict(model, self.val, batch_size, device)[1].mean().item()}
 
     @classmethod
-    def evaluate(cls, run, paths, options):
+    def evaluate(cls, run: Run, paths: list[Path], options: EvaluateOptions) -> list[dict]:
         """Relative L2 and max error at the nodes of each test file's samples (sample means)."""
         from oplearn.evaluate import test_paths
 
@@ -239,7 +264,7 @@ class PointTask(Task):
         return sorted(rows, key=lambda row: row["mean_nodes"])
 
     @classmethod
-    def report(cls, run, rows, report) -> None:
+    def report(cls, run: Run, rows: list[dict], report: Report) -> None:
         """Input, reference, prediction and error of up to three samples per test file, on their meshes."""
         import matplotlib.pyplot as plt
         from matplotlib.tri import Triangulation

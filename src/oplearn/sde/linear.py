@@ -61,10 +61,10 @@ class OrnsteinUhlenbeck(SDE):
         """:math:`B = \\int_r^t \\beta(\\tau)\\,d\\tau`."""
         return self.rate * (t - r) + (self.rate_end - self.rate) * (t * t - r * r) / (2 * self.horizon)
 
-    def drift(self, t, x):
+    def drift(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return -self.beta(t).reshape(-1, 1) * (x - self.mean)
 
-    def diffusion(self, t, x):
+    def diffusion(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.scale * torch.sqrt(2 * self.beta(t))
 
     def transition(self, r: torch.Tensor, t: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -61,10 +61,10 @@ def _gaussian(z2: torch.Tensor, log_det: torch.Tensor, dim: int) -> torch.Tensor
 class ScalarNoise(Noise):
     """:math:`\\sigma` a scalar (or one scalar per sample) times the identity."""
 
-    def apply(self, sigma, w):
+    def apply(self, sigma: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return _column(sigma) * w
 
-    def log_normal(self, y, sigma, variance):
+    def log_normal(self, y: torch.Tensor, sigma: torch.Tensor, variance: torch.Tensor | float) -> torch.Tensor:
         scale = _column(sigma) * torch.as_tensor(variance, dtype=y.dtype, device=y.device).sqrt()
         z2 = (y / scale).square().sum(-1)
         return _gaussian(z2, y.shape[-1] * torch.log(scale.abs()).reshape(-1), y.shape[-1])
@@ -73,10 +73,10 @@ class ScalarNoise(Noise):
 class DiagonalNoise(Noise):
     """:math:`\\sigma = \\mathrm{diag}(s)`, ``s`` of shape ``(d,)`` or ``(batch, d)``."""
 
-    def apply(self, sigma, w):
+    def apply(self, sigma: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return sigma * w
 
-    def log_normal(self, y, sigma, variance):
+    def log_normal(self, y: torch.Tensor, sigma: torch.Tensor, variance: torch.Tensor | float) -> torch.Tensor:
         scale = torch.as_tensor(sigma) * torch.as_tensor(variance, dtype=y.dtype, device=y.device).sqrt()
         scale = scale.expand_as(y)
         return _gaussian((y / scale).square().sum(-1), torch.log(scale.abs()).sum(-1), y.shape[-1])
@@ -89,13 +89,13 @@ class MatrixNoise(Noise):
     def __init__(self, brownian: int | None = None) -> None:
         self.brownian = brownian
 
-    def brownian_dim(self, dim):
+    def brownian_dim(self, dim: int) -> int:
         return dim if self.brownian is None else self.brownian
 
-    def apply(self, sigma, w):
+    def apply(self, sigma: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return torch.einsum("...dm,...m->...d", sigma, w)
 
-    def log_normal(self, y, sigma, variance):
+    def log_normal(self, y: torch.Tensor, sigma: torch.Tensor, variance: torch.Tensor | float) -> torch.Tensor:
         chol = torch.linalg.cholesky(sigma @ sigma.transpose(-1, -2))
         chol = chol.expand(y.shape[0], *chol.shape[-2:])
         scale = torch.as_tensor(variance, dtype=y.dtype, device=y.device).sqrt().reshape(-1, 1)

@@ -47,15 +47,20 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import torch
 
 from oplearn.errors import OplearnError
 from oplearn.sde.noise import DiagonalNoise, Noise
-from oplearn.sde.terms import SDE, ControlledSDE, UnderdampedSDE
+from oplearn.sde.terms import SDE, ControlledSDE, TimeStateFn, UnderdampedSDE
+
+if TYPE_CHECKING:
+    from oplearn.sde.linear import OrnsteinUhlenbeck
 
 State = tuple[torch.Tensor, ...]
+#: What a solver carries from one step to the next besides the state (a cached force, or ``None``).
+SolverState = torch.Tensor | None
 
 
 class Transitions(NamedTuple):
@@ -90,24 +95,30 @@ class Solver(ABC):
     order: float
 
     @abstractmethod
-    def noise_shape(self, sde: Any, state: State) -> tuple[int, ...]:
+    def noise_shape(self, sde: SDE | UnderdampedSDE, state: State) -> tuple[int, ...]:
         """Shape of the standard normals one step consumes."""
 
-    def init(self, sde: Any, t: torch.Tensor, state: State) -> Any:
+    def init(self, sde: SDE | UnderdampedSDE, t: torch.Tensor, state: State) -> SolverState:
         """The solver's own state before the first step (``None`` when it keeps none)."""
         return None
 
     @abstractmethod
     def step(
-        self, sde: Any, t: torch.Tensor, dt: torch.Tensor, state: State, solver_state: Any, xi: torch.Tensor
-    ) -> tuple[State, Any, torch.Tensor | None]:
+        self,
+        sde: SDE | UnderdampedSDE,
+        t: torch.Tensor,
+        dt: torch.Tensor,
+        state: State,
+        solver_state: SolverState,
+        xi: torch.Tensor,
+    ) -> tuple[State, SolverState, torch.Tensor | None]:
         """One step from time ``t`` over ``dt`` (both ``(batch,)``) with normals ``xi``:
         ``(next state, next solver state, record)``; a record (or ``None``) is what the path
         keeps of the step beyond its state."""
 
     @abstractmethod
     def step_back(
-        self, sde: Any, t: torch.Tensor, dt: torch.Tensor, state: State, xi: torch.Tensor
+        self, sde: SDE | UnderdampedSDE, t: torch.Tensor, dt: torch.Tensor, state: State, xi: torch.Tensor
     ) -> tuple[State, torch.Tensor | None]:
         """One step of the backward process from time ``t + dt`` to ``t``: the forward step's
         deterministic maps inverted and its kernels replaced by those of the backward-pointing
@@ -119,19 +130,19 @@ class Solver(ABC):
 
     @abstractmethod
     def kernel(
-        self, sde: Any, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor
+        self, sde: SDE | UnderdampedSDE, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Mean, coefficient ``sigma`` and variance scale ``v`` of the kernel of ``sde`` moving ``y``
         (given the state ``given``) over ``h``: the next value is ``mean + sigma sqrt(v) xi``."""
 
     @abstractmethod
     def kernel_scale(
-        self, sde: Any, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor
+        self, sde: SDE | UnderdampedSDE, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(sigma, v)`` of :meth:`kernel` alone (no drift or control evaluation where they do not enter)."""
 
     @abstractmethod
-    def kernel_noise(self, sde: Any) -> Noise:
+    def kernel_noise(self, sde: SDE | UnderdampedSDE) -> Noise:
         """The noise structure of :meth:`kernel`'s coefficient."""
 
 
@@ -139,21 +150,31 @@ class GaussianStep(Solver):
     """A one-step scheme :math:`X_{k+1} = m(t_k, X_k, h_k) + \\sigma(t_k, X_k)\\sqrt{v_k}\\,\\xi_k` for a
     first-order SDE; subclasses give :meth:`kernel`."""
 
-    def noise_shape(self, sde: SDE, state):
+    def noise_shape(self, sde: SDE, state: State) -> tuple[int, ...]:
         x = state[0]
         return (x.shape[0], sde.noise.brownian_dim(x.shape[1]))
 
-    def step(self, sde: SDE, t, dt, state, solver_state, xi):
+    def step(
+        self,
+        sde: SDE,
+        t: torch.Tensor,
+        dt: torch.Tensor,
+        state: State,
+        solver_state: SolverState,
+        xi: torch.Tensor,
+    ) -> tuple[State, SolverState, torch.Tensor | None]:
         (x,) = state
         mean, sigma, variance = self.kernel(sde, t, x, x, dt[:, None])
         return (mean + sde.noise.apply(sigma, torch.sqrt(variance) * xi),), None, None
 
-    def step_back(self, sde: SDE, t, dt, state, xi):
+    def step_back(
+        self, sde: SDE, t: torch.Tensor, dt: torch.Tensor, state: State, xi: torch.Tensor
+    ) -> tuple[State, torch.Tensor | None]:
         (y,) = state
         mean, sigma, variance = self.kernel(sde, t + dt, y, y, dt[:, None])
         return (mean + sde.noise.apply(sigma, torch.sqrt(variance) * xi),), None
 
-    def transitions(self, path):
+    def transitions(self, path: Path) -> Transitions:
         xs = path.xs
         if xs.shape[0] != path.times.shape[0]:
             raise OplearnError("path log-density: the path was not kept (solve with keep_path=True)")
@@ -164,7 +185,7 @@ class GaussianStep(Solver):
         noise = None if path.noise is None else path.noise.reshape(steps * batch, -1)
         return Transitions(t[:-1].reshape(-1), t[1:].reshape(-1), start, end, start, end, h, noise)
 
-    def kernel_noise(self, sde):
+    def kernel_noise(self, sde: SDE) -> Noise:
         return sde.noise
 
 
@@ -174,10 +195,14 @@ class EulerMaruyama(GaussianStep):
 
     order: ClassVar[float] = 1.0
 
-    def kernel(self, sde: SDE, t, given, y, h):
+    def kernel(
+        self, sde: SDE, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return y + sde.drift(t, y) * h, sde.diffusion(t, y), h
 
-    def kernel_scale(self, sde: SDE, t, given, y, h):
+    def kernel_scale(
+        self, sde: SDE, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return sde.diffusion(t, y), h
 
 
@@ -202,7 +227,7 @@ class ExponentialEuler(GaussianStep):
     order: ClassVar[float] = 1.0
 
     @staticmethod
-    def _parts(sde):
+    def _parts(sde: SDE) -> tuple[OrnsteinUhlenbeck, TimeStateFn | None]:
         from oplearn.sde.linear import OrnsteinUhlenbeck
 
         base, control = (sde.base, sde.control) if isinstance(sde, ControlledSDE) else (sde, None)
@@ -210,13 +235,15 @@ class ExponentialEuler(GaussianStep):
             raise OplearnError("exponential Euler: the SDE must be an Ornstein-Uhlenbeck process or a controlled one")
         return base, control
 
-    def _decay(self, ou, t, h):
+    def _decay(self, ou: OrnsteinUhlenbeck, t: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         beta = ou.beta(t).reshape(-1, 1)
         if bool(torch.any(beta <= 0)):
             raise OplearnError("exponential Euler: the Ornstein-Uhlenbeck rate must be > 0")
         return beta, torch.exp(-beta * h)
 
-    def kernel(self, sde, t, given, y, h):
+    def kernel(
+        self, sde: SDE, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         ou, control = self._parts(sde)
         beta, decay = self._decay(ou, t, h)
         mean = ou.mean + decay * (y - ou.mean)
@@ -224,7 +251,9 @@ class ExponentialEuler(GaussianStep):
             mean = mean + (1 - decay) * ou.diffusion(t, y).reshape(-1, 1) * control(t, y) / beta
         return (mean, *self.kernel_scale(sde, t, given, y, h))
 
-    def kernel_scale(self, sde, t, given, y, h):
+    def kernel_scale(
+        self, sde: SDE, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         ou, _ = self._parts(sde)
         _, decay = self._decay(ou, t, h)
         return torch.as_tensor(ou.scale, dtype=y.dtype, device=y.device), 1 - decay**2
@@ -249,13 +278,21 @@ class Splitting(Solver):
     def __repr__(self) -> str:
         return f"Splitting({self.scheme!r})"
 
-    def noise_shape(self, sde: UnderdampedSDE, state):
+    def noise_shape(self, sde: UnderdampedSDE, state: State) -> tuple[int, ...]:
         return (self.counts["O"], *state[0].shape)
 
-    def init(self, sde: UnderdampedSDE, t, state):
+    def init(self, sde: UnderdampedSDE, t: torch.Tensor, state: State) -> SolverState:
         return sde.force(t, state[0]) if self.reuses_force else None
 
-    def step(self, sde: UnderdampedSDE, t, dt, state, solver_state, xi):
+    def step(
+        self,
+        sde: UnderdampedSDE,
+        t: torch.Tensor,
+        dt: torch.Tensor,
+        state: State,
+        solver_state: SolverState,
+        xi: torch.Tensor,
+    ) -> tuple[State, SolverState, torch.Tensor]:
         x, p = state
         h = dt[:, None]
         n_a, n_b, n_o = (self.counts[c] for c in "ABO")
@@ -278,7 +315,9 @@ class Splitting(Solver):
                 p = p_out
         return (x, p), (force if self.reuses_force else None), torch.stack(record)
 
-    def step_back(self, sde: UnderdampedSDE, t, dt, state, xi):
+    def step_back(
+        self, sde: UnderdampedSDE, t: torch.Tensor, dt: torch.Tensor, state: State, xi: torch.Tensor
+    ) -> tuple[State, torch.Tensor]:
         x, p = state
         h = dt[:, None]
         n_a, n_b, n_o = (self.counts[c] for c in "ABO")
@@ -297,7 +336,7 @@ class Splitting(Solver):
                 p = p_in
         return (x, p), torch.stack(record[::-1])
 
-    def transitions(self, path):
+    def transitions(self, path: Path) -> Transitions:
         if path.records is None:
             raise OplearnError("path log-density: the path was not kept (solve with keep_path=True)")
         steps, n_o, _, batch, d = path.records.shape
@@ -310,13 +349,17 @@ class Splitting(Solver):
         noise = None if path.noise is None else path.noise.reshape(-1, d)
         return Transitions(t_o, t_o, x, x, p_in, p_out, h, noise)
 
-    def kernel(self, sde: UnderdampedSDE, t, given, y, h):
+    def kernel(
+        self, sde: UnderdampedSDE, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return sde.momentum_mean(t, given, y, h), sde.momentum_std(h).expand_as(y), torch.ones_like(h)
 
-    def kernel_scale(self, sde: UnderdampedSDE, t, given, y, h):
+    def kernel_scale(
+        self, sde: UnderdampedSDE, t: torch.Tensor, given: torch.Tensor, y: torch.Tensor, h: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         return sde.momentum_std(h).expand_as(y), torch.ones_like(h)
 
-    def kernel_noise(self, sde):
+    def kernel_noise(self, sde: UnderdampedSDE) -> Noise:
         return DiagonalNoise()
 
 
@@ -370,7 +413,7 @@ class Path:
         return torch.sqrt(self.step_sizes()) * self.noise
 
 
-def _kept_path(times, kept, records, noise) -> Path:
+def _kept_path(times: torch.Tensor, kept: list[State], records: list[torch.Tensor], noise: torch.Tensor | None) -> Path:
     states = tuple(torch.stack(component) for component in zip(*kept))
     return Path(times, states, noise, torch.stack(records) if records else None)
 
@@ -429,7 +472,14 @@ def solve(
     return _kept_path(times, kept if keep_path else [state], records, noise if keep_noise else None)
 
 
-def _prepare(solver, sde, state, times, generator, noise):
+def _prepare(
+    solver: Solver | None,
+    sde: SDE | UnderdampedSDE,
+    state: torch.Tensor | State,
+    times: torch.Tensor,
+    generator: torch.Generator | None,
+    noise: torch.Tensor | None,
+) -> tuple[Solver, State, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Checked ``(solver, state tuple, times, per-sample times, normals)`` for a run along ``times``."""
     solver = solver or EulerMaruyama()
     state = (state,) if isinstance(state, torch.Tensor) else tuple(state)

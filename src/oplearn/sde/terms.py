@@ -53,10 +53,10 @@ class ItoSDE(SDE):
         self._drift, self._diffusion = drift, diffusion
         self.noise = noise or ScalarNoise()
 
-    def drift(self, t, x):
+    def drift(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self._drift(t, x)
 
-    def diffusion(self, t, x):
+    def diffusion(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if callable(self._diffusion):
             return self._diffusion(t, x)
         return torch.as_tensor(self._diffusion, dtype=x.dtype, device=x.device)
@@ -75,10 +75,10 @@ class ControlledSDE(SDE):
         self.base, self.control = base, control
         self.noise = base.noise
 
-    def drift(self, t, x):
+    def drift(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.base.drift(t, x) + self.noise.apply(self.base.diffusion(t, x), self.control(t, x))
 
-    def diffusion(self, t, x):
+    def diffusion(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return self.base.diffusion(t, x)
 
 

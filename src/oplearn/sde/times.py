@@ -71,7 +71,7 @@ class TimeGrid(ABC):
 class UniformGrid(TimeGrid):
     """Equal steps :math:`h_k = (t_1 - t_0) / N`."""
 
-    def profile(self, steps):
+    def profile(self, steps: int) -> torch.Tensor:
         return torch.ones(steps, dtype=torch.float64)
 
 
@@ -85,7 +85,7 @@ class GeometricGrid(TimeGrid):
             raise ConfigError(f"geometric time grid: ratio must be > 0, got {ratio}")
         self.ratio = float(ratio)
 
-    def profile(self, steps):
+    def profile(self, steps: int) -> torch.Tensor:
         k = torch.arange(steps, dtype=torch.float64)
         return self.ratio ** (k / max(steps - 1, 1))
 
@@ -101,7 +101,7 @@ class CosineGrid(TimeGrid):
             raise ConfigError(f"cosine time grid: minimum must be in (0, 1], got {minimum}")
         self.minimum, self.offset, self.power = float(minimum), float(offset), float(power)
 
-    def profile(self, steps):
+    def profile(self, steps: int) -> torch.Tensor:
         tau = (steps - torch.arange(steps, dtype=torch.float64)) / steps
         c = torch.cos(0.5 * math.pi * (1 + self.offset - tau) / (1 + self.offset)).clamp(min=0.0)
         return (1 - self.minimum) * c**self.power + self.minimum

@@ -20,6 +20,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -130,7 +131,7 @@ def _check_resume_config(run_dir: Path, config: RunConfig, done: int) -> None:
     saved = validate_config(yaml.safe_load(saved_path.read_text())).model_dump(mode="json")
     now = config.model_dump(mode="json")
 
-    def diff(a, b, prefix: str = ""):
+    def diff(a: object, b: object, prefix: str = "") -> Iterator[str]:
         if isinstance(a, dict) and isinstance(b, dict):
             for key in sorted(set(a) | set(b)):
                 yield from diff(a.get(key), b.get(key), f"{prefix}{key}.")

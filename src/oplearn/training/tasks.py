@@ -370,7 +370,14 @@ class MapTask(FieldTask):
     def __len__(self) -> int:
         return len(self.train) if self.physics is None else len(self.physics)
 
-    def loss(self, net, model, idx, device, autocast):
+    def loss(
+        self,
+        net: nn.Module,
+        model: nn.Module,
+        idx: torch.Tensor,
+        device: torch.device,
+        autocast: AbstractContextManager,
+    ) -> torch.Tensor:
         if self.physics is not None:
             return self.physics.loss(net, idx, device, autocast, self.train, self.data_loss)
         batch = self.train.read(idx)
@@ -379,7 +386,7 @@ class MapTask(FieldTask):
             pred = net(x)
         return self.data_loss(pred.float(), y)
 
-    def validate(self, model, batch_size, device):
+    def validate(self, model: nn.Module, batch_size: int, device: torch.device) -> dict[str, float]:
         if self.val is None:
             return {}
         errors = [
@@ -389,13 +396,13 @@ class MapTask(FieldTask):
         return {"val_relative_l2": torch.cat(errors).mean().item()}
 
     @classmethod
-    def evaluate(cls, run, paths, options):
+    def evaluate(cls, run: Run, paths: list[Path], options: EvaluateOptions) -> list[dict]:
         from oplearn.evaluate import evaluate_map
 
         return evaluate_map(run, paths, options)
 
     @classmethod
-    def report(cls, run, rows, report) -> None:
+    def report(cls, run: Run, rows: list[dict], report: Report) -> None:
         from oplearn.report import report_map
 
         report_map(run, rows, report)
@@ -452,7 +459,14 @@ class OneStepTask(FieldTask):
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def loss(self, net, model, idx, device, autocast):
+    def loss(
+        self,
+        net: nn.Module,
+        model: nn.Module,
+        idx: torch.Tensor,
+        device: torch.device,
+        autocast: AbstractContextManager,
+    ) -> torch.Tensor:
         pairs = self.pairs[idx]
         # the trajectories of the batch's samples, each read once; pairs renumbered into them
         samples, local = torch.unique(pairs[:, 0], return_inverse=True)
@@ -469,7 +483,7 @@ class OneStepTask(FieldTask):
             pred = net(frames.flatten(1, 2))
         return self.data_loss(pred.float(), y)
 
-    def validate(self, model, batch_size, device):
+    def validate(self, model: nn.Module, batch_size: int, device: torch.device) -> dict[str, float]:
         if self.val is None:
             return {}
         errors = []
@@ -479,13 +493,13 @@ class OneStepTask(FieldTask):
         return {"val_relative_l2": torch.cat(errors).mean().item()}
 
     @classmethod
-    def evaluate(cls, run, paths, options):
+    def evaluate(cls, run: Run, paths: list[Path], options: EvaluateOptions) -> list[dict]:
         from oplearn.evaluate import evaluate_one_step
 
         return evaluate_one_step(run, paths, options)
 
     @classmethod
-    def report(cls, run, rows, report) -> None:
+    def report(cls, run: Run, rows: list[dict], report: Report) -> None:
         from oplearn.report import report_one_step
 
         report_one_step(run, rows, report)

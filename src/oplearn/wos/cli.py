@@ -15,6 +15,7 @@ numbers, ``pi`` and ``sin cos tan exp log sqrt abs tanh atan2``.
 
 from __future__ import annotations
 
+import argparse
 import ast
 import math
 import os
@@ -26,7 +27,7 @@ import torch
 from oplearn.arguments import file_argument
 from oplearn.errors import OplearnError
 from oplearn.wos.domains import Ball, Box, Domain, StarShaped
-from oplearn.wos.walk import DirichletProblem, walk_on_spheres
+from oplearn.wos.walk import DirichletProblem, PointFunction, walk_on_spheres
 
 _FUNCTIONS = {
     name: getattr(torch, name) for name in ("sin", "cos", "tan", "exp", "log", "sqrt", "abs", "tanh", "atan2")
@@ -39,7 +40,7 @@ class InputError(OplearnError):
     """A malformed ``solve`` argument."""
 
 
-def parse_function(text: str, dim: int, option: str):
+def parse_function(text: str, dim: int, option: str) -> PointFunction:
     """A function ``(m, dim) -> (m,)`` from an arithmetic expression (see the module docstring)."""
     try:
         tree = ast.parse(text, mode="eval")
@@ -47,7 +48,7 @@ def parse_function(text: str, dim: int, option: str):
         raise InputError(f"{option} '{text}' is not an arithmetic expression") from None
     names = {f"x{i}": i for i in range(dim)} | {n: i for i, n in enumerate("xyz"[:dim])}
 
-    def evaluate(node, x):
+    def evaluate(node: ast.AST, x: torch.Tensor) -> torch.Tensor:
         if isinstance(node, ast.Expression):
             return evaluate(node.body, x)
         if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
@@ -143,7 +144,7 @@ def read_points(files: list[str], inline: list[str], dim: int) -> torch.Tensor:
     return points
 
 
-def cmd_solve_wos(args) -> None:
+def cmd_solve_wos(args: argparse.Namespace) -> None:
     domain = parse_domain(args.domain)
     boundary = parse_function(args.boundary, domain.dim, "--boundary")
     source = None if args.source is None else parse_function(args.source, domain.dim, "--source")
@@ -184,7 +185,7 @@ def cmd_solve_wos(args) -> None:
         print(f"estimates written to {out}")
 
 
-def add_command(sub) -> None:
+def add_command(sub: argparse._SubParsersAction) -> None:
     """Register ``oplearn solve wos``."""
     p = sub.add_parser("solve", help="estimate PDE solutions at points without a grid")
     methods = p.add_subparsers(dest="method", required=True)

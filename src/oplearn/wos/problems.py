@@ -32,6 +32,7 @@ unlike a staircase mask, and is checked against walk-on-spheres in the tests.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -113,7 +114,7 @@ class PoissonProblems:
     def __len__(self) -> int:
         return len(self.vertices)
 
-    def __getitem__(self, idx) -> PoissonProblems:
+    def __getitem__(self, idx: int | slice | torch.Tensor) -> PoissonProblems:
         return PoissonProblems(
             self.vertices[idx], self.center[idx], self.source_coefficients[idx], self.boundary_coefficients[idx]
         )
@@ -137,7 +138,7 @@ class PoissonProblems:
         coef = self.boundary_coefficients.to(x)[group] / (1 + k)
         return (coef[:, 0] * torch.cos(k * phi) + coef[:, 1] * torch.sin(k * phi)).sum(-1)
 
-    def _on_grid(self, fn, grid: Grid) -> torch.Tensor:
+    def _on_grid(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], grid: Grid) -> torch.Tensor:
         """``fn`` of every problem at every node, one problem at a time: ``(P, *grid.shape)``."""
         nodes = grid.coordinates(torch.float64).flatten(1).T  # (N, 2)
         return torch.stack([fn(nodes, torch.full((len(nodes),), p)).view(grid.shape) for p in range(len(self))])

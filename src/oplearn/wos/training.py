@@ -30,8 +30,13 @@ reference at the grid nodes inside each domain.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from oplearn.config import RunConfig
 from oplearn.grids import Grid, subsample
@@ -42,6 +47,11 @@ from oplearn.training.tasks import Task, build_operator, check_operator_fits, pr
 from oplearn.wos.config import WoSConfig
 from oplearn.wos.problems import SQUARE
 from oplearn.wos.walk import walk_on_spheres
+
+if TYPE_CHECKING:
+    from oplearn.report import Report
+    from oplearn.training.rundir import Run
+    from oplearn.training.tasks import EvaluateOptions
 
 #: Seed stream keys: problems, points, walks, held-out test problems.
 _PROBLEMS, _POINTS, _WALKS, _HELD_OUT = 101, 102, 103, 104
@@ -126,14 +136,21 @@ class WoSTask(Task):
         """The running means at the points of problems ``idx``: ``(len(idx), points)``."""
         return self.sums[idx] / self.walks[idx, None]
 
-    def loss(self, net, model, idx, device, autocast):
+    def loss(
+        self,
+        net: nn.Module,
+        model: nn.Module,
+        idx: torch.Tensor,
+        device: torch.device,
+        autocast: AbstractContextManager,
+    ) -> torch.Tensor:
         target = self.targets(idx).float().to(device)
         with autocast:
             pred = net(self.inputs[idx].to(device))
         values = interpolate(pred.float(), self.points[idx].to(device))
         return relative_l2(values, target).mean()
 
-    def validate(self, model, batch_size, device):
+    def validate(self, model: nn.Module, batch_size: int, device: torch.device) -> dict[str, float]:
         if self.val is None:
             return {}
         inputs, u, inside = self.val
@@ -154,7 +171,7 @@ class WoSTask(Task):
         return problems.fields(grid).float(), subsample(u, r, 2).float(), subsample(inside, r, 2)
 
     @classmethod
-    def evaluate(cls, run, paths, options):
+    def evaluate(cls, run: Run, paths: list[Path], options: EvaluateOptions) -> list[dict]:
         """Relative L2 and max error over the domain's nodes against the finite-difference reference,
         on ``options.samples`` (default 32) held-out problems (:meth:`held_out`); ``paths`` are not used."""
         n = options.samples or 32
@@ -177,7 +194,7 @@ class WoSTask(Task):
         ]
 
     @classmethod
-    def report(cls, run, rows, report) -> None:
+    def report(cls, run: Run, rows: list[dict], report: Report) -> None:
         """Source, prediction, reference and error on a few held-out domains."""
         import matplotlib.pyplot as plt
 

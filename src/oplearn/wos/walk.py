@@ -98,13 +98,13 @@ class _Single:
     def __init__(self, problem: DirichletProblem) -> None:
         self.problem, self.dim, self.has_source = problem, problem.dim, problem.has_source
 
-    def sdf(self, x, group):
+    def sdf(self, x: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
         return self.problem.domain.sdf(x)
 
-    def source(self, x, group):
+    def source(self, x: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
         return self.problem.source(x)
 
-    def boundary(self, x, group):
+    def boundary(self, x: torch.Tensor, group: torch.Tensor) -> torch.Tensor:
         return self.problem.boundary(x)
 
 
@@ -124,13 +124,17 @@ class Estimate:
     truncated: int
 
 
-def unit_vectors(n: int, d: int, generator: torch.Generator | None, dtype: torch.dtype, device) -> torch.Tensor:
+def unit_vectors(
+    n: int, d: int, generator: torch.Generator | None, dtype: torch.dtype, device: torch.device | str | None
+) -> torch.Tensor:
     """``n`` directions uniform on the unit sphere of :math:`\\mathbb{R}^d`: ``(n, d)``."""
     v = torch.randn((n, d), generator=generator, dtype=dtype, device=device)
     return v / v.norm(dim=1, keepdim=True)
 
 
-def green_radii(n: int, d: int, generator: torch.Generator | None, dtype: torch.dtype, device) -> torch.Tensor:
+def green_radii(
+    n: int, d: int, generator: torch.Generator | None, dtype: torch.dtype, device: torch.device | str | None
+) -> torch.Tensor:
     r"""``n`` radii :math:`s \in (0, 1)` of the unit ball with density :math:`\propto G_1(s)\,s^{d-1}`.
 
     Drawn exactly as :math:`s = U_1^{1/2} U_2^{1/d}` with :math:`U_1, U_2` uniform: the
