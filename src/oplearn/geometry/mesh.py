@@ -37,8 +37,8 @@ from oplearn.extras import require
 from oplearn.wos.domains import Domain, segment_distance
 
 if TYPE_CHECKING:
+    import skfem
     from matplotlib.tri import TriFinder
-    from skfem import MeshTri
 
 
 @dataclass(frozen=True, eq=False)
@@ -148,7 +148,7 @@ class TriangleMesh:
         inside = self.locate(p)[0] >= 0
         return torch.where(inside, -distance, distance)
 
-    def to_skfem(self) -> MeshTri:
+    def to_skfem(self) -> skfem.MeshTri:
         """The same mesh as a ``skfem.MeshTri`` (extra ``fem``)."""
         skfem = require("skfem", "fem")
         return skfem.MeshTri(self.nodes.numpy().T.copy(), self.triangles.numpy().T.copy())
