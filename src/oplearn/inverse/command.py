@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -26,6 +28,11 @@ from oplearn.errors import OplearnError
 from oplearn.inverse.daps import LANGEVIN_STEPS, ODE_STEPS
 from oplearn.inverse.guidance import DEFAULT_SCALE, SCALES
 
+if TYPE_CHECKING:
+    from oplearn.inverse.observations import Observation
+    from oplearn.inverse.posterior import Posterior
+import argparse
+
 #: Default steps per method: 20 DPM-Solver++(2M) steps with covariance guidance reach the Bayes-optimal
 #: error on the linear-Gaussian problems (BENCHMARKS.md); DAPS anneals over the paper's 200 levels.
 DEFAULT_STEPS = {"dps": 20, "daps": 200}
@@ -34,7 +41,7 @@ DEFAULT_STEPS = {"dps": 20, "daps": 200}
 DEFAULT_KRYLOV = 4
 
 
-def add_command(sub) -> None:
+def add_command(sub: argparse._SubParsersAction) -> None:
     from oplearn.arguments import dir_argument
 
     p = sub.add_parser(
@@ -105,7 +112,7 @@ def add_command(sub) -> None:
     p.set_defaults(func=run_inverse)
 
 
-def _save_npz(path: Path, **arrays) -> None:
+def _save_npz(path: Path, **arrays: np.ndarray) -> None:
     tmp = path.with_name(f".{path.stem}.tmp.npz")
     np.savez_compressed(tmp, **arrays)
     os.replace(tmp, path)
@@ -117,7 +124,7 @@ def _save_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def run_inverse(args) -> None:
+def run_inverse(args: argparse.Namespace) -> None:
     from oplearn.data.files import load_fields
     from oplearn.diffusion.schedules import karras_sigmas
     from oplearn.inverse.daps import annealing_levels
@@ -261,7 +268,14 @@ def run_inverse(args) -> None:
         print(f"  {name}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items()))
 
 
-def plot_posterior(post, obs, y: torch.Tensor, names, truth: torch.Tensor | None, path: Path) -> Path:
+def plot_posterior(
+    post: Posterior,
+    obs: Observation,
+    y: torch.Tensor,
+    names: Sequence[str],
+    truth: torch.Tensor | None,
+    path: Path,
+) -> Path:
     """One row per channel of 2D fields: truth, observations, posterior mean, std and absolute error."""
     import matplotlib
 

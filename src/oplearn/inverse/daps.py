@@ -91,7 +91,7 @@ def annealing_levels(levels: int = LEVELS, sigma_max: float = 80.0, sigma_min: f
 
 
 def _largest_eigenvalue(
-    observed, x: torch.Tensor, covariance, v: torch.Tensor, steps: int
+    observed: Fields, x: torch.Tensor, covariance: Fields, v: torch.Tensor, steps: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     r"""Per sample, the largest eigenvalue of :math:`B N B^\top` (:math:`B` the Jacobian of
     ``observed`` at ``x``) by ``steps`` power iterations from ``v (batch, m)``: ``(batch,)`` and the new ``v``."""
@@ -183,7 +183,7 @@ def daps(
 
 
 def decoupled_langevin(
-    observed,
+    observed: Fields,
     y: torch.Tensor,
     tau: float,
     x0_hat: torch.Tensor,

@@ -142,6 +142,7 @@ operator supplying the solution.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -149,6 +150,9 @@ from oplearn.errors import ConfigError
 from oplearn.grids import Grid
 from oplearn.inverse.observations import Observation
 from oplearn.pdes.base import PDE
+
+if TYPE_CHECKING:
+    from oplearn.diffusion.noise import GRFNoise, WhiteNoise
 
 Denoiser = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 Fields = Callable[[torch.Tensor], torch.Tensor]
@@ -177,7 +181,7 @@ PRECONDITIONER_FLOOR = 1e-8
 GRAM_CHUNK = 64
 
 
-def guidance_weight(weight: float | None, noise=None) -> float:
+def guidance_weight(weight: float | None, noise: WhiteNoise | GRFNoise | None = None) -> float:
     """``weight``, or :data:`DEFAULT_WEIGHT` of the kind of ``noise`` (white when ``None``) if it is ``None``."""
     if weight is not None:
         return float(weight)
@@ -194,7 +198,7 @@ class DecoupledFields(torch.nn.Module):
     Shapes: ``(batch, C_a, *spatial) -> (batch, C_a + C_u, *spatial)``.
     """
 
-    def __init__(self, operator: torch.nn.Module, decode: Fields | None = None):
+    def __init__(self, operator: torch.nn.Module, decode: Fields | None = None) -> None:
         super().__init__()
         self.operator = operator
         self.decode = decode
@@ -269,10 +273,10 @@ class GuidedDenoiser:
         grid: Grid | None = None,
         pde_weight: float = 0.0,
         damping: float = DEFAULT_DAMPING,
-        noise=None,
+        noise: WhiteNoise | GRFNoise | None = None,
         schedule: torch.Tensor | None = None,
         krylov: int | None = None,
-    ):
+    ) -> None:
         if scale not in SCALES:
             raise ConfigError(f"guidance scale must be one of {SCALES}, got {scale!r}")
         if scale == "likelihood" and observation.noise == 0:
@@ -363,7 +367,9 @@ class GuidedDenoiser:
                 self.backward_passes += 1
         return x0.detach(), correction.detach()
 
-    def _krylov_correction(self, x, sigma, r, lam, observed) -> tuple[torch.Tensor, torch.Tensor]:
+    def _krylov_correction(
+        self, x: torch.Tensor, sigma: torch.Tensor, r: torch.Tensor, lam: torch.Tensor, observed: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         r"""The step-matched correction :math:`\lambda N G^\top z`, :math:`z = \lVert r \rVert V f(T) e_1`,
         from at most ``krylov`` Lanczos steps on :math:`K = \lambda G N G^\top` (module docstring),
         and the Rayleigh quotient :math:`r^\top K r / \lVert r \rVert^2` (the one-direction rate).
@@ -415,7 +421,9 @@ class GuidedDenoiser:
         coeff = (coeff.to(norm) * norm * lam).reshape(len(r), -1, *[1] * (x.ndim - 1))
         return sum(coeff[:, j] * pushed[j] for j in range(len(pushed))), alphas[0].reshape(-1)
 
-    def _lanczos_coefficients(self, alphas, betas, sigma: float) -> torch.Tensor:
+    def _lanczos_coefficients(
+        self, alphas: list[torch.Tensor], betas: list[torch.Tensor], sigma: float
+    ) -> torch.Tensor:
         """:math:`f(T) e_1` for the tridiagonal :math:`T` of ``alphas`` (diagonal, ``n`` of ``(batch, 1)``)
         and ``betas`` (the first ``n - 1`` off-diagonals): ``(batch, n)``, float64."""
         n = len(alphas)

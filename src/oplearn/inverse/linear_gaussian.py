@@ -29,11 +29,16 @@ fields ``(batch, 2, n, n)`` (channels ``f``, ``u``).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
 from oplearn.grids import Grid
 from oplearn.inverse.observations import Observation
 from oplearn.pdes.base import PDE
+
+if TYPE_CHECKING:
+    from oplearn.diffusion.noise import GRFNoise, WhiteNoise
 
 #: Eigenvalues of the whitened prior covariance below this fraction of the largest are dropped.
 RANK_TOLERANCE = 1e-12
@@ -60,7 +65,7 @@ class GaussianDenoiser:
         covariance: torch.Tensor | None = None,
         noise_covariance: torch.Tensor | None = None,
         factor: torch.Tensor | None = None,
-    ):
+    ) -> None:
         if (covariance is None) == (factor is None):
             raise ValueError("give exactly one of covariance and factor")
         d = len(covariance if factor is None else factor)
@@ -117,7 +122,7 @@ class LinearGaussianPoisson:
         :math:`S^{-1} [I; L] C^{1/2}` (rank ``n^2``).
     """
 
-    def __init__(self, pde: PDE, resolution: int, noise=None):
+    def __init__(self, pde: PDE, resolution: int, noise: WhiteNoise | GRFNoise | None = None) -> None:
         self.pde = pde
         self.grid: Grid = pde.grid(resolution)
         n = resolution * resolution

@@ -20,6 +20,7 @@ Shapes
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -44,7 +45,7 @@ class Observation:
         Standard deviation :math:`s \ge 0` of the additive Gaussian observation noise.
     """
 
-    def __init__(self, index: torch.Tensor, shape: tuple[int, ...], noise: float = 0.0):
+    def __init__(self, index: torch.Tensor, shape: tuple[int, ...], noise: float = 0.0) -> None:
         index = torch.as_tensor(index, dtype=torch.long).flatten()
         size = math.prod(shape)
         if len(index) == 0:
@@ -111,7 +112,7 @@ class Observation:
         return Observation(torch.tensor(d["index"]), tuple(d["shape"]), float(d["noise"]))
 
 
-def _channel_index(shape: tuple[int, ...], channels, spatial_mask: torch.Tensor) -> torch.Tensor:
+def _channel_index(shape: tuple[int, ...], channels: int | Sequence[int], spatial_mask: torch.Tensor) -> torch.Tensor:
     """Flat indices of ``spatial_mask``'s true nodes in each of ``channels``."""
     channels = [channels] if isinstance(channels, int) else list(channels)
     if not channels or any(not 0 <= c < shape[0] for c in channels):
@@ -131,8 +132,13 @@ class PointObservation(Observation):
     """
 
     def __init__(
-        self, shape: tuple[int, ...], n: int, channels=0, noise: float = 0.0, generator: torch.Generator | None = None
-    ):
+        self,
+        shape: tuple[int, ...],
+        n: int,
+        channels: int | Sequence[int] = 0,
+        noise: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> None:
         spatial = math.prod(shape[1:])
         if int(n) != n or not 1 <= n <= spatial:
             raise ObservationError(f"the number of observed points must be an integer in [1, {spatial}], got {n}")
@@ -145,7 +151,7 @@ class PointObservation(Observation):
 class BoundaryObservation(Observation):
     """All nodes on the boundary of the box, observed in ``channels``."""
 
-    def __init__(self, shape: tuple[int, ...], channels=0, noise: float = 0.0):
+    def __init__(self, shape: tuple[int, ...], channels: int | Sequence[int] = 0, noise: float = 0.0) -> None:
         mask = torch.zeros(shape[1:], dtype=torch.bool)
         for d in range(len(shape) - 1):
             mask.index_fill_(d, torch.tensor([0, shape[1 + d] - 1]), True)
@@ -155,7 +161,9 @@ class BoundaryObservation(Observation):
 class Subsample(Observation):
     """Every ``stride``-th node in each dimension (from node 0), observed in ``channels``."""
 
-    def __init__(self, shape: tuple[int, ...], stride: int, channels=0, noise: float = 0.0):
+    def __init__(
+        self, shape: tuple[int, ...], stride: int, channels: int | Sequence[int] = 0, noise: float = 0.0
+    ) -> None:
         if int(stride) != stride or stride < 1:
             raise ObservationError(f"the subsampling stride must be a positive integer, got {stride}")
         mask = torch.zeros(shape[1:], dtype=torch.bool)

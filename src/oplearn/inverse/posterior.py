@@ -15,6 +15,7 @@ mean, standard deviation and the central 90% band, and :func:`posterior_metrics`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -136,7 +137,7 @@ def sample_posterior(
     batch_size = batch_size or samples
     noise = noise or WhiteNoise()
 
-    def draw(size, gen):
+    def draw(size: Sequence[int], gen: torch.Generator | None) -> torch.Tensor:
         return noise.sample(size, gen, dtype=dtype).to(device)
 
     y = y.to(device=device, dtype=dtype)

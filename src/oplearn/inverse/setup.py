@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -21,6 +22,9 @@ from oplearn.errors import OplearnError
 from oplearn.grids import Grid
 from oplearn.inverse.guidance import DecoupledFields, Denoiser, Fields
 from oplearn.pdes.base import PDE
+
+if TYPE_CHECKING:
+    from oplearn.config import RunConfig
 
 
 @dataclass
@@ -42,7 +46,7 @@ class InverseSetup:
     sigma_max: float = 80.0
 
 
-def _training_pde(config) -> PDE | None:
+def _training_pde(config: RunConfig) -> PDE | None:
     """The PDE of a run's training data, from its generate recipe or the file's header."""
     from oplearn.data.files import read_meta
     from oplearn.data.generate import make_pde
@@ -67,7 +71,7 @@ def _channel_names(meta: dict, pde: PDE | None) -> tuple[str, ...]:
     return tuple(meta["channel_names"])
 
 
-def _frozen(model: torch.nn.Module, device) -> torch.nn.Module:
+def _frozen(model: torch.nn.Module, device: torch.device | str) -> torch.nn.Module:
     model = model.to(device).eval()
     for p in model.parameters():
         p.requires_grad_(False)
