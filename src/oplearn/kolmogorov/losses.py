@@ -36,6 +36,7 @@ Learning", ICML 2022 (the BSDE loss, its zero-variance property and the detached
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import torch
@@ -43,10 +44,11 @@ from torch import nn
 
 from oplearn.errors import ConfigError
 from oplearn.kolmogorov.problems import KolmogorovPDE
+from oplearn.sde import Path
 
 
 @contextmanager
-def evaluation_mode(model: nn.Module):
+def evaluation_mode(model: nn.Module) -> Iterator[nn.Module]:
     """``model`` in evaluation mode inside the block, its previous mode restored after."""
     training = model.training
     model.eval()
@@ -56,7 +58,9 @@ def evaluation_mode(model: nn.Module):
         model.train(training)
 
 
-def stochastic_integral(problem: KolmogorovPDE, model: nn.Module, t, p, path, create_graph: bool) -> torch.Tensor:
+def stochastic_integral(
+    problem: KolmogorovPDE, model: nn.Module, t: torch.Tensor, p: torch.Tensor, path: Path, create_graph: bool
+) -> torch.Tensor:
     r""":math:`\sum_k \nabla_x \hat u(t - s_k, X_k)\cdot\sigma(X_k)\,\Delta W_k` ``(batch,)`` along ``path``
     (``(steps + 1, batch)`` times from 0 to ``t``), one batched gradient call for all steps."""
     steps, batch = path.steps, len(t)
@@ -76,12 +80,20 @@ class KolmogorovLoss:
 
     name: str = ""
 
-    def __init__(self, steps: int = 25):
+    def __init__(self, steps: int = 25) -> None:
         if steps < 1:
             raise ConfigError(f"kolmogorov loss: steps must be >= 1, got {steps}")
         self.steps = steps
 
-    def target(self, problem, model, t, x, p, generator) -> torch.Tensor:
+    def target(
+        self,
+        problem: KolmogorovPDE,
+        model: nn.Module,
+        t: torch.Tensor,
+        x: torch.Tensor,
+        p: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         """The random target :math:`Y` ``(batch,)``."""
         raise NotImplementedError
 
@@ -89,16 +101,25 @@ class KolmogorovLoss:
         self,
         problem: KolmogorovPDE,
         model: nn.Module,
-        t,
-        x,
-        p,
+        t: torch.Tensor,
+        x: torch.Tensor,
+        p: torch.Tensor,
         generator: torch.Generator | None,
         net: nn.Module | None = None,
     ) -> torch.Tensor:
         """:math:`\\hat u - Y` ``(batch,)``; ``net`` (default ``model``) predicts, e.g. a DDP wrapper."""
         return (net or model)(t, x, p) - self.target(problem, model, t, x, p, generator)
 
-    def __call__(self, problem, model, t, x, p, generator=None, net=None) -> torch.Tensor:
+    def __call__(
+        self,
+        problem: KolmogorovPDE,
+        model: nn.Module,
+        t: torch.Tensor,
+        x: torch.Tensor,
+        p: torch.Tensor,
+        generator: torch.Generator | None = None,
+        net: nn.Module | None = None,
+    ) -> torch.Tensor:
         return self.residuals(problem, model, t, x, p, generator, net).square().mean()
 
 
@@ -107,7 +128,15 @@ class FeynmanKac(KolmogorovLoss):
 
     name = "fk"
 
-    def target(self, problem, model, t, x, p, generator):
+    def target(
+        self,
+        problem: KolmogorovPDE,
+        model: nn.Module,
+        t: torch.Tensor,
+        x: torch.Tensor,
+        p: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         with torch.no_grad():
             return problem.initial(problem.end_points(t, x, p, self.steps, generator), p)
 
@@ -118,7 +147,15 @@ class BSDE(KolmogorovLoss):
     name = "bsde"
     create_graph = True
 
-    def target(self, problem, model, t, x, p, generator):
+    def target(
+        self,
+        problem: KolmogorovPDE,
+        model: nn.Module,
+        t: torch.Tensor,
+        x: torch.Tensor,
+        p: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
         with torch.no_grad():
             path = problem.paths(t, x, p, self.steps, generator)
             end = problem.initial(path.final, p)

@@ -18,7 +18,7 @@ from oplearn.kolmogorov.problems import KolmogorovPDE
 class KolmogorovModel(nn.Module):
     """A network ``(batch, 1 + d + P) -> (batch,)`` called on standardised ``(t, x, p)``."""
 
-    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor):
+    def __init__(self, net: nn.Module, mean: torch.Tensor, std: torch.Tensor) -> None:
         super().__init__()
         self.net = net
         self.register_buffer("mean", mean.float().clone())

@@ -19,8 +19,12 @@ time and slices of the learned solution beside the reference.
 from __future__ import annotations
 
 import time
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
+from torch import nn
 
 from oplearn.config import RunConfig
 from oplearn.errors import ConfigError
@@ -31,6 +35,13 @@ from oplearn.kolmogorov.model import KolmogorovModel
 from oplearn.kolmogorov.problems import PROBLEMS, KolmogorovPDE, make_problem, problem_parameters
 from oplearn.seeding import generator
 from oplearn.training.tasks import Task
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from oplearn.report import Report
+    from oplearn.training.rundir import Run
+    from oplearn.training.tasks import EvaluateOptions
 
 #: Seed stream keys: training points, validation points and references, held-out points and references.
 _TRAIN, _VALIDATION, _HELD_OUT = 201, 202, 203
@@ -79,7 +90,7 @@ class KolmogorovTask(Task):
         except ConfigError as err:
             raise ValueError(f"kolmogorov.problem_params: {err}") from None
 
-    def __init__(self, config: RunConfig, progress: bool = True):
+    def __init__(self, config: RunConfig, progress: bool = True) -> None:
         super().__init__(config, progress)
         self.settings = _settings(config)
         self.problem = build_problem(config)
@@ -127,13 +138,20 @@ class KolmogorovTask(Task):
     def start_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def loss(self, net, model, idx, device, autocast):
+    def loss(
+        self,
+        net: nn.Module,
+        model: nn.Module,
+        idx: torch.Tensor,
+        device: torch.device,
+        autocast: AbstractContextManager,
+    ) -> torch.Tensor:
         gen = generator(self.config.seed, _TRAIN, self.epoch, int(idx[0]), device=device)
         t, x, p = self.problem.sample(len(idx), gen, device=device)
         with autocast:
             return self.loss_fn(self.problem, model, t, x, p, gen, net=net).float()
 
-    def validate(self, model, batch_size, device):
+    def validate(self, model: nn.Module, batch_size: int, device: torch.device) -> dict[str, float]:
         if self.val is None:
             return {}
         t, x, p, ref = self.val
@@ -143,11 +161,11 @@ class KolmogorovTask(Task):
         return {"val_relative_l1": rel.mean().item(), "val_relative_l2": rel.square().mean().sqrt().item()}
 
     @classmethod
-    def evaluate(cls, run, paths, options):
+    def evaluate(cls, run: Run, paths: list[Path], options: EvaluateOptions) -> list[dict]:
         return [evaluate_kolmogorov(run, options)]
 
     @classmethod
-    def report(cls, run, rows, report):
+    def report(cls, run: Run, rows: list[dict], report: Report) -> None:
         report_kolmogorov(run, rows, report)
 
 
@@ -161,7 +179,7 @@ def error_by_time(t: torch.Tensor, rel: torch.Tensor, horizon: float, bins: int 
 
 
 @torch.no_grad()
-def evaluate_kolmogorov(run, options) -> dict:
+def evaluate_kolmogorov(run: Run, options: EvaluateOptions) -> dict:
     """One row: errors at ``options.samples`` (default ``kolmogorov.eval_points``) held-out points."""
     settings = _settings(run.config)
     problem = build_problem(run.config)
@@ -190,7 +208,7 @@ def evaluate_kolmogorov(run, options) -> dict:
     }
 
 
-def report_kolmogorov(run, rows, report) -> None:
+def report_kolmogorov(run: Run, rows: list[dict], report: Report) -> None:
     """Error against time, slices of the learned solution beside the reference, validation errors."""
     import matplotlib.pyplot as plt
 
@@ -225,7 +243,9 @@ def report_kolmogorov(run, rows, report) -> None:
 
 
 @torch.no_grad()
-def plot_slices(model: KolmogorovModel, problem: KolmogorovPDE, seed: int, points: int = 41, samples: int = 4096):
+def plot_slices(
+    model: KolmogorovModel, problem: KolmogorovPDE, seed: int, points: int = 41, samples: int = 4096
+) -> Figure:
     """The learned solution along the first coordinate through the box centre at three times, beside the
     reference (closed form, or Monte Carlo of ``samples`` draws with two standard errors shaded)."""
     import matplotlib.pyplot as plt

@@ -35,7 +35,7 @@ def problem_parameters(name: str) -> set[str]:
     return set(inspect.signature(PROBLEMS[name].__init__).parameters) - {"self"}
 
 
-def make_problem(name: str, **params) -> KolmogorovPDE:
+def make_problem(name: str, **params: float) -> KolmogorovPDE:
     """The problem ``name`` with ``params`` (its constructor's keyword arguments)."""
     if name not in PROBLEMS:
         raise ConfigError(f"unknown Kolmogorov problem '{name}'; choose one of {', '.join(PROBLEMS)}")

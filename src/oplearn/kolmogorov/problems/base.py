@@ -29,7 +29,7 @@ from typing import ClassVar, NamedTuple
 import torch
 
 from oplearn.errors import ConfigError
-from oplearn.sde import EulerMaruyama, ItoSDE, Noise, UniformGrid, solve
+from oplearn.sde import EulerMaruyama, ItoSDE, Noise, Path, UniformGrid, solve
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class KolmogorovPDE(ABC):
 
     def __init__(
         self, dim: int, x_box: tuple[float, float], parameters: tuple[ParameterBox, ...] = (), horizon: float = 1.0
-    ):
+    ) -> None:
         if dim < 1:
             raise ConfigError(f"Kolmogorov problem '{self.name}': dim must be >= 1, got {dim}")
         self.dim, self.x_box, self.parameters, self.horizon = (
@@ -117,7 +117,7 @@ class KolmogorovPDE(ABC):
         steps: int,
         generator: torch.Generator | None,
         keep_path: bool = True,
-    ):
+    ) -> Path:
         """Euler-Maruyama paths of :math:`X^{x,p}` over ``[0, t]`` per sample, ``steps`` equal steps
         (:func:`oplearn.sde.solve`, Brownian normals kept)."""
         times = UniformGrid(torch.zeros_like(t), t).times(steps, dtype=x.dtype, device=x.device)
@@ -137,7 +137,11 @@ class KolmogorovPDE(ABC):
         return sum(b.size for b in self.parameters)
 
     def sample_parameters(
-        self, n: int, generator: torch.Generator | None, dtype=torch.float32, device="cpu"
+        self,
+        n: int,
+        generator: torch.Generator | None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
     ) -> torch.Tensor:
         """``n`` parameter vectors ``(n, P)`` uniform in the boxes."""
         blocks = [
@@ -147,7 +151,11 @@ class KolmogorovPDE(ABC):
         return torch.cat(blocks, 1) if blocks else torch.zeros(n, 0, dtype=dtype, device=device)
 
     def sample(
-        self, n: int, generator: torch.Generator | None, dtype=torch.float32, device="cpu"
+        self,
+        n: int,
+        generator: torch.Generator | None,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str = "cpu",
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``n`` points ``(t (n,), x (n, d), p (n, P))`` uniform in the box, ``t`` in ``(0, T]``."""
         t = self.horizon * (1 - torch.rand(n, generator=generator, dtype=dtype, device=device))

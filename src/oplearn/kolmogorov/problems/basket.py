@@ -32,7 +32,7 @@ class Basket(KolmogorovPDE):
     name = "basket"
     reference_steps = 25
 
-    def __init__(self, dim: int = 3):
+    def __init__(self, dim: int = 3) -> None:
         d = dim
         super().__init__(
             d,
@@ -45,13 +45,13 @@ class Basket(KolmogorovPDE):
         )
         self.noise = MatrixNoise()
 
-    def drift(self, x, p):
+    def drift(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         m = self.block(p, "mu").to(x.dtype)
         return torch.einsum("bkj,bj->bk", m[..., :-1], x) + m[..., -1]
 
-    def diffusion(self, x, p):
+    def diffusion(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         s = self.block(p, "sigma").to(x.dtype)
         return torch.einsum("bklj,bl->bkj", s[..., :-1], x) + s[..., -1]
 
-    def initial(self, x, p):
+    def initial(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.block(p, "K")[:, 0].to(x.dtype) - x.mean(-1))

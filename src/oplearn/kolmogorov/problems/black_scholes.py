@@ -44,26 +44,28 @@ class BlackScholes(KolmogorovPDE):
 
     name = "black_scholes"
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__(1, (9.0, 10.0), (ParameterBox("sigma", (1,), 0.1, 0.6), ParameterBox("K", (1,), 10.0, 12.0)))
         self.noise = DiagonalNoise()
 
-    def drift(self, x, p):
+    def drift(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(x)
 
-    def diffusion(self, x, p):
+    def diffusion(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return p[:, :1].to(x.dtype) * x
 
-    def initial(self, x, p):
+    def initial(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return torch.relu(p[:, 1] - x[:, 0])
 
-    def exact(self, t, x, p):
+    def exact(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         sigma, strike, s = p[:, 0], p[:, 1], x[:, 0]
         vol = sigma * t.clamp(min=1e-12).sqrt()
         d1 = (torch.log(s / strike) + 0.5 * vol.square()) / vol
         return strike * normal_cdf(vol - d1) - s * normal_cdf(-d1)
 
-    def sample_end(self, t, x, p, generator):
+    def sample_end(
+        self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
         sigma = p[:, :1].to(x.dtype)
         xi = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         return x * torch.exp(-0.5 * sigma.square() * t[:, None] + sigma * t.sqrt()[:, None] * xi)
@@ -74,7 +76,7 @@ class CorrelatedBlackScholes(KolmogorovPDE):
 
     name = "black_scholes_correlated"
 
-    def __init__(self, dim: int = 50, strike: float = 5.5, rate: float = -0.05):
+    def __init__(self, dim: int = 50, strike: float = 5.5, rate: float = -0.05) -> None:
         super().__init__(dim, (4.5, 5.5))
         self.strike, self.rate = float(strike), float(rate)
         chol = torch.linalg.cholesky(
@@ -84,16 +86,18 @@ class CorrelatedBlackScholes(KolmogorovPDE):
         self.volatility = beta[:, None] * chol  # Sigma (d, d)
         self.noise = MatrixNoise()
 
-    def drift(self, x, p):
+    def drift(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return self.rate * x
 
-    def diffusion(self, x, p):
+    def diffusion(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return x[:, :, None] * self.volatility.to(x)
 
-    def initial(self, x, p):
+    def initial(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return torch.relu(self.strike - x.min(-1).values)
 
-    def sample_end(self, t, x, p, generator):
+    def sample_end(
+        self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
         vol = self.volatility.to(x)
         xi = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         log_growth = (self.rate - 0.5 * vol.square().sum(1)) * t[:, None] + t.sqrt()[:, None] * xi @ vol.T

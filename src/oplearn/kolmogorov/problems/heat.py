@@ -32,10 +32,12 @@ from oplearn.sde import MatrixNoise, ScalarNoise
 class _Heat(KolmogorovPDE):
     """Zero drift; exact draws :math:`x + \\sigma\\sqrt t\\,\\xi`."""
 
-    def drift(self, x, p):
+    def drift(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(x)
 
-    def sample_end(self, t, x, p, generator):
+    def sample_end(
+        self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor:
         xi = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
         return x + self.noise.apply(self.diffusion(x, p), xi * t.sqrt()[:, None])
 
@@ -45,17 +47,17 @@ class HeatParaboloid(_Heat):
 
     name = "heat_paraboloid"
 
-    def __init__(self, dim: int = 10):
+    def __init__(self, dim: int = 10) -> None:
         super().__init__(dim, (0.5, 1.5), (ParameterBox("sigma", (dim, dim), 0.0, 1.0),))
         self.noise = MatrixNoise()
 
-    def diffusion(self, x, p):
+    def diffusion(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return self.block(p, "sigma").to(x.dtype)
 
-    def initial(self, x, p):
+    def initial(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return x.square().sum(-1)
 
-    def exact(self, t, x, p):
+    def exact(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return x.square().sum(-1) + t * self.block(p, "sigma").square().sum((-1, -2))
 
 
@@ -64,17 +66,17 @@ class HeatGaussian(_Heat):
 
     name = "heat_gaussian"
 
-    def __init__(self, dim: int = 150):
+    def __init__(self, dim: int = 150) -> None:
         super().__init__(dim, (-0.1, 0.1), (ParameterBox("sigma", (1,), 0.0, 0.1),))
         self.noise = ScalarNoise()
 
-    def diffusion(self, x, p):
+    def diffusion(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return p[:, 0].to(x.dtype)
 
-    def initial(self, x, p):
+    def initial(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return torch.exp(-x.square().sum(-1))
 
-    def exact(self, t, x, p):
+    def exact(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         denominator = 1 + 2 * t * p[:, 0].square()
         return torch.exp(-x.square().sum(-1) / denominator) / denominator ** (self.dim / 2)
 
@@ -84,11 +86,11 @@ class _IsotropicHeat(_Heat):
 
     diffusivity = 0.125
 
-    def __init__(self, dim: int = 50):
+    def __init__(self, dim: int = 50) -> None:
         super().__init__(dim, (-0.5, 0.5))
         self.noise = ScalarNoise()
 
-    def diffusion(self, x, p):
+    def diffusion(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return torch.tensor(math.sqrt(2 * self.diffusivity), dtype=x.dtype, device=x.device)
 
 
@@ -97,10 +99,10 @@ class Heat(_IsotropicHeat):
 
     name = "heat"
 
-    def initial(self, x, p):
+    def initial(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return x.square().sum(-1)
 
-    def exact(self, t, x, p):
+    def exact(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return x.square().sum(-1) + 2 * self.diffusivity * self.dim * t
 
 
@@ -109,9 +111,9 @@ class Gaussian(_IsotropicHeat):
 
     name = "gaussian"
 
-    def initial(self, x, p):
+    def initial(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return torch.exp(-x.square().sum(-1))
 
-    def exact(self, t, x, p):
+    def exact(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         denominator = 1 + 4 * self.diffusivity * t
         return torch.exp(-x.square().sum(-1) / denominator) / denominator ** (self.dim / 2)

@@ -21,6 +21,8 @@ finite-difference scheme).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.linalg
 import torch
@@ -30,7 +32,12 @@ from oplearn.sde import ScalarNoise
 
 
 def solve_1d(
-    drift, initial, half_width: float, nodes: int, steps: int, horizon: float
+    drift: Callable[[np.ndarray], np.ndarray],
+    initial: Callable[[np.ndarray], np.ndarray],
+    half_width: float,
+    nodes: int,
+    steps: int,
+    horizon: float,
 ) -> tuple[np.ndarray, np.ndarray]:
     r"""Crank-Nicolson for :math:`\partial_t v = \tfrac12 v'' + b(x) v'` on ``[-half_width, half_width]``
     (central differences, ghost-node Neumann ends): nodes ``(nodes,)`` and ``v (steps + 1, nodes)``."""
@@ -64,19 +71,19 @@ class LinearizedHJB(KolmogorovPDE):
 
     name = "hjb"
 
-    def __init__(self, dim: int = 10, kappa: float = 0.1, eta: float = 0.04):
+    def __init__(self, dim: int = 10, kappa: float = 0.1, eta: float = 0.04) -> None:
         super().__init__(dim, (-1.5, 1.5))
         self.kappa, self.eta = float(kappa), float(eta)
         self.noise = ScalarNoise()
         self._table: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def drift(self, x, p):
+    def drift(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return -4 * self.kappa * x * (x.square() - 1)
 
-    def diffusion(self, x, p):
+    def diffusion(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return torch.ones((), dtype=x.dtype, device=x.device)
 
-    def initial(self, x, p):
+    def initial(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         return torch.exp(-self.eta * (x - 1).square().sum(-1))
 
     def table(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,7 +100,7 @@ class LinearizedHJB(KolmogorovPDE):
             self._table = torch.from_numpy(x), torch.from_numpy(v)
         return self._table
 
-    def exact(self, t, x, p):
+    def exact(self, t: torch.Tensor, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
         nodes, v = self.table()
         steps = v.shape[0] - 1
         s = (t.double().cpu() / self.horizon * steps).clamp(0, steps)
@@ -104,7 +111,7 @@ class LinearizedHJB(KolmogorovPDE):
         j = q.floor().long().clamp(max=len(nodes) - 2)
         wx = q - j
 
-        def at(row):
+        def at(row: torch.Tensor) -> torch.Tensor:
             return (1 - wx) * v[row[:, None], j] + wx * v[row[:, None], j + 1]
 
         one_d = (1 - wt) * at(k) + wt * at(k + 1)
