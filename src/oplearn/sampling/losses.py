@@ -29,6 +29,8 @@ import torch
 from torch import nn
 
 from oplearn.errors import ConfigError
+from oplearn.sampling.methods.base import Sampler
+from oplearn.sampling.methods.scld import SCLD
 
 
 class SamplerLoss(nn.Module):
@@ -36,7 +38,7 @@ class SamplerLoss(nn.Module):
 
     off_policy: bool = True
 
-    def __init__(self, exploration: float = 0.0):
+    def __init__(self, exploration: float = 0.0) -> None:
         super().__init__()
         if exploration < 0:
             raise ConfigError(f"loss: exploration must be >= 0, got {exploration}")
@@ -45,7 +47,9 @@ class SamplerLoss(nn.Module):
     def reduce(self, log_w: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, sampler, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, sampler: Sampler | SCLD, n: int, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(loss, log-weights)`` for ``n`` paths of ``sampler``."""
         log_w = sampler.training_log_weights(n, generator, self.off_policy, self.exploration)
         return self.reduce(log_w), log_w
@@ -56,32 +60,32 @@ class ReverseKL(SamplerLoss):
 
     off_policy = False
 
-    def __init__(self, exploration: float = 0.0):
+    def __init__(self, exploration: float = 0.0) -> None:
         if exploration:
             raise ConfigError(
                 "loss: the reverse-KL loss is on-policy; exploration applies to log_variance and trajectory_balance"
             )
         super().__init__(0.0)
 
-    def reduce(self, log_w):
+    def reduce(self, log_w: torch.Tensor) -> torch.Tensor:
         return -log_w.mean(-1).sum()
 
 
 class LogVariance(SamplerLoss):
     """:math:`\\mathrm{Var}(\\log w)` on detached behaviour paths (module docstring)."""
 
-    def reduce(self, log_w):
+    def reduce(self, log_w: torch.Tensor) -> torch.Tensor:
         return log_w.var(-1).sum()
 
 
 class TrajectoryBalance(SamplerLoss):
     """:math:`E[(\\log w - \\log Z_\\theta)^2]` with a learned :math:`\\log Z_\\theta` (module docstring)."""
 
-    def __init__(self, exploration: float = 0.0):
+    def __init__(self, exploration: float = 0.0) -> None:
         super().__init__(exploration)
         self.log_Z = nn.Parameter(torch.zeros(()))
 
-    def reduce(self, log_w):
+    def reduce(self, log_w: torch.Tensor) -> torch.Tensor:
         if log_w.ndim != 1:
             raise ConfigError("loss: trajectory balance needs whole-path weights; use log_variance with scld")
         return (log_w - self.log_Z).square().mean()

@@ -41,12 +41,17 @@ mode coverage).
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from oplearn.errors import ConfigError
 from oplearn.sampling.resampling import effective_sample_size, log_mean_exp
+
+if TYPE_CHECKING:
+    from oplearn.sampling.methods.base import Estimate
+    from oplearn.sampling.targets.base import Target
 
 
 def importance_log_Z(log_w: torch.Tensor) -> float:
@@ -99,7 +104,7 @@ def target_mode_coverage(weights: torch.Tensor) -> float:
     return float((-(w * w.log()).sum(-1) / math.log(w.shape[1])).mean())
 
 
-def sample_metrics(target, estimate, exact: torch.Tensor | None = None) -> dict[str, float]:
+def sample_metrics(target: Target, estimate: Estimate, exact: torch.Tensor | None = None) -> dict[str, float]:
     """Every metric the target allows for an :class:`~oplearn.sampling.methods.base.Estimate`
     (``exact``: exact samples for the discrepancies; the EUBO is the method's, see :meth:`~oplearn.sampling.methods.base.Sampler.eubo`)."""
     samples, log_w = estimate.samples, estimate.log_weights

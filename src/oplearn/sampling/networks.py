@@ -33,7 +33,7 @@ from torch import nn
 class TimeEmbedding(nn.Module):
     """Fourier features :math:`(\\sin, \\cos)(\\omega t + \\phi)` followed by an MLP to ``width`` channels."""
 
-    def __init__(self, width: int = 64, horizon: float = 1.0):
+    def __init__(self, width: int = 64, horizon: float = 1.0) -> None:
         super().__init__()
         self.register_buffer("frequencies", torch.linspace(0.1, 100.0, width) / horizon, persistent=False)
         self.phase = nn.Parameter(torch.zeros(width))
@@ -75,7 +75,7 @@ class ControlNet(nn.Module):
         clip: float | None = 10.0,
         horizon: float = 1.0,
         gate_init: float = 0.0,
-    ):
+    ) -> None:
         super().__init__()
         self.use_score, self.clip = use_score, clip
         self.embed_time = TimeEmbedding(width, horizon)

@@ -13,7 +13,7 @@ class GaussianPrior(nn.Module):
     """:math:`\\mathcal N(\\mu, \\mathrm{diag}(s^2))` in ``dim`` dimensions, ``scale`` a float; ``learn``
     makes :math:`\\mu` and :math:`\\log s` trainable."""
 
-    def __init__(self, dim: int, scale: float = 1.0, learn: bool = False):
+    def __init__(self, dim: int, scale: float = 1.0, learn: bool = False) -> None:
         super().__init__()
         loc, log_scale = torch.zeros(dim), torch.full((dim,), math.log(scale))
         if learn:

@@ -18,6 +18,9 @@ mode frequencies against the target's mode weights, and the validation metrics o
 from __future__ import annotations
 
 import math
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.stats
@@ -33,6 +36,14 @@ from oplearn.sampling.targets import TARGETS, make_target, target_parameters
 from oplearn.seeding import generator
 from oplearn.training.tasks import Task
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from oplearn.report import Report
+    from oplearn.sampling.targets.base import Target
+    from oplearn.training.rundir import Run
+    from oplearn.training.tasks import EvaluateOptions
+
 #: Methods without learned parameters: the benchmark runs them, the training loop cannot.
 UNTRAINED = ("smc", "ais")
 
@@ -40,7 +51,7 @@ UNTRAINED = ("smc", "ais")
 class SamplerModel(nn.Module):
     """A sampler and its training loss; ``forward(n, generator)`` draws ``n`` paths and returns the loss."""
 
-    def __init__(self, sampler: nn.Module, loss: SamplerLoss):
+    def __init__(self, sampler: nn.Module, loss: SamplerLoss) -> None:
         super().__init__()
         self.sampler, self.loss = sampler, loss
 
@@ -100,7 +111,7 @@ class SamplerTask(Task):
         if s.loss == "trajectory_balance" and s.method == "scld":
             raise ValueError("sampling.loss trajectory_balance needs whole paths; use log_variance or kl with scld")
 
-    def __init__(self, config: RunConfig, progress: bool = True):
+    def __init__(self, config: RunConfig, progress: bool = True) -> None:
         super().__init__(config, progress)
         self.settings = _settings(config)
         self.epoch = 0
@@ -132,7 +143,14 @@ class SamplerTask(Task):
     def start_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def loss(self, net, model, idx, device, autocast):
+    def loss(
+        self,
+        net: nn.Module,
+        model: nn.Module,
+        idx: torch.Tensor,
+        device: torch.device,
+        autocast: AbstractContextManager,
+    ) -> torch.Tensor:
         gen = generator(self.config.seed, 17, self.epoch, int(idx[0]), device=device)
         target = model.sampler.target
         before = target.evaluations
@@ -141,7 +159,7 @@ class SamplerTask(Task):
         return value
 
     @torch.no_grad()
-    def validate(self, model, batch_size, device):
+    def validate(self, model: nn.Module, batch_size: int, device: torch.device) -> dict[str, float]:
         record: dict[str, float] = {"target_evaluations": float(self.evaluations)}
         n = self.settings.validation_samples
         if not n:
@@ -164,11 +182,11 @@ class SamplerTask(Task):
         self.evaluations = int(state.get("evaluations", 0))
 
     @classmethod
-    def evaluate(cls, run, paths, options):
+    def evaluate(cls, run: Run, paths: list[Path], options: EvaluateOptions) -> list[dict]:
         return evaluate_sampler(run, options)
 
     @classmethod
-    def report(cls, run, rows, report):
+    def report(cls, run: Run, rows: list[dict], report: Report) -> None:
         report_sampler(run, rows, report)
 
 
@@ -181,7 +199,7 @@ def interval(values: list[float]) -> list[float]:
 
 
 @torch.no_grad()
-def evaluate_sampler(run, options) -> list[dict]:
+def evaluate_sampler(run: Run, options: EvaluateOptions) -> list[dict]:
     """One row: every metric of the run's trained sampler over ``options.seeds`` estimator seeds of
     ``options.samples`` samples each (defaults ``sampling.eval_seeds``, ``sampling.eval_samples``);
     the first seed's samples are kept in ``run.scratch`` for the report."""
@@ -217,7 +235,7 @@ def evaluate_sampler(run, options) -> list[dict]:
     ]
 
 
-def report_sampler(run, rows: list[dict], report) -> None:
+def report_sampler(run: Run, rows: list[dict], report: Report) -> None:
     """Marginals of the samples against the target, mode frequencies, validation metrics over training."""
     import matplotlib.pyplot as plt
 
@@ -257,7 +275,7 @@ def report_sampler(run, rows: list[dict], report) -> None:
     )
 
 
-def plot_marginals(target, samples: torch.Tensor, exact: torch.Tensor | None, dims: int = 4):
+def plot_marginals(target: Target, samples: torch.Tensor, exact: torch.Tensor | None, dims: int = 4) -> Figure:
     """A 2D histogram of the first two coordinates (with the target's log-density contours in two
     dimensions) and 1D histograms of the first ``dims`` coordinates against exact samples."""
     import matplotlib.pyplot as plt
@@ -288,7 +306,7 @@ def plot_marginals(target, samples: torch.Tensor, exact: torch.Tensor | None, di
     return fig
 
 
-def plot_modes(labels: torch.Tensor, weights: torch.Tensor):
+def plot_modes(labels: torch.Tensor, weights: torch.Tensor) -> Figure:
     """Per mode group, the samples' mode frequencies beside the target's mode weights."""
     import matplotlib.pyplot as plt
 

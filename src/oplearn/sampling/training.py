@@ -13,16 +13,18 @@ import torch
 
 from oplearn.errors import TrainingDiverged
 from oplearn.sampling.losses import SamplerLoss
+from oplearn.sampling.methods.base import Sampler
+from oplearn.sampling.methods.scld import SCLD
 from oplearn.seeding import generator
 
 
-def optimizer_for(sampler, loss: SamplerLoss, lr: float) -> torch.optim.Optimizer:
+def optimizer_for(sampler: Sampler | SCLD, loss: SamplerLoss, lr: float) -> torch.optim.Optimizer:
     """Adam over the sampler's and the loss's parameters (e.g. trajectory balance's log Z)."""
     return torch.optim.Adam([*sampler.parameters(), *loss.parameters()], lr=lr)
 
 
 def train_step(
-    sampler,
+    sampler: Sampler | SCLD,
     loss: SamplerLoss,
     optimizer: torch.optim.Optimizer,
     batch_size: int,
@@ -46,7 +48,7 @@ def train_step(
 
 
 def train_sampler(
-    sampler,
+    sampler: Sampler | SCLD,
     loss: SamplerLoss,
     iterations: int,
     batch_size: int,

@@ -32,6 +32,10 @@ from oplearn.sampling.methods.langevin import CMCD, MCD, ULA
 from oplearn.sampling.methods.pis import PIS
 from oplearn.sampling.methods.scld import SCLD
 from oplearn.sampling.methods.smc import SMC
+from oplearn.sampling.targets.base import Target
+
+#: A registered method: its class, or the class with some keywords fixed.
+Method = type[Sampler | SCLD | SMC] | partial
 
 METHODS = {
     "pis": PIS,
@@ -50,7 +54,7 @@ METHODS = {
 }
 
 
-def method_defaults(constructor) -> dict[str, Any]:
+def method_defaults(constructor: Method) -> dict[str, Any]:
     """The keyword arguments a method's constructor takes (beyond the target) with their defaults
     (``inspect.Parameter.empty`` when required); a registered variant's fixed keywords give their
     fixed values, and SCLD takes CMCD's arguments as well."""
@@ -62,12 +66,12 @@ def method_defaults(constructor) -> dict[str, Any]:
     return {**defaults, **fixed}
 
 
-def method_parameters(constructor) -> set[str]:
+def method_parameters(constructor: Method) -> set[str]:
     """The keyword arguments a method's constructor takes (beyond the target)."""
     return set(method_defaults(constructor))
 
 
-def make_method(name: str, target, **params):
+def make_method(name: str, target: Target, **params: Any) -> Sampler | SCLD | SMC:
     """The method ``name`` on ``target`` with ``params`` (its constructor's keyword arguments)."""
     if name not in METHODS:
         raise ConfigError(f"unknown sampling method '{name}'; choose one of {', '.join(METHODS)}")

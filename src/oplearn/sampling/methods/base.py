@@ -27,7 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -38,6 +38,7 @@ from oplearn.sampling.prior import GaussianPrior
 from oplearn.sampling.resampling import log_mean_exp
 from oplearn.sampling.targets.base import Target
 from oplearn.sde import (
+    SDE,
     CosineGrid,
     EulerMaruyama,
     GeometricGrid,
@@ -45,6 +46,7 @@ from oplearn.sde import (
     Solver,
     Splitting,
     TimeGrid,
+    UnderdampedSDE,
     UniformGrid,
     backward_log_density,
     forward_log_density,
@@ -81,7 +83,7 @@ def explore(control: Callable, exploration: float, generator: torch.Generator | 
     if exploration == 0:
         return control
 
-    def noisy(*args):
+    def noisy(*args: torch.Tensor) -> torch.Tensor:
         u = control(*args)
         device = u.device if generator is None else generator.device
         return u + exploration * torch.randn(u.shape, generator=generator, device=device).to(u.device)
@@ -123,7 +125,7 @@ class Sampler(nn.Module):
         horizon: float = 1.0,
         grid: str = "uniform",
         solver: Solver | None = None,
-    ):
+    ) -> None:
         super().__init__()
         if steps < 1:
             raise ConfigError(f"sampler: steps must be >= 1, got {steps}")
@@ -148,11 +150,11 @@ class Sampler(nn.Module):
 
     prior: GaussianPrior
 
-    def forward_sde(self, exploration: float = 0.0, generator: torch.Generator | None = None) -> Any:
+    def forward_sde(self, exploration: float = 0.0, generator: torch.Generator | None = None) -> SDE | UnderdampedSDE:
         """The forward (generative) SDE, its control perturbed by ``exploration`` noise."""
         raise NotImplementedError
 
-    def backward_sde(self) -> Any:
+    def backward_sde(self) -> SDE | UnderdampedSDE:
         """The backward SDE, its drift pointing backwards in time (:mod:`oplearn.sde.likelihood`)."""
         raise NotImplementedError
 

@@ -28,12 +28,24 @@ schedule with squared diffusion from 0.1 to 10, i.e. ``rate_min = 0.05``, ``rate
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from oplearn.sampling.methods.base import Sampler, explore
 from oplearn.sampling.networks import ControlNet
 from oplearn.sampling.prior import GaussianPrior
-from oplearn.sde import ControlledSDE, ExponentialEuler, ItoSDE, OrnsteinUhlenbeck, Splitting, UnderdampedSDE
+from oplearn.sampling.targets.base import Target
+from oplearn.sde import (
+    SDE,
+    ControlledSDE,
+    ExponentialEuler,
+    ItoSDE,
+    OrnsteinUhlenbeck,
+    Solver,
+    Splitting,
+    UnderdampedSDE,
+)
 
 
 class _ReversedNoising(Sampler):
@@ -43,22 +55,22 @@ class _ReversedNoising(Sampler):
 
     def __init__(
         self,
-        target,
-        steps=100,
-        horizon=1.0,
-        grid="uniform",
+        target: Target,
+        steps: int = 100,
+        horizon: float = 1.0,
+        grid: str = "uniform",
         scale: float = 1.0,
         rate_min: float = 0.05,
         rate_max: float = 5.0,
         net: ControlNet | dict | None = None,
-        solver=None,
-    ):
+        solver: Solver | None = None,
+    ) -> None:
         super().__init__(target, steps, horizon, grid, solver)
         self.noising = OrnsteinUhlenbeck(rate=rate_max, rate_end=rate_min, scale=scale, horizon=horizon)
         self.prior = GaussianPrior(target.dim, scale)
         self.net = self.make_net(net)
 
-    def control(self, exploration=0.0, generator=None):
+    def control(self, exploration: float = 0.0, generator: torch.Generator | None = None) -> Callable:
         return explore(lambda t, x: self.net(t, x, self.score_feature(t, x)), exploration, generator)
 
     def interpolated_score(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -67,7 +79,7 @@ class _ReversedNoising(Sampler):
         lam = (t / self.horizon)[:, None]
         return (1 - lam) * self.prior.score(x) + lam * self.target.score(x)
 
-    def backward_sde(self):
+    def backward_sde(self) -> SDE | UnderdampedSDE:
         return self.noising
 
     def noised_target(self, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,16 +94,16 @@ class DIS(_ReversedNoising):
 
     name = "dis"
 
-    def forward_sde(self, exploration=0.0, generator=None):
+    def forward_sde(self, exploration: float = 0.0, generator: torch.Generator | None = None) -> SDE | UnderdampedSDE:
         ou = self.noising
         return ControlledSDE(ItoSDE(lambda t, x: -ou.drift(t, x), ou.diffusion), self.control(exploration, generator))
 
-    def feature(self, t, x):
+    def feature(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         r""":math:`\sigma(t)` times ``interpolated_score``, which approximates :math:`u^*` (the
         feature of the DIS of "Beyond ELBOs" and of ``sde_sampler``'s ``lerp`` control)."""
         return self.noising.diffusion(t, x)[:, None] * self.interpolated_score(t, x)
 
-    def optimal_control(self, t, x):
+    def optimal_control(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mean, var = self.noised_target(t)
         return self.noising.diffusion(t, x)[:, None] * (mean - x) / var
 
@@ -103,25 +115,25 @@ class DDS(_ReversedNoising):
 
     def __init__(
         self,
-        target,
-        steps=100,
-        horizon=1.0,
-        grid="uniform",
+        target: Target,
+        steps: int = 100,
+        horizon: float = 1.0,
+        grid: str = "uniform",
         scale: float = 1.0,
         rate_min: float = 0.05,
         rate_max: float = 5.0,
         net: ControlNet | dict | None = None,
-    ):
+    ) -> None:
         super().__init__(target, steps, horizon, grid, scale, rate_min, rate_max, net, solver=ExponentialEuler())
 
-    def feature(self, t, x):
+    def feature(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         r""":math:`\sigma(t)(\text{interpolated score} - \nabla\log p_0)`, which approximates :math:`u^*`."""
         return self.noising.diffusion(t, x)[:, None] * (self.interpolated_score(t, x) - self.prior.score(x))
 
-    def forward_sde(self, exploration=0.0, generator=None):
+    def forward_sde(self, exploration: float = 0.0, generator: torch.Generator | None = None) -> SDE | UnderdampedSDE:
         return ControlledSDE(self.noising, self.control(exploration, generator))
 
-    def optimal_control(self, t, x):
+    def optimal_control(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mean, var = self.noised_target(t)
         return self.noising.diffusion(t, x)[:, None] * ((mean - x) / var + x / self.noising.scale**2)
 
@@ -136,26 +148,26 @@ class UnderdampedDIS(Sampler):
 
     def __init__(
         self,
-        target,
-        steps=100,
-        horizon=1.0,
-        grid="uniform",
+        target: Target,
+        steps: int = 100,
+        horizon: float = 1.0,
+        grid: str = "uniform",
         scale: float = 1.0,
         friction: float = 1.0,
         mass: float = 1.0,
         integrator: str = "OBABO",
         net: ControlNet | dict | None = None,
-    ):
+    ) -> None:
         super().__init__(target, steps, horizon, grid, Splitting(integrator))
         self.prior = GaussianPrior(target.dim, scale)
         self.friction, self.mass = float(friction), float(mass)
         self.net = self.make_net(net, 2 * target.dim)
 
-    def forward_sde(self, exploration=0.0, generator=None):
+    def forward_sde(self, exploration: float = 0.0, generator: torch.Generator | None = None) -> SDE | UnderdampedSDE:
         control = explore(
             lambda t, x, p: self.net(t, torch.cat([x, p], -1), self.score_feature(t, x)), exploration, generator
         )
         return UnderdampedSDE(lambda t, x: self.prior.score(x), self.friction, self.mass, control)
 
-    def backward_sde(self):
+    def backward_sde(self) -> SDE | UnderdampedSDE:
         return UnderdampedSDE(lambda t, x: self.prior.score(x), self.friction, self.mass)

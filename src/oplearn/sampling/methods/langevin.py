@@ -50,7 +50,9 @@ from torch import nn
 from oplearn.sampling.methods.base import Sampler, explore, gaussian_log_density
 from oplearn.sampling.networks import ControlNet
 from oplearn.sampling.prior import GaussianPrior
+from oplearn.sampling.targets.base import Target
 from oplearn.sde import (
+    SDE,
     ItoSDE,
     Path,
     Splitting,
@@ -83,17 +85,17 @@ class AnnealedLangevin(Sampler):
 
     def __init__(
         self,
-        target,
-        steps=100,
-        horizon=1.0,
-        grid="uniform",
+        target: Target,
+        steps: int = 100,
+        horizon: float = 1.0,
+        grid: str = "uniform",
         scale: float = 1.0,
         diffusion: float = 1.0,
         integrator: str = "EM",
         friction: float = 1.0,
         mass: float = 1.0,
         net: ControlNet | dict | None = None,
-    ):
+    ) -> None:
         solver = None if integrator == "EM" else Splitting(integrator)
         super().__init__(target, steps, horizon, grid, solver)
         self.prior = GaussianPrior(target.dim, scale, learn=True)
@@ -119,10 +121,16 @@ class AnnealedLangevin(Sampler):
         lam = (t / self.horizon)[:, None]
         return (1 - lam) * self.prior.score(x) + lam * (self.target.score(x) if target_score is None else target_score)
 
-    def _control(self, sign: float, t, z, score):
+    def _control(self, sign: float, t: torch.Tensor, z: torch.Tensor, score: torch.Tensor | None) -> torch.Tensor:
         return sign * self.net(t, z, score)
 
-    def _drift(self, direction: str, exploration=0.0, generator=None, target_scores: list | torch.Tensor | None = None):
+    def _drift(
+        self,
+        direction: str,
+        exploration: float = 0.0,
+        generator: torch.Generator | None = None,
+        target_scores: list | torch.Tensor | None = None,
+    ) -> ItoSDE:
         """Overdamped drift :math:`a(\\nabla\\log\\pi_t + u)` with ``u`` the ``direction``'s control.
 
         ``target_scores``: a list to which every call appends the target scores it computed (the
@@ -133,7 +141,7 @@ class AnnealedLangevin(Sampler):
         learned = direction in self.controls
         sign = 1.0 if direction == "forward" else -1.0
 
-        def drift(t, x):
+        def drift(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             if isinstance(target_scores, torch.Tensor):
                 known = target_scores
             else:
@@ -148,11 +156,15 @@ class AnnealedLangevin(Sampler):
 
         return ItoSDE(drift, torch.exp(self.log_diffusion) * math.sqrt(2.0))
 
-    def simulate(self, n, generator=None, exploration=0.0):
+    def simulate(self, n: int, generator: torch.Generator | None = None, exploration: float = 0.0) -> Path:
         return self.solve_from(self.initial_state(n, generator), self.times(), generator, exploration)
 
     def solve_from(
-        self, state: tuple[torch.Tensor, ...], times: torch.Tensor, generator=None, exploration: float = 0.0
+        self,
+        state: tuple[torch.Tensor, ...],
+        times: torch.Tensor,
+        generator: torch.Generator | None = None,
+        exploration: float = 0.0,
     ) -> Path:
         """Forward paths from ``state`` along ``times`` (normals kept); overdamped paths keep the
         target scores the drift computed (:class:`ScoredPath`) so that their weights need no
@@ -205,12 +217,14 @@ class AnnealedLangevin(Sampler):
         )
         return log_backward - log_forward, value
 
-    def log_weights(self, path, on_policy=True):
+    def log_weights(self, path: Path, on_policy: bool = True) -> torch.Tensor:
         ratio, value = self.transition_log_ratio(path, on_policy)
         end = value + gaussian_log_density(path.states[1][-1], self.mass) if self.underdamped else value
         return end + ratio - self.initial_log_density(tuple(s[0] for s in path.states))
 
-    def _underdamped(self, direction: str, exploration=0.0, generator=None):
+    def _underdamped(
+        self, direction: str, exploration: float = 0.0, generator: torch.Generator | None = None
+    ) -> UnderdampedSDE:
         sign = 1.0 if direction == "forward" else -1.0
         control = None
         if direction in self.controls:
@@ -219,11 +233,11 @@ class AnnealedLangevin(Sampler):
             )
         return UnderdampedSDE(self.annealed_score, torch.exp(self.log_friction), self.mass, control)
 
-    def forward_sde(self, exploration=0.0, generator=None):
+    def forward_sde(self, exploration: float = 0.0, generator: torch.Generator | None = None) -> SDE | UnderdampedSDE:
         build = self._underdamped if self.underdamped else self._drift
         return build("forward", exploration, generator)
 
-    def backward_sde(self):
+    def backward_sde(self) -> SDE | UnderdampedSDE:
         return self._underdamped("backward") if self.underdamped else self._drift("backward")
 
 

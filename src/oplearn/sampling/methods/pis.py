@@ -28,7 +28,8 @@ import torch
 from oplearn.sampling.methods.base import Sampler, explore, gaussian_log_density
 from oplearn.sampling.networks import ControlNet
 from oplearn.sampling.prior import GaussianPrior
-from oplearn.sde import ControlledSDE, ItoSDE, Path, forward_log_density, solve
+from oplearn.sampling.targets.base import Target
+from oplearn.sde import SDE, ControlledSDE, ItoSDE, Path, UnderdampedSDE, forward_log_density, solve
 
 
 class PIS(Sampler):
@@ -40,13 +41,13 @@ class PIS(Sampler):
 
     def __init__(
         self,
-        target,
-        steps=100,
-        horizon=1.0,
-        grid="uniform",
+        target: Target,
+        steps: int = 100,
+        horizon: float = 1.0,
+        grid: str = "uniform",
         diffusion: float = 1.0,
         net: ControlNet | dict | None = None,
-    ):
+    ) -> None:
         super().__init__(target, steps, horizon, grid)
         self.diffusion = float(diffusion)
         self.net = self.make_net(net)
@@ -56,21 +57,21 @@ class PIS(Sampler):
     def reference(self) -> ItoSDE:
         return ItoSDE(lambda t, x: torch.zeros_like(x), self.diffusion)
 
-    def initial_state(self, n, generator=None):
+    def initial_state(self, n: int, generator: torch.Generator | None = None) -> tuple[torch.Tensor, ...]:
         return (torch.zeros(n, self.target.dim, device=self.device),)
 
-    def initial_log_density(self, state):
+    def initial_log_density(self, state: tuple[torch.Tensor, ...]) -> torch.Tensor:
         return torch.zeros(state[0].shape[0], device=state[0].device)
 
-    def forward_sde(self, exploration=0.0, generator=None):
+    def forward_sde(self, exploration: float = 0.0, generator: torch.Generator | None = None) -> SDE | UnderdampedSDE:
         control = explore(lambda t, x: self.net(t, x, self.score_feature(t, x)), exploration, generator)
         return ControlledSDE(self.reference(), control)
 
-    def feature(self, t, x):
+    def feature(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         r""":math:`(t / T)\nabla\log\gamma(x)`, the score feature of the "Beyond ELBOs" PIS."""
         return (t / self.horizon)[:, None] * self.target.score(x)
 
-    def simulate_backward(self, x, generator=None):
+    def simulate_backward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> Path:
         """Exact Brownian bridges from the origin at 0 to ``x`` at :math:`T`: :math:`B_k = W_k + (t_k / T)(x - W_N)`
         for a reference path :math:`W` (the backward process of the weights, exactly)."""
         t = self.times()
@@ -78,11 +79,11 @@ class PIS(Sampler):
         bridge = walk.xs + (t / t[-1])[:, None, None] * (x - walk.final)
         return Path(t, (bridge,))
 
-    def log_backward(self, path):
+    def log_backward(self, path: Path) -> torch.Tensor:
         reference_end = gaussian_log_density(path.final, self.diffusion**2 * self.horizon)
         return forward_log_density(self.reference(), path, self.solver) - reference_end
 
-    def optimal_control(self, t, x):
+    def optimal_control(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         m, s2 = self.target.mean, self.target.scale**2
         a = 1 / s2 - 1 / (self.diffusion**2 * self.horizon)
         return self.diffusion * (m / s2 - a * x) / (1 + a * self.diffusion**2 * (self.horizon - t[:, None]))

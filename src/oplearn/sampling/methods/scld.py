@@ -24,6 +24,8 @@ Diffusions", ICLR 2025.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -31,6 +33,8 @@ from oplearn.errors import ConfigError
 from oplearn.sampling.methods.base import Estimate, gaussian_log_density
 from oplearn.sampling.methods.langevin import CMCD
 from oplearn.sampling.resampling import effective_sample_size, log_mean_exp, systematic_resample
+from oplearn.sampling.targets.base import Target
+from oplearn.sde import Path
 
 
 class SCLD(nn.Module):
@@ -39,7 +43,9 @@ class SCLD(nn.Module):
     name = "scld"
     learns_control = True
 
-    def __init__(self, target, steps: int = 100, segments: int = 4, resample_threshold: float = 0.3, **cmcd):
+    def __init__(
+        self, target: Target, steps: int = 100, segments: int = 4, resample_threshold: float = 0.3, **cmcd: Any
+    ) -> None:
         super().__init__()
         if not 1 <= segments <= steps:
             raise ConfigError(f"scld: segments must be between 1 and steps={steps}, got {segments}")
@@ -55,7 +61,7 @@ class SCLD(nn.Module):
     def _momentum_log_density(self, state: tuple[torch.Tensor, ...]) -> torch.Tensor | float:
         return gaussian_log_density(state[1], self.cmcd.mass) if self.cmcd.underdamped else 0.0
 
-    def _segment_log_weight(self, path, on_policy: bool) -> torch.Tensor:
+    def _segment_log_weight(self, path: Path, on_policy: bool) -> torch.Tensor:
         c = self.cmcd
         ratio, value = c.transition_log_ratio(path, on_policy)
         batch = path.xs.shape[1]
@@ -94,13 +100,15 @@ class SCLD(nn.Module):
                 accumulated = torch.zeros_like(accumulated)
         return torch.stack(weights), Estimate(state[0], accumulated, log_Z + float(log_mean_exp(accumulated)), None)
 
-    def training_log_weights(self, n, generator=None, off_policy=False, exploration=0.0):
+    def training_log_weights(
+        self, n: int, generator: torch.Generator | None = None, off_policy: bool = False, exploration: float = 0.0
+    ) -> torch.Tensor:
         return self.run(n, generator, off_policy, exploration)[0]
 
     @torch.no_grad()
-    def estimate(self, n, generator=None):
+    def estimate(self, n: int, generator: torch.Generator | None = None) -> Estimate:
         return self.run(n, generator)[1]
 
-    def eubo(self, samples, generator=None):
+    def eubo(self, samples: torch.Tensor, generator: torch.Generator | None = None) -> float:
         """The EUBO of the underlying CMCD path measures (backward paths need no resampling)."""
         return self.cmcd.eubo(samples, generator)

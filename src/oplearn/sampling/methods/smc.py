@@ -36,6 +36,7 @@ from oplearn.errors import ConfigError
 from oplearn.sampling.methods.base import Estimate
 from oplearn.sampling.prior import GaussianPrior
 from oplearn.sampling.resampling import effective_sample_size, log_mean_exp, systematic_resample
+from oplearn.sampling.targets.base import Target
 from oplearn.sde import ScalarNoise
 
 
@@ -47,7 +48,7 @@ class SMC(nn.Module):
 
     def __init__(
         self,
-        target,
+        target: Target,
         steps: int = 100,
         scale: float = 1.0,
         kernel: str = "hmc",
@@ -56,7 +57,7 @@ class SMC(nn.Module):
         kernel_steps: int = 1,
         leapfrog: int = 5,
         resample_threshold: float = 0.3,
-    ):
+    ) -> None:
         super().__init__()
         if kernel not in ("mala", "hmc"):
             raise ConfigError(f"smc: kernel must be 'mala' or 'hmc', got '{kernel}'")
@@ -85,7 +86,14 @@ class SMC(nn.Module):
             x
         ) + lam * grad_gamma
 
-    def _mala(self, lam, eps, x, state, generator):
+    def _mala(
+        self,
+        lam: float,
+        eps: float,
+        x: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor],
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
         """A Langevin proposal :math:`y = x + \\epsilon\\nabla\\log\\pi + \\sqrt{2\\epsilon}\\,\\xi` and its MH log-ratio."""
         noise, sigma = ScalarNoise(), torch.tensor(math.sqrt(2.0), device=x.device)
         log_pi, score = self.annealed(lam, x, *state)
@@ -97,7 +105,14 @@ class SMC(nn.Module):
         log_q_backward = noise.log_normal(x - (y + eps * score_y), sigma, eps)
         return y, target_y, log_pi_y + log_q_backward - log_pi - log_q_forward
 
-    def _hmc(self, lam, eps, x, state, generator):
+    def _hmc(
+        self,
+        lam: float,
+        eps: float,
+        x: torch.Tensor,
+        state: tuple[torch.Tensor, torch.Tensor],
+        generator: torch.Generator | None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
         """``leapfrog`` leapfrog steps from a fresh momentum and the Hamiltonian's log-ratio."""
         log_pi, score = self.annealed(lam, x, *state)
         p = torch.randn(x.shape, generator=generator, device=x.device)

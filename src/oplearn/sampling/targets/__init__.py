@@ -7,6 +7,7 @@ one-line :class:`~oplearn.errors.ConfigError`).
 from __future__ import annotations
 
 import inspect
+from typing import Any
 
 from oplearn.errors import ConfigError
 from oplearn.sampling.targets.base import Target
@@ -39,7 +40,7 @@ def target_parameters(name: str) -> set[str]:
     return set(inspect.signature(TARGETS[name].__init__).parameters) - {"self"}
 
 
-def make_target(name: str, **params) -> Target:
+def make_target(name: str, **params: Any) -> Target:
     """The target ``name`` with ``params`` (its constructor's keyword arguments)."""
     if name not in TARGETS:
         raise ConfigError(f"unknown target '{name}'; choose one of {', '.join(sorted(TARGETS))}")

@@ -26,7 +26,7 @@ class Target(nn.Module):
     #: Exact log normalising constant, ``None`` when unknown.
     log_Z: float | None = None
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int) -> None:
         super().__init__()
         if dim < 1:
             raise ConfigError(f"target: dim must be >= 1, got {dim}")

@@ -33,7 +33,7 @@ class DoubleWell(Target):
 
     name = "double_well"
 
-    def __init__(self, dim: int = 5, wells: int = 5, separation: float = 4.0):
+    def __init__(self, dim: int = 5, wells: int = 5, separation: float = 4.0) -> None:
         if not 1 <= wells <= dim:
             raise ConfigError(f"double_well: wells must be between 1 and dim={dim}, got {wells}")
         super().__init__(dim)
@@ -42,16 +42,16 @@ class DoubleWell(Target):
         self.well = TabulatedDensity(lambda u: -((u**2 - self.separation) ** 2), -half_width, half_width)
         self.log_Z = wells * self.well.log_normalizer + 0.5 * (dim - wells) * math.log(2 * math.pi)
 
-    def unnormalized_log_density(self, x):
+    def unnormalized_log_density(self, x: torch.Tensor) -> torch.Tensor:
         u, v = x[:, : self.wells], x[:, self.wells :]
         return -((u.square() - self.separation) ** 2).sum(-1) - 0.5 * v.square().sum(-1)
 
-    def sample(self, n, generator=None):
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         u = self.well.sample((n, self.wells), generator).float()
         return torch.cat([u, torch.randn(n, self.dim - self.wells, generator=generator)], dim=1)
 
-    def modes(self, x):
+    def modes(self, x: torch.Tensor) -> torch.Tensor:
         return (x[:, : self.wells] > 0).long()
 
-    def mode_weights(self):
+    def mode_weights(self) -> torch.Tensor:
         return torch.full((self.wells, 2), 0.5)

@@ -26,16 +26,16 @@ class Funnel(Target):
     name = "funnel"
     log_Z = 0.0
 
-    def __init__(self, dim: int = 10, scale: float = 3.0):
+    def __init__(self, dim: int = 10, scale: float = 3.0) -> None:
         super().__init__(dim)
         self.scale = float(scale)
 
-    def unnormalized_log_density(self, x):
+    def unnormalized_log_density(self, x: torch.Tensor) -> torch.Tensor:
         x0, rest = x[:, 0], x[:, 1:]
         log_x0 = -0.5 * (x0 / self.scale) ** 2 - math.log(self.scale) - 0.5 * math.log(2 * math.pi)
         log_rest = -0.5 * rest.square().sum(-1) * torch.exp(-x0) - 0.5 * (self.dim - 1) * (x0 + math.log(2 * math.pi))
         return log_x0 + log_rest
 
-    def sample(self, n, generator=None):
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         x0 = self.scale * torch.randn(n, 1, generator=generator)
         return torch.cat([x0, torch.exp(0.5 * x0) * torch.randn(n, self.dim - 1, generator=generator)], dim=1)

@@ -22,15 +22,15 @@ class Gaussian(Target):
 
     name = "gaussian"
 
-    def __init__(self, dim: int = 2, mean: float | list[float] = 0.0, scale: float | list[float] = 1.0):
+    def __init__(self, dim: int = 2, mean: float | list[float] = 0.0, scale: float | list[float] = 1.0) -> None:
         super().__init__(dim)
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).expand(dim).clone(), persistent=False)
         self.register_buffer("scale", torch.as_tensor(scale, dtype=torch.float32).expand(dim).clone(), persistent=False)
         self.log_Z = float(torch.log(self.scale.double() * math.sqrt(2 * math.pi)).sum())
 
-    def unnormalized_log_density(self, x):
+    def unnormalized_log_density(self, x: torch.Tensor) -> torch.Tensor:
         return -0.5 * ((x - self.mean) / self.scale).square().sum(-1)
 
-    def sample(self, n, generator=None):
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.randn(n, self.dim, generator=generator, dtype=self.mean.dtype, device=self.mean.device)
         return self.mean + self.scale * z

@@ -43,7 +43,7 @@ class LogGaussianCoxProcess(Target):
         beta: float = 1 / 33,
         mean_intensity: float = 126.0,
         data_seed: int = 0,
-    ):
+    ) -> None:
         m = grid * grid
         super().__init__(m)
         idx = (
@@ -63,7 +63,7 @@ class LogGaussianCoxProcess(Target):
         self.register_buffer("true_latent", latent.float(), persistent=False)
         self.log_prior_normalizer = float(-0.5 * m * math.log(2 * math.pi) - torch.log(torch.diagonal(chol)).sum())
 
-    def unnormalized_log_density(self, f):
+    def unnormalized_log_density(self, f: torch.Tensor) -> torch.Tensor:
         white = torch.linalg.solve_triangular(self.cholesky, (f - self.mu0).T, upper=False).T
         prior = -0.5 * white.square().sum(-1) + self.log_prior_normalizer
         likelihood = (self.counts * f - self.area * torch.exp(f)).sum(-1)

@@ -47,14 +47,14 @@ class LogisticRegression(Target):
 
     name = "logistic_regression"
 
-    def __init__(self, prior_scale: float = 10.0):
+    def __init__(self, prior_scale: float = 10.0) -> None:
         features, labels = _breast_cancer()
         super().__init__(features.shape[1])
         self.register_buffer("features", features.float(), persistent=False)
         self.register_buffer("labels", labels.float(), persistent=False)
         self.prior_scale = float(prior_scale)
 
-    def unnormalized_log_density(self, w):
+    def unnormalized_log_density(self, w: torch.Tensor) -> torch.Tensor:
         logits = w @ self.features.T  # (batch, N)
         likelihood = (self.labels * logsigmoid(logits) + (1 - self.labels) * logsigmoid(-logits)).sum(-1)
         prior = -0.5 * (w / self.prior_scale).square().sum(-1) - self.dim * (

@@ -35,7 +35,7 @@ class ManyWell(Target):
 
     name = "many_well"
 
-    def __init__(self, dim: int = 32, a: float = -0.5, b: float = -6.0, c: float = 1.0):
+    def __init__(self, dim: int = 32, a: float = -0.5, b: float = -6.0, c: float = 1.0) -> None:
         if dim % 2:
             raise ConfigError(f"many_well: dim must be even, got {dim}")
         super().__init__(dim)
@@ -44,19 +44,19 @@ class ManyWell(Target):
         self.well = TabulatedDensity(lambda u: -(a * u + b * u**2 + c * u**4), -5.0, 5.0)
         self.log_Z = self.wells * (self.well.log_normalizer + 0.5 * math.log(2 * math.pi))
 
-    def unnormalized_log_density(self, x):
+    def unnormalized_log_density(self, x: torch.Tensor) -> torch.Tensor:
         u, v = x[:, 0::2], x[:, 1::2]
         return (-(self.a * u + self.b * u**2 + self.c * u**4) - 0.5 * v**2).sum(-1)
 
-    def sample(self, n, generator=None):
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         x = torch.empty(n, self.dim)
         x[:, 0::2] = self.well.sample((n, self.wells), generator).float()
         x[:, 1::2] = torch.randn(n, self.wells, generator=generator)
         return x
 
-    def modes(self, x):
+    def modes(self, x: torch.Tensor) -> torch.Tensor:
         return (x[:, 0::2] > 0).long()
 
-    def mode_weights(self):
+    def mode_weights(self) -> torch.Tensor:
         below = self.well.mass_below(0.0)
         return torch.tensor([[below, 1 - below]]).expand(self.wells, 2)

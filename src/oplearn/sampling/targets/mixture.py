@@ -31,7 +31,9 @@ class GaussianMixture(Target):
     name = "gaussian_mixture"
     log_Z = 0.0
 
-    def __init__(self, means: torch.Tensor, scales: torch.Tensor | float = 1.0, weights: torch.Tensor | None = None):
+    def __init__(
+        self, means: torch.Tensor, scales: torch.Tensor | float = 1.0, weights: torch.Tensor | None = None
+    ) -> None:
         k, d = means.shape
         super().__init__(d)
         weights = torch.ones(k) if weights is None else torch.as_tensor(weights, dtype=torch.float32)
@@ -47,18 +49,18 @@ class GaussianMixture(Target):
         log_norm = torch.log(self.scales).sum(-1) + 0.5 * self.dim * torch.log(torch.tensor(2 * torch.pi))
         return self.log_weights - 0.5 * z.square().sum(-1) - log_norm
 
-    def unnormalized_log_density(self, x):
+    def unnormalized_log_density(self, x: torch.Tensor) -> torch.Tensor:
         return torch.logsumexp(self.component_log_densities(x), dim=-1)
 
-    def sample(self, n, generator=None):
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         k = torch.multinomial(self.log_weights.exp(), n, replacement=True, generator=generator)
         z = torch.randn(n, self.dim, generator=generator, device=self.means.device)
         return self.means[k] + self.scales[k] * z
 
-    def modes(self, x):
+    def modes(self, x: torch.Tensor) -> torch.Tensor:
         return self.component_log_densities(x).argmax(-1)[:, None]
 
-    def mode_weights(self):
+    def mode_weights(self) -> torch.Tensor:
         return self.log_weights.exp()[None, :]
 
 
@@ -67,7 +69,7 @@ class GMM40(GaussianMixture):
 
     name = "gmm40"
 
-    def __init__(self, dim: int = 2, components: int = 40, loc_scaling: float = 40.0, seed: int = 0):
+    def __init__(self, dim: int = 2, components: int = 40, loc_scaling: float = 40.0, seed: int = 0) -> None:
         g = seeded(seed, 40)
         means = (2 * torch.rand(components, dim, generator=g) - 1) * loc_scaling
         super().__init__(means, 1.0)

@@ -22,7 +22,7 @@ class TabulatedDensity:
 
     def __init__(
         self, log_gamma: Callable[[torch.Tensor], torch.Tensor], low: float, high: float, points: int = 200001
-    ):
+    ) -> None:
         x = torch.linspace(low, high, points, dtype=torch.float64)
         logp = log_gamma(x)
         shift = float(logp.max())

@@ -28,7 +28,9 @@ class StudentTMixture(Target):
     name = "student_t_mixture"
     log_Z = 0.0
 
-    def __init__(self, dim: int = 2, components: int = 10, df: float = 2.0, loc_scaling: float = 10.0, seed: int = 0):
+    def __init__(
+        self, dim: int = 2, components: int = 10, df: float = 2.0, loc_scaling: float = 10.0, seed: int = 0
+    ) -> None:
         super().__init__(dim)
         g = seeded(seed, 41)
         self.register_buffer("locs", (2 * torch.rand(components, dim, generator=g) - 1) * loc_scaling, persistent=False)
@@ -40,19 +42,19 @@ class StudentTMixture(Target):
         dist = StudentT(torch.tensor(self.df, device=x.device), self.locs, torch.ones_like(self.locs))
         return dist.log_prob(x[:, None, :]).sum(-1) - torch.log(torch.tensor(float(k)))
 
-    def unnormalized_log_density(self, x):
+    def unnormalized_log_density(self, x: torch.Tensor) -> torch.Tensor:
         return torch.logsumexp(self.component_log_densities(x), dim=-1)
 
-    def sample(self, n, generator=None):
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         k = torch.randint(self.locs.shape[0], (n,), generator=generator)
         # inverse transform of seeded uniforms (torch's StudentT.sample takes no generator)
         u = torch.rand(n, self.dim, generator=generator, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
         t = torch.from_numpy(scipy.stats.t.ppf(u.numpy(), self.df)).float()
         return self.locs[k].cpu() + t
 
-    def modes(self, x):
+    def modes(self, x: torch.Tensor) -> torch.Tensor:
         return self.component_log_densities(x).argmax(-1)[:, None]
 
-    def mode_weights(self):
+    def mode_weights(self) -> torch.Tensor:
         k = self.locs.shape[0]
         return torch.full((1, k), 1.0 / k)
