@@ -15,15 +15,20 @@ first test file, else its training file), applies the model ``N`` times and writ
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import torch
 
 from oplearn.errors import OplearnError
+
+if TYPE_CHECKING:
+    from oplearn.training.rundir import Run
 
 #: The tasks whose models step trajectories forward (``(batch, history * C, *spatial) -> (batch, C, *spatial)``).
 ROLLOUT_TASKS = ("one_step", "refiner", "coarse_graining")
@@ -43,7 +48,7 @@ def viscosity_of(meta: dict) -> float:
     return 1.0
 
 
-def reference_path(run, data: str | None) -> Path:
+def reference_path(run: Run, data: str | None) -> Path:
     if data is not None:
         return Path(data)
     if run.config.data.test:
@@ -157,7 +162,7 @@ def long_rollout(
     return stats
 
 
-def cmd_rollout(args) -> None:
+def cmd_rollout(args: argparse.Namespace) -> None:
     stats = long_rollout(args.run_dir, args.steps, args.out, args.data, args.samples, args.seed, args.batch_size)
     times = ", ".join(f"{k}: {v}" for k, v in stats["correlation_time"].items())
     errors = stats["errors"]
@@ -173,7 +178,7 @@ def cmd_rollout(args) -> None:
     print(f"wrote {args.out} and {Path(args.out).with_suffix('.json')}")
 
 
-def add_command(sub) -> None:
+def add_command(sub: argparse._SubParsersAction) -> None:
     from oplearn.arguments import file_argument, positive_int
 
     p = sub.add_parser(

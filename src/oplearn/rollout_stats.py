@@ -26,6 +26,7 @@ independent), which is what "agree within sampling error" means in the tests.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import torch
 
@@ -60,7 +61,9 @@ def pearson_correlation(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
     return torch.where(torch.isfinite(rho), rho, torch.zeros_like(rho))
 
 
-def correlation_time(pred: torch.Tensor, true: torch.Tensor, thresholds=CORRELATION_THRESHOLDS) -> dict[float, int]:
+def correlation_time(
+    pred: torch.Tensor, true: torch.Tensor, thresholds: Sequence[float] = CORRELATION_THRESHOLDS
+) -> dict[float, int]:
     r"""The number of rollout steps before the sample-mean Pearson correlation with the truth
     first drops to or below each threshold (PDE-Refiner's metric; the full length if it never does).
 

@@ -62,7 +62,7 @@ class PDERefiner(nn.Module):
 
     def __init__(
         self, denoiser: OperatorModel, channels: int, history: int, steps: int = 3, min_noise_std: float = 4e-7
-    ):
+    ) -> None:
         super().__init__()
         self.denoiser = denoiser
         self.channels, self.history, self.steps = channels, history, steps

@@ -18,7 +18,7 @@ import abc
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import torch
 
@@ -68,15 +68,21 @@ def check_positive(name: str, value: float | str) -> float:
     return float(value)
 
 
+class FieldSampler(Protocol):
+    """Anything that draws ``n`` fields on a grid (e.g. :class:`~oplearn.fields.GaussianRandomField`)."""
+
+    def sample(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` fields ``(n, *grid.shape)``."""
+
+
 class ZeroMean:
     """An initial-condition sampler with the spatial mean of each sample removed.
 
     For equations whose mean is conserved and physically zero (the vorticity of a periodic
-    flow) or only shifts the pattern (Kuramoto-Sivashinsky). ``sampler`` is anything with
-    ``sample(n, grid, generator) -> (n, *grid.shape)``.
+    flow) or only shifts the pattern (Kuramoto-Sivashinsky).
     """
 
-    def __init__(self, sampler: Any) -> None:
+    def __init__(self, sampler: FieldSampler) -> None:
         self.sampler = sampler
 
     def sample(self, n: int, grid: Grid, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -90,7 +90,7 @@ class KuramotoSivashinsky(PeriodicEvolution):
         burn_in: float = 100.0,
         modes: int = 16,
         refine: int = 1,
-    ):
+    ) -> None:
         self.length = check_positive("length", length)
         self._set_schedule(t_final, n_times, include_initial=False, dt=dt, refine=refine, burn_in=burn_in)
         self.modes = int(modes)

@@ -46,15 +46,14 @@ generative modeling", TMLR 2024 (discrete-time Radon-Nikodym derivatives).
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from oplearn.errors import OplearnError
 from oplearn.sde.solvers import EulerMaruyama, Path, Solver
+from oplearn.sde.terms import SDE, UnderdampedSDE
 
 
-def forward_log_density(sde: Any, path: Path, solver: Solver | None = None) -> torch.Tensor:
+def forward_log_density(sde: SDE | UnderdampedSDE, path: Path, solver: Solver | None = None) -> torch.Tensor:
     """:math:`\\log p_F`: the log-density of ``path``'s transitions under the kernels of ``sde`` and
     ``solver`` (default Euler-Maruyama), drift evaluated along the path (module docstring)."""
     solver = solver or EulerMaruyama()
@@ -63,7 +62,7 @@ def forward_log_density(sde: Any, path: Path, solver: Solver | None = None) -> t
     return _per_sample(solver.kernel_noise(sde).log_normal(tr.end - mean, sigma, variance), path)
 
 
-def backward_log_density(sde: Any, path: Path, solver: Solver | None = None) -> torch.Tensor:
+def backward_log_density(sde: SDE | UnderdampedSDE, path: Path, solver: Solver | None = None) -> torch.Tensor:
     """:math:`\\log p_B`: the log-density of the reversed transitions (``end`` back to ``start``) under the
     kernels of a backward-pointing ``sde`` (module docstring)."""
     solver = solver or EulerMaruyama()
@@ -72,7 +71,7 @@ def backward_log_density(sde: Any, path: Path, solver: Solver | None = None) -> 
     return _per_sample(solver.kernel_noise(sde).log_normal(tr.start - mean, sigma, variance), path)
 
 
-def noise_log_density(sde: Any, path: Path, solver: Solver | None = None) -> torch.Tensor:
+def noise_log_density(sde: SDE | UnderdampedSDE, path: Path, solver: Solver | None = None) -> torch.Tensor:
     """:math:`\\log p_F` of the path ``sde`` itself generated, from its normals (``keep_noise=True``) and
     the kernels' coefficients alone: no drift or control is evaluated when the coefficient does
     not depend on them. Equal to :func:`forward_log_density` on such a path."""

@@ -23,10 +23,15 @@ and biases it otherwise (a reason physics losses can make results worse).
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 import torch
+from torch import nn
 
 from oplearn.config import RunConfig
 from oplearn.errors import ConfigError
+from oplearn.grids import Grid
+from oplearn.models.operator import OperatorModel
 from oplearn.models.uno import fourier_resample
 from oplearn.pdes.evolution import PeriodicEvolution
 from oplearn.physics import pde_from_meta
@@ -35,7 +40,9 @@ from oplearn.training.rollout import window_frames, window_targets
 from oplearn.training.tasks import OneStepTask, check_operator_fits
 
 
-def step_residual(pde: PeriodicEvolution, before: torch.Tensor, after: torch.Tensor, dt: float, grid) -> torch.Tensor:
+def step_residual(
+    pde: PeriodicEvolution, before: torch.Tensor, after: torch.Tensor, dt: float, grid: Grid
+) -> torch.Tensor:
     r"""Relative trapezoidal residual of one step, :math:`\lVert r \rVert^2 / \lVert \mathcal N(u_t) \rVert^2`
     per sample (see the module docstring).
 
@@ -75,7 +82,7 @@ class CoarseGrainingTask(OneStepTask):
                 "train.task=coarse_graining steps from one frame: set train.history=1 and train.pushforward=0"
             )
 
-    def check_model(self, model) -> None:
+    def check_model(self, model: OperatorModel) -> None:
         super().check_model(model)
         if self.section.pde_weight > 0:
             try:
@@ -87,7 +94,14 @@ class CoarseGrainingTask(OneStepTask):
                     f"(fno, tfno, uno, local_fno, ...) or set coarse_graining.pde_weight=0"
                 ) from None
 
-    def loss(self, net, model, idx, device, autocast):
+    def loss(
+        self,
+        net: nn.Module,
+        model: nn.Module,
+        idx: torch.Tensor,
+        device: torch.device,
+        autocast: AbstractContextManager,
+    ) -> torch.Tensor:
         pairs = self.pairs[idx]
         samples, local = torch.unique(pairs[:, 0], return_inverse=True)
         trajectories = self.train.read(samples).outputs

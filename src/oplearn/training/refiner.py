@@ -10,7 +10,10 @@ and resumable.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+
 import torch
+from torch import nn
 
 from oplearn.config import RunConfig
 from oplearn.grids import Grid
@@ -62,7 +65,14 @@ class RefinerTask(OneStepTask):
     def check_model(self, model: PDERefiner) -> None:
         check_fits(model, self.grid, torch.zeros(1, self.history * model.channels, *self.grid.shape))
 
-    def loss(self, net, model, idx, device, autocast):
+    def loss(
+        self,
+        net: nn.Module,
+        model: nn.Module,
+        idx: torch.Tensor,
+        device: torch.device,
+        autocast: AbstractContextManager,
+    ) -> torch.Tensor:
         pairs = self.pairs[idx]
         samples, local = torch.unique(pairs[:, 0], return_inverse=True)
         trajectories = self.train.read(samples).outputs
