@@ -10,6 +10,10 @@ time step, once to simulate and once along the detached path, so they get half t
 for eps = 0.5, at an equal number of steps. Entropic mode coverage, log Z error and ELBO of one
 estimate of ``--eval`` samples per trained sampler.
 
+``cmcd_lv`` -- CMCD on GMM40 (2D) from the N(0, 40^2) start, ``configs/sample_gmm40_cmcd.yaml``:
+the reverse KL against the log-variance loss with exploration eps = 0, 5, 20 (overdamped CMCD
+replays the target scores of its simulation, so both losses cost the same evaluations per step).
+
 ``underdamped_steps`` -- CMCD (Euler-Maruyama, N = 64 steps) against underdamped CMCD (OBABO,
 N/2 steps with the mass learned or fixed, and N steps for reference) on Funnel (10D),
 ``configs/sample_funnel_cmcd[_ud].yaml``, the same training steps: log Z error and ELBO.
@@ -21,6 +25,7 @@ comparison the per-seed paired difference with its interval.
 
     python benchmarks/sampling_claims.py lv_vs_kl --seeds 5 --epochs 4
     python benchmarks/sampling_claims.py underdamped_steps --seeds 5 --epochs 4
+    python benchmarks/sampling_claims.py cmcd_lv --seeds 3 --epochs 2
 """
 
 from __future__ import annotations
@@ -44,6 +49,12 @@ EXPERIMENTS = {
         "lv_eps5_equal_evals": ("gmm40_dis", {"sampling.loss": "log_variance", "sampling.exploration": 5.0}, 0.5),
         "lv_eps0.5_equal_steps": ("gmm40_dis", {"sampling.loss": "log_variance", "sampling.exploration": 0.5}, 1.0),
     },
+    "cmcd_lv": {
+        "kl": ("gmm40_cmcd", {}, 1.0),
+        "lv_eps0": ("gmm40_cmcd", {"sampling.loss": "log_variance", "sampling.exploration": 0.0}, 1.0),
+        "lv_eps5": ("gmm40_cmcd", {"sampling.loss": "log_variance", "sampling.exploration": 5.0}, 1.0),
+        "lv_eps20": ("gmm40_cmcd", {"sampling.loss": "log_variance", "sampling.exploration": 20.0}, 1.0),
+    },
     "underdamped_steps": {
         "od_N": ("funnel_cmcd", {}, 1.0),
         "ud_N/2": ("funnel_cmcd_ud", {}, 1.0),
@@ -59,6 +70,7 @@ COMPARISONS = {
         ["lv_eps0_equal_evals", "lv_eps0.5_equal_evals", "lv_eps5_equal_evals", "lv_eps0.5_equal_steps"],
         ["mode_coverage", "log_Z_error", "elbo"],
     ),
+    "cmcd_lv": ("kl", ["lv_eps0", "lv_eps5", "lv_eps20"], ["log_Z_error", "elbo", "mode_coverage"]),
     "underdamped_steps": ("od_N", ["ud_N/2", "ud_N/2_fixed_mass", "ud_N"], ["log_Z_error", "elbo"]),
 }
 
