@@ -72,14 +72,18 @@ PRESETS = {
 }
 
 
-def row_config(name: str, preset: dict, epochs: int | None):
-    """The validated config of row ``name`` under ``preset`` (and an ``epochs`` override)."""
+def row_config(name: str, preset: dict, epochs: int | None, overrides: dict | None = None):
+    """The validated config of row ``name`` under ``preset``, then ``overrides`` (dotted keys such as
+    ``sampling.loss`` or ``sampling.method_params.steps``) and an ``epochs`` override."""
     from oplearn.config import validate_config
 
     raw = yaml.safe_load((CONFIGS / f"sample_{name}.yaml").read_text())
-    for key, value in preset["overrides"].items():
-        section, field = key.split(".")
-        raw.setdefault(section, {})[field] = value
+    for key, value in {**preset["overrides"], **(overrides or {})}.items():
+        *sections, field = key.split(".")
+        node = raw
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[field] = value
     raw["sampling"]["method_params"]["steps"] = raw["sampling"]["method_params"]["steps"] * preset["steps_factor"]
     raw["train"]["device"] = preset["device"]
     raw["train"]["threads"] = 1 if preset["device"] == "cpu" else None

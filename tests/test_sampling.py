@@ -154,6 +154,21 @@ def test_importance_weights_are_unbiased_in_Z(name):
     assert float(log_w.mean()) < target.log_Z
 
 
+def test_underdamped_mass_rescales_the_time_step():
+    """Mass M at friction g and horizon T is unit mass at friction g sqrt(M) and horizon T / sqrt(M)
+    (momenta scaled by sqrt(M)): the same noise gives the same positions and the same log-weights,
+    so a learned mass is a learned time step; ``learn_mass=False`` keeps it out of the parameters."""
+    target = Gaussian(2, mean=0.5, scale=0.7)
+    mass, friction = 4.0, 0.8
+    heavy = make_method("ula_ud", target, steps=6, mass=mass, friction=friction)
+    unit = make_method("ula_ud", target, steps=6, horizon=0.5, friction=friction * 2.0, learn_mass=False)
+    assert "log_mass" in dict(heavy.named_parameters()) and "log_mass" not in dict(unit.named_parameters())
+    with torch.no_grad():
+        a, b = heavy.simulate(64, generator(3)), unit.simulate(64, generator(3))
+        torch.testing.assert_close(a.states[0], b.states[0], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(heavy.log_weights(a), unit.log_weights(b), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("name", ["smc", "ais", "scld"])
 def test_smc_estimates_are_unbiased_in_Z(name):
     target = Gaussian(1, mean=0.3, scale=0.8)

@@ -77,7 +77,12 @@ class AnnealedLangevin(Sampler):
         ``EM`` for the overdamped samplers, or a splitting scheme (``OBAB``, ``BAOAB``,
         ``OBABO``) for the underdamped ones.
     friction, mass:
-        Of the underdamped dynamics (the friction is learned).
+        Initial values for the underdamped dynamics, both learned (``learn_mass``): the mass sets
+        the kernels' time scale (mass :math:`M` at friction :math:`\\gamma` is unit mass at friction
+        :math:`\\gamma\\sqrt M` with the time step :math:`h/\\sqrt M`), as the overdamped samplers'
+        learned :math:`\\sigma` sets theirs and as the references learn their step size.
+    learn_mass:
+        Learn the mass (underdamped only); ``False`` keeps it at ``mass``.
     """
 
     #: Which controls the method learns: ``"forward"`` and/or ``"backward"``.
@@ -94,19 +99,29 @@ class AnnealedLangevin(Sampler):
         integrator: str = "EM",
         friction: float = 1.0,
         mass: float = 1.0,
+        learn_mass: bool = True,
         net: ControlNet | dict | None = None,
     ) -> None:
         solver = None if integrator == "EM" else Splitting(integrator)
         super().__init__(target, steps, horizon, grid, solver)
         self.prior = GaussianPrior(target.dim, scale, learn=True)
-        self.mass = float(mass)
         if self.underdamped:
             self.log_friction = nn.Parameter(torch.tensor(math.log(friction)))
+            log_mass = torch.tensor(math.log(mass))
+            if learn_mass:
+                self.log_mass = nn.Parameter(log_mass)
+            else:
+                self.register_buffer("log_mass", log_mass)
         else:
             self.log_diffusion = nn.Parameter(torch.tensor(math.log(diffusion)))
         if self.controls:
             state_dim = 2 * target.dim if self.underdamped else target.dim
             self.net = self.make_net(net, state_dim, use_score=not self.underdamped)
+
+    @property
+    def mass(self) -> torch.Tensor:
+        """The underdamped dynamics' mass :math:`M` (a scalar tensor)."""
+        return torch.exp(self.log_mass)
 
     def annealed_log_density(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """:math:`\\log\\pi_t(x)` (unnormalised): ``(batch,), (batch, d) -> (batch,)``."""
