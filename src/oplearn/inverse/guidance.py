@@ -454,7 +454,7 @@ class GuidedDenoiser:
             predicted = obs.apply(self._physical(x0_leaf))
         r = self.y.to(predicted) - predicted.detach()
         if self._gram is None:
-            self._gram = self._observed_noise_gram(x0[:1])
+            self._gram = observed_noise_gram(self.observation, self._physical, self.covariance, x0[:1])
         eigenvalues, vectors = (t.to(r) for t in self._gram)
         damp = obs.noise**2 + self.damping * sig2 * eigenvalues.mean()  # (batch, 1)
         x_norm = x.flatten(1).norm(dim=1).clamp_min(1.0)
@@ -511,29 +511,33 @@ class GuidedDenoiser:
         self._warm = z.detach()
         return (x0 + sig2.reshape(-1, *[1] * (x.ndim - 1)) * field).detach()
 
-    def _observed_noise_gram(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        r"""Eigenvalues (at least :data:`PRECONDITIONER_FLOOR` of the largest) and eigenvectors of the symmetric part of :math:`B N B^\top`
-        (:math:`m \times m`, float64) at ``x0 (1, C, *spatial)``: :math:`B^\top e_i` by vector-Jacobian
-        products of :math:`A\Phi`, :math:`B u` by forward differences, in chunks of samples."""
-        obs = self.observation
-        m = len(obs)
-        rows = []
-        for start in range(0, m, GRAM_CHUNK):
-            count = min(GRAM_CHUNK, m - start)
-            probe = x0.detach().expand(count, *x0.shape[1:]).clone().requires_grad_(True)
-            with torch.enable_grad():
-                predicted = obs.apply(self._physical(probe))
-            unit = torch.zeros_like(predicted)
-            unit[torch.arange(count), torch.arange(start, start + count)] = 1
-            u = self.covariance(torch.autograd.grad(predicted, probe, grad_outputs=unit)[0])
-            eps = (
-                DIFFERENCE_STEP
-                * x0.flatten(1).norm().clamp_min(1.0)
-                / u.flatten(1).norm(dim=1).clamp_min(torch.finfo(u.dtype).tiny)
-            )
-            with torch.no_grad():
-                moved = obs.apply(self._physical(probe.detach() + eps.reshape(-1, *[1] * (x0.ndim - 1)) * u))
-            rows.append(((moved - predicted.detach()) / eps[:, None]).double())
-        gram = torch.cat(rows)
-        eigenvalues, vectors = torch.linalg.eigh(0.5 * (gram + gram.T))
-        return eigenvalues.clamp_min(PRECONDITIONER_FLOOR * eigenvalues.max()), vectors
+
+def observed_noise_gram(
+    observation: Observation, fields: Fields, covariance: Callable[[torch.Tensor], torch.Tensor], x0: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""Eigenvalues (at least :data:`PRECONDITIONER_FLOOR` of the largest) and eigenvectors of the symmetric
+    part of :math:`B N B^\top` (:math:`m \times m`, float64), :math:`B` the Jacobian of
+    :math:`x \mapsto A\,\text{fields}(x)` at ``x0 (1, C, *spatial)`` and :math:`N` = ``covariance``:
+    :math:`B^\top e_i` by vector-Jacobian products, :math:`B u` by forward differences, in chunks of
+    :data:`GRAM_CHUNK` observed points. Shapes: ``-> (m,), (m, m)``."""
+    m = len(observation)
+    rows = []
+    for start in range(0, m, GRAM_CHUNK):
+        count = min(GRAM_CHUNK, m - start)
+        probe = x0.detach().expand(count, *x0.shape[1:]).clone().requires_grad_(True)
+        with torch.enable_grad():
+            predicted = observation.apply(fields(probe))
+        unit = torch.zeros_like(predicted)
+        unit[torch.arange(count), torch.arange(start, start + count)] = 1
+        u = covariance(torch.autograd.grad(predicted, probe, grad_outputs=unit)[0])
+        eps = (
+            DIFFERENCE_STEP
+            * x0.flatten(1).norm().clamp_min(1.0)
+            / u.flatten(1).norm(dim=1).clamp_min(torch.finfo(u.dtype).tiny)
+        )
+        with torch.no_grad():
+            moved = observation.apply(fields(probe.detach() + eps.reshape(-1, *[1] * (x0.ndim - 1)) * u))
+        rows.append(((moved - predicted.detach()) / eps[:, None]).double())
+    gram = torch.cat(rows)
+    eigenvalues, vectors = torch.linalg.eigh(0.5 * (gram + gram.T))
+    return eigenvalues.clamp_min(PRECONDITIONER_FLOOR * eigenvalues.max()), vectors
