@@ -84,7 +84,7 @@ def add_command(sub) -> None:
         "--krylov",
         type=int,
         help="DPS: most Krylov directions per step: GMRES iterations of covariance "
-        "guidance (default 8, one network pass each) or Lanczos directions of the normalized and likelihood "
+        "guidance (default 12, one network pass each) or Lanczos directions of the normalized and likelihood "
         "scales (default 4, a forward pass and a vector-Jacobian product each)",
     )
     p.add_argument("--tau", type=float, help="DAPS likelihood width (default: --noise)")
