@@ -23,7 +23,7 @@ import torch
 
 from oplearn.diffusion.samplers import SAMPLERS
 from oplearn.errors import OplearnError
-from oplearn.inverse.daps import LANGEVIN_STEPS, ODE_STEPS
+from oplearn.inverse.daps import CONDITIONALS, LANGEVIN_STEPS, ODE_STEPS
 from oplearn.inverse.guidance import DEFAULT_SCALE, SCALES
 
 #: Default steps per method: 20 DPM-Solver++(2M) steps with covariance guidance reach the Bayes-optimal
@@ -92,6 +92,14 @@ def add_command(sub) -> None:
         "--langevin-steps", type=int, default=LANGEVIN_STEPS, help="DAPS Langevin steps per level (default 100)"
     )
     p.add_argument("--ode-steps", type=int, default=ODE_STEPS, help="DAPS ODE steps per level (default 5)")
+    p.add_argument(
+        "--conditional",
+        choices=CONDITIONALS,
+        default="langevin",
+        help="DAPS: how each level draws x0 from its decoupled conditional: Langevin steps (the paper, "
+        "default) or an exact Gaussian draw (exact when the observed fields are affine in the prior's "
+        "space; linearised otherwise)",
+    )
     p.add_argument(
         "--forward-run",
         metavar="RUN_DIR",
@@ -208,7 +216,12 @@ def run_inverse(args) -> None:
             "grid": setup.grid,
             "krylov": krylov,
         },
-        daps_options={"tau": args.tau, "langevin_steps": args.langevin_steps, "ode_steps": args.ode_steps},
+        daps_options={
+            "tau": args.tau,
+            "langevin_steps": args.langevin_steps,
+            "ode_steps": args.ode_steps,
+            "conditional": args.conditional,
+        },
         generator=generator(args.seed, 2, device=args.device),
         device=args.device,
         progress=not args.no_progress,
@@ -239,6 +252,7 @@ def run_inverse(args) -> None:
         "steps": steps,
         "churn": args.churn,
         "scale": args.scale if args.method == "dps" else None,
+        "conditional": args.conditional if args.method == "daps" else None,
         "krylov": (krylov or KRYLOV_PER_SCALE[args.scale]) if args.method == "dps" else None,
         "weight": guidance_weight(args.weight, setup.noise)
         if args.method == "dps" and args.scale != "covariance"
