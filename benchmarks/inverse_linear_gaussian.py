@@ -52,11 +52,11 @@ METHODS = ("exact", "dps-krylov", "covariance", "daps", "daps-gaussian", "daps-e
 LABELS = {
     "exact": "exact posterior draws (reference)",
     "dps-krylov": "DPS, Krylov guidance <= 4, 2M 20 steps (earlier default)",
-    "covariance": "covariance guidance, GMRES <= 12, 2M 20 steps, centred start (default)",
+    "covariance": "covariance guidance, GMRES <= {krylov}, 2M {steps} steps, centred start (default)",
     "daps": "DAPS-1K (200 levels x 5 ODE + 100 Langevin steps)",
     "daps-gaussian": "DAPS-1K, its decoupled conditional N(x0_hat, sigma^2 N) x likelihood drawn exactly",
     "daps-exact": "DAPS-1K annealing with the exact decoupled conditional p(x0 | x_sigma, y)",
-    "ddis": "DDIS (prior on f + forward operator L), covariance guidance",
+    "ddis": "DDIS (prior on f + forward operator L), covariance guidance, GMRES <= {krylov}, 2M {steps} steps",
 }
 #: Observation noise as a fraction of the observed field's prior scale.
 NOISE = 0.01
@@ -150,6 +150,7 @@ def main() -> None:
             setattr(args, key, value)
 
     from oplearn.diffusion.noise import GRFNoise
+    from oplearn.inverse.guidance import DEFAULT_KRYLOV
     from oplearn.inverse.linear_gaussian import LinearGaussianPoisson
     from oplearn.inverse.observations import PointObservation
     from oplearn.inverse.posterior import calibration, summarize
@@ -235,7 +236,9 @@ def main() -> None:
                             "points": points,
                             "direction": direction,
                             "method": name,
-                            "label": LABELS[name],
+                            "label": LABELS[name].format(
+                                krylov=args.krylov or DEFAULT_KRYLOV["covariance"], steps=args.steps
+                            ),
                             **mean_row,
                             "cases": cases,
                         }
