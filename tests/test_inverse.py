@@ -163,6 +163,31 @@ def test_covariance_guidance_with_grf_noise_needs_the_noise_covariance(problem):
     assert z_wrong > 3 * z
 
 
+def test_centred_start_removes_the_offset_of_the_posterior_mean():
+    """The posterior's marginal at sigma_max is centred on its mean, not 0: observing f at 8 points
+    of a 12x12 GRF-noise prior, the ODE started from N(0, sigma_max^2 N) carries the offset into
+    the sampled mean of u (a gap of several Monte Carlo errors of 128 draws), the start centred
+    on the covariance-guided denoiser (GuidedDenoiser.start) does not."""
+    from oplearn.diffusion.samplers import sample
+    from oplearn.inverse.guidance import GuidedDenoiser
+
+    lg = LinearGaussianPoisson(Poisson(), N, noise=GRFNoise())
+    g = torch.Generator().manual_seed(1)
+    truth = lg.sample_prior(1, g)[0]
+    obs = PointObservation(lg.shape, 8, channels=0, noise=0.01 * float(lg.scale[0]), generator=g)
+    y = obs.observe(truth[None], g)[0]
+    mean, std = lg.posterior(obs, y)
+    m, sigmas = 128, karras_sigmas(20)
+    gap = {}
+    for centred in (False, True):
+        guided = GuidedDenoiser(lg.denoiser, obs, y, fields=lg.fields, noise=lg.noise, schedule=sigmas)
+        start = lg.noise.sample((m, *lg.shape), torch.Generator().manual_seed(3), dtype=torch.float64) * sigmas[0]
+        start = guided.start(start, float(sigmas[0])) if centred else start
+        x = lg.fields(sample(guided, start, sigmas, method="dpmpp2m"))
+        gap[centred] = ((x.mean(0)[1] - mean[0, 1]).norm() / (std[1].square().sum() / m).sqrt()).item()
+    assert gap[False] > 2.2 and gap[True] < 0.6 * gap[False], gap
+
+
 def test_covariance_guidance_solves_indefinite_nonsymmetric_systems():
     """A trained denoiser's J N need be neither symmetric nor positive definite: GMRES still fits
     the observations (conjugate gradients, the earlier solver, stopped at the first negative
@@ -306,6 +331,7 @@ def test_guidance_and_daps_reduce_the_observation_misfit(problem):
     for kw in (
         {"guidance": {"scale": "normalized"}},
         {"method": "daps", "daps_options": {"langevin_steps": 100, "ode_steps": 3}},
+        {"method": "daps", "daps_options": {"conditional": "gaussian", "ode_steps": 3}},
     ):
         guided = _sample(lg, obs, y, 8, steps=20, **kw)
         assert obs.misfit(guided, y[None]).mean() < 0.2 * misfit0
@@ -331,6 +357,79 @@ def test_daps_langevin_step_samples_its_decoupled_posterior():
     assert (observed.mean(0) - mean).abs().max() < 0.05 * cov.diagonal().sqrt().max()
     # Euler-Maruyama's variance error is O(eta L): up to 14% at this step
     assert (observed.var(0) / cov.diagonal() - 1).abs().max() < 0.2
+
+
+def _decoupled_posterior(noise, obs, x0_hat, y, r, tau):
+    """Mean ``(C, *spatial)`` and covariance ``(d, d)`` of N(x0_hat, r^2 N) x N(y; A x, tau^2) for one sample."""
+    d = x0_hat[0].numel()
+    n_mat = noise.covariance(torch.eye(d, dtype=torch.float64).reshape(d, *x0_hat.shape[1:])).reshape(d, d)
+    a = obs.apply(torch.eye(d, dtype=torch.float64).reshape(d, *x0_hat.shape[1:])).T  # (m, d)
+    prior = r**2 * n_mat
+    gain = prior @ a.T @ torch.linalg.inv(a @ prior @ a.T + tau**2 * torch.eye(len(a), dtype=torch.float64))
+    mean = x0_hat[0].flatten() + gain @ (y - a @ x0_hat[0].flatten())
+    return mean.reshape(x0_hat.shape[1:]), prior - gain @ a @ prior, a
+
+
+def test_daps_gaussian_conditional_is_exact_and_langevin_is_not_at_the_papers_steps():
+    """Line 4 of DAPS on N(x0_hat, r^2 N) x N(y; A x, tau^2): the exact (Matheron) draw matches the
+    closed-form mean and covariance; 100 Langevin steps at the stable step (DAPS-1K) leave the
+    weakly observed directions where they started when the condition number is large (the
+    account of BENCHMARKS.md)."""
+    from oplearn.inverse.daps import LANGEVIN_STEPS, decoupled_gaussian, decoupled_langevin
+    from oplearn.inverse.guidance import observed_noise_gram
+
+    noise, shape, m, count = GRFNoise(), (1, 10, 10), 12, 1000
+    obs = PointObservation(shape, m, generator=torch.Generator().manual_seed(0))
+    x0_hat = noise.sample((1, *shape), torch.Generator().manual_seed(1), dtype=torch.float64).expand(count, *shape)
+    y = torch.randn(m, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    r, tau = 0.5, 0.005
+    mean, cov, a = _decoupled_posterior(noise, obs, x0_hat[:1], y, r, tau)
+    gram = observed_noise_gram(obs, lambda z: z, noise.covariance, torch.zeros_like(x0_hat[:1]))
+    x = decoupled_gaussian(obs.apply, y, tau, x0_hat, r, gram, noise, torch.Generator().manual_seed(3))
+    flat = x.flatten(1)
+    std = cov.diagonal().clamp_min(0).sqrt()
+    assert ((flat.mean(0) - mean.flatten()).abs() / std).max() < 5 / math.sqrt(count)
+    # the sample covariance along random directions: a chi-square with count - 1 degrees of freedom
+    probes = torch.randn(5, flat.shape[1], generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    projected = flat @ probes.T
+    assert ((projected.var(0) / (probes @ cov * probes).sum(1) - 1).abs() < 0.15).all()
+
+    ana = a @ noise.covariance(a.reshape(m, *shape)).reshape(m, -1).T  # A N A^T
+    values, vectors = torch.linalg.eigh(ana)
+    beta = values[-1].item()
+    assert 1 + r**2 * beta / tau**2 > 1e3  # stiff, as on the benchmark's problems
+    eta = torch.full((count,), 1 / (1 / r**2 + beta / tau**2), dtype=torch.float64)
+    x = decoupled_langevin(obs.apply, y, tau, x0_hat, r, eta, LANGEVIN_STEPS, noise, torch.Generator().manual_seed(3))
+    target = vectors.T @ (a @ mean.flatten() - obs.apply(x0_hat[:1])[0])  # the pull of the data, per eigen-direction
+    moved = vectors.T @ (obs.apply(x).mean(0) - obs.apply(x0_hat[:1])[0])
+    assert abs(moved[-1] / target[-1] - 1) < 0.05  # the stiffest direction converges
+    # the weakest relaxes at eta (g_min / tau^2 + 1 / r^2) ~ g_min / beta = 4e-4 per step: 4% in 100 steps
+    assert abs(moved[0] / target[0]) < 0.2
+
+
+def test_daps_with_the_exact_decoupled_conditional_samples_the_posterior(problem):
+    """The annealing of DAPS (lines 1-5) is exact: with the exact decoupled conditional of the
+    Gaussian prior in line 4 its mean is the exact posterior mean within Monte Carlo error."""
+    lg, _truth, obs, y, mean, std = problem
+    from oplearn.inverse.daps import annealing_levels
+
+    count = 64
+    x = sample_posterior(
+        lg.denoiser,
+        obs,
+        y,
+        lg.shape,
+        count,
+        annealing_levels(40),
+        method="daps",
+        fields=lg.fields,
+        daps_options={"conditional": lg.decoupled_conditional(obs, y), "ode_steps": 1},
+        dtype=torch.float64,
+        generator=torch.Generator().manual_seed(5),
+    )
+    gap = (x.mean(0) - mean).norm() / math.sqrt(std.square().sum() / count)
+    assert gap < 2.5
+    assert (x.std(0).mean() / std.mean() - 1).abs() < 0.15
 
 
 def test_pde_residual_term_reduces_the_residual():

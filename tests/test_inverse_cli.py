@@ -109,6 +109,24 @@ def test_inverse_cli_ddis_and_daps(runs):
     )
     post = np.load(out / "posterior.npz")
     assert post["samples"].shape == (4, 2, 16, 16) and list(post["names"]) == ["a", "u"]
+    # Line 4 drawn as a Gaussian (linearised through the trained operator): finite samples, recorded.
+    _inverse(
+        root / "coef",
+        data,
+        out,
+        "--forward-run",
+        root / "forward",
+        "--method",
+        "daps",
+        "--conditional",
+        "gaussian",
+        "--tau",
+        "0.01",
+        "--ode-steps",
+        2,
+    )
+    assert json.loads((out / "metrics.json").read_text())["conditional"] == "gaussian"
+    assert np.isfinite(np.load(out / "posterior.npz")["samples"]).all()
     # Covariance guidance runs through the forward operator: vector-Jacobian products and forward differences.
     _inverse(root / "coef", data, out, "--forward-run", root / "forward", "--krylov", 3)
     assert json.loads((out / "metrics.json").read_text())["krylov"] == 3

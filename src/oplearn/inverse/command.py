@@ -25,7 +25,7 @@ import torch
 
 from oplearn.diffusion.samplers import SAMPLERS
 from oplearn.errors import OplearnError
-from oplearn.inverse.daps import LANGEVIN_STEPS, ODE_STEPS
+from oplearn.inverse.daps import CONDITIONALS, LANGEVIN_STEPS, ODE_STEPS
 from oplearn.inverse.guidance import DEFAULT_SCALE, SCALES
 
 if TYPE_CHECKING:
@@ -91,7 +91,7 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "--krylov",
         type=int,
         help="DPS: most Krylov directions per step: GMRES iterations of covariance "
-        "guidance (default 8, one network pass each) or Lanczos directions of the normalized and likelihood "
+        "guidance (default 12, one network pass each) or Lanczos directions of the normalized and likelihood "
         "scales (default 4, a forward pass and a vector-Jacobian product each)",
     )
     p.add_argument("--tau", type=float, help="DAPS likelihood width (default: --noise)")
@@ -99,6 +99,14 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "--langevin-steps", type=int, default=LANGEVIN_STEPS, help="DAPS Langevin steps per level (default 100)"
     )
     p.add_argument("--ode-steps", type=int, default=ODE_STEPS, help="DAPS ODE steps per level (default 5)")
+    p.add_argument(
+        "--conditional",
+        choices=CONDITIONALS,
+        default="langevin",
+        help="DAPS: how each level draws x0 from its decoupled conditional: Langevin steps (the paper, "
+        "default) or an exact Gaussian draw (exact when the observed fields are affine in the prior's "
+        "space; linearised otherwise)",
+    )
     p.add_argument(
         "--forward-run",
         metavar="RUN_DIR",
@@ -215,7 +223,12 @@ def run_inverse(args: argparse.Namespace) -> None:
             "grid": setup.grid,
             "krylov": krylov,
         },
-        daps_options={"tau": args.tau, "langevin_steps": args.langevin_steps, "ode_steps": args.ode_steps},
+        daps_options={
+            "tau": args.tau,
+            "langevin_steps": args.langevin_steps,
+            "ode_steps": args.ode_steps,
+            "conditional": args.conditional,
+        },
         generator=generator(args.seed, 2, device=args.device),
         device=args.device,
         progress=not args.no_progress,
@@ -246,6 +259,7 @@ def run_inverse(args: argparse.Namespace) -> None:
         "steps": steps,
         "churn": args.churn,
         "scale": args.scale if args.method == "dps" else None,
+        "conditional": args.conditional if args.method == "daps" else None,
         "krylov": (krylov or KRYLOV_PER_SCALE[args.scale]) if args.method == "dps" else None,
         "weight": guidance_weight(args.weight, setup.noise)
         if args.method == "dps" and args.scale != "covariance"

@@ -180,3 +180,28 @@ class LinearGaussianPoisson:
         prior = self.sample_prior(count, generator)
         simulated = observation.observe(prior, generator)
         return prior + ((y.double().reshape(1, -1) - simulated) @ gain.T).reshape(prior.shape)
+
+    def decoupled_conditional(self, observation: Observation, y: torch.Tensor):
+        r"""The exact decoupled conditional :math:`p(z_0 \mid z_\sigma, y)` of the standardised prior, as a
+        DAPS ``conditional`` (:mod:`oplearn.inverse.daps`): the Gaussian with Tweedie's mean
+        :math:`D(z_\sigma)` and covariance :math:`\sigma^2 J N = \sigma^2 U_L \operatorname{diag}(\lambda / (\lambda + \sigma^2)) U_L^\top`
+        (:class:`GaussianDenoiser`'s eigenbasis, :math:`U_L` its ``left``) times the likelihood of ``y (m,)``,
+        drawn by Matheron's rule. Returns ``draw(z_sigma, z0_hat, sigma, generator) -> z0`` on
+        ``(batch, 2, n, n)``; ``z0_hat`` (the ODE end point) is not used."""
+        left, lam = self.denoiser.left, self.denoiser.eigenvalues  # (d, rank), (rank,)
+        observed_left = observation.apply(self.fields(left.T.reshape(-1, *self.shape)))  # (rank, m): (B U_L)^T
+        s = observation.noise
+
+        def draw(z, z0_hat, sigma, generator=None):
+            gain = (lam / (lam + sigma**2)).to(z)
+            mean = self.denoiser(z, torch.full((len(z),), sigma, dtype=z.dtype))
+            xi = torch.randn(len(z), len(lam), generator=generator, dtype=z.dtype)
+            prior = mean + sigma * ((xi * gain.sqrt()) @ left.T.to(z)).reshape(z.shape)
+            kick = s * torch.randn(len(z), len(observation), generator=generator, dtype=z.dtype)
+            misfit = y.to(z).reshape(1, -1) - observation.apply(self.fields(prior)) - kick
+            b = observed_left.to(z)
+            system = sigma**2 * (b.T * gain) @ b + s**2 * torch.eye(len(observation), dtype=z.dtype)
+            weights = torch.linalg.solve(system, misfit.T).T  # (batch, m)
+            return prior + sigma**2 * (((weights @ b.T) * gain) @ left.T.to(z)).reshape(z.shape)
+
+        return draw

@@ -150,7 +150,14 @@ def sample_posterior(
                 denoise, observation, y, fields=fields, noise=noise, **{"schedule": sigmas, **(guidance or {})}
             )
             x0 = sample(
-                guided, z, sigmas, method=sampler, churn=churn, generator=generator, progress=progress, churn_noise=draw
+                guided,
+                guided.start(z, float(sigmas[0])),
+                sigmas,
+                method=sampler,
+                churn=churn,
+                generator=generator,
+                progress=progress,
+                churn_noise=draw,
             )
         else:
             x0 = daps(
