@@ -26,7 +26,7 @@ install: $(TEST_STAMP)
 # The documentation site, in strict mode (a warning, a broken reference or a failing gallery example
 # fails the build), from scratch except the gallery's executed examples (re-run when they change).
 docs: $(TEST_STAMP)
-	rm -rf site build/doctrees
+	rm -rf site build/doctrees docs/sg_execution_times.rst docs/gallery/sg_execution_times.rst
 	OMP_NUM_THREADS=1 $(BIN)/sphinx-build -W --keep-going -n -q -b html -d build/doctrees docs site
 	@echo "site/index.html"
 

@@ -31,6 +31,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
+    "sphinx-mathjax-offline",  # MathJax's files copied into _static/mathjax: equations render without a network
     "sphinx.ext.viewcode",
     "sphinx_gallery.gen_gallery",
     "myst_parser",
@@ -44,6 +45,9 @@ html_theme = "furo"
 html_title = f"oplearn {release}"
 html_static_path: list[str] = []
 html_show_sourcelink = False
+# the site loads nothing from the network: MathJax from _static (sphinx-mathjax-offline ships MathJax 3's
+# files and copies them there; this is the path it sets, spelled out here) and no gallery page of CDN tables
+mathjax_path = "mathjax/tex-chtml.js"
 
 # strict: every reference must resolve; only the names of other packages cannot (no network at build time)
 nitpicky = True
@@ -93,6 +97,7 @@ sphinx_gallery_conf = {
     "min_reported_time": 1,
     "within_subsection_order": "FileNameSortKey",
     "reset_modules": ("matplotlib",),
+    "write_computation_times": False,  # its pages load tables from a CDN; each example shows its own time
 }
 
 myst_enable_extensions = ["dollarmath"]
