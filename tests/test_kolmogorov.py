@@ -88,6 +88,16 @@ class ExactPlusBump(nn.Module):
         return self.problem.exact(t, x, p) + self.theta * t * torch.sin(x).sum(-1)
 
 
+class ExactWithGradientBump(ExactPlusBump):
+    """The exact solution with a learned-gradient head ``grad u + theta sin(x)``: exact at ``theta = 0``."""
+
+    def gradient(self, t, x, p):
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(self.problem.exact(t, x, p).sum(), x)
+        return grad + self.theta * torch.sin(x.detach())
+
+
 def _per_sample_gradients(loss, problem, model, t, x, p, seed):
     """Per-sample gradients d(residual^2)/d theta at theta = 0 (the residual is affine in theta)."""
     r0 = loss.residuals(problem, model, t, x, p, torch.Generator().manual_seed(seed)).detach()
@@ -136,14 +146,35 @@ def test_bsde_gradient_variance_vanishes_at_the_solution_and_fk_does_not():
     assert variances["detach", 64] < 0.05 * variances["fk", 1]
 
 
+def test_learned_gradient_bsde_variance_vanishes_at_the_solution():
+    """With the exact solution and the exact gradient in the integral, the learned-gradient BSDE's
+    per-sample gradient (in a parameter of the gradient network) has variance falling like 1/steps,
+    far below the Feynman-Kac gradient's; a wrong gradient network leaves a residual that does not."""
+    problem = make_problem("heat", dim=10)
+    model = ExactWithGradientBump(problem)
+    t, x, p = problem.sample(4000, torch.Generator().manual_seed(0), dtype=torch.float64)
+    _, fk = _per_sample_gradients(make_loss("fk", 1), problem, ExactPlusBump(problem), t, x, p, seed=1)
+    variances = {}
+    for steps in (4, 64):
+        r, grads = _per_sample_gradients(make_loss("bsde_grad", steps), problem, model, t, x, p, seed=1)
+        variances[steps] = grads.var().item()
+        assert r.square().mean() < 2.0 * problem.dim * 0.25**2 / steps
+    assert variances[64] < variances[4] / 8 and variances[64] < 0.05 * fk.var().item()
+    with torch.no_grad():
+        model.theta.fill_(2.0)
+    off = make_loss("bsde_grad", 64).residuals(problem, model, t, x, p, torch.Generator().manual_seed(1))
+    assert off.square().mean() > 10 * 2.0 * problem.dim * 0.25**2 / 64
+
+
 @pytest.mark.parametrize("dim", [10, 100])
-@pytest.mark.parametrize("loss_name", ["fk", "bsde", "detach"])
+@pytest.mark.parametrize("loss_name", ["fk", "bsde", "detach", "bsde_grad"])
 def test_each_loss_trains_in_10_and_100_dimensions(loss_name, dim):
     """A few Adam steps of each loss lower the relative L1 error against the exact heat solution."""
     torch.manual_seed(0)
     problem = make_problem("heat", dim=dim)
-    model = KolmogorovModel.for_problem(MLP(1 + dim, 32, 2), problem)
     loss = make_loss(loss_name, 4)
+    grad_net = MLP(1 + dim, 32, 2, out_features=dim) if loss.learns_gradient else None
+    model = KolmogorovModel.for_problem(MLP(1 + dim, 32, 2), problem, grad_net)
     gen = torch.Generator().manual_seed(0)
     t, x, p = problem.sample(1024, torch.Generator().manual_seed(1))
     exact = problem.exact(t, x, p)

@@ -25,7 +25,7 @@ import torch
 from oplearn.config import RunConfig
 from oplearn.errors import ConfigError
 from oplearn.kolmogorov.config import KolmogorovConfig
-from oplearn.kolmogorov.losses import make_loss
+from oplearn.kolmogorov.losses import LOSSES, make_loss
 from oplearn.kolmogorov.metrics import relative_errors, solution_metrics
 from oplearn.kolmogorov.model import KolmogorovModel
 from oplearn.kolmogorov.problems import PROBLEMS, KolmogorovPDE, make_problem, problem_parameters
@@ -48,9 +48,10 @@ def build_problem(config: RunConfig) -> KolmogorovPDE:
 
 
 def build_model(config: RunConfig, problem: KolmogorovPDE) -> KolmogorovModel:
-    """The untrained model of ``config`` for ``problem``."""
-    net = config.model.build(1 + problem.dim + problem.n_parameters)
-    return KolmogorovModel.for_problem(net, problem)
+    """The untrained model of ``config`` for ``problem`` (with a gradient network where the loss learns one)."""
+    features = 1 + problem.dim + problem.n_parameters
+    grad_net = config.model.build(features, problem.dim) if LOSSES[_settings(config).loss].learns_gradient else None
+    return KolmogorovModel.for_problem(config.model.build(features), problem, grad_net)
 
 
 class KolmogorovTask(Task):
