@@ -221,7 +221,8 @@ def report_kolmogorov(run, rows, report) -> None:
         f"Problem: {row['problem']}; reference: {row['reference']}. Errors are the mean relative L1 "
         "`|u - u_hat| / (|u| + 1)` and its root-mean-square (relative L2), defined in `oplearn.kolmogorov.metrics`; "
         "an error within twice the reference's own is reported only as a bound. Error against dimension: "
-        "one run has one dimension; `benchmarks/kolmogorov.py` sweeps it."
+        "one run has one dimension; `python benchmarks/kolmogorov.py --parts dimension` sweeps it and draws "
+        "`benchmarks/results/kolmogorov_<preset>_dimension.png`."
     )
 
 
