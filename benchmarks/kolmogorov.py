@@ -4,6 +4,7 @@ dimension, evaluation cost.
 Usage: python benchmarks/kolmogorov.py [--preset quick|cpu|gpu] [--seconds S]
        [--parts published,losses,dimension,cost] [--losses fk,bsde,detach,bsde_grad]
        [--threads 1] [--device cpu|cuda] [--out benchmarks/results/kolmogorov_<preset>.json]
+       [--replot RESULTS.json,...]
 
 Four parts:
 
@@ -23,14 +24,16 @@ Four parts:
   gradient) on heat 50D and Black-Scholes 50D (correlated, Monte-Carlo reference) at equal
   optimisation steps, the robust-loss work's setting scaled down: error and the variance of the
   mini-batch gradient in the solution network's parameters (trace of its covariance over 8
-  independent batches) over training; figure ``<out>_losses.png``.
+  independent batches) over training; figure ``kolmogorov_<preset>_losses.png``.
 * ``dimension``: error against dimension -- Feynman-Kac regression (exact draws) at a fixed number
   of steps on the isotropic heat equation and the parametric heat equation with Gaussian initial
-  condition at d = 1 ... 150 (``gpu``: ... 300); figure ``<out>_dimension.png``.
-* ``cost``: the learned solution at 10^5 points (wall time, after a warm-up) against the
-  Monte-Carlo reference for the same points (timed on a subset and scaled linearly).
+  condition at d = 1 ... 150 (``gpu``: ... 300); figure ``kolmogorov_<preset>_dimension.png``.
+* ``cost``: the learned solution at 10^5 points (wall and process CPU time, after a warm-up) against
+  the Monte-Carlo reference for the same points (timed on a subset and scaled linearly); and the
+  time of one training step of each loss at the loss comparison's sizes.
 
-Writes benchmarks/results/kolmogorov_<preset>.json (and the figures beside it).
+Writes benchmarks/results/kolmogorov_<preset>.json (or ``--out``) and the figures in the same folder;
+``--replot a.json,b.json`` redraws the figures from saved results (e.g. runs of different parts).
 """
 
 from __future__ import annotations
@@ -493,6 +496,46 @@ def cost_part(points: int = 100_000, samples: int = 65536, subset: int = 16) -> 
     return rows
 
 
+def replot(files: list[Path], folder: Path, preset: str) -> None:
+    """Redraw ``kolmogorov_<preset>_{losses,dimension}.png`` in ``folder`` from saved results."""
+    rows: dict[str, dict] = {"losses": {}, "dimension": {}}
+    for path in files:
+        result = json.loads(path.read_text())
+        for r in result.get("losses", []):
+            rows["losses"][r["problem"], r["loss"]] = r
+        for r in result.get("dimension", []):
+            rows["dimension"][r["problem"], r["dim"]] = r
+    if rows["losses"]:
+        plot_losses(list(rows["losses"].values()), folder / f"kolmogorov_{preset}_losses.png")
+    if rows["dimension"]:
+        plot_dimension(list(rows["dimension"].values()), folder / f"kolmogorov_{preset}_dimension.png")
+    print(f"redrew the figures of {', '.join(k for k, v in rows.items() if v)} in {folder}")
+
+
+def step_cost_part(preset: dict, loss_names: list[str], device, repeats: int = 3) -> list[dict]:
+    """Wall and process CPU seconds of one optimisation step (loss and backward pass) of each loss at the
+    loss comparison's sizes, best of ``repeats`` after a warm-up step."""
+    rows = []
+    for name in ("heat", "black_scholes_correlated"):
+        problem = make_problem(name, dim=50)
+        for loss_name in loss_names:
+            loss = make_loss(loss_name, preset["compare_path_steps"])
+            torch.manual_seed(0)
+            model = compare_model(problem, loss).to(device)
+            gen = torch.Generator(device=device).manual_seed(0)
+
+            def step():
+                model.zero_grad(set_to_none=True)  # noqa: B023 (called within this iteration)
+                points = problem.sample(preset["compare_batch"], gen, device=device)  # noqa: B023
+                loss(problem, model, *points, gen).backward()  # noqa: B023
+
+            step()
+            wall, cpu = min(timed(step) for _ in range(repeats))
+            rows.append({"problem": f"{name} 50D", "loss": loss_name, "step_seconds": wall, "step_cpu_seconds": cpu})
+            print(f"{name:26s} {loss_name:9s} one step {wall:.3f}s (process CPU {cpu:.3f}s)", flush=True)
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", choices=PRESETS, default="quick")
@@ -502,7 +545,16 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (training; references stay on the CPU)")
     parser.add_argument("--out", default=None)
+    parser.add_argument(
+        "--replot",
+        default=None,
+        help="comma-separated result files: redraw the preset's figures from their 'losses' and 'dimension' rows "
+        "(a later file's row replaces an earlier one for the same problem and loss or dimension), train nothing",
+    )
     args = parser.parse_args()
+    if args.replot:
+        replot([Path(f) for f in args.replot.split(",")], ROOT / "benchmarks" / "results", args.preset)
+        return
     parts = args.parts.split(",")
     loss_names = args.losses.split(",")
     for value, allowed, what in ((parts, PARTS, "--parts"), (loss_names, LOSSES, "--losses")):
@@ -527,12 +579,13 @@ def main() -> None:
         result["published"] = published_part(preset, args.preset, device, seconds)
     if "losses" in parts:
         result["losses"] = losses_part(preset, loss_names, device)
-        plot_losses(result["losses"], out.with_name(out.stem + "_losses.png"))
+        plot_losses(result["losses"], out.parent / f"kolmogorov_{args.preset}_losses.png")
     if "dimension" in parts:
         result["dimension"] = dimension_part(preset, device)
-        plot_dimension(result["dimension"], out.with_name(out.stem + "_dimension.png"))
+        plot_dimension(result["dimension"], out.parent / f"kolmogorov_{args.preset}_dimension.png")
     if "cost" in parts:
         result["cost"] = cost_part()
+        result["step_cost"] = step_cost_part(preset, loss_names, device)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".tmp")
     tmp.write_text(json.dumps(result, indent=1))
