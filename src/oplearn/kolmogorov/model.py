@@ -16,7 +16,6 @@ from torch import nn
 
 from oplearn.kolmogorov.problems import KolmogorovPDE
 
-
 #: Points per batch of :meth:`KolmogorovModel.predict` on the CPU.
 CPU_BATCH = 2048
 
