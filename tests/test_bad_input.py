@@ -216,7 +216,7 @@ CASES = [
     ),
     Case(
         "train kolmogorov_heat_paraboloid --out r --set kolmogorov.loss=ito",
-        "key 'kolmogorov.loss': Input should be 'fk', 'bsde' or 'detach'",
+        "key 'kolmogorov.loss': Input should be 'fk', 'bsde', 'detach' or 'bsde_grad'",
     ),
     Case(
         "train kolmogorov_heat_paraboloid --out r --set kolmogorov.steps=0",

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -88,6 +91,16 @@ class ExactPlusBump(nn.Module):
         return self.problem.exact(t, x, p) + self.theta * t * torch.sin(x).sum(-1)
 
 
+class ExactWithGradientBump(ExactPlusBump):
+    """The exact solution with a learned-gradient head ``grad u + theta sin(x)``: exact at ``theta = 0``."""
+
+    def gradient(self, t, x, p):
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            (grad,) = torch.autograd.grad(self.problem.exact(t, x, p).sum(), x)
+        return grad + self.theta * torch.sin(x.detach())
+
+
 def _per_sample_gradients(loss, problem, model, t, x, p, seed):
     """Per-sample gradients d(residual^2)/d theta at theta = 0 (the residual is affine in theta)."""
     r0 = loss.residuals(problem, model, t, x, p, torch.Generator().manual_seed(seed)).detach()
@@ -136,14 +149,35 @@ def test_bsde_gradient_variance_vanishes_at_the_solution_and_fk_does_not():
     assert variances["detach", 64] < 0.05 * variances["fk", 1]
 
 
+def test_learned_gradient_bsde_variance_vanishes_at_the_solution():
+    """With the exact solution and the exact gradient in the integral, the learned-gradient BSDE's
+    per-sample gradient (in a parameter of the gradient network) has variance falling like 1/steps,
+    far below the Feynman-Kac gradient's; a wrong gradient network leaves a residual that does not."""
+    problem = make_problem("heat", dim=10)
+    model = ExactWithGradientBump(problem)
+    t, x, p = problem.sample(4000, torch.Generator().manual_seed(0), dtype=torch.float64)
+    _, fk = _per_sample_gradients(make_loss("fk", 1), problem, ExactPlusBump(problem), t, x, p, seed=1)
+    variances = {}
+    for steps in (4, 64):
+        r, grads = _per_sample_gradients(make_loss("bsde_grad", steps), problem, model, t, x, p, seed=1)
+        variances[steps] = grads.var().item()
+        assert r.square().mean() < 2.0 * problem.dim * 0.25**2 / steps
+    assert variances[64] < variances[4] / 8 and variances[64] < 0.05 * fk.var().item()
+    with torch.no_grad():
+        model.theta.fill_(2.0)
+    off = make_loss("bsde_grad", 64).residuals(problem, model, t, x, p, torch.Generator().manual_seed(1))
+    assert off.square().mean() > 10 * 2.0 * problem.dim * 0.25**2 / 64
+
+
 @pytest.mark.parametrize("dim", [10, 100])
-@pytest.mark.parametrize("loss_name", ["fk", "bsde", "detach"])
+@pytest.mark.parametrize("loss_name", ["fk", "bsde", "detach", "bsde_grad"])
 def test_each_loss_trains_in_10_and_100_dimensions(loss_name, dim):
     """A few Adam steps of each loss lower the relative L1 error against the exact heat solution."""
     torch.manual_seed(0)
     problem = make_problem("heat", dim=dim)
-    model = KolmogorovModel.for_problem(MLP(1 + dim, 32, 2), problem)
     loss = make_loss(loss_name, 4)
+    grad_net = MLP(1 + dim, 32, 2, out_features=dim) if loss.learns_gradient else None
+    model = KolmogorovModel.for_problem(MLP(1 + dim, 32, 2), problem, grad_net)
     gen = torch.Generator().manual_seed(0)
     t, x, p = problem.sample(1024, torch.Generator().manual_seed(1))
     exact = problem.exact(t, x, p)
@@ -268,3 +302,61 @@ def test_each_shipped_kolmogorov_config_trains(name, tmp_path):
     train(config, tmp_path / "run", progress=False)
     log = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert math.isfinite(log[-1]["train_loss"]) and math.isfinite(log[-1]["val_relative_l1"])
+
+
+#: Run under torchrun: train, then each rank saves the weights it ended with (captured where the run wraps
+#: its model for DDP), so that the test can compare the ranks.
+_DDP_SCRIPT = """
+import os, sys
+import torch
+from oplearn.config import load_config
+from oplearn.training import run
+
+wrapped = {}
+
+
+class Capturing(run.DistributedDataParallel):
+    def __init__(self, module, *args, **kwargs):
+        super().__init__(module, *args, **kwargs)
+        wrapped["model"] = module
+
+
+run.DistributedDataParallel = Capturing
+out = sys.argv[2]
+run.train(load_config(sys.argv[1]), out, progress=False)
+torch.save(wrapped["model"].state_dict(), os.path.join(out, "rank" + os.environ["RANK"] + ".pt"))
+"""
+
+
+def test_two_gloo_processes_train_the_same_weights_and_the_checkpoint_reloads(tmp_path):
+    """``bsde_grad`` (its gradient network is used outside the DDP forward) with batch normalisation on two
+    gloo processes under torchrun: the run completes, both ranks end with identical weights, rank 0's
+    checkpoint holds its weights and buffers, and it reloads and evaluates."""
+    from helpers import SRC
+
+    from oplearn.training.rundir import open_run
+
+    config = _tiny(tmp_path, loss="bsde_grad", validation_points=32)
+    script = tmp_path / "ddp_train.py"
+    script.write_text(_DDP_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": SRC, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    proc = subprocess.run(
+        [*cmd, str(script), str(config), str(tmp_path / "ddp")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ranks = [torch.load(tmp_path / "ddp" / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    run = open_run(tmp_path / "ddp", "last")
+    assert run.epoch == 4 and any(key.startswith("grad_net.") for key in ranks[0])
+    # batch-norm statistics of the last batch stay per rank (DDP copies rank 0's before each forward)
+    parameters = dict(run.model.named_parameters())
+    for key, value in ranks[0].items():
+        if key in parameters:
+            torch.testing.assert_close(ranks[1][key], value, rtol=0, atol=0, msg=key)
+        torch.testing.assert_close(run.model.state_dict()[key], value, rtol=0, atol=0, msg=key)
+    log = [json.loads(line) for line in (tmp_path / "ddp" / "metrics.jsonl").read_text().splitlines()]
+    assert (
+        len(log) == 4 and all(math.isfinite(r["train_loss"]) for r in log) and math.isfinite(log[-1]["val_relative_l1"])
+    )
+    t, x, p = make_problem("heat", dim=4).sample(8, torch.Generator().manual_seed(0))
+    assert torch.isfinite(run.model.predict(t, x, p)).all()

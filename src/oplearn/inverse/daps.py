@@ -262,7 +262,7 @@ def decoupled_langevin(
 
 
 def decoupled_gaussian(
-    observed,
+    observed: Callable[[torch.Tensor], torch.Tensor],
     y: torch.Tensor,
     tau: float,
     x0_hat: torch.Tensor,

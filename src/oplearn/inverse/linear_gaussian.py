@@ -29,6 +29,7 @@ fields ``(batch, 2, n, n)`` (channels ``f``, ``u``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
@@ -181,7 +182,7 @@ class LinearGaussianPoisson:
         simulated = observation.observe(prior, generator)
         return prior + ((y.double().reshape(1, -1) - simulated) @ gain.T).reshape(prior.shape)
 
-    def decoupled_conditional(self, observation: Observation, y: torch.Tensor):
+    def decoupled_conditional(self, observation: Observation, y: torch.Tensor) -> Callable[..., torch.Tensor]:
         r"""The exact decoupled conditional :math:`p(z_0 \mid z_\sigma, y)` of the standardised prior, as a
         DAPS ``conditional`` (:mod:`oplearn.inverse.daps`): the Gaussian with Tweedie's mean
         :math:`D(z_\sigma)` and covariance :math:`\sigma^2 J N = \sigma^2 U_L \operatorname{diag}(\lambda / (\lambda + \sigma^2)) U_L^\top`
@@ -192,7 +193,9 @@ class LinearGaussianPoisson:
         observed_left = observation.apply(self.fields(left.T.reshape(-1, *self.shape)))  # (rank, m): (B U_L)^T
         s = observation.noise
 
-        def draw(z, z0_hat, sigma, generator=None):
+        def draw(
+            z: torch.Tensor, z0_hat: torch.Tensor, sigma: float, generator: torch.Generator | None = None
+        ) -> torch.Tensor:
             gain = (lam / (lam + sigma**2)).to(z)
             mean = self.denoiser(z, torch.full((len(z),), sigma, dtype=z.dtype))
             xi = torch.randn(len(z), len(lam), generator=generator, dtype=z.dtype)

@@ -14,8 +14,9 @@ from oplearn.schema import Strict
 
 class KolmogorovConfig(Strict):
     """Learn the solution family of ``problem`` (:data:`oplearn.kolmogorov.problems.PROBLEMS`,
-    built with ``problem_params``, e.g. ``{dim: 10}``) with ``loss`` (``fk``, ``bsde``, ``detach``:
-    :mod:`oplearn.kolmogorov.losses`) on paths of ``steps`` Euler-Maruyama steps.
+    built with ``problem_params``, e.g. ``{dim: 10}``) with ``loss`` (``fk``, ``bsde``, ``detach``,
+    ``bsde_grad``: :mod:`oplearn.kolmogorov.losses`) on paths of ``steps`` Euler-Maruyama steps.
+    ``bsde_grad`` adds a gradient network built from the same ``model:`` section.
 
     An epoch is ``iterations`` optimisation steps of ``data.batch_size`` points drawn uniformly
     from the problem's box (from a generator seeded by the run seed, the epoch and the step).
@@ -27,7 +28,7 @@ class KolmogorovConfig(Strict):
 
     problem: str = "heat_paraboloid"
     problem_params: dict[str, Any] = Field(default_factory=dict)
-    loss: Literal["fk", "bsde", "detach"] = "fk"
+    loss: Literal["fk", "bsde", "detach", "bsde_grad"] = "fk"
     steps: int = Field(default=25, gt=0)
     iterations: int = Field(default=100, gt=0)
     validation_points: int = Field(default=4096, ge=0)

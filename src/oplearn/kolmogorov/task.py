@@ -29,7 +29,7 @@ from torch import nn
 from oplearn.config import RunConfig
 from oplearn.errors import ConfigError
 from oplearn.kolmogorov.config import KolmogorovConfig
-from oplearn.kolmogorov.losses import make_loss
+from oplearn.kolmogorov.losses import LOSSES, make_loss
 from oplearn.kolmogorov.metrics import relative_errors, solution_metrics
 from oplearn.kolmogorov.model import KolmogorovModel
 from oplearn.kolmogorov.problems import PROBLEMS, KolmogorovPDE, make_problem, problem_parameters
@@ -59,9 +59,10 @@ def build_problem(config: RunConfig) -> KolmogorovPDE:
 
 
 def build_model(config: RunConfig, problem: KolmogorovPDE) -> KolmogorovModel:
-    """The untrained model of ``config`` for ``problem``."""
-    net = config.model.build(1 + problem.dim + problem.n_parameters)
-    return KolmogorovModel.for_problem(net, problem)
+    """The untrained model of ``config`` for ``problem`` (with a gradient network where the loss learns one)."""
+    features = 1 + problem.dim + problem.n_parameters
+    grad_net = config.model.build(features, problem.dim) if LOSSES[_settings(config).loss].learns_gradient else None
+    return KolmogorovModel.for_problem(config.model.build(features), problem, grad_net)
 
 
 class KolmogorovTask(Task):
@@ -238,7 +239,8 @@ def report_kolmogorov(run: Run, rows: list[dict], report: Report) -> None:
         f"Problem: {row['problem']}; reference: {row['reference']}. Errors are the mean relative L1 "
         "`|u - u_hat| / (|u| + 1)` and its root-mean-square (relative L2), defined in `oplearn.kolmogorov.metrics`; "
         "an error within twice the reference's own is reported only as a bound. Error against dimension: "
-        "one run has one dimension; `benchmarks/kolmogorov.py` sweeps it."
+        "one run has one dimension; `python benchmarks/kolmogorov.py --parts dimension` sweeps it and draws "
+        "`benchmarks/results/kolmogorov_<preset>_dimension.png`."
     )
 
 
