@@ -1,6 +1,6 @@
 """PDE-Refiner against the plain one-step model on Kuramoto-Sivashinsky: correlation time of long rollouts.
 
-Usage: python benchmarks/ks_refiner.py [--preset quick|cpu|gpu] [--device cpu|cuda] [--out runs/bench_ks_refiner]
+Usage: python benchmarks/ks_refiner.py [--preset quick|cpu|gpu] [--epochs N] [--device cpu|cuda] [--out runs/bench_ks_refiner]
 
 Both runs use the shipped configs (configs/ks_one_step.yaml, configs/ks_refiner.yaml) with the same
 FNO backbone, size, data, epochs and learning rate; only the task differs (train.task one_step with
@@ -14,7 +14,9 @@ long as the training trajectories. Trained runs in ``--out`` are reused (rerunni
 Presets: ``quick`` (a minute: a smoke test), ``cpu`` (a reduced setting for a few CPU minutes: box
 L = 64 at 128 nodes, dx = 0.5, frames 0.8 apart, 64 training trajectories of 40 frames, 8 epochs),
 ``gpu`` (the shipped configs as they are: 256 nodes, dx = 0.25, 512 trajectories of 100 frames,
-100 epochs). Writes benchmarks/results/ks_refiner_<preset>.json.
+100 epochs). ``--epochs N`` replaces the preset's epochs (both models), to see how the comparison
+moves with the training budget. Writes benchmarks/results/ks_refiner_<preset>.json (with
+``--epochs``: ks_refiner_<preset>_e<N>.json).
 """
 
 from __future__ import annotations
@@ -63,12 +65,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", choices=PRESETS, default="cpu")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--epochs", type=int, default=None, help="replace the preset's epochs")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_ks_refiner"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     resolution, n_train, frames, n_test, test_frames, epochs, model = PRESETS[args.preset]
-    out = Path(args.out) / args.preset
+    tag = args.preset if args.epochs is None else f"{args.preset}_e{args.epochs}"
+    epochs = epochs if args.epochs is None else args.epochs
+    out = Path(args.out) / tag
     data_dir = ROOT / "data" / "bench_ks"
     frame = 0.8
 
@@ -142,7 +147,7 @@ def main() -> None:
         "generation_seconds": generation,
         "results": results,
     }
-    path = ROOT / "benchmarks" / "results" / f"ks_refiner_{args.preset}.json"
+    path = ROOT / "benchmarks" / "results" / f"ks_refiner_{tag}.json"
     path.write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {path}")
 

@@ -67,7 +67,7 @@ def test_train_rollout_and_report_end_to_end(tmp_path):
                     "projection_channels": 16,
                     "padding": 0,
                 },
-                "train": {"task": "refiner", "epochs": 4, "lr": 3e-3, "threads": 1},
+                "train": {"task": "refiner", "epochs": 4, "lr": 3e-3, "threads": 1, "positional_features": False},
                 "refiner": {"steps": 2},
             }
         )
@@ -75,7 +75,8 @@ def test_train_rollout_and_report_end_to_end(tmp_path):
     run = tmp_path / "run"
     run_cli("train", config, "--out", run, "--no-progress")
     log = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    # the training loss is dominated by the noise levels' (order one, slow to fall): the rollouts improve
+    assert log[-1]["val_relative_l2"] < log[0]["val_relative_l2"]
 
     out = tmp_path / "rollouts" / "long.h5"
     printed = run_cli("rollout", run, "--steps", "60", "--out", out, "--data", data, "--samples", "3").stdout

@@ -75,6 +75,8 @@ def test_each_shipped_config_trains_each_grid_model(config, model, darcy, shallo
     fields = shallow_water if on_sphere else flow if base.train.task in TRAJECTORY_TASKS else darcy
     data = SMALL_DATA["wos"] if base.train.task == "wos" else [*SMALL_DATA["data"], f"data.path={fields}"]
     sizes = [f"model.{k}={v}" for k, v in SMALL_MODEL.items() if k in MODEL_CONFIGS[model].model_fields]
+    if model == "deeponet":  # its trunk reads the coordinate channels, which the KS configs leave out
+        sizes.append("train.positional_features=true")
     resolved = load_config(config, [f"model.name={model}", *sizes, *data, "train.epochs=1", "train.threads=1"])
     assert resolved.model.name == model
     if base.train.task == "coarse_graining" and model in GRID_BOUND:

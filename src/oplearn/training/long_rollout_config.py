@@ -14,10 +14,12 @@ from oplearn.schema import Strict
 class RefinerConfig(Strict):
     """PDE-Refiner (:class:`oplearn.models.refiner.PDERefiner`): a one-step prediction refined by
     ``steps`` denoising steps with noise standard deviations ``min_noise_std ** (k / steps)``,
-    ``k = 1 .. steps`` (in units of the data's standard deviation)."""
+    ``k = 1 .. steps`` (in units of the standard deviation of the frame increments). The default,
+    ``sqrt(4e-7)``, gives the noise levels of PDE-Refiner's reference implementation, which passes
+    4e-7 as the variance of the last level."""
 
     steps: int = Field(default=3, gt=0)
-    min_noise_std: float = Field(default=4e-7, gt=0, lt=1)
+    min_noise_std: float = Field(default=4e-7**0.5, gt=0, lt=1)
 
 
 class CoarseGrainingConfig(Strict):

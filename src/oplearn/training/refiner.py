@@ -3,7 +3,8 @@
 The items, data, validation (a full rollout), evaluation and report are those of the
 ``one_step`` task (:class:`~oplearn.training.tasks.OneStepTask`); the model is a
 :class:`~oplearn.models.refiner.PDERefiner` around any grid model of the zoo, trained with
-:func:`~oplearn.models.refiner.refiner_loss`. The refinement level and noise of each item
+:func:`~oplearn.models.refiner.refiner_loss`; its normalisers are fitted on the training
+trajectories' frames (inputs) and frame increments (the refined quantity). The refinement level and noise of each item
 are drawn from a generator seeded by ``(seed, epoch, first item)``, so runs are reproducible
 and resumable.
 """
@@ -52,9 +53,12 @@ class RefinerTask(OneStepTask):
     def build_model(self) -> PDERefiner:
         channels = self.example.outputs.shape[2]
         model = self._model(self.config, channels, self.history, self.grid)
-        model.frame_norm.fit_moments(
-            ChannelMoments.of(chunk.outputs.flatten(0, 1) for chunk in self.train.chunks(self.config.data.batch_size))
-        )
+        frames, increments = ChannelMoments(), ChannelMoments()
+        for chunk in self.train.chunks(self.config.data.batch_size):  # trajectories (n, T + 1, C, *spatial)
+            frames.add(chunk.outputs.flatten(0, 1))
+            increments.add(chunk.outputs.diff(dim=1).flatten(0, 1))
+        model.frame_norm.fit_moments(frames)
+        model.step_norm.fit_moments(increments)
         return model
 
     @classmethod
