@@ -160,7 +160,8 @@ def test_discoverability(capsys, monkeypatch):
     assert all(name in listing for name in [*TASKS, *shipped_configs(), "neuraloperator", "the-well"])
     assert all(f"  {name} " in listing for name in [*PROBLEMS, *TARGETS, *METHODS])
     assert (
-        "parameters: dim=150" in listing and "mass=1.0, net=None, segments=4, resample_threshold=0.3" in listing
+        "parameters: dim=150" in listing
+        and "mass=1.0, learn_mass=True, net=None, segments=4, resample_threshold=0.3" in listing
     )  # SCLD takes CMCD's too
     assert "(integrator='OBABO')" in listing  # registered variants name what they fix
 
