@@ -26,7 +26,6 @@ reuses finished runs.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import time
@@ -35,6 +34,8 @@ from pathlib import Path
 
 import torch
 import yaml
+
+from oplearn.training.rundir import write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -259,26 +260,22 @@ def main(argv=None) -> None:
     reduced = args.epochs is not None or rows != all_rows or args.eval is not None or args.seeds is not None
     out = args.out or RESULTS / f"density_sampling_{args.preset}{'_reduced' if reduced else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(
-        json.dumps(
-            {
-                "preset": args.preset,
-                "settings": {k: v for k, v in preset.items()},
-                "epochs": args.epochs,
-                "rows": list(results.values()),
-                "smc": list(smc_rows.values()),
-                "comparisons": comparisons,
-                "minutes": minutes,
-                "training_cpu_minutes": cpu_minutes,
-                "torch": torch.__version__,
-                "cpu_count": os.cpu_count(),
-                "load_average": os.getloadavg(),
-            },
-            indent=2,
-        )
+    write_json(
+        out,
+        {
+            "preset": args.preset,
+            "settings": {k: v for k, v in preset.items()},
+            "epochs": args.epochs,
+            "rows": list(results.values()),
+            "smc": list(smc_rows.values()),
+            "comparisons": comparisons,
+            "minutes": minutes,
+            "training_cpu_minutes": cpu_minutes,
+            "torch": torch.__version__,
+            "cpu_count": os.cpu_count(),
+            "load_average": os.getloadavg(),
+        },
     )
-    os.replace(tmp, out)
     print(f"written {out}")
 
 

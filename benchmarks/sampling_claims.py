@@ -31,7 +31,6 @@ comparison the per-seed paired difference with its interval.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -39,6 +38,8 @@ from pathlib import Path
 
 import torch
 from density_sampling import PRESETS, RESULTS, fmt, row_config
+
+from oplearn.training.rundir import write_json
 
 #: experiment -> variant -> (row, overrides, epochs as a multiple of --epochs)
 EXPERIMENTS = {
@@ -196,25 +197,21 @@ def main(argv=None) -> None:
     print(f"total {minutes:.1f} min wall, {args.workers} worker(s) of 1 thread")
     out = args.out or RESULTS / f"sampling_claims_{args.experiment}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(
-        json.dumps(
-            {
-                "experiment": args.experiment,
-                "seeds": args.seeds,
-                "epochs": args.epochs,
-                "eval": args.eval,
-                "summary": summary,
-                "runs": results,
-                "markdown": table,
-                "minutes": minutes,
-                "torch": torch.__version__,
-                "load_average": os.getloadavg(),
-            },
-            indent=2,
-        )
+    write_json(
+        out,
+        {
+            "experiment": args.experiment,
+            "seeds": args.seeds,
+            "epochs": args.epochs,
+            "eval": args.eval,
+            "summary": summary,
+            "runs": results,
+            "markdown": table,
+            "minutes": minutes,
+            "torch": torch.__version__,
+            "load_average": os.getloadavg(),
+        },
     )
-    os.replace(tmp, out)
     print(f"written {out}")
 
 
