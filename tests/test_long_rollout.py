@@ -100,3 +100,39 @@ def test_train_rollout_and_report_end_to_end(tmp_path):
     run_cli("report", run, "--data", data)
     markdown = (run / "report" / "report.md").read_text()
     assert "## Long rollout" in markdown and "long_rollout.png" in markdown
+
+
+def test_fine_tuning_starts_from_the_coarse_run_and_needs_its_sub_frames(tmp_path):
+    from oplearn.config import load_config
+    from oplearn.data.generate import generate_dataset, make_pde
+    from oplearn.errors import ConfigError
+    from oplearn.training.run import train
+    from oplearn.training.rundir import open_run
+
+    pde = make_pde("kolmogorov_flow", {"t_final": 1.0, "n_times": 2, "burn_in": 0.5, "dt": 0.01})
+    data = generate_dataset(pde, 6, 16, tmp_path / "kf.h5", seed=0, progress=False)
+    config = tmp_path / "coarse.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "data": {"path": str(data), "n_train": 4, "n_val": 2, "batch_size": 4},
+                "model": {"name": "fno", "modes": 4, "width": 8, "n_layers": 2, "projection_channels": 8},
+                "train": {"task": "coarse_graining", "epochs": 1, "threads": 1},
+                "coarse_graining": {"sub_frames": 2, "pde_weight": 1.0},
+            }
+        )
+    )
+    train(load_config(config), tmp_path / "coarse", progress=False)
+    coarse = open_run(tmp_path / "coarse").model
+    x = torch.randn(3, 1, 16, 16)
+    assert coarse(x, sub_frames=True).shape == (3, 2, 1, 16, 16)
+    assert torch.equal(coarse(x, sub_frames=True)[:, -1], coarse(x))  # a step returns the last sub-frame
+
+    tuned = ["train.lr=1e-12", f"coarse_graining.init_from={tmp_path / 'coarse'}"]
+    train(load_config(config, tuned), tmp_path / "tuned", progress=False)
+    for (name, start), end in zip(
+        coarse.state_dict().items(), open_run(tmp_path / "tuned").model.state_dict().values()
+    ):
+        assert torch.allclose(start, end, atol=1e-8), name
+    with pytest.raises(ConfigError, match="another model or number of sub-frames"):
+        train(load_config(config, [*tuned, "coarse_graining.sub_frames=3"]), tmp_path / "other", progress=False)

@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from oplearn.config import RunConfig
-from oplearn.errors import ConfigError
+from oplearn.errors import ConfigError, OplearnError
 from oplearn.grids import Grid
 from oplearn.layers.normalization import ChannelMoments
 from oplearn.models.space_time import SubFrameOperator
@@ -120,17 +120,17 @@ class CoarseGrainingTask(OneStepTask):
         """Start from the weights and normalisers of the run ``coarse_graining.init_from``."""
         from oplearn.training.rundir import open_run
 
-        initial = open_run(run_dir).model
-        if not isinstance(initial, SubFrameOperator) or initial.state_dict().keys() != model.state_dict().keys():
+        try:
+            initial = open_run(run_dir).model
+        except OplearnError as err:
+            raise ConfigError(f"config: coarse_graining.init_from: {err}") from None
+        if not isinstance(initial, SubFrameOperator):
+            raise ConfigError(f"config: coarse_graining.init_from='{run_dir}' is not a coarse_graining run")
+        shapes = {k: tuple(v.shape) for k, v in initial.state_dict().items()}
+        if shapes != {k: tuple(v.shape) for k, v in model.state_dict().items()}:
             raise ConfigError(
-                f"config: coarse_graining.init_from='{run_dir}' is not a coarse_graining run of this model; "
-                "use the same model and coarse_graining.sub_frames as that run"
-            )
-        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        if {k: tuple(v.shape) for k, v in initial.state_dict().items()} != shapes:
-            raise ConfigError(
-                f"config: coarse_graining.init_from='{run_dir}' has other layer sizes; use the same model "
-                "settings and coarse_graining.sub_frames as that run"
+                f"config: coarse_graining.init_from='{run_dir}' has another model or number of sub-frames; use "
+                "the model settings and coarse_graining.sub_frames of that run"
             )
         model.load_state_dict(initial.state_dict())
 
