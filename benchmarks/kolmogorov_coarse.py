@@ -109,9 +109,9 @@ FINE_LR = 1e-4
 #: then trains on ``n_fine`` resolved trajectories for ``fine_epochs``).
 VARIANTS = {
     "operator_data": dict(pde_weight=0.0, sub_frames=1),
-    "operator_pde": dict(pde_weight=1.0, sub_frames=8),
+    "operator_pde": dict(pde_weight=0.1, sub_frames=8),
     "operator_data_ft": dict(pde_weight=0.0, sub_frames=1, init_from="operator_data"),
-    "operator_pde_ft": dict(pde_weight=1.0, sub_frames=8, init_from="operator_pde"),
+    "operator_pde_ft": dict(pde_weight=0.1, sub_frames=8, init_from="operator_pde"),
 }
 SMAGORINSKY = 0.17
 #: Frames and repeats of the speed measurements (the best of the repeats counts).

@@ -42,13 +42,14 @@ from oplearn.config import RunConfig
 from oplearn.errors import ConfigError, OplearnError
 from oplearn.grids import Grid
 from oplearn.layers.normalization import ChannelMoments
+from oplearn.metrics import relative_l2
 from oplearn.models.space_time import SubFrameOperator
 from oplearn.models.uno import fourier_resample
 from oplearn.pdes.evolution import PeriodicEvolution
 from oplearn.physics import pde_from_meta
 from oplearn.training.long_rollout_config import CoarseGrainingConfig
 from oplearn.training.rollout import window_frames, window_targets
-from oplearn.training.tasks import OneStepTask, check_operator_fits
+from oplearn.training.tasks import OneStepTask, check_operator_fits, predict
 
 
 def trajectory_residual(pde: PeriodicEvolution, frames: torch.Tensor, h: float, grid: Grid) -> torch.Tensor:
@@ -152,6 +153,18 @@ class CoarseGrainingTask(OneStepTask):
                     f"{'x'.join(map(str, self.fine_grid.shape))} fine grid: choose a resolution-free model "
                     f"(fno, tfno, uno, local_fno, ...) or set coarse_graining.pde_weight=0"
                 ) from None
+
+    def validate(self, model: nn.Module, batch_size: int, device: torch.device) -> dict[str, float]:
+        """``val_relative_l2``: the mean one-step relative L2 error over every frame pair of the
+        validation trajectories, which selects the best checkpoint. (A rollout of a chaotic flow
+        decorrelates from the truth within a few frames: its error would pick an arbitrary epoch.)"""
+        if self.val is None:
+            return {}
+        errors = []
+        for chunk in self.val.chunks(batch_size):
+            inputs, targets = chunk.outputs[:, :-1].flatten(0, 1), chunk.outputs[:, 1:].flatten(0, 1)
+            errors.append(relative_l2(predict(model, inputs, batch_size, device), targets))
+        return {"val_relative_l2": torch.cat(errors).mean().item()}
 
     def loss(
         self,
