@@ -1,6 +1,7 @@
 """Coarse graining of Kolmogorov flow: long-term statistics error and speed of learned and classical coarse models.
 
 Usage: python benchmarks/kolmogorov_coarse.py [--preset quick|cpu|gpu] [--device cpu|cuda] [--out runs/bench_kf]
+[--only VARIANT ...]
 
 All models live on the same coarse grid (``resolution``) and are scored against the *resolved*
 solver (the same equation solved ``refine`` times finer, stored on the coarse grid):
@@ -8,8 +9,15 @@ solver (the same equation solved ``refine`` times finer, stored on the coarse gr
 * ``coarse_solver``: the pseudo-spectral solver run on the coarse grid (no closure);
 * ``les``: the same with the Smagorinsky eddy viscosity (C_s = 0.17), the classical closure;
 * ``operator_data``: a one-step FNO (configs/kolmogorov_flow_coarse.yaml) trained on coarse-solver
-  trajectories only (coarse_graining.pde_weight=0);
-* ``operator_pde``: the same plus the PDE residual on the 2x finer grid (pde_weight=1).
+  trajectories only (coarse_graining.pde_weight=0, one sub-frame);
+* ``operator_pde``: the same plus the PDE residual on 8 sub-frames per frame interval on the 2x
+  finer grid (pde_weight=0.1, sub_frames=8);
+* ``operator_resolved``: the data-only model trained on the ``n_fine`` resolved trajectories alone;
+* ``operator_data_ft``, ``operator_pde_ft``: the first two fine-tuned (multi-fidelity) on ``n_fine``
+  resolved trajectories for ``fine_epochs`` epochs at a tenth of the learning rate, with its own loss.
+
+Trained runs in ``--out`` are reused; ``--only`` trains and scores a subset of the learned models
+(a fine-tuned one needs its starting run).
 
 Statistics (:mod:`oplearn.rollout_stats`): relative errors of the mean kinetic energy, TKE and
 dissipation, the mean log-spectrum error, the PDF distance and the auto-correlation error, each
@@ -22,8 +30,9 @@ on the solver's own grid for the solvers); the speed-up is the resolved solver's
 model's.
 
 Presets: ``quick`` (smoke test), ``cpu`` (Re = 100, 16x16 coarse grid, resolved on 64x64,
-frames 0.5 apart, 32 training trajectories of 40 frames, 2 reference trajectories of 80 frames;
-a few CPU minutes), ``gpu`` (more and longer trajectories, Re = 500 on 64x64 resolved on 256x256).
+frames 0.5 apart, 32 training trajectories of 40 frames, 4 resolved ones for fine-tuning, 2
+reference trajectories of 80 frames; about 10 minutes on one loaded core for the data-only model,
+30 for the PDE one), ``gpu`` (more and longer trajectories, Re = 500 on 64x64 resolved on 256x256).
 Writes benchmarks/results/kolmogorov_coarse_<preset>.json.
 """
 
@@ -105,13 +114,15 @@ PRESETS = {
 HORIZON_FACTOR = 10
 #: Learning rate of the fine-tuning runs (a tenth of the first training's).
 FINE_LR = 1e-4
-#: The learned models: coarse_graining settings, and the run a fine-tuned model starts from (it
-#: then trains on ``n_fine`` resolved trajectories for ``fine_epochs``).
+#: The learned models: coarse_graining settings, the data they learn from (``coarse``: the
+#: ``n_train`` coarse-solver trajectories; ``resolved``: the ``n_fine`` resolved ones) and the run a
+#: fine-tuned model starts from (it then trains for ``fine_epochs`` at ``FINE_LR``).
 VARIANTS = {
-    "operator_data": dict(pde_weight=0.0, sub_frames=1),
-    "operator_pde": dict(pde_weight=0.1, sub_frames=8),
-    "operator_data_ft": dict(pde_weight=0.0, sub_frames=1, init_from="operator_data"),
-    "operator_pde_ft": dict(pde_weight=0.1, sub_frames=8, init_from="operator_pde"),
+    "operator_data": dict(pde_weight=0.0, sub_frames=1, data="coarse"),
+    "operator_pde": dict(pde_weight=0.1, sub_frames=8, data="coarse"),
+    "operator_resolved": dict(pde_weight=0.0, sub_frames=1, data="resolved"),
+    "operator_data_ft": dict(pde_weight=0.0, sub_frames=1, data="resolved", init_from="operator_data"),
+    "operator_pde_ft": dict(pde_weight=0.1, sub_frames=8, data="resolved", init_from="operator_pde"),
 }
 SMAGORINSKY = 0.17
 #: Frames and repeats of the speed measurements (the best of the repeats counts).
@@ -219,13 +230,13 @@ def main() -> None:
         if start is not None and not (out / start / "checkpoints" / "last.pt").exists():
             print(f"{name}: skipped ({start} is not trained)", flush=True)
             continue
-        fine_tuned = start is not None
+        fine_tuned, resolved = start is not None, settings["data"] == "resolved"
         overrides = [
-            f"data.path={fine_path if fine_tuned else train_path}",
+            f"data.path={fine_path if resolved else train_path}",
             "data.generate=null",
             "data.test=[]",
-            f"data.n_train={p['n_fine'] if fine_tuned else p['n_train']}",
-            f"data.n_val={1 if fine_tuned else 2}",
+            f"data.n_train={p['n_fine'] if resolved else p['n_train']}",
+            f"data.n_val={1 if resolved else 2}",
             f"train.epochs={p['fine_epochs'] if fine_tuned else p['epochs']}",
             f"train.lr={FINE_LR if fine_tuned else 1e-3}",
             f"train.device={args.device}",
