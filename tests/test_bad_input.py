@@ -248,6 +248,7 @@ CASES = [
         "train {config} --out r --set train.task=coarse_graining --set coarse_graining.pde_weight=-1",
         "coarse_graining.pde_weight",
     ),
+    Case(f"train {{config}} --out r {KS_COARSE} --set model.name=unet", "fine grid: choose a resolution-free model"),
     Case(
         f"train {{config}} --out r {KS_COARSE} --set coarse_graining.init_from=norun",
         "coarse_graining.init_from: run directory 'norun' does not exist",
