@@ -12,8 +12,8 @@ solver (the same equation solved ``refine`` times finer, stored on the coarse gr
   trajectories only (coarse_graining.pde_weight=0, one sub-frame);
 * ``operator_pde``: the same plus the PDE residual on 8 sub-frames per frame interval on the 2x
   finer grid (pde_weight=0.1, sub_frames=8);
-* ``operator_pde_w1``: the same with pde_weight=1; ``operator_pde_one_frame``: pde_weight=0.1 on
-  one sub-frame (the residual of the whole frame interval, inconsistent for the exact solution);
+* ``operator_pde_one_frame``: pde_weight=0.1 on one sub-frame (the residual of the whole frame
+  interval, inconsistent for the exact solution);
 * ``operator_resolved``: the data-only model trained on the ``n_fine`` resolved trajectories alone;
 * ``operator_data_ft``, ``operator_pde_ft``: the first two fine-tuned (multi-fidelity) on ``n_fine``
   resolved trajectories for ``fine_epochs`` epochs at a tenth of the learning rate, with its own loss.
@@ -122,7 +122,6 @@ FINE_LR = 1e-4
 VARIANTS = {
     "operator_data": dict(pde_weight=0.0, sub_frames=1, data="coarse"),
     "operator_pde": dict(pde_weight=0.1, sub_frames=8, data="coarse"),
-    "operator_pde_w1": dict(pde_weight=1.0, sub_frames=8, data="coarse"),
     "operator_pde_one_frame": dict(pde_weight=0.1, sub_frames=1, data="coarse"),
     "operator_resolved": dict(pde_weight=0.0, sub_frames=1, data="resolved"),
     "operator_data_ft": dict(pde_weight=0.0, sub_frames=1, data="resolved", init_from="operator_data"),
