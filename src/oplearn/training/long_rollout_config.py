@@ -30,7 +30,7 @@ class CoarseGrainingConfig(Strict):
     ``init_from``: a coarse_graining run directory whose weights start this run (fine-tuning,
     e.g. on a few resolved trajectories)."""
 
-    pde_weight: float = Field(default=1.0, ge=0)
+    pde_weight: float = Field(default=0.1, ge=0)
     fine_factor: int = Field(default=2, gt=0)
     sub_frames: int = Field(default=8, gt=0)
     init_from: str | None = None
