@@ -19,7 +19,7 @@ solver (the same equation solved ``refine`` times finer, stored on the coarse gr
   resolved trajectories for ``fine_epochs`` epochs at a tenth of the learning rate, with its own loss.
 
 Trained runs in ``--out`` are reused; ``--only`` trains and scores a subset of the learned models
-(a fine-tuned one needs its starting run).
+(a fine-tuned one needs its starting run), keeping the other models' results in the JSON file.
 
 Statistics (:mod:`oplearn.rollout_stats`): relative errors of the mean kinetic energy, TKE and
 dissipation, the mean log-spectrum error, the PDF distance and the auto-correlation error, each
@@ -55,7 +55,7 @@ from oplearn.rollout_command import long_rollout
 from oplearn.rollout_stats import compare_statistics, diagnose, long_run_statistics
 from oplearn.training.rollout import rollout
 from oplearn.training.run import train
-from oplearn.training.rundir import open_run, read_log
+from oplearn.training.rundir import open_run, read_log, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -268,6 +268,7 @@ def main() -> None:
             "train_seconds": seconds,
             "seconds_per_frame": per_frame,
             "speedup": resolved_time / per_frame,
+            "resolved_seconds_per_frame": resolved_time,  # of this run's timing (load varies between runs)
             "rollout_steps": steps,
             "errors": stats["errors"],
             "status": stats["status"],
@@ -280,6 +281,10 @@ def main() -> None:
             flush=True,
         )
 
+    path = ROOT / "benchmarks" / "results" / f"kolmogorov_coarse_{args.preset}.json"
+    if args.only and path.exists():  # keep the other learned models' results of earlier runs
+        earlier = json.loads(path.read_text())["results"]
+        results.update({k: v for k, v in earlier.items() if k in VARIANTS and k not in results})
     summary = {
         "preset": args.preset,
         **p,
@@ -289,8 +294,7 @@ def main() -> None:
         "threads": args.threads,
         "results": results,
     }
-    path = ROOT / "benchmarks" / "results" / f"kolmogorov_coarse_{args.preset}.json"
-    path.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(path, summary)
     print(f"wrote {path}")
 
 
