@@ -1,6 +1,8 @@
 """PDE-Refiner against the plain one-step model on Kuramoto-Sivashinsky: correlation time of long rollouts.
 
-Usage: python benchmarks/ks_refiner.py [--preset quick|cpu|gpu] [--epochs N] [--device cpu|cuda] [--out runs/bench_ks_refiner]
+Usage: python benchmarks/ks_refiner.py [--preset quick|cpu|gpu] [--epochs N] [--device cpu|cuda]
+       [--set KEY=VALUE ...] [--refiner-set KEY=VALUE ...] [--models ks_one_step ks_refiner] [--tag NAME]
+       [--out runs/bench_ks_refiner]
 
 Both runs use the shipped configs (configs/ks_one_step.yaml, configs/ks_refiner.yaml) with the same
 FNO backbone, size, data, epochs and learning rate; only the task differs (train.task one_step with
@@ -15,8 +17,11 @@ Presets: ``quick`` (a minute: a smoke test), ``cpu`` (a reduced setting for a fe
 L = 64 at 128 nodes, dx = 0.5, frames 0.8 apart, 64 training trajectories of 40 frames, 8 epochs),
 ``gpu`` (the shipped configs as they are: 256 nodes, dx = 0.25, 512 trajectories of 100 frames,
 100 epochs). ``--epochs N`` replaces the preset's epochs (both models), to see how the comparison
-moves with the training budget. Writes benchmarks/results/ks_refiner_<preset>.json (with
-``--epochs``: ks_refiner_<preset>_e<N>.json).
+moves with the training budget. ``--set`` overrides both configs (e.g. ``train.ema_decay=0.995``),
+``--refiner-set`` the refiner's alone (e.g. ``refiner.step_embedding=0``); ``--models`` trains and
+rolls out only the models named. Writes benchmarks/results/ks_refiner_<preset>.json (with
+``--epochs``: ks_refiner_<preset>_e<N>.json; with ``--tag NAME``: ..._<NAME>.json, and the runs
+in ``--out``/<preset>[_e<N>]_<NAME>).
 """
 
 from __future__ import annotations
@@ -67,11 +72,18 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--epochs", type=int, default=None, help="replace the preset's epochs")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", nargs="*", default=[], help="config overrides of both models")
+    parser.add_argument("--refiner-set", nargs="*", default=[], help="config overrides of the refiner")
+    parser.add_argument(
+        "--models", nargs="+", choices=("ks_one_step", "ks_refiner"), default=["ks_one_step", "ks_refiner"]
+    )
+    parser.add_argument("--tag", default=None, help="names the variant (output file and run folders)")
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_ks_refiner"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     resolution, n_train, frames, n_test, test_frames, epochs, model = PRESETS[args.preset]
     tag = args.preset if args.epochs is None else f"{args.preset}_e{args.epochs}"
+    tag = tag if args.tag is None else f"{tag}_{args.tag}"
     epochs = epochs if args.epochs is None else args.epochs
     out = Path(args.out) / tag
     data_dir = ROOT / "data" / "bench_ks"
@@ -95,6 +107,7 @@ def main() -> None:
         f"train.device={args.device}",
         f"train.threads={args.threads}",
         *model,
+        *args.set,
     ]
     start = time.perf_counter()
     for spec in [
@@ -105,8 +118,9 @@ def main() -> None:
     generation = time.perf_counter() - start
 
     results = {}
-    for name in ("ks_one_step", "ks_refiner"):
-        config = load_config(ROOT / "configs" / f"{name}.yaml", common)
+    for name in args.models:
+        overrides = common + (args.refiner_set if name == "ks_refiner" else [])
+        config = load_config(ROOT / "configs" / f"{name}.yaml", overrides)
         run_dir = out / name
         if not (run_dir / "checkpoints" / "last.pt").exists():
             train(config, run_dir, progress=False)
@@ -144,6 +158,8 @@ def main() -> None:
         "epochs": epochs,
         "device": args.device,
         "threads": args.threads,
+        "overrides": args.set,
+        "refiner_overrides": args.refiner_set,
         "generation_seconds": generation,
         "results": results,
     }

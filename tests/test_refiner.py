@@ -72,6 +72,33 @@ def test_refiner_loss_targets_the_noise_and_the_frame():
     assert float(wrong) > 1e-3
 
 
+def test_a_conditioned_backbone_sees_the_refinement_step_in_every_block():
+    """With ``step_embedding`` the denoiser gets k through FiLM in each FNO block, not as an input
+    channel: identity at initialisation (the output ignores k), then the output changes with k."""
+    net = FNO(2, 1, modes=8, width=8, n_layers=3, n_dim=1, projection_channels=16, condition_channels=16)
+    denoiser = OperatorModel(net, 2, 1, ((0.0, 32.0),), periodic=True, positional_features=False)
+    model = PDERefiner(denoiser, channels=1, history=1, steps=3, step_embedding=16)
+    x, estimate = torch.randn(4, 1, 32), torch.randn(4, 1, 32)
+    k = torch.tensor([0, 1, 2, 3])
+
+    def per_step() -> torch.Tensor:
+        with torch.no_grad():
+            return torch.stack([model(x, estimate, torch.full((4,), j)) for j in range(4)])
+
+    outputs = per_step()
+    assert torch.allclose(outputs, outputs[:1].expand_as(outputs))  # zero-initialised FiLM: the identity
+    torch.manual_seed(0)
+    for layer in net.film:
+        nn.init.normal_(layer.weight, std=0.3)
+    outputs = per_step()
+    for j in range(1, 4):
+        assert (outputs[j] - outputs[0]).abs().max() > 1e-3 * outputs[0].abs().max(), j
+    # each sample is conditioned on its own k
+    torch.testing.assert_close(model(x, estimate, k)[2], outputs[2, 2])
+    with pytest.raises(ValueError, match="condition_channels=16"):
+        net(torch.randn(4, 2, 32))
+
+
 # --- trained on a small Kuramoto-Sivashinsky problem -------------------------------------------
 
 TRAIN_STEPS, BATCH = 600, 32

@@ -135,6 +135,8 @@ class TrainConfig(Strict):
     ``tensorboard: true`` also writes each epoch's record as TensorBoard scalars in
     ``RUN/tensorboard/`` (:mod:`oplearn.training.tensorboard`; the extra ``oplearn[tensorboard]``).
     ``clip_grad_norm`` rescales each step's gradient to at most that Euclidean norm (none by default).
+    ``ema_decay`` keeps an exponential moving average of the weights, which validation,
+    checkpoints, evaluation and rollouts use (:mod:`oplearn.training.averaging`; none by default).
     """
 
     epochs: int = Field(default=100, gt=0)
@@ -156,6 +158,7 @@ class TrainConfig(Strict):
     physics: PhysicsConfig | None = None
     tensorboard: bool = False
     clip_grad_norm: float | None = Field(default=None, gt=0)
+    ema_decay: float | None = Field(default=None, gt=0, lt=1)
 
     @field_validator("task")
     @classmethod

@@ -38,7 +38,8 @@ class OperatorModel(nn.Module):
 
     Shapes
     ------
-    ``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``
+    ``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``; a conditioned
+    ``net`` (:mod:`oplearn.layers.conditioning`) also takes ``condition: (batch, c)``, passed on.
     """
 
     def __init__(
@@ -70,7 +71,7 @@ class OperatorModel(nn.Module):
         """The grid of an input batch ``(batch, channels, *spatial)``."""
         return Grid(tuple(x.shape[2:]), self.domain, self.periodic)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         if x.ndim != self.ndim + 2:
             raise DataError(
                 f"input of shape {tuple(x.shape)} has {x.ndim - 2} spatial dimensions; this model expects "
@@ -82,4 +83,4 @@ class OperatorModel(nn.Module):
         if self.positional_features:
             coords = self.grid_for(x).coordinates(dtype=z.dtype, device=z.device)
             z = torch.cat([z, coords.expand(x.shape[0], *coords.shape)], dim=1)
-        return self.output_norm.decode(self.net(z))
+        return self.output_norm.decode(self.net(z) if condition is None else self.net(z, condition))

@@ -47,8 +47,9 @@ class RefinerTask(OneStepTask):
     @classmethod
     def _model(cls, config: RunConfig, channels: int, history: int, grid: Grid) -> PDERefiner:
         section = refiner_section(config)
-        denoiser = build_operator(config, (history + 1) * channels + 1, channels, grid)
-        return PDERefiner(denoiser, channels, history, section.steps, section.min_noise_std)
+        embedding = section.step_embedding if config.model.conditionable else 0
+        denoiser = build_operator(config, (history + 1) * channels + (embedding == 0), channels, grid, embedding)
+        return PDERefiner(denoiser, channels, history, section.steps, section.min_noise_std, embedding)
 
     def build_model(self) -> PDERefiner:
         channels = self.example.outputs.shape[2]

@@ -120,10 +120,15 @@ def read_training_data(path: Path, stop: int | None, lazy: bool) -> tuple[int, F
     return len(data), data if stop is None else data.select(slice(0, min(stop, len(data))))
 
 
-def build_operator(config: RunConfig, in_channels: int, out_channels: int, grid: Grid) -> OperatorModel:
-    """The model of ``config`` wrapped to take and return physical fields on ``grid``'s domain."""
+def build_operator(
+    config: RunConfig, in_channels: int, out_channels: int, grid: Grid, condition_channels: int = 0
+) -> OperatorModel:
+    """The model of ``config`` wrapped to take and return physical fields on ``grid``'s domain;
+    with ``condition_channels``, a conditioned model (``model.conditionable``) called as
+    ``model(x, condition)``."""
     extra = grid.ndim if config.train.positional_features else 0
-    net = config.model.build(in_channels + extra, out_channels, grid.ndim, grid_shape=grid.shape)
+    conditioned = {"condition_channels": condition_channels} if condition_channels else {}
+    net = config.model.build(in_channels + extra, out_channels, grid.ndim, grid_shape=grid.shape, **conditioned)
     return OperatorModel(
         net, in_channels, out_channels, grid.domain, grid.periodic, config.train.positional_features, grid.shape
     )
