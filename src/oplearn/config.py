@@ -137,6 +137,9 @@ class TrainConfig(Strict):
     ``clip_grad_norm`` rescales each step's gradient to at most that Euclidean norm (none by default).
     ``ema_decay`` keeps an exponential moving average of the weights, which validation,
     checkpoints, evaluation and rollouts use (:mod:`oplearn.training.averaging`; none by default).
+    ``mode_projection`` projects each predicted frame of a time-stepping task (``one_step``,
+    ``refiner``) onto the Fourier modes the training frames hold (:mod:`oplearn.layers.projection`;
+    periodic data).
     """
 
     epochs: int = Field(default=100, gt=0)
@@ -159,6 +162,7 @@ class TrainConfig(Strict):
     tensorboard: bool = False
     clip_grad_norm: float | None = Field(default=None, gt=0)
     ema_decay: float | None = Field(default=None, gt=0, lt=1)
+    mode_projection: bool = False
 
     @field_validator("task")
     @classmethod
@@ -203,7 +207,7 @@ class _RunConfigBase(Strict):
 
     @model_validator(mode="after")
     def _fits_the_task(self) -> _RunConfigBase:
-        from oplearn.training.tasks import TASKS, task_class
+        from oplearn.training.tasks import TASKS, OneStepTask, task_class
 
         name = self.train.task
         task = task_class(name)
@@ -225,6 +229,11 @@ class _RunConfigBase(Strict):
             raise ValueError(
                 f"model '{self.model.name}' ({self.model.kind} model) does not fit train.task={name}; "
                 f"choose one of: {', '.join(fitting)}"
+            )
+        if self.train.mode_projection and not issubclass(task, OneStepTask):
+            raise ValueError(
+                f"train.mode_projection projects the predicted frames of time-stepping tasks "
+                f"(one_step, refiner, coarse_graining), not train.task={name}; remove it"
             )
         task.check_config(self)
         return self

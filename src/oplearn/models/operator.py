@@ -40,6 +40,12 @@ class OperatorModel(nn.Module):
     ------
     ``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``; a conditioned
     ``net`` (:mod:`oplearn.layers.conditioning`) also takes ``condition: (batch, c)``, passed on.
+
+    Attributes
+    ----------
+    projection : nn.Module or None
+        Applied to the physical output when set (e.g. a
+        :class:`~oplearn.layers.projection.ModeProjection`); ``None`` by default.
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class OperatorModel(nn.Module):
         self.train_shape = tuple(train_shape)
         self.input_norm = ChannelNormalizer(in_channels)
         self.output_norm = ChannelNormalizer(out_channels)
+        self.projection: nn.Module | None = None
 
     @property
     def ndim(self) -> int:
@@ -83,4 +90,5 @@ class OperatorModel(nn.Module):
         if self.positional_features:
             coords = self.grid_for(x).coordinates(dtype=z.dtype, device=z.device)
             z = torch.cat([z, coords.expand(x.shape[0], *coords.shape)], dim=1)
-        return self.output_norm.decode(self.net(z) if condition is None else self.net(z, condition))
+        out = self.output_norm.decode(self.net(z) if condition is None else self.net(z, condition))
+        return out if self.projection is None else self.projection(out)

@@ -103,6 +103,8 @@ class PDERefiner(nn.Module):
         self.step_embedding = FourierEmbedding(step_embedding) if step_embedding else None
         self.frame_norm = ChannelNormalizer(channels)
         self.step_norm = ChannelNormalizer(channels)
+        #: Applied to the refined increment in physical units when set (``train.mode_projection``).
+        self.projection: nn.Module | None = None
 
     # the interface of an operator on the data's grid (what evaluation checks data against)
     @property
@@ -168,7 +170,10 @@ class PDERefiner(nn.Module):
             sigma = float(self.min_noise_std ** (k / self.steps))
             noisy = d + sigma * torch.randn_like(d)
             d = noisy - sigma * self.denoise(z, noisy, step)
-        return x[:, -self.channels :] + self.step_norm.decode(d).to(x.dtype)
+        increment = self.step_norm.decode(d).to(x.dtype)
+        if self.projection is not None:
+            increment = self.projection(increment)
+        return x[:, -self.channels :] + increment
 
 
 def refiner_loss(

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ from oplearn.data.source import FieldSource, LazySource, MemorySource
 from oplearn.errors import ConfigError
 from oplearn.grids import Grid
 from oplearn.layers.normalization import ChannelMoments
+from oplearn.layers.projection import ModeProjection
 from oplearn.losses import RelativeH1Loss, RelativeL2Loss
 from oplearn.metrics import per_time_step, relative_l2
 from oplearn.models.operator import OperatorModel
@@ -132,6 +133,16 @@ def build_operator(
     return OperatorModel(
         net, in_channels, out_channels, grid.domain, grid.periodic, config.train.positional_features, grid.shape
     )
+
+
+def mode_projection(config: RunConfig, grid: Grid) -> ModeProjection | None:
+    """The (unfitted) projection of predicted frames of ``train.mode_projection``, or ``None``;
+    a one-line ConfigError on a non-periodic grid."""
+    if not config.train.mode_projection:
+        return None
+    if not grid.periodic:
+        raise ConfigError("config: train.mode_projection projects onto Fourier modes: it needs periodic data")
+    return ModeProjection(grid.ndim)
 
 
 def map_view(data: FieldData, input_frames: int | None) -> FieldData:
@@ -442,12 +453,24 @@ class OneStepTask(FieldTask):
     def build_model(self) -> OperatorModel:
         channels = self.example.outputs.shape[2]
         model = build_operator(self.config, self.history * channels, channels, self.grid)
-        frames = ChannelMoments.of(
-            chunk.outputs.flatten(0, 1) for chunk in self.train.chunks(self.config.data.batch_size)
-        )
+        model.projection = mode_projection(self.config, self.grid)
+        frames = ChannelMoments.of(self.training_frames())
         model.output_norm.fit_moments(frames)
         model.input_norm.mean.copy_(model.output_norm.mean.repeat(self.history))
         model.input_norm.std.copy_(model.output_norm.std.repeat(self.history))
+        if model.projection is not None:
+            model.projection.fit(self.training_frames())
+        return model
+
+    def training_frames(self) -> Iterator[torch.Tensor]:
+        """The frames of the training trajectories, ``(frames, C, *spatial)`` per chunk of trajectories."""
+        for chunk in self.train.chunks(self.config.data.batch_size):
+            yield chunk.outputs.flatten(0, 1)
+
+    @classmethod
+    def rebuild(cls, config: RunConfig, info: dict) -> OperatorModel:
+        model = super().rebuild(config, info)
+        model.projection = mode_projection(config, Grid.from_dict(info["grid"]))
         return model
 
     def info(self) -> dict:
