@@ -43,6 +43,10 @@ class OperatorModel(nn.Module):
 
     Attributes
     ----------
+    increment : bool
+        Predict an increment of the input's last ``out_channels`` channels (a time step's
+        :math:`u(t + \\Delta t) - u(t)`): :math:`\\mathcal{G}(a) = a_{-C:} + D_{out}(\\dots)`, the
+        output normaliser then fitted on the increments; ``False`` by default.
     projection : nn.Module or None
         Applied to the physical output when set (e.g. a
         :class:`~oplearn.layers.projection.ModeProjection`); ``None`` by default.
@@ -68,6 +72,7 @@ class OperatorModel(nn.Module):
         self.train_shape = tuple(train_shape)
         self.input_norm = ChannelNormalizer(in_channels)
         self.output_norm = ChannelNormalizer(out_channels)
+        self.increment = False
         self.projection: nn.Module | None = None
 
     @property
@@ -91,4 +96,6 @@ class OperatorModel(nn.Module):
             coords = self.grid_for(x).coordinates(dtype=z.dtype, device=z.device)
             z = torch.cat([z, coords.expand(x.shape[0], *coords.shape)], dim=1)
         out = self.output_norm.decode(self.net(z) if condition is None else self.net(z, condition))
+        if self.increment:
+            out = x[:, -self.out_channels :] + out
         return out if self.projection is None else self.projection(out)

@@ -451,13 +451,17 @@ class OneStepTask(FieldTask):
         return FieldData(trajectory[:, 0], trajectory, data.grid, data.meta, data.path, data.time)
 
     def build_model(self) -> OperatorModel:
-        channels = self.example.outputs.shape[2]
-        model = build_operator(self.config, self.history * channels, channels, self.grid)
-        model.projection = mode_projection(self.config, self.grid)
+        model = self.rebuild(self.config, self.info())
         frames = ChannelMoments.of(self.training_frames())
-        model.output_norm.fit_moments(frames)
-        model.input_norm.mean.copy_(model.output_norm.mean.repeat(self.history))
-        model.input_norm.std.copy_(model.output_norm.std.repeat(self.history))
+        model.input_norm.mean.copy_(frames.mean.repeat(self.history))
+        model.input_norm.std.copy_(frames.std.repeat(self.history))
+        if model.increment:
+            increments = ChannelMoments.of(
+                chunk.outputs.diff(dim=1).flatten(0, 1) for chunk in self.train.chunks(self.config.data.batch_size)
+            )
+            model.output_norm.fit_moments(increments)
+        else:
+            model.output_norm.fit_moments(frames)
         if model.projection is not None:
             model.projection.fit(self.training_frames())
         return model
@@ -470,6 +474,7 @@ class OneStepTask(FieldTask):
     @classmethod
     def rebuild(cls, config: RunConfig, info: dict) -> OperatorModel:
         model = super().rebuild(config, info)
+        model.increment = config.train.target == "increment"
         model.projection = mode_projection(config, Grid.from_dict(info["grid"]))
         return model
 
@@ -509,6 +514,9 @@ class OneStepTask(FieldTask):
         y = window_targets(trajectories, pairs, self.pushforward).to(device)
         with autocast:
             pred = net(frames.flatten(1, 2))
+        if self.config.train.loss == "mse":  # in units of the output normaliser's standard deviation
+            scale = model.output_norm.std.reshape(1, -1, *([1] * (y.ndim - 2)))
+            return ((pred.float() - y) / scale).square().mean()
         return self.data_loss(pred.float(), y)
 
     def validate(self, model: nn.Module, batch_size: int, device: torch.device) -> dict[str, float]:
