@@ -177,11 +177,18 @@ class PDERefiner(nn.Module):
 
 
 def refiner_loss(
-    model: PDERefiner, net: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
+    model: PDERefiner,
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    generator: torch.Generator | None = None,
+    first_step_fraction: float | None = None,
 ) -> torch.Tensor:
     r"""PDE-Refiner's training loss on a batch of windows, a mean square error in normalised units.
 
-    Each sample draws :math:`k \sim U\{0, \dots, K\}`; for :math:`k = 0` the target is the
+    Each sample draws :math:`k \sim U\{0, \dots, K\}` (with ``first_step_fraction`` :math:`p`:
+    :math:`k = 0` with probability :math:`p`, else :math:`k \sim U\{1, \dots, K\}`, to give the
+    one-step prediction more of the samples than its :math:`1 / (K + 1)`); for :math:`k = 0` the target is the
     normalised increment :math:`d` (:meth:`PDERefiner.increment`) from a zero estimate, for
     :math:`k \ge 1` it is the noise :math:`\epsilon` in :math:`\tilde d = d + \sigma_k \epsilon`.
     ``net`` is ``model`` or its distributed wrapper (called as ``net(x, estimate, k)``).
@@ -190,7 +197,12 @@ def refiner_loss(
     """
     b = x.shape[0]
     device = x.device
-    k = torch.randint(0, model.steps + 1, (b,), generator=generator, device="cpu").to(device)
+    if first_step_fraction is None:
+        k = torch.randint(0, model.steps + 1, (b,), generator=generator, device="cpu")
+    else:
+        first = torch.rand(b, generator=generator) < first_step_fraction
+        k = torch.where(first, 0, torch.randint(1, model.steps + 1, (b,), generator=generator))
+    k = k.to(device)
     target = model.increment(x, y)
     eps = torch.randn(target.shape, generator=generator, device="cpu").to(device)
     sigma = model.noise_std(k).reshape(-1, *([1] * (y.ndim - 1)))

@@ -90,4 +90,4 @@ class RefinerTask(OneStepTask):
         y = window_targets(trajectories, pairs).to(device)
         gen = generator(self.config.seed, 23, getattr(self, "epoch", 0), int(idx[0]))
         with autocast:
-            return refiner_loss(model, net, x, y, gen)
+            return refiner_loss(model, net, x, y, gen, refiner_section(self.config).first_step_fraction)
