@@ -99,6 +99,24 @@ def test_a_conditioned_backbone_sees_the_refinement_step_in_every_block():
         net(torch.randn(4, 2, 32))
 
 
+def test_first_step_fraction_sets_the_share_of_the_one_step_prediction():
+    """k is uniform over 0..K by default; with first_step_fraction p, k = 0 for a share p of the
+    samples and the rest is uniform over 1..K."""
+    model = PDERefiner(nn.Identity(), channels=1, history=1, steps=3)
+    drawn = []
+
+    def net(x, estimate, k):
+        drawn.append(k)
+        return torch.zeros_like(estimate)
+
+    x, y = torch.zeros(4000, 1, 4), torch.ones(4000, 1, 4)
+    for fraction, expected in ((None, [0.25] * 4), (0.5, [0.5, 1 / 6, 1 / 6, 1 / 6])):
+        drawn.clear()
+        refiner_loss(model, net, x, y, torch.Generator().manual_seed(0), fraction)
+        share = torch.bincount(drawn[0], minlength=4).float() / len(x)
+        torch.testing.assert_close(share, torch.tensor(expected), rtol=0, atol=0.03)
+
+
 # --- trained on a small Kuramoto-Sivashinsky problem -------------------------------------------
 
 TRAIN_STEPS, BATCH = 600, 32
