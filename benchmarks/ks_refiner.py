@@ -31,6 +31,7 @@ import json
 import time
 from pathlib import Path
 
+import h5py
 import torch
 
 from oplearn.config import load_config
@@ -98,6 +99,29 @@ def first_step_by_band(run_dir: Path, test_path: Path, resolution: int) -> dict:
         step0 = x + model.step_norm.decode(d)
         out.update(step0_relative_l2=float(relative_l2(step0, y).mean()), step0_error_power=bands(step0 - y))
     return out
+
+
+@torch.no_grad()
+def rollout_band_growth(
+    run_dir: Path, test_path: Path, resolution: int, at: tuple[int, ...] = (1, 50, 100, 150, 200, 400)
+) -> dict:
+    """Where a long rollout's energy goes: the power of the rollout (``run_dir/rollout.h5``) in
+    wavenumber bands 0-3, 4-12, 13-24 and 25 to the 2/3 dealiasing cut at steps ``at``, mean over
+    its trajectories, over the test trajectories' mean power in the band (1: the solver's), and the
+    power above the cut (absolute; the data hold none)."""
+    bands = ((0, 4), (4, 13), (13, 25), (25, resolution // 3 + 1))
+    with h5py.File(run_dir / "rollout.h5", "r") as f:
+        rollout = torch.from_numpy(f["rollout"][...]).double()  # (samples, steps, C, n)
+    truth = load_fields(test_path).outputs[:, 1:].double()
+    reference = torch.fft.rfft(truth[:, :, 0], dim=-1).abs().square().mean(dim=(0, 1))
+    power = torch.fft.rfft(rollout[:, :, 0].nan_to_num(), dim=-1).abs().square().mean(0)  # (steps, n // 2 + 1)
+    steps = [s for s in at if s <= rollout.shape[1]]
+    return {
+        "bands": [f"{a}-{b - 1}" for a, b in bands],
+        "steps": steps,
+        "power_over_solver": [[float(power[s - 1, a:b].sum() / reference[a:b].sum()) for a, b in bands] for s in steps],
+        "power_above_cut": [float(power[s - 1, bands[-1][1] :].sum()) for s in steps],
+    }
 
 
 def main() -> None:
@@ -173,6 +197,7 @@ def main() -> None:
             "seconds_per_step": stats["seconds_per_step"],
             "errors": stats["errors"],
             "first_step_by_band": first_step_by_band(run_dir, test_path, resolution),
+            "rollout_band_growth": rollout_band_growth(run_dir, test_path, resolution),
         }
         print(
             f"{name:12s} correlation time {stats['correlation_time']} steps, first-step rel. L2 "
