@@ -243,6 +243,8 @@ CASES = [
         "train {config} --out r --set train.task=refiner --set refiner.steps=0",
         "key 'refiner.steps': Input should be greater than 0",
     ),
+    Case("train {config} --out r --set train.mode_projection=true", "predicted frames of time-stepping tasks"),
+    Case("train {config} --out r --set train.ema_decay=1", "key 'train.ema_decay': Input should be less than 1"),
     Case(
         "train {config} --out r --set train.task=coarse_graining --set coarse_graining.pde_weight=-1",
         "coarse_graining.pde_weight",
