@@ -1,6 +1,7 @@
 """Coarse graining of Kolmogorov flow: long-term statistics error and speed of learned and classical coarse models.
 
 Usage: python benchmarks/kolmogorov_coarse.py [--preset quick|cpu|gpu] [--device cpu|cuda] [--out runs/bench_kf]
+[--only VARIANT ...]
 
 All models live on the same coarse grid (``resolution``) and are scored against the *resolved*
 solver (the same equation solved ``refine`` times finer, stored on the coarse grid):
@@ -8,8 +9,17 @@ solver (the same equation solved ``refine`` times finer, stored on the coarse gr
 * ``coarse_solver``: the pseudo-spectral solver run on the coarse grid (no closure);
 * ``les``: the same with the Smagorinsky eddy viscosity (C_s = 0.17), the classical closure;
 * ``operator_data``: a one-step FNO (configs/kolmogorov_flow_coarse.yaml) trained on coarse-solver
-  trajectories only (coarse_graining.pde_weight=0);
-* ``operator_pde``: the same plus the PDE residual on the 2x finer grid (pde_weight=1).
+  trajectories only (coarse_graining.pde_weight=0, one sub-frame);
+* ``operator_pde``: the same plus the PDE residual on 8 sub-frames per frame interval on the 2x
+  finer grid (pde_weight=0.1, sub_frames=8);
+* ``operator_pde_one_frame``: pde_weight=0.1 on one sub-frame (the residual of the whole frame
+  interval, inconsistent for the exact solution);
+* ``operator_resolved``: the data-only model trained on the ``n_fine`` resolved trajectories alone;
+* ``operator_data_ft``, ``operator_pde_ft``: the first two fine-tuned (multi-fidelity) on ``n_fine``
+  resolved trajectories for ``fine_epochs`` epochs at a tenth of the learning rate, with its own loss.
+
+Trained runs in ``--out`` are reused; ``--only`` trains and scores a subset of the learned models
+(a fine-tuned one needs its starting run), keeping the other models' results in the JSON file.
 
 Statistics (:mod:`oplearn.rollout_stats`): relative errors of the mean kinetic energy, TKE and
 dissipation, the mean log-spectrum error, the PDF distance and the auto-correlation error, each
@@ -22,8 +32,9 @@ on the solver's own grid for the solvers); the speed-up is the resolved solver's
 model's.
 
 Presets: ``quick`` (smoke test), ``cpu`` (Re = 100, 16x16 coarse grid, resolved on 64x64,
-frames 0.5 apart, 32 training trajectories of 40 frames, 2 reference trajectories of 80 frames;
-a few CPU minutes), ``gpu`` (more and longer trajectories, Re = 500 on 64x64 resolved on 256x256).
+frames 0.5 apart, 32 training trajectories of 40 frames, 4 resolved ones for fine-tuning, 2
+reference trajectories of 80 frames; about 10 minutes on one loaded core for the data-only model,
+30 for the PDE one), ``gpu`` (more and longer trajectories, Re = 500 on 64x64 resolved on 256x256).
 Writes benchmarks/results/kolmogorov_coarse_<preset>.json.
 """
 
@@ -44,13 +55,15 @@ from oplearn.rollout_command import long_rollout
 from oplearn.rollout_stats import compare_statistics, diagnose, long_run_statistics
 from oplearn.training.rollout import rollout
 from oplearn.training.run import train
-from oplearn.training.rundir import open_run, read_log
+from oplearn.training.rundir import open_run, read_log, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
 #: preset -> settings
 PRESETS = {
     "quick": dict(
+        n_fine=2,
+        fine_epochs=2,
         re=100.0,
         resolution=16,
         refine=2,
@@ -66,6 +79,8 @@ PRESETS = {
         width=8,
     ),
     "cpu": dict(
+        n_fine=4,
+        fine_epochs=30,
         re=100.0,
         resolution=16,
         refine=4,
@@ -81,6 +96,8 @@ PRESETS = {
         width=24,
     ),
     "gpu": dict(
+        n_fine=16,
+        fine_epochs=20,
         re=500.0,
         resolution=64,
         refine=4,
@@ -97,6 +114,19 @@ PRESETS = {
     ),
 }
 HORIZON_FACTOR = 10
+#: Learning rate of the fine-tuning runs (a tenth of the first training's).
+FINE_LR = 1e-4
+#: The learned models: coarse_graining settings, the data they learn from (``coarse``: the
+#: ``n_train`` coarse-solver trajectories; ``resolved``: the ``n_fine`` resolved ones) and the run a
+#: fine-tuned model starts from (it then trains for ``fine_epochs`` at ``FINE_LR``).
+VARIANTS = {
+    "operator_data": dict(pde_weight=0.0, sub_frames=1, data="coarse"),
+    "operator_pde": dict(pde_weight=0.1, sub_frames=8, data="coarse"),
+    "operator_pde_one_frame": dict(pde_weight=0.1, sub_frames=1, data="coarse"),
+    "operator_resolved": dict(pde_weight=0.0, sub_frames=1, data="resolved"),
+    "operator_data_ft": dict(pde_weight=0.0, sub_frames=1, data="resolved", init_from="operator_data"),
+    "operator_pde_ft": dict(pde_weight=0.1, sub_frames=8, data="resolved", init_from="operator_pde"),
+}
 SMAGORINSKY = 0.17
 #: Frames and repeats of the speed measurements (the best of the repeats counts).
 TIMED_FRAMES, REPEATS = 4, 3
@@ -119,6 +149,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_kf"))
+    parser.add_argument("--only", nargs="*", choices=VARIANTS, help="train and score only these learned models")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     p = PRESETS[args.preset]
@@ -193,21 +224,33 @@ def main() -> None:
         )
 
     train_path, _ = solve("coarse_train", pde(p["train_frames"]), p["n_train"] + 2, 0)
+    fine_path, _ = solve("resolved_train", pde(p["train_frames"], p["refine"]), p["n_fine"] + 1, 2)
     steps = HORIZON_FACTOR * p["train_frames"]
-    for name, weight in (("operator_data", 0.0), ("operator_pde", 1.0)):
+    for name, settings in VARIANTS.items():
+        if args.only and name not in args.only:
+            continue
+        start = settings.get("init_from")
+        if start is not None and not (out / start / "checkpoints" / "last.pt").exists():
+            print(f"{name}: skipped ({start} is not trained)", flush=True)
+            continue
+        fine_tuned, resolved = start is not None, settings["data"] == "resolved"
         overrides = [
-            f"data.path={train_path}",
+            f"data.path={fine_path if resolved else train_path}",
             "data.generate=null",
             "data.test=[]",
-            f"data.n_train={p['n_train']}",
-            "data.n_val=2",
-            f"train.epochs={p['epochs']}",
+            f"data.n_train={p['n_fine'] if resolved else p['n_train']}",
+            f"data.n_val={1 if resolved else 2}",
+            f"train.epochs={p['fine_epochs'] if fine_tuned else p['epochs']}",
+            f"train.lr={FINE_LR if fine_tuned else 1e-3}",
             f"train.device={args.device}",
             f"train.threads={args.threads}",
             f"model.modes={p['modes']}",
             f"model.width={p['width']}",
-            f"coarse_graining.pde_weight={weight}",
+            f"coarse_graining.pde_weight={settings['pde_weight']}",
+            f"coarse_graining.sub_frames={settings['sub_frames']}",
         ]
+        if fine_tuned:
+            overrides.append(f"coarse_graining.init_from={out / start}")
         config = load_config(ROOT / "configs" / "kolmogorov_flow_coarse.yaml", overrides)
         run_dir = out / name
         if not (run_dir / "checkpoints" / "last.pt").exists():
@@ -221,13 +264,16 @@ def main() -> None:
         with torch.no_grad():
             per_frame = seconds_per_frame(lambda: rollout(model, initial, TIMED_FRAMES), batch)  # noqa: B023 (called within this iteration)
         results[name] = {
+            **settings,
             "train_seconds": seconds,
             "seconds_per_frame": per_frame,
             "speedup": resolved_time / per_frame,
+            "resolved_seconds_per_frame": resolved_time,  # of this run's timing (load varies between runs)
             "rollout_steps": steps,
             "errors": stats["errors"],
             "status": stats["status"],
             "correlation_time": stats["correlation_time"],
+            "first_step_relative_l2": stats["relative_l2_per_step"][0],
         }
         print(
             f"{name:15s} speed-up {resolved_time / per_frame:7.1f}x  errors {_short(stats['errors'])}  "
@@ -235,6 +281,10 @@ def main() -> None:
             flush=True,
         )
 
+    path = ROOT / "benchmarks" / "results" / f"kolmogorov_coarse_{args.preset}.json"
+    if args.only and path.exists():  # keep the other learned models' results of earlier runs
+        earlier = json.loads(path.read_text())["results"]
+        results.update({k: v for k, v in earlier.items() if k in VARIANTS and k not in results})
     summary = {
         "preset": args.preset,
         **p,
@@ -244,8 +294,7 @@ def main() -> None:
         "threads": args.threads,
         "results": results,
     }
-    path = ROOT / "benchmarks" / "results" / f"kolmogorov_coarse_{args.preset}.json"
-    path.write_text(json.dumps(summary, indent=2) + "\n")
+    write_json(path, summary)
     print(f"wrote {path}")
 
 

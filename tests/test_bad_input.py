@@ -38,6 +38,7 @@ class Case:
 GEN = "generate darcy --n 2 --resolution 8"
 SOLVE = "solve wos --domain ball:0,0,1 --boundary x"
 INV = "inverse {prior} --observe u --samples 2 --steps 2"
+KS_COARSE = "--set train.task=coarse_graining --set data.path={ks} --set data.n_train=2 --set data.n_val=1"
 
 CASES = [
     # generate
@@ -249,6 +250,15 @@ CASES = [
         "train {config} --out r --set train.task=coarse_graining --set coarse_graining.pde_weight=-1",
         "coarse_graining.pde_weight",
     ),
+    Case(f"train {{config}} --out r {KS_COARSE} --set model.name=unet", "fine grid: choose a resolution-free model"),
+    Case(
+        f"train {{config}} --out r {KS_COARSE} --set coarse_graining.init_from=norun",
+        "coarse_graining.init_from: run directory 'norun' does not exist",
+    ),
+    Case(
+        f"train {{config}} --out r {KS_COARSE} --set coarse_graining.init_from={{run}}",
+        "is not a coarse_graining run",  # a darcy map run
+    ),
     # evaluate
     Case("evaluate", "the following arguments are required: RUN_DIR"),
     Case("evaluate norun --data {test24}", "run directory 'norun' does not exist"),
@@ -368,6 +378,7 @@ def _workspace(root: Path) -> dict[str, str]:
         ("poisson", "poisson", 4, 16, {}),
         ("coarse", "darcy", 2, 6, {}),
         ("burgers", "burgers", 2, 16, {}),
+        ("ks", "kuramoto_sivashinsky", 3, 16, {"t_final": 0.5, "n_times": 2, "burn_in": 0.0}),
     ):
         files[name] = generate_dataset(make_pde(pde, params), n, resolution, root / f"{name}.h5", progress=False)
     files["truncated"] = root / "truncated.h5"

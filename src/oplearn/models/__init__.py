@@ -23,6 +23,7 @@ from oplearn.models.resnet import DilResNet
 
 # operators on the sphere
 from oplearn.models.sfno import SFNO
+from oplearn.models.space_time import SubFrameOperator
 from oplearn.models.tfno import TFNO
 from oplearn.models.unet import UNet
 from oplearn.models.uno import UNO
@@ -42,6 +43,7 @@ __all__ = [
     "MollifiedGNO",
     "MultilevelMLP",
     "OperatorModel",
+    "SubFrameOperator",
     "UNet",
     "count_parameters",
 ]

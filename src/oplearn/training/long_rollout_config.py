@@ -32,10 +32,15 @@ class RefinerConfig(Strict):
 class CoarseGrainingConfig(Strict):
     """A one-step operator trained on coarse data plus the PDE residual on a ``fine_factor``-times
     finer grid (:class:`oplearn.training.coarse_graining.CoarseGrainingTask`), weighted by
-    ``pde_weight`` (0: data only)."""
+    ``pde_weight`` (0: data only). The model predicts ``sub_frames`` frames evenly spaced in each
+    frame interval (the last is the next frame); the residual is taken on that finer time grid.
+    ``init_from``: a coarse_graining run directory whose weights start this run (fine-tuning,
+    e.g. on a few resolved trajectories)."""
 
-    pde_weight: float = Field(default=1.0, ge=0)
+    pde_weight: float = Field(default=0.1, ge=0)
     fine_factor: int = Field(default=2, gt=0)
+    sub_frames: int = Field(default=8, gt=0)
+    init_from: str | None = None
 
 
 SECTIONS = {"refiner": RefinerConfig, "coarse_graining": CoarseGrainingConfig}
