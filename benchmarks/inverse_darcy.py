@@ -3,7 +3,7 @@
 Usage: python benchmarks/inverse_darcy.py [--n-train 200] [--cases 5] [--samples 8] [--steps 30]
        [--sampler heun --churn 40] [--scale covariance] [--krylov 8]
        [--prior-epochs 20] [--baseline-epochs 10] [--width 16] [--stage all|baselines|prior|posterior]
-       [--ddis [--forward-epochs 100]] [--threads 2] [--out FILE]
+       [--ddis [--forward-epochs 100]] [--problems forward inverse] [--threads 2] [--out FILE]
 
 Two problems on the DiffusionPDE / FunDPS Darcy recipe (a in {3, 12}, f = 1) at 64x64:
 
@@ -240,6 +240,9 @@ def main() -> None:
         "--ddis", action="store_true", help="also the decoupled prior (coefficient prior + forward FNO)"
     )
     parser.add_argument("--forward-epochs", type=int, default=100, help="epochs of the DDIS forward operator")
+    parser.add_argument(
+        "--problems", nargs="+", choices=("forward", "inverse"), default=["forward", "inverse"], help="which to score"
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--work", default=str(ROOT / "runs" / "inverse_darcy"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "inverse_darcy.json"))
@@ -291,7 +294,7 @@ def main() -> None:
     timings["baseline_training_s"] = time.perf_counter() - t0
 
     shape = (2, *grid.shape)
-    problems = {"forward": 0, "inverse": 1}  # observed channel
+    problems = {p: c for p, c in {"forward": 0, "inverse": 1}.items() if p in args.problems}  # observed channel
     results = {p: {} for p in problems}
 
     def score(problem: str, method: str, pred: torch.Tensor, extra: dict | None = None) -> None:
