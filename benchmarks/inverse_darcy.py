@@ -151,8 +151,9 @@ def posterior_runs(args, work: Path, train_path: Path, truth, observations, prob
     """Train (or reuse) the joint (a, u) prior and score DPS posterior means on every case."""
     from oplearn.diffusion.schedules import karras_sigmas
     from oplearn.inverse.guidance import DEFAULT_KRYLOV
-    from oplearn.inverse.posterior import calibration, sample_posterior, summarize
+    from oplearn.inverse.posterior import calibration, coefficient_error_rate, sample_posterior, summarize
     from oplearn.inverse.setup import load_setup
+    from oplearn.metrics import relative_l2
     from oplearn.seeding import generator
 
     arms = {"joint prior": lambda: (train_prior(work, train_path, args), None)}
@@ -188,6 +189,12 @@ def posterior_runs(args, work: Path, train_path: Path, truth, observations, prob
                 post = summarize(x)
                 means.append(post.mean)
                 cover.append(calibration(post, truth[i]))
+                print(
+                    f"{arm}, {problem} case {i}: u {relative_l2(post.mean[None, 1:], truth[i : i + 1, 1:]).item():.4f}, "
+                    f"coefficient error rate {coefficient_error_rate(post.mean[None, :1], truth[i : i + 1, :1], setup.pde.low, setup.pde.high).item():.4f}, "
+                    f"{time.perf_counter() - t0:.0f} s",
+                    flush=True,
+                )
             cover = torch.stack(cover)
             krylov = args.krylov or DEFAULT_KRYLOV[args.scale]
             label = (
