@@ -12,7 +12,11 @@ block :math:`s` the CMCD kernels move the particles from :math:`\pi_{t_{k_s}}` t
 increments of one lineage add up to CMCD's weight. Between blocks the particles are
 resampled (systematically) when the effective sample size of their accumulated weights
 falls below ``resample_threshold`` :math:`\cdot\,n`, and :math:`\log\hat Z` is the SMC product of
-the mean weights at each resampling and at the end. With ``mcmc`` (``mala`` or ``hmc``,
+the mean weights at each resampling and at the end. Its ELBO is
+:math:`\sum_s \frac1n\sum_i \log w_s^i` over the particles of each block: between two
+resamplings the particles start with equal weights, so by Jensen's inequality it is at most
+:math:`\log\hat Z` on every run, and :math:`E\log\hat Z \le \log Z` (without resampling it is
+CMCD's ELBO). With ``mcmc`` (``mala`` or ``hmc``,
 :mod:`oplearn.sampling.mcmc`) the particles then make ``mcmc_steps`` Metropolis-adjusted moves of
 step size ``mcmc_step_size`` leaving :math:`\pi_{t_{k_{s+1}}}` invariant (at every block's end,
 the last included): a move's own incremental weight is 1 (its backward kernel is its reversal),
@@ -164,7 +168,9 @@ class SCLD(nn.Module):
                 accumulated = torch.zeros_like(accumulated)
             if self.move is not None:
                 state = (self._mcmc(block[-1], state[0], generator), *state[1:])
-        return torch.stack(weights), Estimate(state[0], accumulated, log_Z + float(log_mean_exp(accumulated)), None)
+        weights = torch.stack(weights)
+        elbo = float(weights.detach().mean(1).sum())
+        return weights, Estimate(state[0], accumulated, log_Z + float(log_mean_exp(accumulated)), elbo)
 
     def training_log_weights(
         self, n: int, generator: torch.Generator | None = None, off_policy: bool = False, exploration: float = 0.0
