@@ -111,14 +111,14 @@ class SCLD(nn.Module):
         batch = path.xs.shape[1]
         t0, t1 = (path.times[i].expand(batch) for i in (0, -1))
         start, end = tuple(s[0] for s in path.states), tuple(s[-1] for s in path.states)
-        lam = t1 / c.horizon
+        lam = c.annealing(t1)
         end_density = (1 - lam) * c.prior.log_density(end[0]) + lam * value + self._momentum_log_density(end)
         return end_density - c.annealed_log_density(t0, start[0]) - self._momentum_log_density(start) + ratio
 
     def _mcmc(self, t: torch.Tensor, x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """``mcmc_steps`` moves of the particles ``x (n, d)`` leaving :math:`\\pi_t` invariant."""
         c = self.cmcd
-        lam = float(t) / c.horizon
+        lam = float(c.annealing(t.reshape(1)))
 
         def anneal(y: torch.Tensor, log_gamma: torch.Tensor, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             return (1 - lam) * c.prior.log_density(y) + lam * log_gamma, (1 - lam) * c.prior.score(y) + lam * grad
