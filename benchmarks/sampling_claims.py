@@ -18,8 +18,10 @@ replays the target scores of its simulation, so both losses cost the same evalua
 (64 steps in 4 sub-trajectories): the reverse KL against the log-variance loss of sub-trajectories
 without exploration, alone and with SCLD's remedies, a prioritised replay buffer of 20 batches per
 sub-trajectory (half of every batch replayed) and one HMC move (5 leapfrog steps of 0.2, the SMC
-baseline's) after every sub-trajectory, in training and in the estimate. The same number of
-training steps; the moves add target evaluations (counted).
+baseline's) after every sub-trajectory, in training and in the estimate; both with the learned
+annealing schedule; the buffer with exploration 20 (the control noise that kept CMCD's
+log-variance training from collapsing). The same number of training steps; the moves and the
+replayed paths add target evaluations (counted).
 
 ``underdamped_steps`` -- CMCD (Euler-Maruyama, N = 64 steps) against underdamped CMCD (OBABO,
 N/2 steps with the mass learned or fixed, and N steps for reference) on Funnel (10D),
@@ -79,6 +81,21 @@ EXPERIMENTS = {
         "lv_replay": ("gmm40_scld", {"sampling.loss": "log_variance", **SCLD_REPLAY}, 1.0),
         "lv_hmc": ("gmm40_scld", {"sampling.loss": "log_variance", **SCLD_HMC}, 1.0),
         "lv_replay_hmc": ("gmm40_scld", {"sampling.loss": "log_variance", **SCLD_REPLAY, **SCLD_HMC}, 1.0),
+        "lv_replay_hmc_annealing": (
+            "gmm40_scld",
+            {
+                "sampling.loss": "log_variance",
+                **SCLD_REPLAY,
+                **SCLD_HMC,
+                "sampling.method_params.learn_annealing": True,
+            },
+            1.0,
+        ),
+        "lv_replay_eps20": (
+            "gmm40_scld",
+            {"sampling.loss": "log_variance", "sampling.exploration": 20.0, **SCLD_REPLAY},
+            1.0,
+        ),
     },
     "underdamped_steps": {
         "od_N": ("funnel_cmcd", {}, 1.0),
@@ -96,7 +113,11 @@ COMPARISONS = {
         ["mode_coverage", "log_Z_error", "elbo"],
     ),
     "cmcd_lv": ("kl", ["lv_eps0", "lv_eps5", "lv_eps20"], ["log_Z_error", "elbo", "mode_coverage"]),
-    "scld_lv": ("kl", ["lv", "lv_replay", "lv_hmc", "lv_replay_hmc"], ["log_Z_error", "elbo", "mode_coverage"]),
+    "scld_lv": (
+        "kl",
+        ["lv", "lv_replay", "lv_hmc", "lv_replay_hmc", "lv_replay_hmc_annealing", "lv_replay_eps20"],
+        ["log_Z_error", "elbo", "mode_coverage"],
+    ),
     "underdamped_steps": ("od_N", ["ud_N/2", "ud_N/2_fixed_mass", "ud_N"], ["log_Z_error", "elbo"]),
 }
 
