@@ -60,8 +60,10 @@ class FiLM(nn.ModuleList):
     channels : sequence of int
         Channels of each modulated block's field.
 
-    Shapes: ``modulate(i, v: (batch, channels[i], *spatial), condition: (batch, condition_channels))``
-    ``-> (batch, channels[i], *spatial)``.
+    Shapes
+    ------
+    ``modulate(i, v, condition)``: ``v (batch, channels[i], *spatial)`` and
+    ``condition (batch, condition_channels)`` -> ``(batch, channels[i], *spatial)``.
     """
 
     def __init__(self, condition_channels: int, channels: Sequence[int]) -> None:

@@ -109,7 +109,7 @@ class ReplayBuffer(nn.Module):
 
     @torch.no_grad()
     def sample(self, m: int, template: Path, generator: torch.Generator | None = None) -> tuple[Path, torch.Tensor]:
-        """``m`` stored paths (at most :func:`len`) drawn without replacement proportionally to
+        """``m`` stored paths (at most ``len(self)``) drawn without replacement proportionally to
         :math:`w^{1/\\tau}`, as paths of ``template``'s type and times, and their slots ``(m,)``."""
         m = min(m, len(self))
         if m == 0:

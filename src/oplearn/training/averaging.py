@@ -26,7 +26,7 @@ def average_decay(decay: float, updates: int) -> float:
 
 
 class WeightAverage:
-    """The EMA of ``model``'s parameters, held in a copy of ``model`` (:attr:`model`).
+    """The EMA of ``model``'s parameters, held in a copy of ``model`` (the attribute ``model``).
 
     Parameters
     ----------
