@@ -19,13 +19,17 @@ Comparisons (read from the rows):
     python benchmarks/density_sampling.py --preset gpu        # the papers' sizes: 128 steps (64 underdamped), batch 2000, 40000 steps
     python benchmarks/density_sampling.py --rows gmm40_dis gmm40_dis_lv --epochs 2   # a subset, shorter (results in *_reduced.json)
 
-Runs are kept in ``--runs`` (default ``runs/density_sampling/<preset>``); a rerun resumes or
-reuses finished runs.
+Runs are kept in ``--runs`` (default ``runs/density_sampling/<preset>``); a rerun resumes
+unfinished runs and reuses finished rows (their result, ``row.json`` in the run directory, with
+the training CPU time measured when they were trained). A run's training CPU time accumulates
+over interruptions (``train_cpu.json``, written when training stops, also by Ctrl-C; the
+interrupted epoch is counted in both sessions).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import time
@@ -103,9 +107,19 @@ def run_row(name: str, preset: dict, runs: Path, epochs: int | None) -> dict:
     torch.set_num_threads(1)
     config = row_config(name, preset, epochs)
     run_dir = runs / name
+    if (run_dir / "row.json").exists():
+        out = json.loads((run_dir / "row.json").read_text())
+        print(format_row(out), flush=True)
+        return out
+    spent = json.loads((run_dir / "train_cpu.json").read_text()) if (run_dir / "train_cpu.json").exists() else {}
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    train_to_end(config, run_dir, progress=False)
-    train_cpu, train_wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    try:
+        train_to_end(config, run_dir, progress=False)
+    finally:
+        train_cpu = spent.get("cpu_seconds", 0.0) + time.process_time() - cpu0
+        train_wall = spent.get("wall_seconds", 0.0) + time.perf_counter() - wall0
+        if run_dir.exists():
+            write_json(run_dir / "train_cpu.json", {"cpu_seconds": train_cpu, "wall_seconds": train_wall})
     run = open_run(run_dir)
     (row,) = SamplerTask.evaluate(
         run, [], EvaluateOptions(device=preset["device"], samples=preset["eval"], seeds=preset["seeds"])
@@ -128,6 +142,7 @@ def run_row(name: str, preset: dict, runs: Path, epochs: int | None) -> dict:
             {k: r[k] for k in r if k.startswith("val_") or k in ("epoch", "target_evaluations")} for r in log
         ],
     }
+    write_json(run_dir / "row.json", out)
     print(format_row(out), flush=True)
     return out
 
@@ -264,6 +279,7 @@ def main(argv=None) -> None:
         out,
         {
             "preset": args.preset,
+            "reduced": reduced,
             "settings": {k: v for k, v in preset.items()},
             "epochs": args.epochs,
             "rows": list(results.values()),

@@ -3,7 +3,7 @@ dimension, evaluation cost.
 
 Usage: python benchmarks/kolmogorov.py [--preset quick|cpu|gpu] [--seconds S]
        [--parts published,losses,dimension,cost] [--losses fk,bsde,detach,bsde_grad]
-       [--threads 1] [--device cpu|cuda] [--out benchmarks/results/kolmogorov_<preset>.json]
+       [--threads 1] [--device cpu|cuda] [--out benchmarks/results/kolmogorov_<preset>[_<parts>].json]
        [--replot RESULTS.json,...]
 
 Four parts:
@@ -32,7 +32,8 @@ Four parts:
   the Monte-Carlo reference for the same points (timed on a subset and scaled linearly); and the
   time of one training step of each loss at the loss comparison's sizes.
 
-Writes benchmarks/results/kolmogorov_<preset>.json (or ``--out``) and the figures in the same folder;
+Writes benchmarks/results/kolmogorov_<preset>.json, or ``kolmogorov_<preset>_<parts>.json`` for a
+subset of the parts (or ``--out``), and the figures in the same folder;
 ``--replot a.json,b.json`` redraws the figures from saved results (e.g. runs of different parts).
 """
 
@@ -50,6 +51,7 @@ import torch
 
 from oplearn.kolmogorov import LOSSES, KolmogorovModel, make_loss, make_problem, solution_metrics
 from oplearn.models.mlp import MultilevelMLP
+from oplearn.training.rundir import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTS = ("published", "losses", "dimension", "cost")
@@ -574,7 +576,9 @@ def main() -> None:
         "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
     }
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"kolmogorov_{args.preset}.json"
+    # a subset of the parts gets its own file, so it never replaces the full run's results
+    suffix = "" if set(parts) == set(PARTS) else "_" + "_".join(p for p in PARTS if p in parts)
+    out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / f"kolmogorov_{args.preset}{suffix}.json"
     if "published" in parts:
         result["published"] = published_part(preset, args.preset, device, seconds)
     if "losses" in parts:
@@ -587,9 +591,7 @@ def main() -> None:
         result["cost"] = cost_part()
         result["step_cost"] = step_cost_part(preset, loss_names, device)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
-    tmp.replace(out)
+    write_json(out, result)
     print(f"wrote {out}")
 
 

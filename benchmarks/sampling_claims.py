@@ -14,6 +14,15 @@ estimate of ``--eval`` samples per trained sampler.
 the reverse KL against the log-variance loss with exploration eps = 0, 5, 20 (overdamped CMCD
 replays the target scores of its simulation, so both losses cost the same evaluations per step).
 
+``scld_lv`` -- SCLD on GMM40 (2D) from the N(0, 40^2) start, ``configs/sample_gmm40_scld.yaml``
+(64 steps in 4 sub-trajectories): the reverse KL against the log-variance loss of sub-trajectories
+without exploration, alone and with SCLD's remedies, a prioritised replay buffer of 20 batches per
+sub-trajectory (half of every batch replayed) and one HMC move (5 leapfrog steps of 0.2, the SMC
+baseline's) after every sub-trajectory, in training and in the estimate; both with the learned
+annealing schedule; the buffer with exploration 20 (the control noise that kept CMCD's
+log-variance training from collapsing). The same number of training steps; the moves and the
+replayed paths add target evaluations (counted).
+
 ``underdamped_steps`` -- CMCD (Euler-Maruyama, N = 64 steps) against underdamped CMCD (OBABO,
 N/2 steps with the mass learned or fixed, and N steps for reference) on Funnel (10D),
 ``configs/sample_funnel_cmcd[_ud].yaml``, the same training steps: log Z error and ELBO.
@@ -26,6 +35,7 @@ comparison the per-seed paired difference with its interval.
     python benchmarks/sampling_claims.py lv_vs_kl --seeds 5 --epochs 4
     python benchmarks/sampling_claims.py underdamped_steps --seeds 5 --epochs 4
     python benchmarks/sampling_claims.py cmcd_lv --seeds 3 --epochs 2
+    python benchmarks/sampling_claims.py scld_lv --seeds 3 --epochs 2
 """
 
 from __future__ import annotations
@@ -41,6 +51,15 @@ from density_sampling import PRESETS, RESULTS, fmt, row_config
 
 from oplearn.training.rundir import write_json
 
+#: SCLD's remedies (``scld_lv``): a replay buffer of 20 batches of 256 sub-trajectories per block,
+#: one HMC move after every block.
+SCLD_REPLAY = {"sampling.method_params.replay_capacity": 20 * 256}
+SCLD_HMC = {
+    "sampling.method_params.mcmc": "hmc",
+    "sampling.method_params.mcmc_step_size": 0.2,
+    "sampling.method_params.leapfrog": 5,
+}
+
 #: experiment -> variant -> (row, overrides, epochs as a multiple of --epochs)
 EXPERIMENTS = {
     "lv_vs_kl": {
@@ -55,6 +74,28 @@ EXPERIMENTS = {
         "lv_eps0": ("gmm40_cmcd", {"sampling.loss": "log_variance", "sampling.exploration": 0.0}, 1.0),
         "lv_eps5": ("gmm40_cmcd", {"sampling.loss": "log_variance", "sampling.exploration": 5.0}, 1.0),
         "lv_eps20": ("gmm40_cmcd", {"sampling.loss": "log_variance", "sampling.exploration": 20.0}, 1.0),
+    },
+    "scld_lv": {
+        "kl": ("gmm40_scld", {}, 1.0),
+        "lv": ("gmm40_scld", {"sampling.loss": "log_variance"}, 1.0),
+        "lv_replay": ("gmm40_scld", {"sampling.loss": "log_variance", **SCLD_REPLAY}, 1.0),
+        "lv_hmc": ("gmm40_scld", {"sampling.loss": "log_variance", **SCLD_HMC}, 1.0),
+        "lv_replay_hmc": ("gmm40_scld", {"sampling.loss": "log_variance", **SCLD_REPLAY, **SCLD_HMC}, 1.0),
+        "lv_replay_hmc_annealing": (
+            "gmm40_scld",
+            {
+                "sampling.loss": "log_variance",
+                **SCLD_REPLAY,
+                **SCLD_HMC,
+                "sampling.method_params.learn_annealing": True,
+            },
+            1.0,
+        ),
+        "lv_replay_eps20": (
+            "gmm40_scld",
+            {"sampling.loss": "log_variance", "sampling.exploration": 20.0, **SCLD_REPLAY},
+            1.0,
+        ),
     },
     "underdamped_steps": {
         "od_N": ("funnel_cmcd", {}, 1.0),
@@ -72,6 +113,11 @@ COMPARISONS = {
         ["mode_coverage", "log_Z_error", "elbo"],
     ),
     "cmcd_lv": ("kl", ["lv_eps0", "lv_eps5", "lv_eps20"], ["log_Z_error", "elbo", "mode_coverage"]),
+    "scld_lv": (
+        "kl",
+        ["lv", "lv_replay", "lv_hmc", "lv_replay_hmc", "lv_replay_hmc_annealing", "lv_replay_eps20"],
+        ["log_Z_error", "elbo", "mode_coverage"],
+    ),
     "underdamped_steps": ("od_N", ["ud_N/2", "ud_N/2_fixed_mass", "ud_N"], ["log_Z_error", "elbo"]),
 }
 

@@ -177,6 +177,13 @@ CASES = [
     Case("train {config} --out r --set train.task=bogus", "unknown task 'bogus'; choose one of map, one_step"),
     Case("train {config} --out r --set train.task=one_step", "train.task=one_step"),
     Case("train {config} --out r --set train.device=tpu", "'tpu' is not a device"),
+    Case(
+        "train sample_gmm40_scld --out r --set sampling.method_params.replay_capacity=64",
+        "the replay buffer trains the off-policy log_variance loss; set sampling.loss: log_variance",
+    ),
+    Case(
+        "train sample_gmm40_scld --out r --set sampling.method_params.mcmc=nuts", "mcmc kernel must be one of mala, hmc"
+    ),
     Case("train {config} --out r --set train.precision=fp16 --set train.device=cpu", "fp16 needs a CUDA device"),
     Case("train {config} --out r --set train.lr=-1", "key 'train.lr': Input should be greater than 0"),
     Case("train {config} --out r --set data.batch_size=0", "key 'data.batch_size': Input should be greater than 0"),
@@ -244,6 +251,8 @@ CASES = [
         "train {config} --out r --set train.task=refiner --set refiner.steps=0",
         "key 'refiner.steps': Input should be greater than 0",
     ),
+    Case("train {config} --out r --set train.mode_projection=true", "predicted frames of time-stepping tasks"),
+    Case("train {config} --out r --set train.ema_decay=1", "key 'train.ema_decay': Input should be less than 1"),
     Case(
         "train {config} --out r --set train.task=coarse_graining --set coarse_graining.pde_weight=-1",
         "coarse_graining.pde_weight",

@@ -161,8 +161,11 @@ def test_discoverability(capsys, monkeypatch):
     assert all(f"  {name} " in listing for name in [*PROBLEMS, *TARGETS, *METHODS])
     assert (
         "parameters: dim=150" in listing
-        and "mass=1.0, learn_mass=True, net=None, segments=4, resample_threshold=0.3" in listing
-    )  # SCLD takes CMCD's too
+        and "mass=1.0, learn_mass=True, net=None, learn_annealing=False, segments=4, resample_threshold=0.3, mcmc=None, "
+        "mcmc_steps=1, "
+        "mcmc_step_size=0.1, leapfrog=5, replay_capacity=0, replay_temperature=1.0"
+        in listing
+    )  # SCLD takes CMCD's too, then its moves' and replay buffer's
     assert "(integrator='OBABO')" in listing  # registered variants name what they fix
 
     assert main(["config", "darcy_fno"]) == 0

@@ -72,14 +72,68 @@ def test_refiner_loss_targets_the_noise_and_the_frame():
     assert float(wrong) > 1e-3
 
 
+def test_a_conditioned_backbone_sees_the_refinement_step_in_every_block():
+    """With ``step_embedding`` the denoiser gets k through FiLM in each FNO block, not as an input
+    channel: identity at initialisation (the output ignores k), then the output changes with k."""
+    net = FNO(2, 1, modes=8, width=8, n_layers=3, n_dim=1, projection_channels=16, condition_channels=16)
+    denoiser = OperatorModel(net, 2, 1, ((0.0, 32.0),), periodic=True, positional_features=False)
+    model = PDERefiner(denoiser, channels=1, history=1, steps=3, step_embedding=16)
+    x, estimate = torch.randn(4, 1, 32), torch.randn(4, 1, 32)
+    k = torch.tensor([0, 1, 2, 3])
+
+    def per_step() -> torch.Tensor:
+        with torch.no_grad():
+            return torch.stack([model(x, estimate, torch.full((4,), j)) for j in range(4)])
+
+    outputs = per_step()
+    assert torch.allclose(outputs, outputs[:1].expand_as(outputs))  # zero-initialised FiLM: the identity
+    torch.manual_seed(0)
+    for layer in net.film:
+        nn.init.normal_(layer.weight, std=0.3)
+    outputs = per_step()
+    for j in range(1, 4):
+        assert (outputs[j] - outputs[0]).abs().max() > 1e-3 * outputs[0].abs().max(), j
+    # each sample is conditioned on its own k
+    torch.testing.assert_close(model(x, estimate, k)[2], outputs[2, 2])
+    with pytest.raises(ValueError, match="condition_channels=16"):
+        net(torch.randn(4, 2, 32))
+
+
+def test_first_step_fraction_sets_the_share_of_the_one_step_prediction():
+    """k is uniform over 0..K by default; with first_step_fraction p, k = 0 for a share p of the
+    samples and the rest is uniform over 1..K."""
+    model = PDERefiner(nn.Identity(), channels=1, history=1, steps=3)
+    drawn = []
+
+    def net(x, estimate, k):
+        drawn.append(k)
+        return torch.zeros_like(estimate)
+
+    x, y = torch.zeros(4000, 1, 4), torch.ones(4000, 1, 4)
+    for fraction, expected in ((None, [0.25] * 4), (0.5, [0.5, 1 / 6, 1 / 6, 1 / 6])):
+        drawn.clear()
+        refiner_loss(model, net, x, y, torch.Generator().manual_seed(0), fraction)
+        share = torch.bincount(drawn[0], minlength=4).float() / len(x)
+        torch.testing.assert_close(share, torch.tensor(expected), rtol=0, atol=0.03)
+
+
 # --- trained on a small Kuramoto-Sivashinsky problem -------------------------------------------
 
 TRAIN_STEPS, BATCH = 600, 32
 
 
-def _operator(in_channels: int) -> OperatorModel:
+def _operator(in_channels: int, condition_channels: int = 0) -> OperatorModel:
     """An FNO without coordinate channels (KS is translation invariant, as the shipped configs)."""
-    net = FNO(in_channels, 1, modes=16, width=24, n_layers=3, n_dim=1, projection_channels=48)
+    net = FNO(
+        in_channels,
+        1,
+        modes=16,
+        width=24,
+        n_layers=3,
+        n_dim=1,
+        projection_channels=48,
+        condition_channels=condition_channels,
+    )
     return OperatorModel(net, in_channels, 1, ((0.0, 32.0),), periodic=True, positional_features=False)
 
 
@@ -103,7 +157,8 @@ def _train(model: nn.Module, loss, x: torch.Tensor, y: torch.Tensor, steps: int)
 def ks_models():
     """One-step FNOs (relative L2 loss, as ``train.task=one_step``), trained for ``TRAIN_STEPS``
     and for the quarter of them that a refiner with K = 3 spends on step 0, and a PDE-Refiner
-    around the same FNO trained for ``TRAIN_STEPS``, on 24 KS trajectories (L = 32, 64 nodes,
+    around the same FNO (conditioned on k in every block, as the shipped config) trained for
+    ``TRAIN_STEPS``, on 24 KS trajectories (L = 32, 64 nodes,
     frames 0.8 apart); the inputs and targets of 8 held-out trajectories."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -121,7 +176,7 @@ def ks_models():
         model.output_norm.fit(x)
         one_step[steps] = _train(model, lambda m, xb, yb, gen: l2(m(xb), yb), x, y, steps).eval()
 
-    refiner = PDERefiner(_operator(3), channels=1, history=1, steps=3)
+    refiner = PDERefiner(_operator(2, 16), channels=1, history=1, steps=3, step_embedding=16)  # as the shipped config
     refiner.frame_norm.fit(x)
     refiner.step_norm.fit(y - x)
     _train(refiner, lambda m, xb, yb, gen: refiner_loss(m, m, xb, yb, gen), x, y, TRAIN_STEPS)

@@ -54,6 +54,10 @@ def test_sampler_config_is_checked():
         ({"loss": "kl", "exploration": 0.5}, "the kl loss is on-policy"),
         ({"method_params": {"friction_coefficient": 1.0}}, "method_params: unknown parameter"),
         ({"target_params": {"modes": 3}}, "target_params: unknown parameter"),
+        (
+            {"method": "scld", "loss": "kl", "exploration": 0.0, "method_params": {"steps": 6, "replay_capacity": 64}},
+            "the replay buffer trains the off-policy log_variance loss",
+        ),
     ]:
         with pytest.raises(ConfigError, match=message):
             tiny_config(**sampling)
@@ -88,6 +92,38 @@ def test_sampler_run_stopped_and_resumed_reaches_the_same_weights(tmp_path, monk
         torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=0, msg=key)
     log = [json.loads(line) for line in (tmp_path / "whole" / "metrics.jsonl").read_text().splitlines()]
     assert log[-1]["val_elbo"] > log[0]["val_elbo"]
+
+
+def test_scld_run_with_replay_and_moves_resumes_exactly(tmp_path, monkeypatch):
+    """The replay buffers are part of the checkpoint: an SCLD run with replay and HMC moves killed
+    after one epoch and resumed ends with the uninterrupted run's weights and buffers."""
+    config = tiny_config(
+        method="scld",
+        method_params={"steps": 6, "segments": 2, "mcmc": "hmc", "mcmc_step_size": 0.1, "replay_capacity": 40},
+        iterations=2,
+        validation_samples=64,
+    )
+    config.train.epochs = 2
+    train(config, tmp_path / "whole", progress=False)
+    start_epoch = SamplerTask.start_epoch
+
+    def stop_at_one(self, epoch):
+        if epoch == 1:
+            raise KeyboardInterrupt
+        start_epoch(self, epoch)
+
+    monkeypatch.setattr(SamplerTask, "start_epoch", stop_at_one)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(SamplerTask, "start_epoch", start_epoch)
+    train(config, tmp_path / "resumed", resume=True, progress=False)
+    whole, resumed = (
+        torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=True) for r in ("whole", "resumed")
+    )
+    assert int(whole["model"]["sampler.replay.0.size"]) == 40  # 4 steps of 16 fresh paths, capped
+    assert whole["model"].keys() == resumed["model"].keys()
+    for key, value in whole["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=0, msg=key)
 
 
 def test_sampler_train_evaluate_report_end_to_end(tmp_path):

@@ -117,7 +117,7 @@ AnyModelConfig = Annotated[Union[tuple(MODEL_CONFIGS.values())], Field(discrimin
 
 
 class TrainConfig(Strict):
-    """Optimisation: AdamW with a cosine or step learning-rate schedule.
+    r"""Optimisation: AdamW with a cosine or step learning-rate schedule.
 
     ``accumulate`` splits each batch (``data.batch_size``, the global batch) into that many
     micro-batches whose gradients are summed before the step: the same update with less
@@ -135,6 +135,15 @@ class TrainConfig(Strict):
     ``tensorboard: true`` also writes each epoch's record as TensorBoard scalars in
     ``RUN/tensorboard/`` (:mod:`oplearn.training.tensorboard`; the extra ``oplearn[tensorboard]``).
     ``clip_grad_norm`` rescales each step's gradient to at most that Euclidean norm (none by default).
+    ``ema_decay`` keeps an exponential moving average of the weights, which validation,
+    checkpoints, evaluation and rollouts use (:mod:`oplearn.training.averaging`; none by default).
+    ``target: increment`` makes a ``one_step`` model predict the frame increment
+    :math:`u(t + \Delta t) - u(t)` (output normaliser fitted on the training increments) and add it
+    to the last frame; ``loss: mse`` is the mean square error in units of the output
+    normaliser's standard deviation (with ``target: increment``, PDE-Refiner's step-0 objective).
+    ``mode_projection`` projects each predicted frame of a time-stepping task (``one_step``,
+    ``refiner``) onto the Fourier modes the training frames hold (:mod:`oplearn.layers.projection`;
+    periodic data).
     """
 
     epochs: int = Field(default=100, gt=0)
@@ -143,7 +152,8 @@ class TrainConfig(Strict):
     scheduler: Literal["cosine", "step", "constant"] = "cosine"
     step_size: int = Field(default=50, gt=0)
     gamma: float = Field(default=0.5, gt=0)
-    loss: Literal["relative_l2", "relative_h1"] = "relative_l2"
+    loss: Literal["relative_l2", "relative_h1", "mse"] = "relative_l2"
+    target: Literal["frame", "increment"] = "frame"
     positional_features: bool = True
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"
     accumulate: int = Field(default=1, gt=0)
@@ -156,6 +166,8 @@ class TrainConfig(Strict):
     physics: PhysicsConfig | None = None
     tensorboard: bool = False
     clip_grad_norm: float | None = Field(default=None, gt=0)
+    ema_decay: float | None = Field(default=None, gt=0, lt=1)
+    mode_projection: bool = False
 
     @field_validator("task")
     @classmethod
@@ -200,7 +212,7 @@ class _RunConfigBase(Strict):
 
     @model_validator(mode="after")
     def _fits_the_task(self) -> _RunConfigBase:
-        from oplearn.training.tasks import TASKS, task_class
+        from oplearn.training.tasks import TASKS, OneStepTask, task_class
 
         name = self.train.task
         task = task_class(name)
@@ -222,6 +234,15 @@ class _RunConfigBase(Strict):
             raise ValueError(
                 f"model '{self.model.name}' ({self.model.kind} model) does not fit train.task={name}; "
                 f"choose one of: {', '.join(fitting)}"
+            )
+        if (self.train.target != "frame" or self.train.loss == "mse") and name != "one_step":
+            raise ValueError(
+                f"train.target=increment and train.loss=mse are options of train.task=one_step, not {name}; remove them"
+            )
+        if self.train.mode_projection and not issubclass(task, OneStepTask):
+            raise ValueError(
+                f"train.mode_projection projects the predicted frames of time-stepping tasks "
+                f"(one_step, refiner, coarse_graining), not train.task={name}; remove it"
             )
         task.check_config(self)
         return self

@@ -20,9 +20,13 @@ class ModelSpec(Strict):
     ``kind`` says what the model acts on, and so which tasks can train it
     (``Task.model_kinds``): ``"grid"`` for operators on Cartesian grids
     ``(batch, channels, *spatial)``, built by ``build(in_channels, out_channels, n_dim, grid_shape)``.
+    ``conditionable`` grid models also take ``build(..., condition_channels=c)`` and are then
+    called as ``net(x, condition)`` with ``condition (batch, c)`` modulating every block
+    (:mod:`oplearn.layers.conditioning`).
     """
 
     kind: ClassVar[str] = "grid"
+    conditionable: ClassVar[bool] = False
 
 
 #: Kept Fourier modes of the FNO family (``model.modes``): one number for every dimension, or

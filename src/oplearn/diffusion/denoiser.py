@@ -2,45 +2,12 @@ r"""A resolution-agnostic denoising network: a U-shaped FNO conditioned on the n
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from oplearn.grids import Grid
+from oplearn.layers.conditioning import FourierEmbedding
 from oplearn.models.uno import UNO
-
-
-class NoiseEmbedding(nn.Module):
-    r"""Fourier features of the noise conditioning :math:`c` followed by a two-layer MLP:
-
-    .. math:: e = \mathrm{MLP}\big([\cos(\omega_j c), \sin(\omega_j c)]_{j=0}^{F-1}\big),
-              \qquad \omega_j = \omega_{max}\, 2^{j - F + 1}.
-
-    The frequencies are low on purpose: :math:`c = \tfrac14 \log\sigma` spans about 2.7 over
-    :math:`\sigma \in [0.002, 80]`, and the largest, :math:`\omega_{max} = \pi`, makes one
-    period over a factor of 55 in :math:`\sigma`. Faster features let the network depend
-    roughly on :math:`\sigma` (nothing in training, which draws :math:`\sigma` at random, smooths
-    that), and a rough denoiser leaves higher-order ODE samplers no better than Euler: with
-    frequencies up to :math:`128\pi`, a 2.7% change of :math:`\sigma` at fixed input changed a
-    trained Darcy prior's output by 3-6% (BENCHMARKS.md, "Diffusion samplers"). The
-    frequencies are a saved buffer, so a checkpoint keeps those it was trained with.
-
-    Shapes: ``c: (batch,) -> (batch, channels)``.
-    """
-
-    def __init__(self, channels: int = 64, frequencies: int = 8, max_frequency: float = math.pi) -> None:
-        super().__init__()
-        self.register_buffer(
-            "frequencies", max_frequency * 2.0 ** torch.arange(1 - frequencies, 1, dtype=torch.float32)
-        )
-        self.mlp = nn.Sequential(
-            nn.Linear(2 * frequencies, channels), nn.SiLU(), nn.Linear(channels, channels), nn.SiLU()
-        )
-
-    def forward(self, c: torch.Tensor) -> torch.Tensor:
-        phase = c.float()[:, None] * self.frequencies
-        return self.mlp(torch.cat([phase.cos(), phase.sin()], dim=1))
 
 
 class FNODenoiser(nn.Module):
@@ -48,7 +15,10 @@ class FNODenoiser(nn.Module):
 
     A :class:`~oplearn.models.uno.UNO` (Fourier blocks on a hierarchy of grids that are
     fractions of the input's) on the fields and their node coordinates, every block
-    modulated (FiLM) by a :class:`NoiseEmbedding` of :math:`c_{noise}`. Every layer acts on
+    modulated (FiLM) by a :class:`~oplearn.layers.conditioning.FourierEmbedding` of :math:`c_{noise}`
+    (:math:`c_{noise} = \tfrac14 \log\sigma` spans about 2.7 over :math:`\sigma \in [0.002, 80]`;
+    faster features than its :math:`\omega_{max} = \pi` made a trained Darcy prior rough in
+    :math:`\sigma` and higher-order samplers no better than Euler, BENCHMARKS.md, "Diffusion samplers"). Every layer acts on
     functions (spectral convolutions, pointwise maps, Fourier resampling), so a model trained
     on one grid denoises on others; wrap it in :class:`~oplearn.diffusion.edm.EDMDenoiser`.
 
@@ -87,7 +57,7 @@ class FNODenoiser(nn.Module):
     ) -> None:
         super().__init__()
         self.channels, self.n_dim, self.periodic = int(channels), int(n_dim), bool(periodic)
-        self.embedding = NoiseEmbedding(embedding)
+        self.embedding = FourierEmbedding(embedding)
         self.uno = UNO(
             channels + n_dim,
             channels,

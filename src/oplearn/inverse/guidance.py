@@ -70,7 +70,12 @@ converge with the square of the condition number. Three things make a few iterat
 * right preconditioning by :math:`P = \sigma^2 B N B^\top + s^2 + \mu`, the system at
   :math:`J = I`, which it approaches as :math:`\sigma \to 0` (the :math:`m \times m` matrix
   :math:`B N B^\top` is built once, from :math:`m` products with :math:`N`, and diagonalised);
-* a warm start from the previous call's :math:`z` (the systems of successive steps differ little);
+* a warm start from the previous call's :math:`z` (the systems of successive steps differ little),
+  rescaled by the factor that minimises the residual along it: where :math:`\sigma^2 B N B^\top`
+  dominates, :math:`z` grows as :math:`1 / \sigma^2` from step to step: on the 32x32 problem
+  observing u at 500 points the unscaled warm start left 31-43% of :math:`\lVert r \rVert` to
+  GMRES at :math:`0.4 < \sigma < 5`, the rescaled one 15-19% (the factor costs nothing: the warm
+  start's product is computed anyway);
 * iterations that stop once the residual falls below :data:`GMRES_TOLERANCE` (1e-2) of
   :math:`\lVert r \rVert`: at large :math:`\sigma` 3-6 iterations reach it, so the cap is spent where the
   preconditioner is poor (on the 32x32 problem observing f at 500 points, 12 iterations to 1e-2
@@ -508,9 +513,11 @@ class GuidedDenoiser:
         z = torch.zeros_like(r)
         residual = r
         if self._warm is not None and self._warm.shape == r.shape:
-            z = self._warm
-            field, product = push(z)
-            residual = r - (sig2 * product + damp * z)
+            field, product = push(self._warm)
+            image = sig2 * product + damp * self._warm
+            best = (r * image).sum(dim=1, keepdim=True) / image.square().sum(dim=1, keepdim=True).clamp_min(tiny)
+            z, field = best * self._warm, best.reshape(-1, *[1] * (x.ndim - 1)) * field
+            residual = r - best * image
         beta = residual.norm(dim=1, keepdim=True)
         basis, pushed = [residual / beta.clamp_min(tiny)], []
         hessenberg = torch.zeros(len(r), self.krylov + 1, self.krylov, dtype=torch.float64, device=r.device)

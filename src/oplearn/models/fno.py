@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -12,6 +12,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from oplearn.layers.activations import activation_class
+from oplearn.layers.conditioning import FiLM, check_condition
 from oplearn.layers.spectral import SpectralConv, normalize_modes
 from oplearn.schema import ModelSpec, Modes, modes_per_dimension
 
@@ -57,7 +58,10 @@ class FNO(nn.Module):
     where :math:`P` (lifting) and :math:`Q` (projection) act pointwise, :math:`K_l` is a
     :class:`~oplearn.layers.spectral.SpectralConv`, :math:`W_l` a 1x1 convolution and
     :math:`\sigma` the activation (none after the last block). Coordinate features are not
-    added here: callers append them to the input channels.
+    added here: callers append them to the input channels. A conditioned FNO
+    (``condition_channels > 0``) modulates each block before its activation,
+    :math:`\sigma\big(\mathrm{FiLM}_l(K_l v_l + W_l v_l; e)\big)`, by a conditioning vector
+    :math:`e` (:class:`~oplearn.layers.conditioning.FiLM`).
 
     Parameters
     ----------
@@ -83,10 +87,13 @@ class FNO(nn.Module):
         periodic ones). A fraction, so the padded domain is the same at every resolution.
     activation : str
         One of ``"gelu"``, ``"relu"``, ``"silu"``, ``"tanh"``, ``"identity"``.
+    condition_channels : int
+        ``> 0``: channels of the conditioning vector :math:`e` of every block.
 
     Shapes
     ------
-    ``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``
+    ``x: (batch, in_channels, *spatial)``, ``condition: (batch, condition_channels)`` (only with
+    ``condition_channels > 0``) ``-> (batch, out_channels, *spatial)``
 
     References
     ----------
@@ -105,6 +112,7 @@ class FNO(nn.Module):
         projection_channels: int = 128,
         padding: float = 0.0,
         activation: str = "gelu",
+        condition_channels: int = 0,
     ) -> None:
         super().__init__()
         modes = normalize_modes(modes, n_dim)
@@ -129,17 +137,22 @@ class FNO(nn.Module):
         self.projection = nn.Sequential(
             Pointwise(width, projection_channels), act(), Pointwise(projection_channels, out_channels)
         )
+        self.condition_channels = int(condition_channels)
+        if self.condition_channels:
+            self.film = FiLM(self.condition_channels, [width] * n_layers)
         #: Recompute each block's activations in the backward pass instead of storing them
         #: (less memory for large grids, about one more forward pass of time).
         self.activation_checkpointing = False
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``."""
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
+        """``x: (batch, in_channels, *spatial)``, ``condition: (batch, condition_channels)``
+        ``-> (batch, out_channels, *spatial)``."""
         d = len(self.modes)
         if x.ndim != d + 2 or x.shape[1] != self.in_channels:
             raise ValueError(
                 f"{type(self).__name__} expects input (batch, {self.in_channels}, {', '.join(['n'] * d)}), got {tuple(x.shape)}"
             )
+        check_condition(type(self).__name__, self.condition_channels, condition, x.shape[0])
         spatial = tuple(x.shape[2:])
         v = self.lifting(x)
         pads = [round(self.padding * n) for n in spatial]
@@ -147,14 +160,22 @@ class FNO(nn.Module):
             v = F.pad(v, [p for pad in reversed(pads) for p in (0, pad)])
         recompute = self.activation_checkpointing and torch.is_grad_enabled()
         for i in range(len(self.skip)):
-            v = checkpoint(self._block, i, v, spatial, use_reentrant=False) if recompute else self._block(i, v, spatial)
+            if recompute:
+                v = checkpoint(self._block, i, v, spatial, condition, use_reentrant=False)
+            else:
+                v = self._block(i, v, spatial, condition)
         if any(pads):
             v = v[(Ellipsis, *(slice(0, n) for n in spatial))]
         return self.projection(v)
 
-    def _block(self, index: int, v: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
-        r"""Block ``index``: :math:`\sigma(K v + W v)`, without the activation after the last."""
+    def _block(
+        self, index: int, v: torch.Tensor, spatial: tuple[int, ...], condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        r"""Block ``index``: :math:`\sigma(K v + W v)` (modulated by ``condition`` first, if any),
+        without the activation after the last."""
         v = self.skip[index](v, add=self._kernel(index, v, spatial))
+        if condition is not None:
+            v = self.film.modulate(index, v, condition)
         return self.activation(v) if index < len(self.skip) - 1 else v
 
     def _kernel(self, index: int, v: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
@@ -167,6 +188,7 @@ class FNOConfig(ModelSpec):
     """Fourier neural operator (:class:`oplearn.models.FNO`)."""
 
     name: Literal["fno"] = "fno"
+    conditionable: ClassVar[bool] = True
     modes: Modes = 12
     width: int = Field(default=32, gt=0)
     n_layers: int = Field(default=4, gt=0)
@@ -175,7 +197,14 @@ class FNOConfig(ModelSpec):
     padding: float = Field(default=0.0, ge=0.0, lt=1.0)
     activation_checkpointing: bool = False
 
-    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None) -> FNO:
+    def build(
+        self,
+        in_channels: int,
+        out_channels: int,
+        n_dim: int,
+        grid_shape: tuple[int, ...] | None = None,
+        condition_channels: int = 0,
+    ) -> FNO:
         """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
         model = FNO(
             in_channels=in_channels,
@@ -186,6 +215,7 @@ class FNOConfig(ModelSpec):
             lifting_channels=self.lifting_channels,
             projection_channels=self.projection_channels,
             padding=self.padding,
+            condition_channels=condition_channels,
         )
         model.activation_checkpointing = self.activation_checkpointing
         return model

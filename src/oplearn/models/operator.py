@@ -38,7 +38,18 @@ class OperatorModel(nn.Module):
 
     Shapes
     ------
-    ``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``
+    ``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``; a conditioned
+    ``net`` (:mod:`oplearn.layers.conditioning`) also takes ``condition: (batch, c)``, passed on.
+
+    Attributes
+    ----------
+    increment : bool
+        Predict an increment of the input's last ``out_channels`` channels (a time step's
+        :math:`u(t + \\Delta t) - u(t)`): :math:`\\mathcal{G}(a) = a_{-C:} + D_{out}(\\dots)`, the
+        output normaliser then fitted on the increments; ``False`` by default.
+    projection : nn.Module or None
+        Applied to the physical output when set (e.g. a
+        :class:`~oplearn.layers.projection.ModeProjection`); ``None`` by default.
     """
 
     def __init__(
@@ -61,6 +72,8 @@ class OperatorModel(nn.Module):
         self.train_shape = tuple(train_shape)
         self.input_norm = ChannelNormalizer(in_channels)
         self.output_norm = ChannelNormalizer(out_channels)
+        self.increment = False
+        self.projection: nn.Module | None = None
 
     @property
     def ndim(self) -> int:
@@ -70,7 +83,7 @@ class OperatorModel(nn.Module):
         """The grid of an input batch ``(batch, channels, *spatial)``."""
         return Grid(tuple(x.shape[2:]), self.domain, self.periodic)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         if x.ndim != self.ndim + 2:
             raise DataError(
                 f"input of shape {tuple(x.shape)} has {x.ndim - 2} spatial dimensions; this model expects "
@@ -82,4 +95,7 @@ class OperatorModel(nn.Module):
         if self.positional_features:
             coords = self.grid_for(x).coordinates(dtype=z.dtype, device=z.device)
             z = torch.cat([z, coords.expand(x.shape[0], *coords.shape)], dim=1)
-        return self.output_norm.decode(self.net(z))
+        out = self.output_norm.decode(self.net(z) if condition is None else self.net(z, condition))
+        if self.increment:
+            out = x[:, -self.out_channels :] + out
+        return out if self.projection is None else self.projection(out)

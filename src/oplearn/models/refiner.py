@@ -35,7 +35,10 @@ budget (the shared network also learns the noise levels):
   its rollouts unstable.
 
 Any grid model of the zoo serves as :math:`D_\theta`: the estimate is stacked as extra
-input channels and :math:`k / K` as one constant channel.
+input channels. A conditioned model (:mod:`oplearn.layers.conditioning`) gets :math:`k` in
+every block, by a Fourier embedding of :math:`k / K` modulating each block (FiLM), as the
+reference implementation conditions each residual block; any other model gets :math:`k / K`
+as one constant input channel.
 
 References
 ----------
@@ -48,6 +51,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from oplearn.layers.conditioning import FourierEmbedding
 from oplearn.layers.normalization import ChannelNormalizer
 from oplearn.models.operator import OperatorModel
 
@@ -60,7 +64,9 @@ class PDERefiner(nn.Module):
     ----------
     denoiser : OperatorModel
         ``(batch, (history + 1) * channels + 1, *spatial) -> (batch, channels, *spatial)`` on
-        normalised fields (its own normalisers are left at the identity).
+        normalised fields (its own normalisers are left at the identity); with
+        ``step_embedding``, ``(batch, (history + 1) * channels, *spatial)`` and a condition
+        ``(batch, step_embedding)`` instead.
     channels, history : int
         Channels of a frame and frames of input.
     steps : int
@@ -68,6 +74,9 @@ class PDERefiner(nn.Module):
     min_noise_std : float
         :math:`\\sigma_{\\min}`, the noise standard deviation of the last step (in units of
         the increments' standard deviation).
+    step_embedding : int
+        ``> 0``: channels of the :class:`~oplearn.layers.conditioning.FourierEmbedding` of
+        :math:`k / K` passed to the conditioned ``denoiser``; 0: :math:`k / K` is an input channel.
 
     Shapes
     ------
@@ -85,13 +94,17 @@ class PDERefiner(nn.Module):
         history: int,
         steps: int = 3,
         min_noise_std: float = 4e-7**0.5,
+        step_embedding: int = 0,
     ) -> None:
         super().__init__()
         self.denoiser = denoiser
         self.channels, self.history, self.steps = channels, history, steps
         self.min_noise_std = min_noise_std
+        self.step_embedding = FourierEmbedding(step_embedding) if step_embedding else None
         self.frame_norm = ChannelNormalizer(channels)
         self.step_norm = ChannelNormalizer(channels)
+        #: Applied to the refined increment in physical units when set (``train.mode_projection``).
+        self.projection: nn.Module | None = None
 
     # the interface of an operator on the data's grid (what evaluation checks data against)
     @property
@@ -135,7 +148,10 @@ class PDERefiner(nn.Module):
 
     def denoise(self, z: torch.Tensor, estimate: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """One call of :math:`D_\\theta` on normalised frames ``z`` (see the class docstring)."""
-        level = (k.float() / self.steps).reshape(-1, 1, *([1] * (z.ndim - 2))).expand(z.shape[0], 1, *z.shape[2:])
+        level = k.float() / self.steps
+        if self.step_embedding is not None:
+            return self.denoiser(torch.cat([z, estimate.to(z.dtype)], dim=1), self.step_embedding(level))
+        level = level.reshape(-1, 1, *([1] * (z.ndim - 2))).expand(z.shape[0], 1, *z.shape[2:])
         return self.denoiser(torch.cat([z, estimate.to(z.dtype), level.to(z.dtype)], dim=1))
 
     def forward(
@@ -154,15 +170,25 @@ class PDERefiner(nn.Module):
             sigma = float(self.min_noise_std ** (k / self.steps))
             noisy = d + sigma * torch.randn_like(d)
             d = noisy - sigma * self.denoise(z, noisy, step)
-        return x[:, -self.channels :] + self.step_norm.decode(d).to(x.dtype)
+        increment = self.step_norm.decode(d).to(x.dtype)
+        if self.projection is not None:
+            increment = self.projection(increment)
+        return x[:, -self.channels :] + increment
 
 
 def refiner_loss(
-    model: PDERefiner, net: nn.Module, x: torch.Tensor, y: torch.Tensor, generator: torch.Generator | None = None
+    model: PDERefiner,
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    generator: torch.Generator | None = None,
+    first_step_fraction: float | None = None,
 ) -> torch.Tensor:
     r"""PDE-Refiner's training loss on a batch of windows, a mean square error in normalised units.
 
-    Each sample draws :math:`k \sim U\{0, \dots, K\}`; for :math:`k = 0` the target is the
+    Each sample draws :math:`k \sim U\{0, \dots, K\}` (with ``first_step_fraction`` :math:`p`:
+    :math:`k = 0` with probability :math:`p`, else :math:`k \sim U\{1, \dots, K\}`, to give the
+    one-step prediction more of the samples than its :math:`1 / (K + 1)`); for :math:`k = 0` the target is the
     normalised increment :math:`d` (:meth:`PDERefiner.increment`) from a zero estimate, for
     :math:`k \ge 1` it is the noise :math:`\epsilon` in :math:`\tilde d = d + \sigma_k \epsilon`.
     ``net`` is ``model`` or its distributed wrapper (called as ``net(x, estimate, k)``).
@@ -171,7 +197,12 @@ def refiner_loss(
     """
     b = x.shape[0]
     device = x.device
-    k = torch.randint(0, model.steps + 1, (b,), generator=generator, device="cpu").to(device)
+    if first_step_fraction is None:
+        k = torch.randint(0, model.steps + 1, (b,), generator=generator, device="cpu")
+    else:
+        first = torch.rand(b, generator=generator) < first_step_fraction
+        k = torch.where(first, 0, torch.randint(1, model.steps + 1, (b,), generator=generator))
+    k = k.to(device)
     target = model.increment(x, y)
     eps = torch.randn(target.shape, generator=generator, device="cpu").to(device)
     sigma = model.noise_std(k).reshape(-1, *([1] * (y.ndim - 1)))

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
 from oplearn.layers.activations import activation_class
+from oplearn.layers.conditioning import FiLM, check_condition
 from oplearn.layers.spectral import SpectralConv, normalize_modes
 from oplearn.models.fno import Pointwise
 from oplearn.schema import ModelSpec, Modes, modes_per_dimension
@@ -161,17 +162,11 @@ class UNO(nn.Module):
         self.condition_channels = int(condition_channels)
         if self.condition_channels:
             outputs = [channels[l + 1] for l in range(len(scales))] + [channels[l] for l in range(len(scales))]
-            self.film = nn.ModuleList(nn.Linear(self.condition_channels, 2 * c) for c in outputs)
-            for layer in self.film:
-                nn.init.zeros_(layer.weight)
-                nn.init.zeros_(layer.bias)
+            self.film = FiLM(self.condition_channels, outputs)
 
     def _modulate(self, index: int, v: torch.Tensor, condition: torch.Tensor | None) -> torch.Tensor:
-        """FiLM of block ``index`` (down blocks first, then up blocks): ``v (1 + gamma) + beta``."""
-        if condition is None:
-            return v
-        gamma, beta = self.film[index](condition).view(v.shape[0], 2, v.shape[1], *[1] * (v.ndim - 2)).unbind(1)
-        return v * (1 + gamma) + beta
+        """FiLM of block ``index`` (down blocks first, then up blocks)."""
+        return v if condition is None else self.film.modulate(index, v, condition)
 
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """``x: (batch, in_channels, *spatial)``, ``condition: (batch, condition_channels)``
@@ -181,13 +176,7 @@ class UNO(nn.Module):
             raise ValueError(
                 f"UNO expects input (batch, {self.in_channels}, {', '.join(['n'] * d)}), got {tuple(x.shape)}"
             )
-        if (condition is None) != (self.condition_channels == 0) or (
-            condition is not None and tuple(condition.shape) != (x.shape[0], self.condition_channels)
-        ):
-            got = None if condition is None else tuple(condition.shape)
-            raise ValueError(
-                f"UNO built with condition_channels={self.condition_channels} got condition of shape {got}"
-            )
+        check_condition("UNO", self.condition_channels, condition, x.shape[0])
         spatial = tuple(x.shape[2:])
         sizes = [spatial] + [tuple(max(1, round(s * n)) for n in spatial) for s in self.scales]
         skips = [self.lifting(x)]
@@ -205,12 +194,20 @@ class UNOConfig(ModelSpec):
     """U-shaped neural operator (:class:`oplearn.models.uno.UNO`)."""
 
     name: Literal["uno"] = "uno"
+    conditionable: ClassVar[bool] = True
     modes: Modes = 12
     width: int = Field(default=16, gt=0)
     scales: tuple[float, ...] = (0.5, 0.25)
     projection_channels: int = Field(default=128, gt=0)
 
-    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None) -> UNO:
+    def build(
+        self,
+        in_channels: int,
+        out_channels: int,
+        n_dim: int,
+        grid_shape: tuple[int, ...] | None = None,
+        condition_channels: int = 0,
+    ) -> UNO:
         """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
         return UNO(
             in_channels=in_channels,
@@ -220,6 +217,7 @@ class UNOConfig(ModelSpec):
             scales=self.scales,
             n_dim=n_dim,
             projection_channels=self.projection_channels,
+            condition_channels=condition_channels,
         )
 
 

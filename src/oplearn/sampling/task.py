@@ -108,6 +108,11 @@ class SamplerTask(Task):
                 "sampling.exploration applies to the log_variance and trajectory_balance losses; "
                 "the kl loss is on-policy"
             )
+        if s.loss == "kl" and s.method_params.get("replay_capacity"):
+            raise ValueError(
+                "sampling.method_params.replay_capacity: the replay buffer trains the off-policy log_variance loss; "
+                "set sampling.loss: log_variance or replay_capacity: 0"
+            )
         if s.loss == "trajectory_balance" and s.method == "scld":
             raise ValueError("sampling.loss trajectory_balance needs whole paths; use log_variance or kl with scld")
 

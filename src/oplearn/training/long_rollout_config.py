@@ -16,10 +16,17 @@ class RefinerConfig(Strict):
     ``steps`` denoising steps with noise standard deviations ``min_noise_std ** (k / steps)``,
     ``k = 1 .. steps`` (in units of the standard deviation of the frame increments). The default,
     ``sqrt(4e-7)``, gives the noise levels of PDE-Refiner's reference implementation, which passes
-    4e-7 as the variance of the last level."""
+    4e-7 as the variance of the last level. ``step_embedding``: channels of the embedding of
+    :math:`k / K` that modulates every block of a ``conditionable`` backbone (fno, uno); with 0,
+    and for the other grid models, :math:`k / K` is one constant input channel instead.
+    ``first_step_fraction``: the share of training samples on the one-step prediction
+    :math:`k = 0` (the rest uniform over the refinement steps); ``None``: :math:`k` uniform over
+    :math:`0 .. K`, as the reference."""
 
     steps: int = Field(default=3, gt=0)
     min_noise_std: float = Field(default=4e-7**0.5, gt=0, lt=1)
+    step_embedding: int = Field(default=16, ge=0)
+    first_step_fraction: float | None = Field(default=None, gt=0, lt=1)
 
 
 class CoarseGrainingConfig(Strict):

@@ -23,7 +23,7 @@ from oplearn.models.refiner import PDERefiner, refiner_loss
 from oplearn.seeding import generator
 from oplearn.training.long_rollout_config import RefinerConfig
 from oplearn.training.rollout import window_frames, window_targets
-from oplearn.training.tasks import OneStepTask, build_operator, check_fits
+from oplearn.training.tasks import OneStepTask, build_operator, check_fits, mode_projection
 
 
 def refiner_section(config: RunConfig) -> RefinerConfig:
@@ -47,8 +47,11 @@ class RefinerTask(OneStepTask):
     @classmethod
     def _model(cls, config: RunConfig, channels: int, history: int, grid: Grid) -> PDERefiner:
         section = refiner_section(config)
-        denoiser = build_operator(config, (history + 1) * channels + 1, channels, grid)
-        return PDERefiner(denoiser, channels, history, section.steps, section.min_noise_std)
+        embedding = section.step_embedding if config.model.conditionable else 0
+        denoiser = build_operator(config, (history + 1) * channels + (embedding == 0), channels, grid, embedding)
+        model = PDERefiner(denoiser, channels, history, section.steps, section.min_noise_std, embedding)
+        model.projection = mode_projection(config, grid)
+        return model
 
     def build_model(self) -> PDERefiner:
         channels = self.example.outputs.shape[2]
@@ -59,6 +62,8 @@ class RefinerTask(OneStepTask):
             increments.add(chunk.outputs.diff(dim=1).flatten(0, 1))
         model.frame_norm.fit_moments(frames)
         model.step_norm.fit_moments(increments)
+        if model.projection is not None:
+            model.projection.fit(self.training_frames())
         return model
 
     @classmethod
@@ -85,4 +90,4 @@ class RefinerTask(OneStepTask):
         y = window_targets(trajectories, pairs).to(device)
         gen = generator(self.config.seed, 23, getattr(self, "epoch", 0), int(idx[0]))
         with autocast:
-            return refiner_loss(model, net, x, y, gen)
+            return refiner_loss(model, net, x, y, gen, refiner_section(self.config).first_step_fraction)

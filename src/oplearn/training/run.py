@@ -10,7 +10,10 @@ runtime settings :data:`RUNTIME_SETTINGS`; anything else must match the saved co
 
 What is learned is the run's task (``train.task``, :mod:`oplearn.training.tasks`): the loop
 here is the same for all of them. A task's own state (e.g. a target cache) is kept in the
-checkpoint beside the optimiser's.
+checkpoint beside the optimiser's. With ``train.ema_decay`` the weights validated and saved
+as the checkpoints' ``model`` are the moving average (:mod:`oplearn.training.averaging`); the
+``last`` checkpoint also keeps the optimiser's weights (``trained_model``) and the number of
+averaged steps (``average_updates``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from oplearn.progress import progress as progress_bar
 from oplearn.provenance import timestamp, versions
 from oplearn.seeding import generator
 from oplearn.training import distributed
+from oplearn.training.averaging import WeightAverage
 from oplearn.training.checkpoint import load_checkpoint, save_checkpoint
 from oplearn.training.rundir import (
     BEST,
@@ -220,6 +224,8 @@ def _fit_in(
     task.check_model(model)
     model = model.to(device)
     net = DistributedDataParallel(model) if world.distributed else model
+    average = WeightAverage(model, config.train.ema_decay) if config.train.ema_decay else None
+    evaluated = average.model if average is not None else model  # what is validated and saved
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
     scheduler = _scheduler(config, optimizer)
     autocast, scaler = _mixed_precision(config, device)
@@ -229,7 +235,10 @@ def _fit_in(
     start_epoch, best_val = 0, math.inf
     if resume:
         state = load_checkpoint(run_dir / LAST, map_location=device)
-        model.load_state_dict(state["model"])
+        model.load_state_dict(state["model"] if average is None else state["trained_model"])
+        if average is not None:
+            average.model.load_state_dict(state["model"])
+            average.updates = int(state["average_updates"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
@@ -262,7 +271,7 @@ def _fit_in(
         return {
             "config": config.model_dump_json(),
             "data": data_info,
-            "model": model.state_dict(),
+            "model": evaluated.state_dict(),
             "epoch": epoch,
             "best_val": best_val,
         }
@@ -314,13 +323,15 @@ def _fit_in(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.clip_grad_norm)
             scaler.step(optimizer)
             scaler.update()
+            if average is not None:
+                average.update(model)
             total += batch_loss.item() * len(batch)
             count += len(batch)
             advance_to(bar, epoch + count / n)
         lr = optimizer.param_groups[0]["lr"]
         scheduler.step()
         record = {"epoch": epoch + 1, "train_loss": total / count, "lr": lr}
-        record.update(task.validate(model, batch_size, device))
+        record.update(task.validate(evaluated, batch_size, device))
         if "val_relative_l2" in record and record["val_relative_l2"] < best_val:
             best_val = record["val_relative_l2"]
             if world.is_main:
@@ -340,6 +351,8 @@ def _fit_in(
                 rng=torch.get_rng_state(),
                 task=task.state_dict(),
             )
+            if average is not None:
+                state.update(trained_model=model.state_dict(), average_updates=average.updates)
             save_checkpoint(state, run_dir / LAST)
             saved_epoch = epoch + 1
             session.update(end_epoch=saved_epoch, seconds=round(time.perf_counter() - session_start, 3))

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +33,7 @@ from oplearn.data.source import FieldSource, LazySource, MemorySource
 from oplearn.errors import ConfigError
 from oplearn.grids import Grid
 from oplearn.layers.normalization import ChannelMoments
+from oplearn.layers.projection import ModeProjection
 from oplearn.losses import RelativeH1Loss, RelativeL2Loss
 from oplearn.metrics import per_time_step, relative_l2
 from oplearn.models.operator import OperatorModel
@@ -120,13 +121,28 @@ def read_training_data(path: Path, stop: int | None, lazy: bool) -> tuple[int, F
     return len(data), data if stop is None else data.select(slice(0, min(stop, len(data))))
 
 
-def build_operator(config: RunConfig, in_channels: int, out_channels: int, grid: Grid) -> OperatorModel:
-    """The model of ``config`` wrapped to take and return physical fields on ``grid``'s domain."""
+def build_operator(
+    config: RunConfig, in_channels: int, out_channels: int, grid: Grid, condition_channels: int = 0
+) -> OperatorModel:
+    """The model of ``config`` wrapped to take and return physical fields on ``grid``'s domain;
+    with ``condition_channels``, a conditioned model (``model.conditionable``) called as
+    ``model(x, condition)``."""
     extra = grid.ndim if config.train.positional_features else 0
-    net = config.model.build(in_channels + extra, out_channels, grid.ndim, grid_shape=grid.shape)
+    conditioned = {"condition_channels": condition_channels} if condition_channels else {}
+    net = config.model.build(in_channels + extra, out_channels, grid.ndim, grid_shape=grid.shape, **conditioned)
     return OperatorModel(
         net, in_channels, out_channels, grid.domain, grid.periodic, config.train.positional_features, grid.shape
     )
+
+
+def mode_projection(config: RunConfig, grid: Grid) -> ModeProjection | None:
+    """The (unfitted) projection of predicted frames of ``train.mode_projection``, or ``None``;
+    a one-line ConfigError on a non-periodic grid."""
+    if not config.train.mode_projection:
+        return None
+    if not grid.periodic:
+        raise ConfigError("config: train.mode_projection projects onto Fourier modes: it needs periodic data")
+    return ModeProjection(grid.ndim)
 
 
 def map_view(data: FieldData, input_frames: int | None) -> FieldData:
@@ -435,14 +451,31 @@ class OneStepTask(FieldTask):
         return FieldData(trajectory[:, 0], trajectory, data.grid, data.meta, data.path, data.time)
 
     def build_model(self) -> OperatorModel:
-        channels = self.example.outputs.shape[2]
-        model = build_operator(self.config, self.history * channels, channels, self.grid)
-        frames = ChannelMoments.of(
-            chunk.outputs.flatten(0, 1) for chunk in self.train.chunks(self.config.data.batch_size)
-        )
-        model.output_norm.fit_moments(frames)
-        model.input_norm.mean.copy_(model.output_norm.mean.repeat(self.history))
-        model.input_norm.std.copy_(model.output_norm.std.repeat(self.history))
+        model = self.rebuild(self.config, self.info())
+        frames = ChannelMoments.of(self.training_frames())
+        model.input_norm.mean.copy_(frames.mean.repeat(self.history))
+        model.input_norm.std.copy_(frames.std.repeat(self.history))
+        if model.increment:
+            increments = ChannelMoments.of(
+                chunk.outputs.diff(dim=1).flatten(0, 1) for chunk in self.train.chunks(self.config.data.batch_size)
+            )
+            model.output_norm.fit_moments(increments)
+        else:
+            model.output_norm.fit_moments(frames)
+        if model.projection is not None:
+            model.projection.fit(self.training_frames())
+        return model
+
+    def training_frames(self) -> Iterator[torch.Tensor]:
+        """The frames of the training trajectories, ``(frames, C, *spatial)`` per chunk of trajectories."""
+        for chunk in self.train.chunks(self.config.data.batch_size):
+            yield chunk.outputs.flatten(0, 1)
+
+    @classmethod
+    def rebuild(cls, config: RunConfig, info: dict) -> OperatorModel:
+        model = super().rebuild(config, info)
+        model.increment = config.train.target == "increment"
+        model.projection = mode_projection(config, Grid.from_dict(info["grid"]))
         return model
 
     def info(self) -> dict:
@@ -481,6 +514,9 @@ class OneStepTask(FieldTask):
         y = window_targets(trajectories, pairs, self.pushforward).to(device)
         with autocast:
             pred = net(frames.flatten(1, 2))
+        if self.config.train.loss == "mse":  # in units of the output normaliser's standard deviation
+            scale = model.output_norm.std.reshape(1, -1, *([1] * (y.ndim - 2)))
+            return ((pred.float() - y) / scale).square().mean()
         return self.data_loss(pred.float(), y)
 
     def validate(self, model: nn.Module, batch_size: int, device: torch.device) -> dict[str, float]:

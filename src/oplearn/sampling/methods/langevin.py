@@ -3,7 +3,9 @@ r"""Annealed Langevin samplers: ULA, MCD and CMCD, overdamped or underdamped.
 All follow the geometric annealing path from the initial distribution :math:`p_0` (a learned
 diagonal Gaussian) to the target,
 
-.. math:: \log\pi_t(x) = (1 - \lambda_t)\log p_0(x) + \lambda_t\log\gamma(x), \qquad \lambda_t = t / T,
+.. math:: \log\pi_t(x) = (1 - \lambda_t)\log p_0(x) + \lambda_t\log\gamma(x), \qquad \lambda_t = t / T
+
+(or a learned schedule, ``learn_annealing``: :mod:`oplearn.sampling.annealing`),
 
 with Langevin dynamics of diffusion coefficient :math:`\sigma` (learned, :math:`a = \sigma^2`).
 Overdamped (Euler-Maruyama kernels):
@@ -47,6 +49,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from oplearn.sampling.annealing import AnnealingSchedule
 from oplearn.sampling.methods.base import Sampler, explore, gaussian_log_density
 from oplearn.sampling.networks import ControlNet
 from oplearn.sampling.prior import GaussianPrior
@@ -83,6 +86,9 @@ class AnnealedLangevin(Sampler):
         learned :math:`\\sigma` sets theirs and as the references learn their step size.
     learn_mass:
         Learn the mass (underdamped only); ``False`` keeps it at ``mass``.
+    learn_annealing:
+        Learn the annealing schedule :math:`\\lambda(t)`, piecewise linear with one piece per step
+        (:mod:`oplearn.sampling.annealing`); ``False`` keeps :math:`\\lambda = t / T`.
     """
 
     #: Which controls the method learns: ``"forward"`` and/or ``"backward"``.
@@ -101,9 +107,11 @@ class AnnealedLangevin(Sampler):
         mass: float = 1.0,
         learn_mass: bool = True,
         net: ControlNet | dict | None = None,
+        learn_annealing: bool = False,
     ) -> None:
         solver = None if integrator == "EM" else Splitting(integrator)
         super().__init__(target, steps, horizon, grid, solver)
+        self.annealing = AnnealingSchedule(horizon, steps if learn_annealing else 0)
         self.prior = GaussianPrior(target.dim, scale, learn=True)
         if self.underdamped:
             self.log_friction = nn.Parameter(torch.tensor(math.log(friction)))
@@ -125,7 +133,7 @@ class AnnealedLangevin(Sampler):
 
     def annealed_log_density(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """:math:`\\log\\pi_t(x)` (unnormalised): ``(batch,), (batch, d) -> (batch,)``."""
-        lam = t / self.horizon
+        lam = self.annealing(t)
         return (1 - lam) * self.prior.log_density(x) + lam * self.target.log_density(x)
 
     def annealed_score(
@@ -133,7 +141,7 @@ class AnnealedLangevin(Sampler):
     ) -> torch.Tensor:
         """:math:`\\nabla\\log\\pi_t(x)`, differentiable in ``x`` when ``x`` requires gradients
         (``target_score``: :math:`\\nabla\\log\\gamma(x)` when already known)."""
-        lam = (t / self.horizon)[:, None]
+        lam = self.annealing(t)[:, None]
         return (1 - lam) * self.prior.score(x) + lam * (self.target.score(x) if target_score is None else target_score)
 
     def _control(self, sign: float, t: torch.Tensor, z: torch.Tensor, score: torch.Tensor | None) -> torch.Tensor:

@@ -6,12 +6,9 @@ from :math:`p_0 = \mathcal N(0, s^2 I)`: particles gain the incremental weight
 :math:`(\lambda_k - \lambda_{k-1})(\log\gamma - \log p_0)`, are resampled (systematically) when the
 effective sample size falls below ``resample_threshold`` :math:`\cdot\,n` (SMC; never for AIS,
 threshold 0), and move by ``kernel_steps`` Metropolis-adjusted steps leaving :math:`\pi_k`
-invariant:
-
-- ``mala``: the Euler-Maruyama kernel of :math:`dX = \nabla\log\pi_k\,dt + \sqrt2\,dW` over a step
-  :math:`\epsilon`, accepted with the Metropolis-Hastings ratio;
-- ``hmc``: ``leapfrog`` leapfrog steps of size :math:`\epsilon` with a fresh :math:`\mathcal N(0, I)`
-  momentum, accepted with the Hamiltonian's change.
+invariant (:mod:`oplearn.sampling.mcmc`): ``mala``, a Metropolis-adjusted Langevin step of size
+:math:`\epsilon`, or ``hmc``, ``leapfrog`` leapfrog steps of size :math:`\epsilon` from a fresh
+:math:`\mathcal N(0, I)` momentum.
 
 The step size is interpolated geometrically from ``step_size`` at :math:`\lambda = 0` to
 ``step_size_end`` at :math:`\lambda = 1`. The estimate
@@ -27,17 +24,16 @@ with HMC kernels as the baseline, step sizes per target).
 
 from __future__ import annotations
 
-import math
+from functools import partial
 
 import torch
 from torch import nn
 
-from oplearn.errors import ConfigError
+from oplearn.sampling.mcmc import MetropolisKernel
 from oplearn.sampling.methods.base import Estimate
 from oplearn.sampling.prior import GaussianPrior
 from oplearn.sampling.resampling import effective_sample_size, log_mean_exp, systematic_resample
 from oplearn.sampling.targets.base import Target
-from oplearn.sde import ScalarNoise
 
 
 class SMC(nn.Module):
@@ -59,8 +55,7 @@ class SMC(nn.Module):
         resample_threshold: float = 0.3,
     ) -> None:
         super().__init__()
-        if kernel not in ("mala", "hmc"):
-            raise ConfigError(f"smc: kernel must be 'mala' or 'hmc', got '{kernel}'")
+        self.move = MetropolisKernel(kernel, leapfrog)
         self.target, self.steps, self.kernel = target, int(steps), kernel
         self.prior = GaussianPrior(target.dim, scale)
         self.step_size, self.step_size_end = float(step_size), float(step_size_end or step_size)
@@ -72,11 +67,7 @@ class SMC(nn.Module):
 
     def evaluate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:math:`\\log\\gamma(x)` and :math:`\\nabla\\log\\gamma(x)` (one target evaluation)."""
-        with torch.enable_grad():
-            y = x.detach().requires_grad_(True)
-            value = self.target.log_density(y)
-            (grad,) = torch.autograd.grad(value.sum(), y)
-        return value.detach(), grad
+        return self.target.log_density_and_score(x.detach())
 
     def annealed(
         self, lam: float, x: torch.Tensor, log_gamma: torch.Tensor, grad_gamma: torch.Tensor
@@ -85,44 +76,6 @@ class SMC(nn.Module):
         return (1 - lam) * self.prior.log_density(x) + lam * log_gamma, (1 - lam) * self.prior.score(
             x
         ) + lam * grad_gamma
-
-    def _mala(
-        self,
-        lam: float,
-        eps: float,
-        x: torch.Tensor,
-        state: tuple[torch.Tensor, torch.Tensor],
-        generator: torch.Generator | None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """A Langevin proposal :math:`y = x + \\epsilon\\nabla\\log\\pi + \\sqrt{2\\epsilon}\\,\\xi` and its MH log-ratio."""
-        noise, sigma = ScalarNoise(), torch.tensor(math.sqrt(2.0), device=x.device)
-        log_pi, score = self.annealed(lam, x, *state)
-        mean = x + eps * score
-        y = mean + math.sqrt(2 * eps) * torch.randn(x.shape, generator=generator, device=x.device)
-        target_y = self.evaluate(y)
-        log_pi_y, score_y = self.annealed(lam, y, *target_y)
-        log_q_forward = noise.log_normal(y - mean, sigma, eps)
-        log_q_backward = noise.log_normal(x - (y + eps * score_y), sigma, eps)
-        return y, target_y, log_pi_y + log_q_backward - log_pi - log_q_forward
-
-    def _hmc(
-        self,
-        lam: float,
-        eps: float,
-        x: torch.Tensor,
-        state: tuple[torch.Tensor, torch.Tensor],
-        generator: torch.Generator | None,
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        """``leapfrog`` leapfrog steps from a fresh momentum and the Hamiltonian's log-ratio."""
-        log_pi, score = self.annealed(lam, x, *state)
-        p = torch.randn(x.shape, generator=generator, device=x.device)
-        y, q = x, p + 0.5 * eps * score
-        for i in range(self.leapfrog):
-            y = y + eps * q
-            target_y = self.evaluate(y)
-            log_pi_y, score_y = self.annealed(lam, y, *target_y)
-            q = q + (eps if i < self.leapfrog - 1 else 0.5 * eps) * score_y
-        return y, target_y, log_pi_y - 0.5 * q.square().sum(-1) - log_pi + 0.5 * p.square().sum(-1)
 
     @torch.no_grad()
     def estimate(self, n: int, generator: torch.Generator | None = None) -> Estimate:
@@ -140,16 +93,8 @@ class SMC(nn.Module):
                 x, state = x[ancestors], tuple(v[ancestors] for v in state)
                 log_w = torch.zeros_like(log_w)
             eps = self.step_size * (self.step_size_end / self.step_size) ** lam
-            move = self._hmc if self.kernel == "hmc" else self._mala
             for _ in range(self.kernel_steps):
-                y, target_y, log_ratio = move(lam, eps, x, state, generator)
-                u = torch.rand(n, generator=generator, device=x.device)
-                accept = torch.log(u) < torch.nan_to_num(log_ratio, nan=-math.inf)
-                x = torch.where(accept[:, None], y, x)
-                state = (
-                    torch.where(accept, target_y[0], state[0]),
-                    torch.where(accept[:, None], target_y[1], state[1]),
-                )
-                accepted, moves = accepted + float(accept.float().mean()), moves + 1
+                x, state, rate = self.move.step(eps, x, state, self.evaluate, partial(self.annealed, lam), generator)
+                accepted, moves = accepted + rate, moves + 1
         self.acceptance = accepted / max(moves, 1)
         return Estimate(x, log_w, log_Z + float(log_mean_exp(log_w, 0)), None)
