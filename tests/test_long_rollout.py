@@ -117,7 +117,7 @@ def test_fine_tuning_starts_from_the_coarse_run_and_needs_its_sub_frames(tmp_pat
             {
                 "data": {"path": str(data), "n_train": 4, "n_val": 2, "batch_size": 4},
                 "model": {"name": "fno", "modes": 4, "width": 8, "n_layers": 2, "projection_channels": 8},
-                "train": {"task": "coarse_graining", "epochs": 1, "threads": 1},
+                "train": {"task": "coarse_graining", "epochs": 1, "threads": 1, "mode_projection": True},
                 "coarse_graining": {"sub_frames": 2, "pde_weight": 1.0},
             }
         )
@@ -127,6 +127,7 @@ def test_fine_tuning_starts_from_the_coarse_run_and_needs_its_sub_frames(tmp_pat
     x = torch.randn(3, 1, 16, 16)
     assert coarse(x, sub_frames=True).shape == (3, 2, 1, 16, 16)
     assert torch.equal(coarse(x, sub_frames=True)[:, -1], coarse(x))  # a step returns the last sub-frame
+    assert int(coarse.projection.max_modes.min()) >= 0  # train.mode_projection fitted on the data
 
     tuned = ["train.lr=1e-12", f"coarse_graining.init_from={tmp_path / 'coarse'}"]
     train(load_config(config, tuned), tmp_path / "tuned", progress=False)

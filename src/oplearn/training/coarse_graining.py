@@ -49,7 +49,7 @@ from oplearn.pdes.evolution import PeriodicEvolution
 from oplearn.physics import pde_from_meta
 from oplearn.training.long_rollout_config import CoarseGrainingConfig
 from oplearn.training.rollout import window_frames, window_targets
-from oplearn.training.tasks import OneStepTask, check_operator_fits, predict
+from oplearn.training.tasks import OneStepTask, check_operator_fits, mode_projection, predict
 
 
 def trajectory_residual(pde: PeriodicEvolution, frames: torch.Tensor, h: float, grid: Grid) -> torch.Tensor:
@@ -98,9 +98,11 @@ class CoarseGrainingTask(OneStepTask):
         section = config.coarse_graining if config.coarse_graining is not None else CoarseGrainingConfig()
         extra = grid.ndim if config.train.positional_features else 0
         net = config.model.build(channels + extra, section.sub_frames * channels, grid.ndim, grid_shape=grid.shape)
-        return SubFrameOperator(
+        model = SubFrameOperator(
             net, channels, section.sub_frames, grid.domain, grid.periodic, config.train.positional_features, grid.shape
         )
+        model.projection = mode_projection(config, grid)
+        return model
 
     def build_model(self) -> SubFrameOperator:
         channels = self.example.outputs.shape[2]
@@ -115,6 +117,8 @@ class CoarseGrainingTask(OneStepTask):
         model.input_norm.fit_moments(frames)
         model.output_norm.mean.copy_(model.input_norm.mean.repeat(self.section.sub_frames))
         model.output_norm.std.copy_(model.input_norm.std.repeat(self.section.sub_frames))
+        if model.projection is not None:
+            model.projection.fit(self.training_frames())
         return model
 
     def _load_initial(self, model: SubFrameOperator, run_dir: Path) -> None:
