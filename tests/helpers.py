@@ -51,3 +51,27 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def train_whole_and_resumed(config, tmp_path: Path, task_class: type, monkeypatch, stop_epoch: int = 2) -> tuple:
+    """Train ``config`` twice: once through, and once killed (``KeyboardInterrupt``) as
+    ``task_class`` starts epoch ``stop_epoch``, then resumed. Returns the two runs' last
+    checkpoints ``(whole, resumed)``, for tests that resuming is exact."""
+    from oplearn.training.run import train
+
+    train(config, tmp_path / "whole", progress=False)
+    start_epoch = task_class.start_epoch
+
+    def killed(self, epoch):
+        if epoch == stop_epoch:
+            raise KeyboardInterrupt
+        start_epoch(self, epoch)
+
+    monkeypatch.setattr(task_class, "start_epoch", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "resumed", progress=False)
+    monkeypatch.setattr(task_class, "start_epoch", start_epoch)
+    train(config, tmp_path / "resumed", resume=True, progress=False)
+    return tuple(
+        torch.load(tmp_path / run / "checkpoints" / "last.pt", weights_only=True) for run in ("whole", "resumed")
+    )

@@ -2,14 +2,13 @@
 
 import pytest
 import torch
-from helpers import tiny_config
+from helpers import tiny_config, train_whole_and_resumed
 from torch import nn
 
 from oplearn.config import load_config
 from oplearn.data.generate import generate_dataset, make_pde
 from oplearn.training.averaging import WeightAverage
-from oplearn.training.checkpoint import load_checkpoint
-from oplearn.training.run import LAST, load_run, train
+from oplearn.training.run import load_run
 from oplearn.training.tasks import MapTask
 
 
@@ -39,20 +38,7 @@ def darcy(tmp_path_factory):
 
 def test_averaged_run_saves_the_average_and_resumes_exactly(tmp_path, darcy, monkeypatch):
     config = load_config(tiny_config(tmp_path / "c.yaml", darcy, epochs=3, ema_decay=0.9))
-    train(config, tmp_path / "whole", progress=False)
-    start_epoch = MapTask.start_epoch
-
-    def stop_at_two(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        start_epoch(self, epoch)
-
-    monkeypatch.setattr(MapTask, "start_epoch", stop_at_two)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "resumed", progress=False)
-    monkeypatch.setattr(MapTask, "start_epoch", start_epoch)
-    train(config, tmp_path / "resumed", resume=True, progress=False)
-    whole, resumed = (load_checkpoint(tmp_path / run / LAST) for run in ("whole", "resumed"))
+    whole, resumed = train_whole_and_resumed(config, tmp_path, MapTask, monkeypatch)
     assert whole["average_updates"] == resumed["average_updates"] == 3 * 2  # 16 training samples, batches of 8
     for key in ("model", "trained_model"):
         for name, value in whole[key].items():

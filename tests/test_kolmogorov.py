@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 import yaml
-from helpers import one_thread, run_cli  # noqa: F401  (fixture)
+from helpers import one_thread, run_cli, train_whole_and_resumed  # noqa: F401  (fixture)
 from torch import nn
 
 from oplearn.config import load_config, shipped_configs
@@ -242,22 +242,7 @@ def _tiny(tmp_path, **kolmogorov):
 
 def test_run_stopped_and_resumed_reaches_the_same_weights(tmp_path, monkeypatch):
     config = load_config(_tiny(tmp_path))
-    train(config, tmp_path / "whole", progress=False)
-    start_epoch = KolmogorovTask.start_epoch
-
-    def stop_at_two(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        start_epoch(self, epoch)
-
-    monkeypatch.setattr(KolmogorovTask, "start_epoch", stop_at_two)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "resumed", progress=False)
-    monkeypatch.setattr(KolmogorovTask, "start_epoch", start_epoch)
-    train(config, tmp_path / "resumed", resume=True, progress=False)
-    whole, resumed = (
-        torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=True) for r in ("whole", "resumed")
-    )
+    whole, resumed = train_whole_and_resumed(config, tmp_path, KolmogorovTask, monkeypatch)
     for key, value in whole["model"].items():
         torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=0, msg=key)
 

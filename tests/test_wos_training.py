@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 import yaml
-from helpers import one_thread  # noqa: F401 (the fixture must be importable here)
+from helpers import one_thread, train_whole_and_resumed  # noqa: F401 (the fixture must be importable here)
 
 from oplearn.config import validate_config
 from oplearn.errors import ConfigError
@@ -138,23 +138,7 @@ def test_wos_run_stopped_and_resumed_reaches_the_same_weights(tmp_path, monkeypa
     reproduces the uninterrupted one."""
     config = tiny_wos_config(n_train=8, n_val=0)
     config.train.epochs = 4
-    train(config, tmp_path / "whole", progress=False)
-
-    start_epoch = WoSTask.start_epoch
-
-    def stop_at_two(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        start_epoch(self, epoch)
-
-    monkeypatch.setattr(WoSTask, "start_epoch", stop_at_two)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "resumed", progress=False)
-    monkeypatch.setattr(WoSTask, "start_epoch", start_epoch)
-    train(config, tmp_path / "resumed", resume=True, progress=False)
-    whole, resumed = (
-        torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=True) for r in ("whole", "resumed")
-    )
+    whole, resumed = train_whole_and_resumed(config, tmp_path, WoSTask, monkeypatch)
     assert torch.equal(whole["task"]["sums"], resumed["task"]["sums"])
     for key, value in whole["model"].items():
         torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=1e-6, msg=key)
