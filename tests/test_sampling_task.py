@@ -8,12 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from helpers import SRC, one_thread, run_cli  # noqa: F401
+from helpers import SRC, one_thread, run_cli, train_whole_and_resumed  # noqa: F401
 
 from oplearn.config import validate_config
 from oplearn.errors import ConfigError
 from oplearn.sampling.task import SamplerTask, interval
-from oplearn.training.run import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -71,22 +70,7 @@ def test_sampler_run_stopped_and_resumed_reaches_the_same_weights(tmp_path, monk
     killed after two epochs and resumed ends with the uninterrupted run's weights; training
     raises the validation ELBO."""
     config = tiny_config()
-    train(config, tmp_path / "whole", progress=False)
-    start_epoch = SamplerTask.start_epoch
-
-    def stop_at_two(self, epoch):
-        if epoch == 2:
-            raise KeyboardInterrupt
-        start_epoch(self, epoch)
-
-    monkeypatch.setattr(SamplerTask, "start_epoch", stop_at_two)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "resumed", progress=False)
-    monkeypatch.setattr(SamplerTask, "start_epoch", start_epoch)
-    train(config, tmp_path / "resumed", resume=True, progress=False)
-    whole, resumed = (
-        torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=True) for r in ("whole", "resumed")
-    )
+    whole, resumed = train_whole_and_resumed(config, tmp_path, SamplerTask, monkeypatch)
     assert whole["task"]["evaluations"] == resumed["task"]["evaluations"] == 4 * 3 * 16 * 7
     for key, value in whole["model"].items():
         torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=0, msg=key)
@@ -104,22 +88,7 @@ def test_scld_run_with_replay_and_moves_resumes_exactly(tmp_path, monkeypatch):
         validation_samples=64,
     )
     config.train.epochs = 2
-    train(config, tmp_path / "whole", progress=False)
-    start_epoch = SamplerTask.start_epoch
-
-    def stop_at_one(self, epoch):
-        if epoch == 1:
-            raise KeyboardInterrupt
-        start_epoch(self, epoch)
-
-    monkeypatch.setattr(SamplerTask, "start_epoch", stop_at_one)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, tmp_path / "resumed", progress=False)
-    monkeypatch.setattr(SamplerTask, "start_epoch", start_epoch)
-    train(config, tmp_path / "resumed", resume=True, progress=False)
-    whole, resumed = (
-        torch.load(tmp_path / r / "checkpoints" / "last.pt", weights_only=True) for r in ("whole", "resumed")
-    )
+    whole, resumed = train_whole_and_resumed(config, tmp_path, SamplerTask, monkeypatch, stop_epoch=1)
     assert int(whole["model"]["sampler.replay.0.size"]) == 40  # 4 steps of 16 fresh paths, capped
     assert whole["model"].keys() == resumed["model"].keys()
     for key, value in whole["model"].items():
