@@ -95,8 +95,14 @@ cap alone regularises. On the exact linear-Gaussian Poisson problems (BENCHMARKS
 iterations reach the Bayes-optimal error within Monte Carlo error at 20 DPM-Solver++(2M) steps,
 where DPS with Krylov guidance is up to 1.8x off, at about 10-14 forward passes per step and no
 vector-Jacobian product through the network (Krylov guidance there: about 3.4 of each, the same
-network cost). On a Darcy prior stopped at epoch 24 of 200 it fitted the observed field better
-but recovered the coefficient from u worse than Krylov guidance (BENCHMARKS.md).
+network cost). On trained Darcy priors (30 epochs; epochs 8 and 24 of a 200-epoch run) it fits
+the observed field best but recovers the coefficient from u about 2x worse than Krylov guidance
+(coefficient error rate 0.16 against 0.09 over 12 cases at 30 epochs): it moves the unobserved field only
+through the network's cross block :math:`(J N)_{a,u}`, which is not the transpose of
+:math:`N J^\top` there and points less toward the truth at large :math:`\sigma` than the block
+Krylov guidance uses; substituting the transposed block, or symmetrising :math:`J N`, makes the
+step diverge (the blocks of a trained network need not form a covariance). For such priors use
+``scale="normalized"`` with ``krylov=4`` (BENCHMARKS.md).
 
 **Step-matched guidance.** A sampler step from :math:`s` to :math:`t` moves the state by a
 fraction :math:`\varphi = 1 - t/s` of :math:`D_g - x` (:mod:`oplearn.diffusion.samplers`), so it
