@@ -39,7 +39,6 @@ benchmarks/results/inverse_linear_gaussian.json.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import time
 from pathlib import Path
@@ -156,6 +155,7 @@ def main() -> None:
     from oplearn.inverse.posterior import calibration, summarize
     from oplearn.pdes.poisson import Poisson
     from oplearn.seeding import generator
+    from oplearn.training.rundir import write_json
 
     torch.set_num_threads(args.threads)
     rows, setup_seconds = [], {}
@@ -163,13 +163,7 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
 
     def write(rows: list) -> None:
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(
-            json.dumps(
-                {"args": vars(args), "noise_fraction": NOISE, "setup_seconds": setup_seconds, "rows": rows}, indent=2
-            )
-        )
-        tmp.replace(out)
+        write_json(out, {"args": vars(args), "noise_fraction": NOISE, "setup_seconds": setup_seconds, "rows": rows})
 
     for n in args.resolutions:
         t0 = time.perf_counter()
