@@ -10,9 +10,10 @@ import torch
 import yaml
 from helpers import SRC, one_thread, run_cli, train_whole_and_resumed  # noqa: F401
 
-from oplearn.config import validate_config
+from oplearn.config import load_config, shipped_configs, validate_config
 from oplearn.errors import ConfigError
 from oplearn.sampling.task import SamplerTask, interval
+from oplearn.training.run import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -131,3 +132,30 @@ def test_sampler_train_evaluate_report_end_to_end(tmp_path):
         assert (report / figure).stat().st_size > 1000, figure
     proc = run_cli("train", config, "--out", tmp_path / "bad", "--set", "sampling.method=nuts", check=False)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "sampling.method 'nuts' is unknown" in proc.stderr
+
+
+SAMPLER_CONFIGS = [
+    name
+    for name, path in shipped_configs().items()
+    if yaml.safe_load(path.read_text())["train"].get("task") == "sampler"
+]
+
+
+@pytest.mark.parametrize("name", SAMPLER_CONFIGS)
+def test_each_shipped_sampler_config_trains_and_validates(name, tmp_path):
+    """Every shipped sampler config, shrunk (8 steps, 2 optimiser steps, a narrow net), trains
+    through the task and ends with a finite validation ELBO."""
+    config = load_config(
+        name,
+        [
+            "sampling.method_params.steps=8",  # a multiple of SCLD's 4 segments
+            "sampling.iterations=2",
+            "sampling.net.width=8",
+            "sampling.validation_samples=32",
+            "data.batch_size=8",
+            "train.epochs=1",
+        ],
+    )
+    train(config, tmp_path / name, progress=False)
+    (record,) = [json.loads(line) for line in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]
+    assert math.isfinite(record["val_elbo"]), record
