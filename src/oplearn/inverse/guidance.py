@@ -97,7 +97,7 @@ where DPS with Krylov guidance is up to 1.8x off, at about 10-14 forward passes 
 vector-Jacobian product through the network (Krylov guidance there: about 3.4 of each, the same
 network cost). On trained Darcy priors (30 epochs; epochs 8 and 24 of a 200-epoch run) it fits
 the observed field best but recovers the coefficient from u about 2x worse than Krylov guidance
-(coefficient error rate 0.16 against 0.09 over 12 cases at 30 epochs): it moves the unobserved field only
+(coefficient error rate 0.12 against 0.08 over 12 cases, 16 draws, at 30 epochs): it moves the unobserved field only
 through the network's cross block :math:`(J N)_{a,u}`, which is not the transpose of
 :math:`N J^\top` there and points less toward the truth at large :math:`\sigma` than the block
 Krylov guidance uses; substituting the transposed block, or symmetrising :math:`J N`, makes the
