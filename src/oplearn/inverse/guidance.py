@@ -96,7 +96,7 @@ iterations reach the Bayes-optimal error within Monte Carlo error at 20 DPM-Solv
 where DPS with Krylov guidance is up to 1.8x off, at about 10-14 forward passes per step and no
 vector-Jacobian product through the network (Krylov guidance there: about 3.4 of each, the same
 network cost). On trained Darcy priors (30 epochs; epochs 8 and 24 of a 200-epoch run) it fits
-the observed field best but recovers the coefficient from u about 2x worse than Krylov guidance
+the observed field best but recovers the coefficient from u 1.6-2x worse than Krylov guidance
 (coefficient error rate 0.12 against 0.08 over 12 cases, 16 draws, at 30 epochs): it moves the unobserved field only
 through the network's cross block :math:`(J N)_{a,u}`, which is not the transpose of
 :math:`N J^\top` there and points less toward the truth at large :math:`\sigma` than the block
