@@ -47,17 +47,19 @@ RST_BLOCK = re.compile(
 #: Every code-block directive of a page, runnable or not (a language must be one the tests know).
 ANY_RST_BLOCK = re.compile(r"^[ \t]*\.\. (?:code-block|code|sourcecode)::[ \t]*(\S*)", re.M)
 
+#: Small data and one epoch for the Darcy FNO recipe (``darcy_fno`` and ``oplearn demo``).
+DARCY_SMALL = [
+    "data.n_train=32",
+    "data.n_val=8",
+    "data.batch_size=8",
+    "train.epochs=1",
+    "data.test.0.generate.n=8",
+    "data.test.1.generate.n=8",
+]
 #: ``--set`` overrides placed right after the config of ``oplearn train|config CONFIG`` and of
 #: ``oplearn demo`` (so that the command's own ``--set`` still win): small data, one epoch.
 SMALL_CONFIG = {
-    "darcy_fno": [
-        "data.n_train=32",
-        "data.n_val=8",
-        "data.batch_size=8",
-        "train.epochs=1",
-        "data.test.0.generate.n=8",
-        "data.test.1.generate.n=8",
-    ],
+    "darcy_fno": DARCY_SMALL,
     "darcy_diffusion": [
         "data.n_train=32",
         "data.n_val=8",
@@ -144,15 +146,7 @@ SMALL_CONFIG = {
         "model.n_layers=2",
         "model.projection_channels=16",
     ],
-    "demo": [
-        "data.generate.n=40",
-        "data.n_train=32",
-        "data.n_val=8",
-        "data.batch_size=8",
-        "train.epochs=1",
-        "data.test.0.generate.n=8",
-        "data.test.1.generate.n=8",
-    ],
+    "demo": ["data.generate.n=40", *DARCY_SMALL],  # the demo runs the darcy_fno recipe
 }
 #: Options appended to a command (argparse keeps the last value).
 SMALL_OPTIONS = {
