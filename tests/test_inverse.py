@@ -209,6 +209,29 @@ def test_covariance_guidance_solves_indefinite_nonsymmetric_systems():
             assert torch.isfinite(out).all() and (after < 1e-3 * before).all(), after / before
 
 
+def test_covariance_guidance_leaves_a_draw_the_observations_cannot_see():
+    """Where the observed fields do not depend on a draw (a gradient cut off, e.g. by a clamp), its
+    guided denoiser is the prior's, finite, while the other draw is still guided (in float32 at
+    the noise levels where the sampler starts, the forward-difference step along a zero direction
+    overflowed to inf and the draw became NaN)."""
+    from oplearn.inverse.guidance import GuidedDenoiser
+
+    shape = (1, 8, 8)
+    obs = PointObservation(shape, 10, generator=torch.Generator().manual_seed(0))
+    y = torch.randn(10, generator=torch.Generator().manual_seed(2))
+    x = 1000 * torch.randn(2, *shape, generator=torch.Generator().manual_seed(1))
+    x[1] = x[1].abs() + 1
+
+    def fields(z):  # seen only while the draw's mean is negative
+        return z * (z.mean(dim=(1, 2, 3), keepdim=True) < 0)
+
+    x[0] = -x[0].abs() - 1
+    guided = GuidedDenoiser(lambda z, s: 0.5 * z, obs, y, fields=fields, scale="covariance", krylov=6)
+    out = guided(x, torch.full((2,), 80.0))
+    assert torch.isfinite(out).all() and torch.equal(out[1], 0.5 * x[1])
+    assert (y - obs.apply(fields(out[:1]))).norm() < 0.5 * (y - obs.apply(fields(0.5 * x[:1]))).norm()
+
+
 def test_step_matched_guidance_relaxes_the_residual_exactly():
     """With J = I (identity denoiser, white noise) the guidance's relaxation rate is k = lambda: one
     Euler step of step-matched guidance shrinks the observed residual by exactly exp(-k h), a

@@ -4,8 +4,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from helpers import run_cli, tiny_config
+
+from oplearn.grids import Grid
+from oplearn.inverse.solver_operator import SolverOperator
+from oplearn.pdes import Darcy
 
 
 def _prior_config(path, data, fields):
@@ -133,6 +138,17 @@ def test_inverse_cli_ddis_and_daps(runs):
     assert np.isfinite(np.load(out / "posterior.npz")["samples"]).all()
     proc = _inverse(root / "joint", data, out, "--forward-run", root / "forward", check=False)
     assert proc.returncode == 2 and "DDIS" in proc.stderr
+    # The Darcy solver itself as the forward operator: every drawn u solves the PDE for its drawn a.
+    _inverse(root / "coef", data, out, "--forward-solver")
+    assert json.loads((out / "metrics.json").read_text())["forward_solver"] is True
+    samples = torch.from_numpy(np.load(out / "posterior.npz")["samples"]).double()
+    solved = SolverOperator(Darcy(), Grid((16, 16)))(samples[:, :1])
+    assert torch.isfinite(samples).all() and torch.allclose(samples[:, 1:], solved, rtol=1e-4, atol=1e-7)
+    for extra in (("--forward-run", root / "forward"), ()):
+        proc = _inverse(
+            root / "joint" if not extra else root / "coef", data, out, "--forward-solver", *extra, check=False
+        )
+        assert proc.returncode == 2 and ("not both" in proc.stderr if extra else "DDIS" in proc.stderr)
 
 
 def test_inverse_cli_errors(runs):

@@ -115,6 +115,12 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         help="DDIS: the prior models the coefficient only; this trained "
         "operator (oplearn train) supplies the solution inside the guidance",
     )
+    p.add_argument(
+        "--forward-solver",
+        action="store_true",
+        help="DDIS with the PDE's own solver (differentiated by the adjoint method) in place of a trained "
+        "operator: exact discrete physics inside the guidance (darcy)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=dir_argument(), help="output directory (default RUN_DIR/inverse)")
@@ -157,7 +163,7 @@ def run_inverse(args: argparse.Namespace) -> None:
         raise OplearnError(f"--samples must be at least 2 for a mean and a standard deviation, got {args.samples}")
     if (args.data is None) == (args.observations is None):
         raise OplearnError("give exactly one of --data FILE.h5 (observe a known truth) or --observations FILE.npz")
-    setup = load_setup(args.run_dir, args.forward_run, device=args.device)
+    setup = load_setup(args.run_dir, args.forward_run, device=args.device, forward_solver=args.forward_solver)
     shape = (len(setup.names), *setup.grid.shape)
     unknown = [name for name in args.observe if name not in setup.names]
     if unknown:
@@ -272,6 +278,7 @@ def run_inverse(args: argparse.Namespace) -> None:
         "noise": obs.noise,
         "seconds": seconds,
         "forward_run": args.forward_run,
+        "forward_solver": args.forward_solver,
     }
     if truth is not None:
         report["metrics"] = posterior_metrics(post, truth, setup.names, two_valued(setup.pde))

@@ -232,6 +232,15 @@ def two_valued(pde: PDE | None) -> dict[str, tuple[float, float]]:
     return {}
 
 
+def _difference_step(x_norm: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    r"""The step :math:`\epsilon` of a forward difference along ``direction (batch, ...)``:
+    :math:`\epsilon \lVert d \rVert = \delta \lVert x \rVert` (:data:`DIFFERENCE_STEP`), and 1 where
+    :math:`d = 0` (a zero direction, e.g. a gradient cut off by a clamp, differences to 0 at any step).
+    Shapes: ``x_norm (batch,) -> (batch,)``."""
+    norm = direction.flatten(1).norm(dim=1)
+    return torch.where(norm > 0, DIFFERENCE_STEP * x_norm / norm.clamp_min(torch.finfo(norm.dtype).tiny), 1.0)
+
+
 def _vjp(out: torch.Tensor, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """:math:`J^\\top v` of ``out`` with respect to ``x`` (keeps the graph)."""
     return torch.autograd.grad(out, x, grad_outputs=v, retain_graph=True)[0]
@@ -442,7 +451,7 @@ class GuidedDenoiser:
                 break
             if j + 1 == directions:
                 break
-            eps = (DIFFERENCE_STEP * x_norm / pushed[-1].flatten(1).norm(dim=1).clamp_min(tiny)).reshape(-1, 1)
+            eps = _difference_step(x_norm, pushed[-1]).reshape(-1, 1)
             with torch.no_grad():
                 moved = x.detach() + eps.reshape(-1, *[1] * (x.ndim - 1)) * pushed[-1]
                 w = lam * (self.observation.apply(self._physical(self.denoise(moved, sigma))) - observed) / eps  # K v
@@ -505,7 +514,7 @@ class GuidedDenoiser:
         def push(v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             """``(J N B^T v, B J N B^T v)`` by one forward difference."""
             u = self.covariance(torch.autograd.grad(predicted, x0_leaf, grad_outputs=v, retain_graph=True)[0])
-            eps = (DIFFERENCE_STEP * x_norm / u.flatten(1).norm(dim=1).clamp_min(tiny)).reshape(-1, *[1] * (x.ndim - 1))
+            eps = _difference_step(x_norm, u).reshape(-1, *[1] * (x.ndim - 1))
             with torch.no_grad():
                 moved = self.denoise(x + eps * u, sigma)
                 observed = obs.apply(self._physical(moved))
@@ -575,11 +584,7 @@ def observed_noise_gram(
         unit = torch.zeros_like(predicted)
         unit[torch.arange(count), torch.arange(start, start + count)] = 1
         u = covariance(torch.autograd.grad(predicted, probe, grad_outputs=unit)[0])
-        eps = (
-            DIFFERENCE_STEP
-            * x0.flatten(1).norm().clamp_min(1.0)
-            / u.flatten(1).norm(dim=1).clamp_min(torch.finfo(u.dtype).tiny)
-        )
+        eps = _difference_step(x0.flatten(1).norm().clamp_min(1.0).expand(count), u)
         with torch.no_grad():
             moved = observation.apply(fields(probe.detach() + eps.reshape(-1, *[1] * (x0.ndim - 1)) * u))
         rows.append(((moved - predicted.detach()) / eps[:, None]).double())

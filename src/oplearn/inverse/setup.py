@@ -6,7 +6,9 @@ acts on normalised fields, so the physical fields the observations see are
 noise; the PDE of its training data (for the PDE-residual term and the coefficient values) is
 rebuilt from the dataset's recorded recipe. With ``forward_run`` (DDIS) the prior models the
 PDE's inputs only and a trained operator run (:func:`oplearn.training.run.load_run`) appends the
-solution: ``fields(z) = [a, G(a)]``, ``a = prior.decode(z)``.
+solution: ``fields(z) = [a, G(a)]``, ``a = prior.decode(z)``; with ``forward_solver`` the PDE's
+own solver is ``G`` (:class:`oplearn.inverse.solver_operator.SolverOperator`, differentiable by
+the adjoint method), so the guidance sees the exact discrete physics.
 """
 
 from __future__ import annotations
@@ -79,25 +81,37 @@ def _frozen(model: torch.nn.Module, device: torch.device | str) -> torch.nn.Modu
 
 
 def load_setup(
-    run_dir: str | Path, forward_run: str | Path | None = None, device: str | torch.device = "cpu"
+    run_dir: str | Path,
+    forward_run: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    forward_solver: bool = False,
 ) -> InverseSetup:
     """The :class:`InverseSetup` of a prior run directory (module docstring)."""
     from oplearn.diffusion.task import load_prior
+    from oplearn.inverse.solver_operator import SolverOperator
     from oplearn.training.run import load_run
 
+    if forward_run is not None and forward_solver:
+        raise OplearnError("give one forward operator: --forward-run RUN_DIR or --forward-solver, not both")
     prior, meta = load_prior(run_dir)
     prior = _frozen(prior, device)
     grid: Grid = meta["grid"]
     pde = _training_pde(meta["config"])
     names = _channel_names(meta, pde)
     fields: Fields = prior.decode
-    if forward_run is not None:
+    if forward_run is not None or forward_solver:
+        flag = "--forward-run" if forward_run is not None else "--forward-solver"
         if meta["fields"] != "inputs":
             raise OplearnError(
-                f"--forward-run (DDIS) needs a prior on the PDE's inputs alone (diffusion.fields: inputs); "
+                f"{flag} (DDIS) needs a prior on the PDE's inputs alone (diffusion.fields: inputs); "
                 f"'{run_dir}' models {meta['fields']}"
             )
-        operator, _ = load_run(forward_run)
+        if forward_solver:
+            if pde is None:
+                raise OplearnError(f"--forward-solver: the PDE of '{run_dir}''s training data is not recorded")
+            operator = SolverOperator(pde, grid)
+        else:
+            operator, _ = load_run(forward_run)
         if getattr(operator, "in_channels", len(names)) != len(names):
             raise OplearnError(f"'{forward_run}' maps {operator.in_channels} channels; the prior has {len(names)}")
         fields = DecoupledFields(_frozen(operator, device), decode=prior.decode)

@@ -41,6 +41,11 @@ class PDE(abc.ABC):
     #: data, checked by :meth:`boundary_residual`.
     zero_dirichlet: ClassVar[bool] = False
 
+    #: Whether the reference solver's discrete operator is linear in the solution and symmetric,
+    #: and ``solve`` takes a ``forcing``: the adjoint solve is then ``solve`` itself, which makes the
+    #: solver differentiable (:class:`oplearn.inverse.solver_operator.SolverOperator`).
+    self_adjoint: ClassVar[bool] = False
+
     #: Output times of a time-dependent PDE (1D tensor), ``None`` for a steady one.
     times: torch.Tensor | None = None
 

@@ -58,6 +58,7 @@ class Darcy(PDE):
     output_names = ("u",)
     periodic = False
     zero_dirichlet = True
+    self_adjoint = True
     ndim = 2
 
     def __init__(
