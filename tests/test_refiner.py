@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from oplearn.config import MODEL_CONFIGS
 from oplearn.losses import RelativeL2Loss
 from oplearn.metrics import relative_l2
 from oplearn.models.fno import FNO
@@ -97,6 +98,27 @@ def test_a_conditioned_backbone_sees_the_refinement_step_in_every_block():
     torch.testing.assert_close(model(x, estimate, k)[2], outputs[2, 2])
     with pytest.raises(ValueError, match="condition_channels=16"):
         net(torch.randn(4, 2, 32))
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, spec in MODEL_CONFIGS.items() if spec.conditionable and spec().kind == "grid")
+)
+def test_every_conditionable_model_is_modulated_by_its_condition(name):
+    """Each model config that says ``conditionable`` builds with ``condition_channels``, starts as
+    the unconditioned map (zero FiLM) and then responds to the condition, sample by sample."""
+    spec = MODEL_CONFIGS[name].model_validate({"name": name, "modes": 4, "width": 8, "projection_channels": 8})
+    net = spec.build(2, 1, 1, grid_shape=(32,), condition_channels=8)
+    x = torch.randn(3, 2, 32)
+    conditions = torch.randn(3, 8)
+    with torch.no_grad():
+        first = net(x, conditions)
+        assert torch.allclose(first, net(x, torch.zeros_like(conditions)))
+        torch.manual_seed(0)
+        for layer in net.film:
+            nn.init.normal_(layer.weight, std=0.3)
+        moved = net(x, conditions)
+        assert ((moved - first).flatten(1).abs().amax(dim=1) > 1e-3 * first.abs().max()).all()
+        torch.testing.assert_close(net(x[1:2], conditions[1:2]), moved[1:2])
 
 
 def test_first_step_fraction_sets_the_share_of_the_one_step_prediction():

@@ -1,7 +1,8 @@
 r"""Conditioning a network on a scalar (a noise level, a refinement step): a Fourier embedding of
 the scalar and feature-wise affine modulation (FiLM) of every block by that embedding.
 
-Conditioned grid models of the zoo (:class:`~oplearn.models.fno.FNO`,
+Conditioned grid models of the zoo (:class:`~oplearn.models.fno.FNO` and its variants
+:class:`~oplearn.models.tfno.TFNO` and :class:`~oplearn.models.local_fno.LocalFNO`,
 :class:`~oplearn.models.uno.UNO`) take ``condition_channels`` and a second argument
 ``condition (batch, condition_channels)``; their configs say so by ``conditionable = True``.
 """

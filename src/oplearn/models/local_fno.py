@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -64,11 +64,13 @@ class LocalFNO(FNO):
         Unit :math:`h_0` of the differential stencils, in the units of ``domain_length``.
     **fno_kwargs
         ``width``, ``n_layers``, ``n_dim``, ``lifting_channels``, ``projection_channels``,
-        ``padding``, ``activation``: as for :class:`FNO`.
+        ``padding``, ``activation``, ``condition_channels``: as for :class:`FNO` (a conditioned
+        block is modulated after all its kernels are summed).
 
     Shapes
     ------
-    ``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``
+    ``x: (batch, in_channels, *spatial)``, ``condition: (batch, condition_channels)`` (only with
+    ``condition_channels > 0``) ``-> (batch, out_channels, *spatial)``
 
     References
     ----------
@@ -123,6 +125,7 @@ class LocalFNOConfig(ModelSpec):
     """FNO with differential and local-integral kernels (:class:`oplearn.models.local_fno.LocalFNO`)."""
 
     name: Literal["local_fno"] = "local_fno"
+    conditionable: ClassVar[bool] = True
     modes: Modes = 12
     width: int = Field(default=32, gt=0)
     n_layers: int = Field(default=4, gt=0)
@@ -134,7 +137,12 @@ class LocalFNOConfig(ModelSpec):
     reference_spacing: float = Field(default=1 / 64, gt=0.0)
 
     def build(
-        self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None
+        self,
+        in_channels: int,
+        out_channels: int,
+        n_dim: int,
+        grid_shape: tuple[int, ...] | None = None,
+        condition_channels: int = 0,
     ) -> LocalFNO:
         """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
         return LocalFNO(
@@ -149,6 +157,7 @@ class LocalFNOConfig(ModelSpec):
             n_layers=self.n_layers,
             projection_channels=self.projection_channels,
             padding=self.padding,
+            condition_channels=condition_channels,
         )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field
 from torch import nn
@@ -21,14 +21,15 @@ class TFNO(FNO):
         K_l = \text{spectral convolution with } W^{(l)} = G \times_1 U^{(1)} \cdots \times_N U^{(N)}
         \ \text{(Tucker) or} \ \sum_r \bigotimes_j u^{(j)}_r \ \text{(CP)},
 
-    otherwise exactly :class:`~oplearn.models.fno.FNO` (lifting, skips, padding, projection).
+    otherwise exactly :class:`~oplearn.models.fno.FNO` (lifting, skips, padding, projection,
+    FiLM conditioning with ``condition_channels > 0``).
     Each block's :class:`~oplearn.layers.spectral.SpectralConv` is replaced after
     ``FNO.__init__`` by a :class:`~oplearn.layers.factorized.FactorizedSpectralConv` with
     ``rank`` times its parameters; the forward pass is FNO's.
 
     Parameters
     ----------
-    in_channels, out_channels, modes, width, n_layers, n_dim, projection_channels, padding
+    in_channels, out_channels, modes, width, n_layers, n_dim, projection_channels, padding, condition_channels
         As for :class:`~oplearn.models.fno.FNO` (GELU activation, one-layer lifting).
     factorization : str
         ``"tucker"`` or ``"cp"``.
@@ -37,7 +38,8 @@ class TFNO(FNO):
 
     Shapes
     ------
-    ``x: (batch, in_channels, *spatial) -> (batch, out_channels, *spatial)``
+    ``x: (batch, in_channels, *spatial)``, ``condition: (batch, condition_channels)`` (only with
+    ``condition_channels > 0``) ``-> (batch, out_channels, *spatial)``
 
     References
     ----------
@@ -57,6 +59,7 @@ class TFNO(FNO):
         padding: float = 0.0,
         factorization: str = "tucker",
         rank: float = 0.1,
+        condition_channels: int = 0,
     ) -> None:
         super().__init__(
             in_channels,
@@ -67,6 +70,7 @@ class TFNO(FNO):
             n_dim=n_dim,
             projection_channels=projection_channels,
             padding=padding,
+            condition_channels=condition_channels,
         )
         self.spectral = nn.ModuleList(
             FactorizedSpectralConv(width, width, self.modes, factorization=factorization, rank=rank)
@@ -78,6 +82,7 @@ class TFNOConfig(ModelSpec):
     """Tensorised Fourier neural operator (:class:`oplearn.models.tfno.TFNO`)."""
 
     name: Literal["tfno"] = "tfno"
+    conditionable: ClassVar[bool] = True
     modes: Modes = 12
     width: int = Field(default=32, gt=0)
     n_layers: int = Field(default=4, gt=0)
@@ -86,7 +91,14 @@ class TFNOConfig(ModelSpec):
     factorization: Literal["tucker", "cp"] = "tucker"
     rank: float = Field(default=0.1, gt=0.0)
 
-    def build(self, in_channels: int, out_channels: int, n_dim: int, grid_shape: tuple[int, ...] | None = None) -> TFNO:
+    def build(
+        self,
+        in_channels: int,
+        out_channels: int,
+        n_dim: int,
+        grid_shape: tuple[int, ...] | None = None,
+        condition_channels: int = 0,
+    ) -> TFNO:
         """``grid_shape`` (the training grid) is accepted for a uniform call and not needed."""
         return TFNO(
             in_channels=in_channels,
@@ -99,6 +111,7 @@ class TFNOConfig(ModelSpec):
             padding=self.padding,
             factorization=self.factorization,
             rank=self.rank,
+            condition_channels=condition_channels,
         )
 
 

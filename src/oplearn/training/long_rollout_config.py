@@ -17,7 +17,7 @@ class RefinerConfig(Strict):
     ``k = 1 .. steps`` (in units of the standard deviation of the frame increments). The default,
     ``sqrt(4e-7)``, gives the noise levels of PDE-Refiner's reference implementation, which passes
     4e-7 as the variance of the last level. ``step_embedding``: channels of the embedding of
-    :math:`k / K` that modulates every block of a ``conditionable`` backbone (fno, uno); with 0,
+    :math:`k / K` that modulates every block of a ``conditionable`` backbone (fno, tfno, local_fno, uno); with 0,
     and for the other grid models, :math:`k / K` is one constant input channel instead.
     ``first_step_fraction``: the share of training samples on the one-step prediction
     :math:`k = 0` (the rest uniform over the refinement steps); ``None``: :math:`k` uniform over
