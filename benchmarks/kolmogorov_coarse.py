@@ -54,7 +54,7 @@ from oplearn.models.uno import fourier_resample
 from oplearn.rollout_command import long_rollout
 from oplearn.rollout_stats import compare_statistics, diagnose, long_run_statistics
 from oplearn.training.rollout import rollout
-from oplearn.training.run import train
+from oplearn.training.run import train_to_end
 from oplearn.training.rundir import open_run, read_log, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -253,8 +253,7 @@ def main() -> None:
             overrides.append(f"coarse_graining.init_from={out / start}")
         config = load_config(ROOT / "configs" / "kolmogorov_flow_coarse.yaml", overrides)
         run_dir = out / name
-        if not (run_dir / "checkpoints" / "last.pt").exists():
-            train(config, run_dir, progress=False)
+        train_to_end(config, run_dir, progress=False)  # resumes a run stopped early; a finished one is reused
         seconds = sum(record["seconds"] for record in read_log(run_dir))  # training wall time, also of a reused run
         stats = long_rollout(
             run_dir, steps, run_dir / "rollout.h5", str(reference), samples=p["n_reference"], device=args.device

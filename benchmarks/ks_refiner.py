@@ -11,7 +11,8 @@ out with ``oplearn rollout`` (:func:`oplearn.rollout_command.long_rollout`) from
 every test trajectory, and scored by the correlation time (steps before the sample-mean Pearson
 correlation with the solver drops to 0.8 / 0.9 / 0.95, over the test trajectories' length), the
 first-step error, and the stability (``status``) and long-term statistics of a rollout 10 times as
-long as the training trajectories. Trained runs in ``--out`` are reused (rerunning only rolls out).
+long as the training trajectories. Trained runs in ``--out`` are reused (rerunning only rolls out;
+a run stopped early is resumed first).
 
 Presets: ``quick`` (a minute: a smoke test), ``cpu`` (a reduced setting for a few CPU minutes: box
 L = 64 at 128 nodes, dx = 0.5, frames 0.8 apart, 64 training trajectories of 40 frames, 8 epochs),
@@ -39,7 +40,7 @@ from oplearn.data.files import load_fields
 from oplearn.metrics import relative_l2
 from oplearn.models import count_parameters
 from oplearn.rollout_command import long_rollout
-from oplearn.training.run import train
+from oplearn.training.run import train_to_end
 from oplearn.training.rundir import open_run, read_log
 from oplearn.training.tasks import ensure_dataset
 
@@ -180,8 +181,7 @@ def main() -> None:
         overrides = common + (args.refiner_set if name == "ks_refiner" else [])
         config = load_config(ROOT / "configs" / f"{name}.yaml", overrides)
         run_dir = out / name
-        if not (run_dir / "checkpoints" / "last.pt").exists():
-            train(config, run_dir, progress=False)
+        train_to_end(config, run_dir, progress=False)  # resumes a run stopped early; a finished one is reused
         seconds = sum(record["seconds"] for record in read_log(run_dir))  # training wall time, also of a reused run
         steps = max(test_frames, HORIZON_FACTOR * frames)  # stability over 10x the training trajectories
         stats = long_rollout(run_dir, steps, run_dir / "rollout.h5", str(test_path), samples=n_test, device=args.device)
