@@ -185,9 +185,10 @@ KRYLOV_TOLERANCE = 1e-2
 #: rounding errors balance near it on the trained Darcy prior (whatever precision the network
 #: computes in, it stays well above rounding).
 DIFFERENCE_STEP = 1e-3
-#: Default most Krylov directions per call: GMRES iterations of covariance guidance; the one-direction
-#: step of the normalized and likelihood scales (``oplearn inverse`` uses 4 there).
-DEFAULT_KRYLOV = {"covariance": 12, "normalized": 1, "likelihood": 1}
+#: Default most Krylov directions per call: GMRES iterations of covariance guidance (with 10 sampler
+#: steps, module docstring); the one-direction step of the normalized and likelihood scales
+#: (``oplearn inverse`` uses 4 there).
+DEFAULT_KRYLOV = {"covariance": 16, "normalized": 1, "likelihood": 1}
 #: Relative residual of the covariance system at which GMRES stops.
 GMRES_TOLERANCE = 1e-2
 #: Default damping ``delta`` of covariance guidance (module docstring).
@@ -525,25 +526,28 @@ class GuidedDenoiser:
             z, field = best * self._warm, best.reshape(-1, *[1] * (x.ndim - 1)) * field
             residual = r - best * image
         beta = residual.norm(dim=1, keepdim=True)
-        basis, pushed = [residual / beta.clamp_min(tiny)], []
+        iterations = min(self.krylov, r.shape[1])
+        basis = torch.zeros(len(r), iterations + 1, r.shape[1], dtype=r.dtype, device=r.device)
+        basis[:, 0] = residual / beta.clamp_min(tiny)
+        pushed = []
         hessenberg = torch.zeros(len(r), self.krylov + 1, self.krylov, dtype=torch.float64, device=r.device)
         target = torch.zeros(len(r), self.krylov + 1, 1, dtype=torch.float64, device=r.device)
         target[:, 0, 0] = beta[:, 0].double()
         r_norm = r.norm(dim=1).double().clamp_min(tiny)
         coefficients = None
-        for j in range(min(self.krylov, r.shape[1])):
-            preconditioned = precondition(basis[j])
+        for j in range(iterations):
+            preconditioned = precondition(basis[:, j])
             f, product = push(preconditioned)
             pushed.append((preconditioned, f))
-            w = sig2 * product + damp * preconditioned
-            for _ in range(2):  # modified Gram-Schmidt, repeated once for orthogonality
-                for i, b in enumerate(basis):
-                    h = (w * b).sum(dim=1)
-                    hessenberg[:, i, j] += h.double()
-                    w = w - h[:, None] * b
-            h_next = w.norm(dim=1)
+            w = (sig2 * product + damp * preconditioned).unsqueeze(2)
+            done = basis[:, : j + 1]
+            for _ in range(2):  # classical Gram-Schmidt, twice: as orthogonal as modified, in 4 products
+                h = done @ w
+                hessenberg[:, : j + 1, j] += h[..., 0].double()
+                w = w - done.transpose(1, 2) @ h
+            h_next = w[..., 0].norm(dim=1)
             hessenberg[:, j + 1, j] = h_next.double()
-            basis.append(w / h_next[:, None].clamp_min(tiny))
+            basis[:, j + 1] = w[..., 0] / h_next[:, None].clamp_min(tiny)
             coefficients = torch.linalg.lstsq(hessenberg[:, : j + 2, : j + 1], target[:, : j + 2]).solution
             left = (target[:, : j + 2] - hessenberg[:, : j + 2, : j + 1] @ coefficients).flatten(1).norm(dim=1)
             if (left <= GMRES_TOLERANCE * r_norm).all():
