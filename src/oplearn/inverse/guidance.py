@@ -91,14 +91,19 @@ unsolved the next one, with a fresh residual, continues. ``damping`` sets
 :math:`\sigma`, which would bound the condition number by :math:`1 / \delta`; it biases the
 posterior (on the 32x32 problem observing u at 500 points, :math:`\delta = 10^{-3}` raised the
 error from 1.04 to 1.25 times the Bayes-optimal one), so the default is 0, and the iteration
-cap alone regularises. On the exact linear-Gaussian Poisson problems (BENCHMARKS.md) 12
-iterations reach the Bayes-optimal error within Monte Carlo error at 20 DPM-Solver++(2M) steps,
-where DPS with Krylov guidance is up to 1.8x off, at about 10-14 forward passes per step and no
-vector-Jacobian product through the network (Krylov guidance there: about 3.4 of each, the same
-network cost). On trained Darcy priors (30 epochs; epochs 8 and 24 of a 200-epoch run) it fits
-the observed field best but recovers the coefficient from u 1.6-2x worse than Krylov guidance
-(coefficient error rate 0.12 against 0.08 over 12 cases, 16 draws, at 30 epochs): it moves the unobserved field only
-through the network's cross block :math:`(J N)_{a,u}`, which is not the transpose of
+cap alone regularises. On the exact linear-Gaussian Poisson problems (BENCHMARKS.md) these
+solves, not the sampler's steps, set the accuracy: against the converged ODE solution (40 steps,
+GMRES to 1e-7) at 32x32, 20 DPM-Solver++(2M) steps with at most 12 iterations and 14 steps with
+12 left the same bias (0.03-1.99 and 0.06-1.93 Monte Carlo errors), 12 steps with 20 iterations
+0.06-0.66. The default, at most 16 iterations (:data:`DEFAULT_KRYLOV`) at 10 steps (``oplearn
+inverse``), reaches the Bayes-optimal error within Monte Carlo error there, where DPS with
+Krylov guidance is up to 1.8x off, at 124-180 network passes per trajectory and no
+vector-Jacobian product through the network (Krylov guidance: 58-74 of each), in 1.2-1.6x its
+time (20 steps with 12 iterations: 210-278 passes, 1.7-2.4x). On trained Darcy priors (30
+epochs; epochs 8 and 24 of a 200-epoch run) it fits the observed field best but recovers the
+coefficient from u 1.6-2x worse than Krylov guidance (coefficient error rate 0.12 against 0.08
+over 12 cases, 16 draws, at 30 epochs; 20 steps and 12 iterations, the earlier default, not
+remeasured at 10 and 16): it moves the unobserved field only through the network's cross block :math:`(J N)_{a,u}`, which is not the transpose of
 :math:`N J^\top` there and points less toward the truth at large :math:`\sigma` than the block
 Krylov guidance uses; substituting the transposed block, or symmetrising :math:`J N`, makes the
 step diverge (the blocks of a trained network need not form a covariance). For such priors use
