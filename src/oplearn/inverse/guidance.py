@@ -98,14 +98,15 @@ GMRES to 1e-7) at 32x32, 20 DPM-Solver++(2M) steps with at most 12 iterations an
 0.06-0.66. The default, at most 16 iterations (:data:`DEFAULT_KRYLOV`) at 10 steps (``oplearn
 inverse``), reaches the Bayes-optimal error within Monte Carlo error there, where DPS with
 Krylov guidance is up to 1.8x off, at 124-180 network passes per trajectory and no
-vector-Jacobian product through the network (Krylov guidance: 58-74 of each), in 1.2-1.6x its
-time (20 steps with 12 iterations: 210-278 passes, 1.7-2.4x). On trained Darcy priors (30
-epochs; epochs 8 and 24 of a 200-epoch run) it fits the observed field best but recovers the
-coefficient from u 1.6-2x worse than Krylov guidance (coefficient error rate 0.12 against 0.08
-over 12 cases, 16 draws, at 30 epochs; 20 steps and 12 iterations, the earlier default, not
-remeasured at 10 and 16): it moves the unobserved field only through the network's cross block :math:`(J N)_{a,u}`, which is not the transpose of
-:math:`N J^\top` there and points less toward the truth at large :math:`\sigma` than the block
-Krylov guidance uses; substituting the transposed block, or symmetrising :math:`J N`, makes the
+vector-Jacobian product through the network (Krylov guidance: 58-74 of each), in 0.9-1.6x its
+time (20 steps with 12 iterations: 210-278 passes, 1.65-2.4x); the coarser steps widen the
+sampled posterior (spread 1.14-1.29 times the exact one's, against 1.03-1.17 at 20 steps). On
+trained Darcy priors (30 epochs; epochs 8 and 24 of a 200-epoch run) it fits the observed field
+best but recovers the coefficient from u 1.6-2x worse than Krylov guidance (coefficient error
+rate 0.12 against 0.08 over 12 cases, 16 draws, at 30 epochs; 20 steps and 12 iterations, the
+earlier default, not remeasured at 10 and 16): it moves the unobserved field only through the
+network's cross block :math:`(J N)_{a,u}`, which is not the transpose of :math:`N J^\top` there
+and points less toward the truth at large :math:`\sigma` than the block Krylov guidance uses; substituting the transposed block, or symmetrising :math:`J N`, makes the
 step diverge (the blocks of a trained network need not form a covariance). For such priors use
 ``scale="normalized"`` with ``krylov=4`` (BENCHMARKS.md).
 
