@@ -106,8 +106,9 @@ best but recovers the coefficient from u 1.6-2x worse than Krylov guidance (coef
 rate 0.12 against 0.08 over 12 cases, 16 draws, at 30 epochs; 20 steps and 12 iterations, the
 earlier default, not remeasured at 10 and 16): it moves the unobserved field only through the
 network's cross block :math:`(J N)_{a,u}`, which is not the transpose of :math:`N J^\top` there
-and points less toward the truth at large :math:`\sigma` than the block Krylov guidance uses; substituting the transposed block, or symmetrising :math:`J N`, makes the
-step diverge (the blocks of a trained network need not form a covariance). For such priors use
+and points less toward the truth at large :math:`\sigma` than the block Krylov guidance uses;
+substituting the transposed block, or symmetrising :math:`J N`, makes the step diverge (the
+blocks of a trained network need not form a covariance). For such priors use
 ``scale="normalized"`` with ``krylov=4`` (BENCHMARKS.md).
 
 **Step-matched guidance.** A sampler step from :math:`s` to :math:`t` moves the state by a
