@@ -2,7 +2,7 @@
 
 Usage: python benchmarks/inverse_linear_gaussian.py --preset cpu
        [--resolutions 32 64] [--points 31 123 500] [--directions inverse forward] [--cases 2]
-       [--samples 16] [--methods NAME ...] [--steps 20] [--krylov 12] [--threads 1] [--out FILE]
+       [--samples 16] [--methods NAME ...] [--steps 10] [--krylov 16] [--threads 1] [--out FILE]
 
 The prior is the joint Gaussian of the Poisson source f (the GRF of ``Poisson()``) and u = L f
 (:class:`oplearn.inverse.linear_gaussian.LinearGaussianPoisson`) with the exact denoiser of
@@ -22,7 +22,7 @@ field it reports
 Methods: ``exact`` (exact posterior draws by Matheron's rule: what an ideal sampler scores),
 ``dps-krylov`` (the earlier default of ``oplearn inverse``: normalized DPS guidance, weight 0.3,
 Krylov <= 4, DPM-Solver++(2M) 20 steps), ``covariance`` (the default: covariance guidance,
-GMRES <= 12 to a relative residual of 1e-2, 2M 20 steps, the start centred on the guided
+GMRES <= 16 to a relative residual of 1e-2, 2M 10 steps, the start centred on the guided
 posterior mean), ``daps`` (DAPS-1K as in the paper: 200 levels x 5 ODE steps, 100 Langevin
 steps), ``daps-gaussian`` (the same with line 4's conditional N(x0_hat, sigma^2 N) x likelihood
 drawn exactly), ``daps-exact`` (DAPS's annealing with the exact decoupled conditional
@@ -88,11 +88,12 @@ def _decoupled(lg, noise):
     return denoiser, DecoupledFields(_Solve(lg.solution_operator), decode=lambda z: z * scale)
 
 
-def run_method(name, lg, ddis, obs, y, samples, seed, steps=20, krylov=None):
+def run_method(name, lg, ddis, obs, y, samples, seed, steps=None, krylov=None):
     """``samples`` posterior draws of (f, u) by method ``name``, and the denoiser passes of one trajectory
     (forward, backward: a vector-Jacobian product through the denoiser)."""
     from oplearn.diffusion.samplers import sample
     from oplearn.diffusion.schedules import karras_sigmas
+    from oplearn.inverse.command import DEFAULT_STEPS
     from oplearn.inverse.daps import LEVELS, ODE_STEPS, annealing_levels
     from oplearn.inverse.guidance import GuidedDenoiser
     from oplearn.inverse.posterior import sample_posterior
@@ -123,7 +124,7 @@ def run_method(name, lg, ddis, obs, y, samples, seed, steps=20, krylov=None):
     guidance = {"scale": "normalized", "krylov": 4} if name == "dps-krylov" else {"scale": "covariance"}
     if name != "dps-krylov" and krylov is not None:
         guidance["krylov"] = krylov
-    sigmas = karras_sigmas(20 if name == "dps-krylov" else steps)
+    sigmas = karras_sigmas(20 if name == "dps-krylov" else steps or DEFAULT_STEPS["covariance"])
     guided = GuidedDenoiser(denoise, obs, y, fields=fields, noise=noise, schedule=sigmas, **guidance)
     start = guided.start(noise.sample((samples, *shape), generator, dtype=torch.float64) * sigmas[0], sigmas[0])
     x = fields(sample(guided, start, sigmas, method="dpmpp2m"))
@@ -139,8 +140,8 @@ def main() -> None:
     parser.add_argument("--cases", type=int)
     parser.add_argument("--samples", type=int)
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--steps", type=int, default=20, help="2M steps of covariance guidance and DDIS")
-    parser.add_argument("--krylov", type=int, help="GMRES iterations of covariance guidance and DDIS (default 12)")
+    parser.add_argument("--steps", type=int, help="2M steps of covariance guidance and DDIS (default 10)")
+    parser.add_argument("--krylov", type=int, help="GMRES iterations of covariance guidance and DDIS (default 16)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "inverse_linear_gaussian.json"))
     args = parser.parse_args()
@@ -149,6 +150,7 @@ def main() -> None:
             setattr(args, key, value)
 
     from oplearn.diffusion.noise import GRFNoise
+    from oplearn.inverse.command import DEFAULT_STEPS
     from oplearn.inverse.guidance import DEFAULT_KRYLOV
     from oplearn.inverse.linear_gaussian import LinearGaussianPoisson
     from oplearn.inverse.observations import PointObservation
@@ -158,6 +160,7 @@ def main() -> None:
     from oplearn.training.rundir import write_json
 
     torch.set_num_threads(args.threads)
+    args.steps = args.steps or DEFAULT_STEPS["covariance"]
     rows, setup_seconds = [], {}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -231,7 +234,8 @@ def main() -> None:
                             "direction": direction,
                             "method": name,
                             "label": LABELS[name].format(
-                                krylov=args.krylov or DEFAULT_KRYLOV["covariance"], steps=args.steps
+                                krylov=args.krylov or DEFAULT_KRYLOV["covariance"],
+                                steps=args.steps,
                             ),
                             **mean_row,
                             "cases": cases,

@@ -107,10 +107,13 @@ def test_linear_gaussian_model_is_consistent(problem):
 def test_default_guidance_samples_the_exact_posterior(problem):
     """The default guidance, covariance (Tweedie) guidance, is the posterior denoiser of a Gaussian
     prior: the sampled mean is within Monte Carlo error of the exact mean, the spread and the 90%
-    band are right; DPS with the isotropic approximation is measurably biased."""
+    band are right, at the default steps of ``oplearn inverse``; DPS with the isotropic
+    approximation is measurably biased."""
+    from oplearn.inverse.command import DEFAULT_STEPS
+
     lg, truth, obs, y, mean, std = problem
     m = 32
-    post = summarize(_sample(lg, obs, y, m))
+    post = summarize(_sample(lg, obs, y, m, steps=DEFAULT_STEPS["covariance"]))
     free = std > 1e-6
     z = ((post.mean - mean) / std)[free].square().mean().sqrt() * math.sqrt(m)  # ~1 for Monte Carlo error
     assert z < 2.0
@@ -188,11 +191,14 @@ def test_centred_start_removes_the_offset_of_the_posterior_mean():
     assert gap[False] > 2.2 and gap[True] < 0.6 * gap[False], gap
 
 
-def test_covariance_guidance_solves_indefinite_nonsymmetric_systems():
+def test_covariance_guidance_solves_indefinite_nonsymmetric_systems(monkeypatch):
     """A trained denoiser's J N need be neither symmetric nor positive definite: GMRES still fits
     the observations (conjugate gradients, the earlier solver, stopped at the first negative
     curvature and left no guidance), for J = -I (negative definite) and J = a rotation-like
-    non-symmetric map, with GRF noise and with few observations solved in fewer iterations."""
+    non-symmetric map, with GRF noise and with few observations solved in fewer iterations.
+    With as many iterations as observations and no tolerance it solves the system to rounding
+    (its Gram-Schmidt basis stays orthogonal)."""
+    import oplearn.inverse.guidance
     from oplearn.inverse.guidance import GuidedDenoiser
 
     shape = (1, 8, 8)
@@ -200,13 +206,24 @@ def test_covariance_guidance_solves_indefinite_nonsymmetric_systems():
     x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     y = torch.randn(10, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     mix = torch.linalg.qr(torch.randn(64, 64, generator=torch.Generator().manual_seed(3), dtype=torch.float64))[0]
-    for denoise in (lambda z, s: -z, lambda z, s: (z.flatten(1) @ mix).reshape(z.shape)):
+
+    def rotate(z: torch.Tensor, sigma: torch.Tensor | None) -> torch.Tensor:
+        return (z.flatten(1) @ mix).reshape(z.shape)
+
+    for denoise in (lambda z, s: -z, rotate):
         for noise in (None, GRFNoise()):
             guided = GuidedDenoiser(denoise, obs, y, scale="covariance", noise=noise, krylov=10)
             x0 = denoise(x, None)
             out = guided(x, torch.full((2,), 1.0, dtype=torch.float64))
             before, after = (y - obs.apply(x0)).norm(dim=1), (y - obs.apply(out)).norm(dim=1)
             assert torch.isfinite(out).all() and (after < 1e-3 * before).all(), after / before
+    monkeypatch.setattr(oplearn.inverse.guidance, "GMRES_TOLERANCE", 0.0)
+    for noise in (None, GRFNoise()):
+        out = GuidedDenoiser(rotate, obs, y, scale="covariance", noise=noise, krylov=10)(
+            x, torch.full((2,), 1.0, dtype=torch.float64)
+        )
+        after = (y - obs.apply(out)).norm(dim=1) / (y - obs.apply(rotate(x, None))).norm(dim=1)
+        assert (after < 1e-8).all(), after
 
 
 def test_covariance_guidance_leaves_a_draw_the_observations_cannot_see():

@@ -47,7 +47,8 @@ def runs(tmp_path_factory):
     return root, data
 
 
-def _inverse(run, data, out, *extra, check=True):
+def _inverse(run, data, out, *extra, check=True, steps=20):
+    """``oplearn inverse`` on the 16x16 test prior; ``steps=None`` leaves the sampler steps at their default."""
     return run_cli(
         "inverse",
         run,
@@ -57,8 +58,7 @@ def _inverse(run, data, out, *extra, check=True):
         40,
         "--samples",
         4,
-        "--steps",
-        20,
+        *(() if steps is None else ("--steps", steps)),
         "--data",
         data,
         "--index",
@@ -74,7 +74,7 @@ def _inverse(run, data, out, *extra, check=True):
 def test_inverse_cli_writes_posterior_metrics_and_figure(runs):
     root, data = runs
     out = root / "post"
-    proc = _inverse(root / "joint", data, out)
+    proc = _inverse(root / "joint", data, out, steps=None)
     assert "posterior samples" in proc.stdout
     post = np.load(out / "posterior.npz")
     assert post["samples"].shape == (4, 2, 16, 16) and post["mean"].shape == (2, 16, 16)
@@ -84,12 +84,15 @@ def test_inverse_cli_writes_posterior_metrics_and_figure(runs):
     assert set(metrics) == {"a", "u"} and 0 <= metrics["a"]["error_rate"] <= 1
     assert 0 <= metrics["u"]["calibration_90"] <= 1
     assert (out / "posterior.png").stat().st_size > 0
-    assert json.loads((out / "metrics.json").read_text())["scale"] == "covariance"
+    settings = json.loads((out / "metrics.json").read_text())
+    # the defaults: covariance guidance, 10 steps, GMRES <= 16 (the normalized scale: 20 steps)
+    assert (settings["scale"], settings["steps"], settings["krylov"]) == ("covariance", 10, 16)
     # Guidance pulls the observed field towards the truth (compared with the same prior unguided).
     free = root / "free"
-    _inverse(root / "joint", data, free, "--scale", "normalized", "--weight", 0)
-    unguided = json.loads((free / "metrics.json").read_text())["metrics"]
-    assert metrics["u"]["relative_l2"] < 0.9 * unguided["u"]["relative_l2"]
+    _inverse(root / "joint", data, free, "--scale", "normalized", "--weight", 0, steps=None)
+    unguided = json.loads((free / "metrics.json").read_text())
+    assert unguided["steps"] == 20
+    assert metrics["u"]["relative_l2"] < 0.9 * unguided["metrics"]["u"]["relative_l2"]
 
 
 def test_inverse_cli_ddis_and_daps(runs):

@@ -91,17 +91,24 @@ unsolved the next one, with a fresh residual, continues. ``damping`` sets
 :math:`\sigma`, which would bound the condition number by :math:`1 / \delta`; it biases the
 posterior (on the 32x32 problem observing u at 500 points, :math:`\delta = 10^{-3}` raised the
 error from 1.04 to 1.25 times the Bayes-optimal one), so the default is 0, and the iteration
-cap alone regularises. On the exact linear-Gaussian Poisson problems (BENCHMARKS.md) 12
-iterations reach the Bayes-optimal error within Monte Carlo error at 20 DPM-Solver++(2M) steps,
-where DPS with Krylov guidance is up to 1.8x off, at about 10-14 forward passes per step and no
-vector-Jacobian product through the network (Krylov guidance there: about 3.4 of each, the same
-network cost). On trained Darcy priors (30 epochs; epochs 8 and 24 of a 200-epoch run) it fits
-the observed field best but recovers the coefficient from u 1.6-2x worse than Krylov guidance
-(coefficient error rate 0.12 against 0.08 over 12 cases, 16 draws, at 30 epochs): it moves the unobserved field only
-through the network's cross block :math:`(J N)_{a,u}`, which is not the transpose of
-:math:`N J^\top` there and points less toward the truth at large :math:`\sigma` than the block
-Krylov guidance uses; substituting the transposed block, or symmetrising :math:`J N`, makes the
-step diverge (the blocks of a trained network need not form a covariance). For such priors use
+cap alone regularises. On the exact linear-Gaussian Poisson problems (BENCHMARKS.md) these
+solves, not the sampler's steps, set the accuracy: against the converged ODE solution (40 steps,
+GMRES to 1e-7) at 32x32, 20 DPM-Solver++(2M) steps with at most 12 iterations and 14 steps with
+12 left the same bias (0.03-1.99 and 0.06-1.93 Monte Carlo errors), 12 steps with 20 iterations
+0.06-0.66. The default, at most 16 iterations (:data:`DEFAULT_KRYLOV`) at 10 steps (``oplearn
+inverse``), reaches the Bayes-optimal error within Monte Carlo error there, where DPS with
+Krylov guidance is up to 1.8x off, at 124-180 network passes per trajectory and no
+vector-Jacobian product through the network (Krylov guidance: 58-74 of each), in 0.9-1.6x its
+time (20 steps with 12 iterations: 210-278 passes, 1.65-2.4x); the coarser steps widen the
+sampled posterior (spread 1.14-1.29 times the exact one's, against 1.03-1.17 at 20 steps). On
+trained Darcy priors (30 epochs; epochs 8 and 24 of a 200-epoch run) it fits the observed field
+best but recovers the coefficient from u 1.6-2x worse than Krylov guidance (coefficient error
+rate 0.12 against 0.08 over 12 cases, 16 draws, at 30 epochs; 20 steps and 12 iterations, the
+earlier default, not remeasured at 10 and 16): it moves the unobserved field only through the
+network's cross block :math:`(J N)_{a,u}`, which is not the transpose of :math:`N J^\top` there
+and points less toward the truth at large :math:`\sigma` than the block Krylov guidance uses;
+substituting the transposed block, or symmetrising :math:`J N`, makes the step diverge (the
+blocks of a trained network need not form a covariance). For such priors use
 ``scale="normalized"`` with ``krylov=4`` (BENCHMARKS.md).
 
 **Step-matched guidance.** A sampler step from :math:`s` to :math:`t` moves the state by a
@@ -185,9 +192,10 @@ KRYLOV_TOLERANCE = 1e-2
 #: rounding errors balance near it on the trained Darcy prior (whatever precision the network
 #: computes in, it stays well above rounding).
 DIFFERENCE_STEP = 1e-3
-#: Default most Krylov directions per call: GMRES iterations of covariance guidance; the one-direction
-#: step of the normalized and likelihood scales (``oplearn inverse`` uses 4 there).
-DEFAULT_KRYLOV = {"covariance": 12, "normalized": 1, "likelihood": 1}
+#: Default most Krylov directions per call: GMRES iterations of covariance guidance (with 10 sampler
+#: steps, module docstring); the one-direction step of the normalized and likelihood scales
+#: (``oplearn inverse`` uses 4 there).
+DEFAULT_KRYLOV = {"covariance": 16, "normalized": 1, "likelihood": 1}
 #: Relative residual of the covariance system at which GMRES stops.
 GMRES_TOLERANCE = 1e-2
 #: Default damping ``delta`` of covariance guidance (module docstring).
@@ -534,25 +542,28 @@ class GuidedDenoiser:
             z, field = best * self._warm, best.reshape(-1, *[1] * (x.ndim - 1)) * field
             residual = r - best * image
         beta = residual.norm(dim=1, keepdim=True)
-        basis, pushed = [residual / beta.clamp_min(tiny)], []
+        iterations = min(self.krylov, r.shape[1])
+        basis = torch.zeros(len(r), iterations + 1, r.shape[1], dtype=r.dtype, device=r.device)
+        basis[:, 0] = residual / beta.clamp_min(tiny)
+        pushed = []
         hessenberg = torch.zeros(len(r), self.krylov + 1, self.krylov, dtype=torch.float64, device=r.device)
         target = torch.zeros(len(r), self.krylov + 1, 1, dtype=torch.float64, device=r.device)
         target[:, 0, 0] = beta[:, 0].double()
         r_norm = r.norm(dim=1).double().clamp_min(tiny)
         coefficients = None
-        for j in range(min(self.krylov, r.shape[1])):
-            preconditioned = precondition(basis[j])
+        for j in range(iterations):
+            preconditioned = precondition(basis[:, j])
             f, product = push(preconditioned)
             pushed.append((preconditioned, f))
-            w = sig2 * product + damp * preconditioned
-            for _ in range(2):  # modified Gram-Schmidt, repeated once for orthogonality
-                for i, b in enumerate(basis):
-                    h = (w * b).sum(dim=1)
-                    hessenberg[:, i, j] += h.double()
-                    w = w - h[:, None] * b
-            h_next = w.norm(dim=1)
+            w = (sig2 * product + damp * preconditioned).unsqueeze(2)
+            done = basis[:, : j + 1]
+            for _ in range(2):  # classical Gram-Schmidt, twice: as orthogonal as modified, in 4 products
+                h = done @ w
+                hessenberg[:, : j + 1, j] += h[..., 0].double()
+                w = w - done.transpose(1, 2) @ h
+            h_next = w[..., 0].norm(dim=1)
             hessenberg[:, j + 1, j] = h_next.double()
-            basis.append(w / h_next[:, None].clamp_min(tiny))
+            basis[:, j + 1] = w[..., 0] / h_next[:, None].clamp_min(tiny)
             coefficients = torch.linalg.lstsq(hessenberg[:, : j + 2, : j + 1], target[:, : j + 2]).solution
             left = (target[:, : j + 2] - hessenberg[:, : j + 2, : j + 1] @ coefficients).flatten(1).norm(dim=1)
             if (left <= GMRES_TOLERANCE * r_norm).all():
