@@ -100,7 +100,7 @@ inverse``), reaches the Bayes-optimal error within Monte Carlo error there, wher
 Krylov guidance is up to 1.8x off, at 124-180 network passes per trajectory and no
 vector-Jacobian product through the network (Krylov guidance: 58-74 of each), in 0.9-1.6x its
 time (20 steps with 12 iterations: 210-278 passes, 1.65-2.4x); the coarser steps widen the
-sampled posterior (spread 1.14-1.29 times the exact one's, against 1.03-1.17 at 20 steps). On
+sampled posterior (spread 1.14-1.29 times the exact one's, against 1.03-1.17 at 20 steps and 12). On
 trained Darcy priors (30 epochs; epochs 8 and 24 of a 200-epoch run) it fits the observed field
 best but recovers the coefficient from u 1.6-2x worse than Krylov guidance (coefficient error
 rate 0.12 against 0.08 over 12 cases, 16 draws, at 30 epochs; 20 steps and 12 iterations, the
