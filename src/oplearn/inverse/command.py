@@ -126,7 +126,9 @@ def add_command(sub: argparse._SubParsersAction) -> None:
         "--forward-solver",
         action="store_true",
         help="DDIS with the PDE's own solver (differentiated by the adjoint method) in place of a trained "
-        "operator: exact discrete physics inside the guidance (darcy)",
+        "operator: exact discrete physics inside the guidance (darcy; a two-valued coefficient reaches the "
+        "solver through a smooth projection onto its two values); the best setting for recovering Darcy's "
+        "coefficient from u (BENCHMARKS.md)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
