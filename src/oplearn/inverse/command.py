@@ -33,10 +33,10 @@ if TYPE_CHECKING:
     from oplearn.inverse.posterior import Posterior
 import argparse
 
-#: Default sampler steps per guidance scale of DPS, and DAPS's annealing levels (the paper's 200): with
-#: covariance guidance 10 DPM-Solver++(2M) steps reach the Bayes-optimal error on the linear-Gaussian
-#: problems, whose accuracy the GMRES solves set, not the steps (BENCHMARKS.md); the normalized and
-#: likelihood scales take 20.
+#: Default sampler steps of guided sampling per guidance scale, and the annealing levels of DAPS
+#: (the paper's 200). With covariance guidance 10 DPM-Solver++(2M) steps reach the Bayes-optimal
+#: error on the linear-Gaussian problems, whose accuracy the GMRES solves set, not the steps
+#: (BENCHMARKS.md); the normalized and likelihood scales take 20.
 DEFAULT_STEPS = {"covariance": 10, "normalized": 20, "likelihood": 20, "daps": 200}
 #: Default Krylov directions per step of the normalized and likelihood scales (covariance guidance:
 #: :data:`oplearn.inverse.guidance.DEFAULT_KRYLOV`).
