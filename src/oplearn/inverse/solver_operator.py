@@ -19,10 +19,13 @@ the guidance then sees the exact discrete physics, not a learned approximation o
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from oplearn.errors import OplearnError
 from oplearn.grids import Grid
+from oplearn.inverse.guidance import two_valued
 from oplearn.pdes.base import PDE
 
 
@@ -31,22 +34,22 @@ class _AdjointSolve(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: torch.autograd.function.FunctionCtx, a: torch.Tensor, pde: PDE, grid: Grid) -> torch.Tensor:
-        u = pde.solve(a.detach().cpu().double(), grid)
-        ctx.save_for_backward(a, u)
-        ctx.pde, ctx.grid = pde, grid
+        a64 = a.detach().cpu().double()
+        u = pde.solve(a64, grid)
+        ctx.save_for_backward(a64, u)
+        ctx.pde, ctx.grid, ctx.like = pde, grid, a.new_empty(())
         return u.to(a)
 
     @staticmethod
     def backward(ctx: torch.autograd.function.FunctionCtx, grad_u: torch.Tensor) -> tuple[torch.Tensor, None, None]:
-        a, u = ctx.saved_tensors
+        a64, u = ctx.saved_tensors
         pde, grid = ctx.pde, ctx.grid
-        a64 = a.detach().cpu().double()
         adjoint = pde.solve(a64, grid, forcing=grad_u[:, 0].detach().cpu().double())  # A^{-1} g (A = A^T)
         interior = (slice(None), slice(None)) + (slice(1, -1),) * grid.ndim
         with torch.enable_grad():
             leaf = a64.requires_grad_(True)
             (grad_a,) = torch.autograd.grad(pde.residual(u, leaf, grid), leaf, grad_outputs=-adjoint[interior])
-        return grad_a.to(a), None, None
+        return grad_a.to(ctx.like), None, None
 
 
 class SolverOperator(torch.nn.Module):
@@ -72,7 +75,7 @@ class SolverOperator(torch.nn.Module):
             )
         self.pde, self.grid = pde, grid
         self.in_channels, self.out_channels = len(pde.input_names), len(pde.output_names)
-        bounds = (pde.low, pde.high) if hasattr(pde, "low") and hasattr(pde, "high") else None
+        bounds = two_valued(pde).get(pde.input_names[0])
         self.projection = TwoValuedProjection(*bounds) if bounds is not None else None
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
@@ -105,9 +108,11 @@ class TwoValuedProjection(torch.nn.Module):
     def __init__(self, low: float, high: float) -> None:
         super().__init__()
         self.low, self.high = float(low), float(high)
+        gap = self.high - self.low
+        edge = 1 / (1 + math.exp(4.0))  # sigmoid(k (low - m))
+        self.delta = gap * edge / (1 - 2 * edge)
+        self.middle, self.slope = 0.5 * (self.low + self.high), 8 / gap
 
     def forward(self, a: torch.Tensor) -> torch.Tensor:
-        gap = self.high - self.low
-        edge = torch.sigmoid(torch.tensor(-4.0, dtype=torch.float64)).item()  # sigmoid(k (low - m))
-        delta = gap * edge / (1 - 2 * edge)
-        return self.low - delta + (gap + 2 * delta) * torch.sigmoid((a - 0.5 * (self.low + self.high)) * (8 / gap))
+        span = self.high - self.low + 2 * self.delta
+        return self.low - self.delta + span * torch.sigmoid((a - self.middle) * self.slope)
