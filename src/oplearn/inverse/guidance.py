@@ -546,8 +546,8 @@ class GuidedDenoiser:
         basis = torch.zeros(len(r), iterations + 1, r.shape[1], dtype=r.dtype, device=r.device)
         basis[:, 0] = residual / beta.clamp_min(tiny)
         pushed = []
-        hessenberg = torch.zeros(len(r), self.krylov + 1, self.krylov, dtype=torch.float64, device=r.device)
-        target = torch.zeros(len(r), self.krylov + 1, 1, dtype=torch.float64, device=r.device)
+        hessenberg = torch.zeros(len(r), iterations + 1, iterations, dtype=torch.float64, device=r.device)
+        target = torch.zeros(len(r), iterations + 1, 1, dtype=torch.float64, device=r.device)
         target[:, 0, 0] = beta[:, 0].double()
         r_norm = r.norm(dim=1).double().clamp_min(tiny)
         coefficients = None
