@@ -50,8 +50,8 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
 GROUPS = {
     "gmm40": ["gmm40_pis", "gmm40_dis", "gmm40_dds", "gmm40_cmcd", "gmm40_cmcd_ud", "gmm40_scld"],
-    "funnel": ["funnel_dis", "funnel_cmcd", "funnel_cmcd_ud"],
-    "many_well": ["many_well_dis", "many_well_cmcd", "many_well_cmcd_ud"],
+    "funnel": ["funnel_dis", "funnel_dds", "funnel_cmcd", "funnel_cmcd_ud"],
+    "many_well": ["many_well_dis", "many_well_dds", "many_well_cmcd", "many_well_cmcd_ud"],
 }
 EXTRA = ["gmm40_dis_lv"]
 UNDERDAMPED = [
