@@ -1,7 +1,7 @@
 """Coarse graining of Kolmogorov flow: long-term statistics error and speed of learned and classical coarse models.
 
 Usage: python benchmarks/kolmogorov_coarse.py [--preset quick|cpu|gpu] [--device cpu|cuda] [--out runs/bench_kf]
-[--only VARIANT ...]
+[--only VARIANT ...] [--seed S] [--n-fine N] [--fine-epochs E] [--n-reference N] [--reference-frames F] [--tag TAG]
 
 All models live on the same coarse grid (``resolution``) and are scored against the *resolved*
 solver (the same equation solved ``refine`` times finer, stored on the coarse grid):
@@ -20,6 +20,11 @@ solver (the same equation solved ``refine`` times finer, stored on the coarse gr
 
 Trained runs in ``--out`` are reused; ``--only`` trains and scores a subset of the learned models
 (a fine-tuned one needs its starting run), keeping the other models' results in the JSON file.
+``--seed`` is the training seed (the data's seeds are fixed); ``--n-fine``, ``--fine-epochs``,
+``--n-reference`` and ``--reference-frames`` replace the preset's values. Runs live in
+``OUT/PRESET/seed<S>/<variant>``, with ``_n<n_fine>`` appended for the models that learn from
+resolved data and ``_e<fine_epochs>`` for the fine-tuned ones, so that a setting reuses the
+runs it shares with another (the reference only scores, it does not train).
 
 Statistics (:mod:`oplearn.rollout_stats`): relative errors of the mean kinetic energy, TKE and
 dissipation, the mean log-spectrum error, the PDF distance and the auto-correlation error, each
@@ -35,7 +40,7 @@ Presets: ``quick`` (smoke test), ``cpu`` (Re = 100, 16x16 coarse grid, resolved 
 frames 0.5 apart, 32 training trajectories of 40 frames, 4 resolved ones for fine-tuning, 2
 reference trajectories of 80 frames; about 10 minutes on one loaded core for the data-only model,
 30 for the PDE one), ``gpu`` (more and longer trajectories, Re = 500 on 64x64 resolved on 256x256).
-Writes benchmarks/results/kolmogorov_coarse_<preset>.json.
+Writes benchmarks/results/kolmogorov_coarse_<preset>.json, or ``..._<preset>_<tag>.json`` with ``--tag``.
 """
 
 from __future__ import annotations
@@ -150,11 +155,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_kf"))
     parser.add_argument("--only", nargs="*", choices=VARIANTS, help="train and score only these learned models")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of the learned models")
+    for key in ("n_fine", "fine_epochs", "n_reference", "reference_frames"):
+        parser.add_argument(f"--{key.replace('_', '-')}", type=int, dest=key, help="replaces the preset's value")
+    parser.add_argument("--tag", help="writes kolmogorov_coarse_<preset>_<tag>.json")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    p = PRESETS[args.preset]
+    p = dict(PRESETS[args.preset])
+    p.update(
+        {
+            k: getattr(args, k)
+            for k in ("n_fine", "fine_epochs", "n_reference", "reference_frames")
+            if getattr(args, k) is not None
+        }
+    )
     out = Path(args.out) / args.preset
-    out.mkdir(parents=True, exist_ok=True)
+    runs = out / f"seed{args.seed}"
+    runs.mkdir(parents=True, exist_ok=True)
     viscosity = 1.0 / p["re"]
 
     def pde(n_frames: int, refine: int = 1, smagorinsky: float = 0.0):
@@ -190,7 +207,8 @@ def main() -> None:
         return path, seconds_per_frame(lambda: timed.solve(w0, fine), batch)
 
     frames = p["reference_frames"]
-    reference, resolved_time = solve("resolved", pde(frames, p["refine"]), p["n_reference"], 1)
+    size = f"{p['n_reference']}x{frames}"
+    reference, resolved_time = solve(f"resolved_{size}", pde(frames, p["refine"]), p["n_reference"], 1)
     start_frames = load_fields(reference).inputs[:batch]
     grid_data = load_fields(reference)
     grid = grid_data.grid
@@ -199,7 +217,10 @@ def main() -> None:
     results = {
         "resolved": {
             "seconds_per_frame": resolved_time,
-            "statistics": {k: ref_stats[k] for k in ("energy", "tke", "dissipation")},
+            "statistics": {
+                k: ref_stats[k]
+                for k in ("energy", "tke", "dissipation", "energy_error", "tke_error", "dissipation_error")
+            },
         }
     }
     print(
@@ -209,7 +230,7 @@ def main() -> None:
     )
 
     for name, maker in (("coarse_solver", pde(frames)), ("les", pde(frames, 1, SMAGORINSKY))):
-        path, seconds = solve(name, maker, p["n_reference"], 1)
+        path, seconds = solve(f"{name}_{size}", maker, p["n_reference"], 1)
         data = load_fields(path)
         traj = torch.cat([data.inputs[:, None], data.outputs], 1).double()
         stats = long_run_statistics(traj, grid, vorticity=True, viscosity=viscosity)
@@ -224,13 +245,21 @@ def main() -> None:
         )
 
     train_path, _ = solve("coarse_train", pde(p["train_frames"]), p["n_train"] + 2, 0)
-    fine_path, _ = solve("resolved_train", pde(p["train_frames"], p["refine"]), p["n_fine"] + 1, 2)
+    fine_path, _ = solve(f"resolved_train_{p['n_fine']}", pde(p["train_frames"], p["refine"]), p["n_fine"] + 1, 2)
     steps = HORIZON_FACTOR * p["train_frames"]
+
+    def run_name(name: str) -> str:
+        """The run directory's name of a variant: its data and fine-tuning settings appended."""
+        settings = VARIANTS[name]
+        resolved = f"_n{p['n_fine']}" if settings["data"] == "resolved" else ""
+        fine_tuned = f"_e{p['fine_epochs']}" if "init_from" in settings else ""
+        return name + resolved + fine_tuned
+
     for name, settings in VARIANTS.items():
         if args.only and name not in args.only:
             continue
         start = settings.get("init_from")
-        if start is not None and not (out / start / "checkpoints" / "last.pt").exists():
+        if start is not None and not (runs / run_name(start) / "checkpoints" / "last.pt").exists():
             print(f"{name}: skipped ({start} is not trained)", flush=True)
             continue
         fine_tuned, resolved = start is not None, settings["data"] == "resolved"
@@ -248,15 +277,16 @@ def main() -> None:
             f"model.width={p['width']}",
             f"coarse_graining.pde_weight={settings['pde_weight']}",
             f"coarse_graining.sub_frames={settings['sub_frames']}",
+            f"seed={args.seed}",
         ]
         if fine_tuned:
-            overrides.append(f"coarse_graining.init_from={out / start}")
+            overrides.append(f"coarse_graining.init_from={runs / run_name(start)}")
         config = load_config(ROOT / "configs" / "kolmogorov_flow_coarse.yaml", overrides)
-        run_dir = out / name
+        run_dir = runs / run_name(name)
         train_to_end(config, run_dir, progress=False)  # resumes a run stopped early; a finished one is reused
         seconds = sum(record["seconds"] for record in read_log(run_dir))  # training wall time, also of a reused run
         stats = long_rollout(
-            run_dir, steps, run_dir / "rollout.h5", str(reference), samples=p["n_reference"], device=args.device
+            run_dir, steps, run_dir / f"rollout_{size}.h5", str(reference), samples=p["n_reference"], device=args.device
         )
         model = open_run(run_dir).model.to(args.device)
         initial = start_frames[:, None].float().to(args.device)
@@ -280,12 +310,13 @@ def main() -> None:
             flush=True,
         )
 
-    path = ROOT / "benchmarks" / "results" / f"kolmogorov_coarse_{args.preset}.json"
+    path = ROOT / "benchmarks" / "results" / f"kolmogorov_coarse_{args.preset}{'_' + args.tag if args.tag else ''}.json"
     if args.only and path.exists():  # keep the other learned models' results of earlier runs
         earlier = json.loads(path.read_text())["results"]
         results.update({k: v for k, v in earlier.items() if k in VARIANTS and k not in results})
     summary = {
         "preset": args.preset,
+        "seed": args.seed,
         **p,
         "horizon_factor": HORIZON_FACTOR,
         "smagorinsky": SMAGORINSKY,
