@@ -28,7 +28,9 @@ runs it shares with another (the reference only scores, it does not train).
 
 Statistics (:mod:`oplearn.rollout_stats`): relative errors of the mean kinetic energy, TKE and
 dissipation, the mean log-spectrum error, the PDF distance and the auto-correlation error, each
-over the whole trajectories after the burn-in. The learned models are rolled out for
+over the whole trajectories after the burn-in. ``halves_errors`` of the resolved solver are the
+errors of the first half of the reference trajectories against the second half: the noise floor
+of a reference half as large. The learned models are rolled out for
 ``horizon_factor`` (10) times the length of their training trajectories from the first frames of
 the resolved test trajectories; ``status`` says whether they stayed bounded (``ok``), lost their
 energy (``damped``) or blew up (``exploding``). Speed: wall seconds per frame interval of one
@@ -133,8 +135,8 @@ VARIANTS = {
     "operator_pde_ft": dict(pde_weight=0.1, sub_frames=8, data="resolved", init_from="operator_pde"),
 }
 SMAGORINSKY = 0.17
-#: Frames and repeats of the speed measurements (the best of the repeats counts).
-TIMED_FRAMES, REPEATS = 4, 3
+#: Frames, repeats and trajectories of the speed measurements (the best of the repeats counts).
+TIMED_FRAMES, REPEATS, TIMED_BATCH = 4, 3, 2
 
 
 def seconds_per_frame(advance, batch: int) -> float:
@@ -188,7 +190,6 @@ def main() -> None:
             },
         )
 
-    batch = p["n_reference"]
     start_frames = None  # the resolved file's first frames, once it exists
 
     def solve(name: str, maker, n: int, seed: int) -> tuple[Path, float]:
@@ -197,26 +198,31 @@ def main() -> None:
         path = out / f"{name}.h5"
         if not path.exists():
             generate_dataset(maker, n, p["resolution"], path, seed=seed, progress=False)
-        w0 = start_frames if start_frames is not None else load_fields(path).inputs[:batch]
+        w0 = start_frames if start_frames is not None else load_fields(path).inputs[:TIMED_BATCH]
         timed = make_pde(
             "kolmogorov_flow",
             {**maker.params(), "t_final": p["frame"] * TIMED_FRAMES, "n_times": TIMED_FRAMES, "burn_in": 0.0},
         )
         fine = timed.grid(p["resolution"]).refine(timed.refine)
         w0 = fourier_resample(w0.double(), fine.shape)
-        return path, seconds_per_frame(lambda: timed.solve(w0, fine), batch)
+        return path, seconds_per_frame(lambda: timed.solve(w0, fine), TIMED_BATCH)
 
     frames = p["reference_frames"]
     size = f"{p['n_reference']}x{frames}"
     reference, resolved_time = solve(f"resolved_{size}", pde(frames, p["refine"]), p["n_reference"], 1)
-    start_frames = load_fields(reference).inputs[:batch]
+    start_frames = load_fields(reference).inputs[:TIMED_BATCH]
     grid_data = load_fields(reference)
     grid = grid_data.grid
     ref_traj = torch.cat([grid_data.inputs[:, None], grid_data.outputs], 1).double()
     ref_stats = long_run_statistics(ref_traj, grid, vorticity=True, viscosity=viscosity)
+    half = p["n_reference"] // 2
+    halves = [
+        long_run_statistics(t, grid, vorticity=True, viscosity=viscosity) for t in (ref_traj[:half], ref_traj[half:])
+    ]
     results = {
         "resolved": {
             "seconds_per_frame": resolved_time,
+            "halves_errors": compare_statistics(*halves),
             "statistics": {
                 k: ref_stats[k]
                 for k in ("energy", "tke", "dissipation", "energy_error", "tke_error", "dissipation_error")
@@ -225,7 +231,8 @@ def main() -> None:
     }
     print(
         f"resolved solver ({p['refine']}x finer): {resolved_time * 1e3:.1f} ms per frame per trajectory; "
-        f"energy {ref_stats['energy']:.3f} +- {ref_stats['energy_error']:.3f}",
+        f"energy {ref_stats['energy']:.3f} +- {ref_stats['energy_error']:.3f}; "
+        f"its halves against each other: {_short(results['resolved']['halves_errors'])}",
         flush=True,
     )
 
@@ -291,7 +298,7 @@ def main() -> None:
         model = open_run(run_dir).model.to(args.device)
         initial = start_frames[:, None].float().to(args.device)
         with torch.no_grad():
-            per_frame = seconds_per_frame(lambda: rollout(model, initial, TIMED_FRAMES), batch)  # noqa: B023 (called within this iteration)
+            per_frame = seconds_per_frame(lambda: rollout(model, initial, TIMED_FRAMES), TIMED_BATCH)  # noqa: B023 (called within this iteration)
         results[name] = {
             **settings,
             "train_seconds": seconds,
