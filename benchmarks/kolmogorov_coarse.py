@@ -1,7 +1,7 @@
 """Coarse graining of Kolmogorov flow: long-term statistics error and speed of learned and classical coarse models.
 
 Usage: python benchmarks/kolmogorov_coarse.py [--preset quick|cpu|gpu] [--device cpu|cuda] [--out runs/bench_kf]
-[--only VARIANT ...] [--seed S] [--n-fine N] [--fine-epochs E] [--n-reference N] [--reference-frames F] [--tag TAG]
+[--only VARIANT ...] [--seeds S ...] [--n-fine N] [--fine-epochs E] [--n-reference N] [--reference-frames F] [--tag TAG]
 
 All models live on the same coarse grid (``resolution``) and are scored against the *resolved*
 solver (the same equation solved ``refine`` times finer, stored on the coarse grid):
@@ -20,7 +20,9 @@ solver (the same equation solved ``refine`` times finer, stored on the coarse gr
 
 Trained runs in ``--out`` are reused; ``--only`` trains and scores a subset of the learned models
 (a fine-tuned one needs its starting run), keeping the other models' results in the JSON file.
-``--seed`` is the training seed (the data's seeds are fixed); ``--n-fine``, ``--fine-epochs``,
+``--seeds`` are the training seeds (the data's seeds are fixed): each learned model is trained
+once per seed, and its entry holds each seed's results (``seeds``) and the mean, minimum and
+maximum of each error over them (``errors_mean``, ``errors_min``, ``errors_max``). ``--n-fine``, ``--fine-epochs``,
 ``--n-reference`` and ``--reference-frames`` replace the preset's values. Runs live in
 ``OUT/PRESET/seed<S>/<variant>``, with ``_n<n_fine>`` appended for the models that learn from
 resolved data and ``_e<fine_epochs>`` for the fine-tuned ones, so that a setting reuses the
@@ -157,7 +159,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(ROOT / "runs" / "bench_kf"))
     parser.add_argument("--only", nargs="*", choices=VARIANTS, help="train and score only these learned models")
-    parser.add_argument("--seed", type=int, default=0, help="training seed of the learned models")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds of the learned models")
     for key in ("n_fine", "fine_epochs", "n_reference", "reference_frames"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, dest=key, help="replaces the preset's value")
     parser.add_argument("--tag", help="writes kolmogorov_coarse_<preset>_<tag>.json")
@@ -172,8 +174,7 @@ def main() -> None:
         }
     )
     out = Path(args.out) / args.preset
-    runs = out / f"seed{args.seed}"
-    runs.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     viscosity = 1.0 / p["re"]
 
     def pde(n_frames: int, refine: int = 1, smagorinsky: float = 0.0):
@@ -262,13 +263,15 @@ def main() -> None:
         fine_tuned = f"_e{p['fine_epochs']}" if "init_from" in settings else ""
         return name + resolved + fine_tuned
 
-    for name, settings in VARIANTS.items():
-        if args.only and name not in args.only:
-            continue
+    def train_and_score(name: str, seed: int) -> dict | None:
+        """Train (or reuse) the run of variant ``name`` with training seed ``seed``, roll it out and score
+        it; None when its starting run is not trained."""
+        settings = VARIANTS[name]
+        runs = out / f"seed{seed}"
         start = settings.get("init_from")
         if start is not None and not (runs / run_name(start) / "checkpoints" / "last.pt").exists():
-            print(f"{name}: skipped ({start} is not trained)", flush=True)
-            continue
+            print(f"{name}, seed {seed}: skipped ({start} is not trained)", flush=True)
+            return None
         fine_tuned, resolved = start is not None, settings["data"] == "resolved"
         overrides = [
             f"data.path={fine_path if resolved else train_path}",
@@ -284,7 +287,7 @@ def main() -> None:
             f"model.width={p['width']}",
             f"coarse_graining.pde_weight={settings['pde_weight']}",
             f"coarse_graining.sub_frames={settings['sub_frames']}",
-            f"seed={args.seed}",
+            f"seed={seed}",
         ]
         if fine_tuned:
             overrides.append(f"coarse_graining.init_from={runs / run_name(start)}")
@@ -298,9 +301,13 @@ def main() -> None:
         model = open_run(run_dir).model.to(args.device)
         initial = start_frames[:, None].float().to(args.device)
         with torch.no_grad():
-            per_frame = seconds_per_frame(lambda: rollout(model, initial, TIMED_FRAMES), TIMED_BATCH)  # noqa: B023 (called within this iteration)
-        results[name] = {
-            **settings,
+            per_frame = seconds_per_frame(lambda: rollout(model, initial, TIMED_FRAMES), TIMED_BATCH)
+        print(
+            f"{name:15s} seed {seed} speed-up {resolved_time / per_frame:7.1f}x  errors {_short(stats['errors'])}  "
+            f"{stats['status']} over {steps} steps",
+            flush=True,
+        )
+        return {
             "train_seconds": seconds,
             "seconds_per_frame": per_frame,
             "speedup": resolved_time / per_frame,
@@ -311,11 +318,14 @@ def main() -> None:
             "correlation_time": stats["correlation_time"],
             "first_step_relative_l2": stats["relative_l2_per_step"][0],
         }
-        print(
-            f"{name:15s} speed-up {resolved_time / per_frame:7.1f}x  errors {_short(stats['errors'])}  "
-            f"{stats['status']} over {steps} steps",
-            flush=True,
-        )
+
+    for name, settings in VARIANTS.items():
+        if args.only and name not in args.only:
+            continue
+        scored = {seed: train_and_score(name, seed) for seed in args.seeds}
+        scored = {str(seed): entry for seed, entry in scored.items() if entry is not None}
+        if scored:
+            results[name] = {**settings, "seeds": scored, **over_seeds(list(scored.values()))}
 
     path = ROOT / "benchmarks" / "results" / f"kolmogorov_coarse_{args.preset}{'_' + args.tag if args.tag else ''}.json"
     if args.only and path.exists():  # keep the other learned models' results of earlier runs
@@ -323,7 +333,7 @@ def main() -> None:
         results.update({k: v for k, v in earlier.items() if k in VARIANTS and k not in results})
     summary = {
         "preset": args.preset,
-        "seed": args.seed,
+        "seeds": args.seeds,
         **p,
         "horizon_factor": HORIZON_FACTOR,
         "smagorinsky": SMAGORINSKY,
@@ -333,6 +343,17 @@ def main() -> None:
     }
     write_json(path, summary)
     print(f"wrote {path}")
+
+
+def over_seeds(entries: list[dict]) -> dict:
+    """Mean, minimum and maximum over the seeds' ``entries`` of each error (and of the first-step error)."""
+    table = {key: [e["errors"][key] for e in entries] for key in entries[0]["errors"]}
+    table["first_step_relative_l2"] = [e["first_step_relative_l2"] for e in entries]
+    return {
+        "errors_mean": {k: sum(v) / len(v) for k, v in table.items()},
+        "errors_min": {k: min(v) for k, v in table.items()},
+        "errors_max": {k: max(v) for k, v in table.items()},
+    }
 
 
 def _short(errors: dict) -> str:
