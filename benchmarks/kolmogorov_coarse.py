@@ -1,7 +1,8 @@
 """Coarse graining of Kolmogorov flow: long-term statistics error and speed of learned and classical coarse models.
 
 Usage: python benchmarks/kolmogorov_coarse.py [--preset quick|cpu|gpu] [--device cpu|cuda] [--out runs/bench_kf]
-[--only VARIANT ...] [--seeds S ...] [--n-fine N] [--fine-epochs E] [--n-reference N] [--reference-frames F] [--skip F] [--tag TAG]
+[--only VARIANT ...] [--seeds S ...] [--n-fine N] [--fine-epochs E] [--n-reference N] [--reference-frames F] [--fine-burn-in T]
+[--skip F] [--tag TAG]
 
 All models live on the same coarse grid (``resolution``) and are scored against the *resolved*
 solver (the same equation solved ``refine`` times finer, stored on the coarse grid):
@@ -23,9 +24,11 @@ Trained runs in ``--out`` are reused; ``--only`` trains and scores a subset of t
 ``--seeds`` are the training seeds (the data's seeds are fixed): each learned model is trained
 once per seed, and its entry holds each seed's results (``seeds``) and the mean, minimum and
 maximum of each error over them (``errors_mean``, ``errors_min``, ``errors_max``). ``--n-fine``, ``--fine-epochs``,
-``--n-reference`` and ``--reference-frames`` replace the preset's values. Runs live in
-``OUT/PRESET/seed<S>/<variant>``, with ``_n<n_fine>`` appended for the models that learn from
-resolved data and ``_e<fine_epochs>`` for the fine-tuned ones, so that a setting reuses the
+``--n-reference`` and ``--reference-frames`` replace the preset's values; ``--fine-burn-in`` is the
+burn-in of the resolved training trajectories (the preset's ``burn_in`` by default). Runs live in
+``OUT/PRESET/seed<S>/<variant>``, with ``_n<n_fine>`` (and ``_b<fine_burn_in>`` where it differs
+from ``burn_in``) appended for the models that learn from resolved data and ``_e<fine_epochs>``
+for the fine-tuned ones, so that a setting reuses the
 runs it shares with another (the reference only scores, it does not train).
 
 Statistics (:mod:`oplearn.rollout_stats`): relative errors of the mean kinetic energy, TKE and
@@ -168,6 +171,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds of the learned models")
     for key in ("n_fine", "fine_epochs", "n_reference", "reference_frames"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, dest=key, help="replaces the preset's value")
+    parser.add_argument("--fine-burn-in", type=float, help="burn-in of the resolved training trajectories")
     parser.add_argument("--skip", type=int, default=0, help="frames left out of the statistics after the first")
     parser.add_argument("--tag", help="writes kolmogorov_coarse_<preset>_<tag>.json")
     args = parser.parse_args()
@@ -180,18 +184,21 @@ def main() -> None:
             if getattr(args, k) is not None
         }
     )
+    p["fine_burn_in"] = p["burn_in"] if args.fine_burn_in is None else args.fine_burn_in
+    # the resolved training data's name and runs: their burn-in where it differs from the others'
+    late = f"_b{p['fine_burn_in']:g}" if p["fine_burn_in"] != p["burn_in"] else ""
     out = Path(args.out) / args.preset
     out.mkdir(parents=True, exist_ok=True)
     viscosity = 1.0 / p["re"]
 
-    def pde(n_frames: int, refine: int = 1, smagorinsky: float = 0.0):
+    def pde(n_frames: int, refine: int = 1, smagorinsky: float = 0.0, burn_in: float = p["burn_in"]):
         return make_pde(
             "kolmogorov_flow",
             {
                 "re": p["re"],
                 "t_final": p["frame"] * n_frames,
                 "n_times": n_frames,
-                "burn_in": p["burn_in"],
+                "burn_in": burn_in,
                 "dt": p["dt"],
                 "refine": refine,
                 "smagorinsky": smagorinsky,
@@ -263,13 +270,14 @@ def main() -> None:
         )
 
     train_path, _ = solve("coarse_train", pde(p["train_frames"]), p["n_train"] + 2, 0)
-    fine_path, _ = solve(f"resolved_train_{p['n_fine']}", pde(p["train_frames"], p["refine"]), p["n_fine"] + 1, 2)
+    fine_data = pde(p["train_frames"], p["refine"], burn_in=p["fine_burn_in"])
+    fine_path, _ = solve(f"resolved_train_{p['n_fine']}{late}", fine_data, p["n_fine"] + 1, 2)
     steps = HORIZON_FACTOR * p["train_frames"]
 
     def run_name(name: str) -> str:
         """The run directory's name of a variant: its data and fine-tuning settings appended."""
         settings = VARIANTS[name]
-        resolved = f"_n{p['n_fine']}" if settings["data"] == "resolved" else ""
+        resolved = f"_n{p['n_fine']}{late}" if settings["data"] == "resolved" else ""
         fine_tuned = f"_e{p['fine_epochs']}" if "init_from" in settings else ""
         return name + resolved + fine_tuned
 
