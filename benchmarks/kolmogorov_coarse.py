@@ -1,8 +1,8 @@
 """Coarse graining of Kolmogorov flow: long-term statistics error and speed of learned and classical coarse models.
 
 Usage: python benchmarks/kolmogorov_coarse.py [--preset quick|cpu|gpu] [--device cpu|cuda] [--out runs/bench_kf]
-[--only VARIANT ...] [--seeds S ...] [--n-fine N] [--fine-epochs E] [--n-reference N] [--reference-frames F] [--fine-burn-in T]
-[--skip F] [--tag TAG]
+[--only VARIANT ...] [--seeds S ...] [--n-fine N] [--fine-epochs E] [--fine-burn-in T] [--n-reference N]
+[--reference-frames F] [--skip F] [--tag TAG]
 
 All models live on the same coarse grid (``resolution``) and are scored against the *resolved*
 solver (the same equation solved ``refine`` times finer, stored on the coarse grid):
@@ -23,35 +23,36 @@ Trained runs in ``--out`` are reused; ``--only`` trains and scores a subset of t
 (a fine-tuned one needs its starting run), keeping the other models' results in the JSON file.
 ``--seeds`` are the training seeds (the data's seeds are fixed): each learned model is trained
 once per seed, and its entry holds each seed's results (``seeds``) and the mean, minimum and
-maximum of each error over them (``errors_mean``, ``errors_min``, ``errors_max``). ``--n-fine``, ``--fine-epochs``,
-``--n-reference`` and ``--reference-frames`` replace the preset's values; ``--fine-burn-in`` is the
-burn-in of the resolved training trajectories (the preset's ``burn_in`` by default). Runs live in
+maximum of each error over them (``errors_mean``, ``errors_min``, ``errors_max``). ``--n-fine``,
+``--fine-epochs``, ``--n-reference``, ``--reference-frames`` and ``--fine-burn-in`` (the burn-in
+of the resolved training trajectories) replace the preset's values. Runs live in
 ``OUT/PRESET/seed<S>/<variant>``, with ``_n<n_fine>`` (and ``_b<fine_burn_in>`` where it differs
 from ``burn_in``) appended for the models that learn from resolved data and ``_e<fine_epochs>``
-for the fine-tuned ones, so that a setting reuses the
-runs it shares with another (the reference only scores, it does not train).
+for the fine-tuned ones, so that a setting reuses the runs it shares with another (the
+reference only scores, it does not train).
 
 Statistics (:mod:`oplearn.rollout_stats`): relative errors of the mean kinetic energy, TKE and
 dissipation, the mean log-spectrum error, the PDF distance and the auto-correlation error, each
 over the same time window for the reference and the models: the reference's frames after the
 first (the rollouts' start) and ``--skip`` more (0 by default), the rollouts' steps up to the
-reference's length.
-``energy_by_window`` of the resolved solver is its mean energy over consecutive windows of
-``train_frames`` frames: whether the reference is stationary. ``halves_errors`` of the resolved solver are the
-errors of the first half of the reference trajectories against the second half: the noise floor
-of a reference half as large. The learned models are rolled out for
-``horizon_factor`` (10) times the length of their training trajectories from the first frames of
-the resolved test trajectories; ``status`` says whether they stayed bounded (``ok``), lost their
-energy (``damped``) or blew up (``exploding``). Speed: wall seconds per frame interval of one
-trajectory, best of 3 runs of 4 frames from the same 2 resolved frames (a batch of 2 trajectories,
-on the solver's own grid for the solvers); the speed-up is the resolved solver's time over each
-model's.
+reference's length. ``energy_by_window`` of the resolved solver is its mean energy over
+consecutive windows of ``train_frames`` frames: whether the reference is stationary.
+``halves_errors`` of the resolved solver are the errors of the first half of the reference
+trajectories against the second half: the noise floor of a reference half as large. The learned
+models are rolled out for ``horizon_factor`` (10) times the length of their training
+trajectories from the first frames of the resolved test trajectories; ``status`` says whether
+they stayed bounded (``ok``), lost their energy (``damped``) or blew up (``exploding``). Speed:
+wall seconds per frame interval of one trajectory, best of 3 runs of 4 frames from the same 2
+resolved frames (a batch of 2 trajectories, on the solver's own grid for the solvers); the
+speed-up is the resolved solver's time over each model's.
 
 Presets: ``quick`` (smoke test), ``cpu`` (Re = 100, 16x16 coarse grid, resolved on 64x64,
-frames 0.5 apart, 32 training trajectories of 40 frames, 4 resolved ones for fine-tuning, 8
-reference trajectories of 400 frames, the rollouts' length, since the flow is not stationary over
-them; 1 to 10 minutes on one core, depending on its load, for the data-only model, 3 times that
-for the PDE one), ``gpu`` (more and longer trajectories, Re = 500 on 64x64 resolved on 256x256).
+frames 0.5 apart after a burn-in of 20, 32 coarse training trajectories of 40 frames, 16
+resolved ones for fine-tuning after a burn-in of 80 (the resolved flow's energy grows until
+about t = 80), 8 reference trajectories of 400 frames (the rollouts' length, so that both cover
+the same time window); 1 to 10 minutes on one core, depending on its load, for the data-only
+model, 3 times that for the PDE one), ``gpu`` (more and longer trajectories, Re = 500 on 64x64
+resolved on 256x256).
 Writes benchmarks/results/kolmogorov_coarse_<preset>.json, or ``..._<preset>_<tag>.json`` with ``--tag``.
 """
 
@@ -82,6 +83,7 @@ PRESETS = {
     "quick": dict(
         n_fine=2,
         fine_epochs=2,
+        fine_burn_in=5.0,
         re=100.0,
         resolution=16,
         refine=2,
@@ -97,8 +99,9 @@ PRESETS = {
         width=8,
     ),
     "cpu": dict(
-        n_fine=4,
+        n_fine=16,
         fine_epochs=30,
+        fine_burn_in=80.0,
         re=100.0,
         resolution=16,
         refine=4,
@@ -116,6 +119,7 @@ PRESETS = {
     "gpu": dict(
         n_fine=16,
         fine_epochs=20,
+        fine_burn_in=50.0,
         re=500.0,
         resolution=64,
         refine=4,
@@ -171,7 +175,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0], help="training seeds of the learned models")
     for key in ("n_fine", "fine_epochs", "n_reference", "reference_frames"):
         parser.add_argument(f"--{key.replace('_', '-')}", type=int, dest=key, help="replaces the preset's value")
-    parser.add_argument("--fine-burn-in", type=float, help="burn-in of the resolved training trajectories")
+    parser.add_argument("--fine-burn-in", type=float, help="replaces the preset's value")
     parser.add_argument("--skip", type=int, default=0, help="frames left out of the statistics after the first")
     parser.add_argument("--tag", help="writes kolmogorov_coarse_<preset>_<tag>.json")
     args = parser.parse_args()
@@ -184,7 +188,8 @@ def main() -> None:
             if getattr(args, k) is not None
         }
     )
-    p["fine_burn_in"] = p["burn_in"] if args.fine_burn_in is None else args.fine_burn_in
+    if args.fine_burn_in is not None:
+        p["fine_burn_in"] = args.fine_burn_in
     # the resolved training data's name and runs: their burn-in where it differs from the others'
     late = f"_b{p['fine_burn_in']:g}" if p["fine_burn_in"] != p["burn_in"] else ""
     out = Path(args.out) / args.preset
