@@ -191,7 +191,7 @@ def main() -> None:
     if args.fine_burn_in is not None:
         p["fine_burn_in"] = args.fine_burn_in
     # the resolved training data's name and runs: their burn-in where it differs from the others'
-    late = f"_b{p['fine_burn_in']:g}" if p["fine_burn_in"] != p["burn_in"] else ""
+    burn_tag = f"_b{p['fine_burn_in']:g}" if p["fine_burn_in"] != p["burn_in"] else ""
     out = Path(args.out) / args.preset
     out.mkdir(parents=True, exist_ok=True)
     viscosity = 1.0 / p["re"]
@@ -276,17 +276,17 @@ def main() -> None:
 
     train_path, _ = solve("coarse_train", pde(p["train_frames"]), p["n_train"] + 2, 0)
     fine_data = pde(p["train_frames"], p["refine"], burn_in=p["fine_burn_in"])
-    fine_path, _ = solve(f"resolved_train_{p['n_fine']}{late}", fine_data, p["n_fine"] + 1, 2)
+    fine_path, _ = solve(f"resolved_train_{p['n_fine']}{burn_tag}", fine_data, p["n_fine"] + 1, 2)
     steps = HORIZON_FACTOR * p["train_frames"]
 
     def run_name(name: str) -> str:
         """The run directory's name of a variant: its data and fine-tuning settings appended."""
         settings = VARIANTS[name]
-        resolved = f"_n{p['n_fine']}{late}" if settings["data"] == "resolved" else ""
+        resolved = f"_n{p['n_fine']}{burn_tag}" if settings["data"] == "resolved" else ""
         fine_tuned = f"_e{p['fine_epochs']}" if "init_from" in settings else ""
         return name + resolved + fine_tuned
 
-    def late_errors(path: Path) -> dict:
+    def window_errors(path: Path) -> dict:
         """:func:`compare_statistics` of a rollout file's steps in the reference's window (after ``--skip``,
         up to the reference's length) against the reference."""
         with h5py.File(path, "r") as f:
@@ -328,7 +328,7 @@ def main() -> None:
         stats = long_rollout(
             run_dir, steps, run_dir / f"rollout_{size}.h5", str(reference), samples=p["n_reference"], device=args.device
         )
-        errors = late_errors(run_dir / f"rollout_{size}.h5")
+        errors = window_errors(run_dir / f"rollout_{size}.h5")
         model = open_run(run_dir).model.to(args.device)
         initial = start_frames[:, None].float().to(args.device)
         with torch.no_grad():
