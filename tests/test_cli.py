@@ -161,7 +161,7 @@ def test_discoverability(capsys, monkeypatch):
     assert all(f"  {name} " in listing for name in [*PROBLEMS, *TARGETS, *METHODS])
     assert (
         "parameters: dim=150" in listing
-        and "mass=1.0, learn_mass=True, net=None, learn_annealing=False, segments=4, resample_threshold=0.3, mcmc=None, "
+        and "mass=1.0, learn_mass=True, learn_diffusion=True, net=None, learn_annealing=False, segments=4, resample_threshold=0.3, mcmc=None, "
         "mcmc_steps=1, "
         "mcmc_step_size=0.1, leapfrog=5, replay_capacity=0, replay_temperature=1.0"
         in listing

@@ -369,3 +369,22 @@ def test_overdamped_langevin_weights_evaluate_the_target_once_per_point(name):
     sampler.estimate(50, generator(1))
     assert target.evaluations == 50 * 7
     assert torch.isfinite(log_w).all()
+
+
+def test_overdamped_diffusion_is_learned_unless_fixed():
+    """``learn_diffusion=False`` keeps the overdamped samplers' sigma out of the parameters and at
+    its value through training steps; learned, the same loss moves it."""
+    target = Gaussian(2, mean=0.5, scale=0.7)
+    moved = {}
+    for learn in (True, False):
+        torch.manual_seed(0)
+        sampler = make_method("cmcd", target, steps=4, diffusion=0.8, learn_diffusion=learn)
+        assert ("log_diffusion" in dict(sampler.named_parameters())) is learn
+        start = float(sampler.log_diffusion)
+        optimiser = torch.optim.SGD(sampler.parameters(), lr=0.05)
+        for k in range(3):
+            optimiser.zero_grad()
+            (-sampler.log_weights(sampler.simulate(64, generator(k))).mean()).backward()
+            optimiser.step()
+        moved[learn] = abs(float(sampler.log_diffusion) - start)
+    assert moved[True] > 1e-4 and moved[False] == 0.0

@@ -86,6 +86,11 @@ class AnnealedLangevin(Sampler):
         learned :math:`\\sigma` sets theirs and as the references learn their step size.
     learn_mass:
         Learn the mass (underdamped only); ``False`` keeps it at ``mass``.
+    learn_diffusion:
+        Learn :math:`\\sigma` (overdamped only); ``False`` keeps it at ``diffusion``. The
+        log-variance loss can drive a learned :math:`\\sigma` towards 0 (BENCHMARKS.md, Many-Well):
+        the transport then stops and the sampler is importance sampling from its learned
+        :math:`p_0`.
     learn_annealing:
         Learn the annealing schedule :math:`\\lambda(t)`, piecewise linear with one piece per step
         (:mod:`oplearn.sampling.annealing`); ``False`` keeps :math:`\\lambda = t / T`.
@@ -106,6 +111,7 @@ class AnnealedLangevin(Sampler):
         friction: float = 1.0,
         mass: float = 1.0,
         learn_mass: bool = True,
+        learn_diffusion: bool = True,
         net: ControlNet | dict | None = None,
         learn_annealing: bool = False,
     ) -> None:
@@ -115,16 +121,19 @@ class AnnealedLangevin(Sampler):
         self.prior = GaussianPrior(target.dim, scale, learn=True)
         if self.underdamped:
             self.log_friction = nn.Parameter(torch.tensor(math.log(friction)))
-            log_mass = torch.tensor(math.log(mass))
-            if learn_mass:
-                self.log_mass = nn.Parameter(log_mass)
-            else:
-                self.register_buffer("log_mass", log_mass)
+            self._parameter_or_buffer("log_mass", math.log(mass), learn_mass)
         else:
-            self.log_diffusion = nn.Parameter(torch.tensor(math.log(diffusion)))
+            self._parameter_or_buffer("log_diffusion", math.log(diffusion), learn_diffusion)
         if self.controls:
             state_dim = 2 * target.dim if self.underdamped else target.dim
             self.net = self.make_net(net, state_dim, use_score=not self.underdamped)
+
+    def _parameter_or_buffer(self, name: str, value: float, learn: bool) -> None:
+        """Register the scalar ``value`` as ``name``: a parameter if ``learn``, else a buffer."""
+        if learn:
+            setattr(self, name, nn.Parameter(torch.tensor(value)))
+        else:
+            self.register_buffer(name, torch.tensor(value))
 
     @property
     def mass(self) -> torch.Tensor:
