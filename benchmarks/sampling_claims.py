@@ -25,7 +25,7 @@ replayed paths add target evaluations (counted).
 
 ``many_well_off_policy`` -- CMCD on Many-Well (32D), ``configs/sample_many_well_cmcd.yaml``,
 trained long: the reverse KL against the log-variance loss on paths of the exploring behaviour
-process (exploration eps = 2, 5). Each double well's minor mode holds 15.6% of its mass, so a
+process (exploration eps = 2, 5; and eps = 2 with sigma fixed, ``learn_diffusion: false``). Each double well's minor mode holds 15.6% of its mass, so a
 sampler that drops it in all 16 wells has a log Z error of 16 log(1/0.844) = 2.71 with a high
 ESS: the reverse KL's mode collapse, which off-policy losses are meant to prevent (Sendera et al.
 2024).
@@ -109,6 +109,15 @@ EXPERIMENTS = {
         "kl": ("many_well_cmcd", {}, 1.0),
         "lv_eps2": ("many_well_cmcd", {"sampling.loss": "log_variance", "sampling.exploration": 2.0}, 1.0),
         "lv_eps5": ("many_well_cmcd", {"sampling.loss": "log_variance", "sampling.exploration": 5.0}, 1.0),
+        "lv_eps2_fixed_sigma": (
+            "many_well_cmcd",
+            {
+                "sampling.loss": "log_variance",
+                "sampling.exploration": 2.0,
+                "sampling.method_params.learn_diffusion": False,
+            },
+            1.0,
+        ),
     },
     "underdamped_steps": {
         "od_N": ("funnel_cmcd", {}, 1.0),
@@ -131,7 +140,11 @@ COMPARISONS = {
         ["lv", "lv_replay", "lv_hmc", "lv_replay_hmc", "lv_replay_hmc_annealing", "lv_replay_eps20"],
         ["log_Z_error", "elbo", "mode_coverage"],
     ),
-    "many_well_off_policy": ("kl", ["lv_eps2", "lv_eps5"], ["log_Z_error", "elbo", "mode_coverage"]),
+    "many_well_off_policy": (
+        "kl",
+        ["lv_eps2", "lv_eps5", "lv_eps2_fixed_sigma"],
+        ["log_Z_error", "elbo", "mode_coverage"],
+    ),
     "underdamped_steps": ("od_N", ["ud_N/2", "ud_N/2_fixed_mass", "ud_N"], ["log_Z_error", "elbo"]),
 }
 
