@@ -181,15 +181,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     p = dict(PRESETS[args.preset])
-    p.update(
-        {
-            k: getattr(args, k)
-            for k in ("n_fine", "fine_epochs", "n_reference", "reference_frames")
-            if getattr(args, k) is not None
-        }
-    )
-    if args.fine_burn_in is not None:
-        p["fine_burn_in"] = args.fine_burn_in
+    overridable = ("n_fine", "fine_epochs", "n_reference", "reference_frames", "fine_burn_in")
+    p.update({k: getattr(args, k) for k in overridable if getattr(args, k) is not None})
     # the resolved training data's name and runs: their burn-in where it differs from the others'
     burn_tag = f"_b{p['fine_burn_in']:g}" if p["fine_burn_in"] != p["burn_in"] else ""
     out = Path(args.out) / args.preset
