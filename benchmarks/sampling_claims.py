@@ -30,6 +30,14 @@ sampler that drops it in all 16 wells has a log Z error of 16 log(1/0.844) = 2.7
 ESS: the reverse KL's mode collapse, which off-policy losses are meant to prevent (Sendera et al.
 2024).
 
+``many_well_local_search`` -- DDS on Many-Well (32D), ``configs/sample_many_well_dds.yaml``, at
+the reference's learning rate 1e-3 (Sendera et al. 2024): the reverse KL against the log-variance
+loss with exploration 0.5, alone and with local search (``sampling.local_search``: every other
+step on backward paths from MALA-refined samples of a rank-prioritised buffer,
+:mod:`oplearn.sampling.local_search`), and trajectory balance with the same (its log Z from the
+initial ELBO, learning rate 0.1): the settings of the rows with the lowest published Many-Well
+errors.
+
 ``underdamped_steps`` -- CMCD (Euler-Maruyama, N = 64 steps) against underdamped CMCD (OBABO,
 N/2 steps with the mass learned or fixed, and N steps for reference) on Funnel (10D),
 ``configs/sample_funnel_cmcd[_ud].yaml``, the same training steps: log Z error and ELBO.
@@ -44,6 +52,7 @@ comparison the per-seed paired difference with its interval.
     python benchmarks/sampling_claims.py cmcd_lv --seeds 3 --epochs 2
     python benchmarks/sampling_claims.py scld_lv --seeds 3 --epochs 2
     python benchmarks/sampling_claims.py many_well_off_policy --seeds 1 --epochs 40
+    python benchmarks/sampling_claims.py many_well_local_search --seeds 1 --epochs 40
 """
 
 from __future__ import annotations
@@ -67,6 +76,9 @@ SCLD_HMC = {
     "sampling.method_params.mcmc_step_size": 0.2,
     "sampling.method_params.leapfrog": 5,
 }
+
+#: The log-variance loss on paths of the exploring behaviour process, Many-Well.
+MANY_WELL_LV = {"sampling.loss": "log_variance", "sampling.exploration": 0.5}
 
 #: experiment -> variant -> (row, overrides, epochs as a multiple of --epochs)
 EXPERIMENTS = {
@@ -119,6 +131,21 @@ EXPERIMENTS = {
             1.0,
         ),
     },
+    "many_well_local_search": {
+        "kl": ("many_well_dds", {"train.lr": 1e-3}, 1.0),
+        "lv": ("many_well_dds", {"train.lr": 1e-3, **MANY_WELL_LV}, 1.0),
+        "lv_ls": ("many_well_dds", {"train.lr": 1e-3, **MANY_WELL_LV, "sampling.local_search": {}}, 1.0),
+        "tb_ls": (
+            "many_well_dds",
+            {
+                "train.lr": 1e-3,
+                **MANY_WELL_LV,
+                "sampling.loss": "trajectory_balance",
+                "sampling.local_search": {},
+            },
+            1.0,
+        ),
+    },
     "underdamped_steps": {
         "od_N": ("funnel_cmcd", {}, 1.0),
         "ud_N/2": ("funnel_cmcd_ud", {}, 1.0),
@@ -145,6 +172,7 @@ COMPARISONS = {
         ["lv_eps2", "lv_eps5", "lv_eps2_fixed_sigma"],
         ["log_Z_error", "elbo", "mode_coverage"],
     ),
+    "many_well_local_search": ("kl", ["lv", "lv_ls", "tb_ls"], ["log_Z_error", "elbo", "mode_coverage"]),
     "underdamped_steps": ("od_N", ["ud_N/2", "ud_N/2_fixed_mass", "ud_N"], ["log_Z_error", "elbo"]),
 }
 

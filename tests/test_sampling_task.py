@@ -13,6 +13,7 @@ from helpers import SRC, one_thread, run_cli, train_whole_and_resumed  # noqa: F
 from oplearn.config import load_config, shipped_configs, validate_config
 from oplearn.errors import ConfigError
 from oplearn.sampling.task import SamplerTask, interval
+from oplearn.seeding import generator
 from oplearn.training.run import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -58,6 +59,9 @@ def test_sampler_config_is_checked():
             {"method": "scld", "loss": "kl", "exploration": 0.0, "method_params": {"steps": 6, "replay_capacity": 64}},
             "the replay buffer trains the off-policy log_variance loss",
         ),
+        ({"loss": "kl", "exploration": 0.0, "local_search": {}}, "local_search trains the off-policy losses"),
+        ({"method": "scld", "local_search": {}}, "local_search trains the off-policy losses"),
+        ({"local_search": {"burn_in": -1}}, "burn_in"),
     ]:
         with pytest.raises(ConfigError, match=message):
             tiny_config(**sampling)
@@ -94,6 +98,33 @@ def test_scld_run_with_replay_and_moves_resumes_exactly(tmp_path, monkeypatch):
     assert whole["model"].keys() == resumed["model"].keys()
     for key, value in whole["model"].items():
         torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=0, msg=key)
+
+
+def test_local_search_run_resumes_exactly(tmp_path, monkeypatch):
+    """The local-search buffers, step counter and adapted MALA step are part of the checkpoint."""
+    config = tiny_config(local_search={"capacity": 500, "cycle": 4, "mcmc_steps": 6, "burn_in": 2})
+    whole, resumed = train_whole_and_resumed(config, tmp_path, SamplerTask, monkeypatch)
+    assert int(whole["model"]["loss.local_search.step"]) == 4 * 3
+    assert int(whole["model"]["loss.local_search.refined.size"]) == 3 * 4 * 16  # steps 1, 5, 9
+    assert float(whole["model"]["loss.local_search.step_size"]) != 0.1
+    for key, value in whole["model"].items():
+        torch.testing.assert_close(resumed["model"][key], value, rtol=0, atol=0, msg=key)
+
+
+def test_trajectory_balance_log_Z_starts_at_the_elbo_with_its_own_learning_rate(tmp_path):
+    config = tiny_config(loss="trajectory_balance", log_z_lr=0.3)
+    task = SamplerTask(config, progress=False)
+    torch.manual_seed(config.seed)
+    model = task.build_model()
+    elbo = model.sampler.estimate(256, generator(config.seed, 22)).elbo
+    assert float(model.loss.log_Z.detach()) == pytest.approx(elbo) and abs(elbo) > 0.1
+    assert task.evaluations == 256 * 7  # the initial paths count as training's
+    network, log_Z = task.parameter_groups(model)
+    assert log_Z == {"params": [model.loss.log_Z], "lr": 0.3, "weight_decay": 0.0}
+    assert len(network["params"]) == len(list(model.sampler.parameters()))
+    train(config, tmp_path / "run", progress=False)
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert state["optimizer"]["param_groups"][1]["initial_lr"] == 0.3
 
 
 def test_sampler_train_evaluate_report_end_to_end(tmp_path):

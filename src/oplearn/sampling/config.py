@@ -26,6 +26,22 @@ class ControlNetConfig(Strict):
     gate_init: float | None = None
 
 
+class LocalSearchConfig(Strict):
+    """Off-policy training on backward paths from MALA-refined samples
+    (:class:`oplearn.sampling.local_search.LocalSearch`): ``capacity`` points per buffer, the rank
+    priority ``rank_weight``, a refinement every ``cycle`` steps of ``mcmc_steps`` MALA moves (the
+    first ``burn_in`` not kept) from ``step_size``, adapted towards ``target_acceptance``. The
+    defaults are the reference's Many-Well setting, with smaller buffers."""
+
+    capacity: int = Field(default=20000, gt=0)
+    rank_weight: float = Field(default=0.01, gt=0)
+    cycle: int = Field(default=100, ge=2)
+    mcmc_steps: int = Field(default=200, gt=0)
+    burn_in: int = Field(default=100, ge=0)
+    step_size: float = Field(default=0.1, gt=0)
+    target_acceptance: float = Field(default=0.574, gt=0, lt=1)
+
+
 class SamplingConfig(Strict):
     """Sample ``target`` with ``method`` (:data:`oplearn.sampling.methods.METHODS`), trained with ``loss``.
 
@@ -33,7 +49,11 @@ class SamplingConfig(Strict):
     method's constructors (e.g. ``{dim: 2}``; ``{steps: 64, scale: 40.0, grid: cosine}``). An
     epoch is ``iterations`` optimisation steps of ``data.batch_size`` paths each (paths drawn from
     a generator seeded by the run seed, the epoch and the step). ``exploration`` is the standard
-    deviation of the off-policy noise of the log-variance and trajectory-balance losses. After each
+    deviation of the off-policy noise of the log-variance and trajectory-balance losses;
+    ``local_search`` alternates their steps with backward paths from MCMC-refined samples.
+    Trajectory balance's learned log Z starts at the untrained sampler's ELBO (on
+    ``validation_samples`` paths, at least 256) and trains at its own learning rate ``log_z_lr``
+    (following the network's schedule). After each
     epoch ``validation_samples`` paths give the ELBO, the importance-sampling log Z and the ESS;
     ``oplearn evaluate`` draws ``eval_samples`` samples under ``eval_seeds`` estimator seeds
     unless its ``--samples`` / ``--seeds`` say otherwise.
@@ -45,6 +65,8 @@ class SamplingConfig(Strict):
     method_params: dict[str, Any] = Field(default_factory=dict)
     loss: Literal["kl", "log_variance", "trajectory_balance"] = "kl"
     exploration: float = Field(default=0.0, ge=0)
+    local_search: LocalSearchConfig | None = None
+    log_z_lr: float = Field(default=0.1, gt=0)
     iterations: int = Field(default=100, gt=0)
     net: ControlNetConfig = Field(default_factory=ControlNetConfig)
     validation_samples: int = Field(default=1000, ge=0)

@@ -12,7 +12,9 @@ loss                   value                                                    
 Off-policy paths come from the current sampler with independent noise of standard deviation
 ``exploration`` added to its control at every step (the behaviour process); the log-variance
 and trajectory-balance losses stay valid for any behaviour process with full support, which
-is what lets them explore modes a reverse-KL sampler collapses away from. Weights of shape
+is what lets them explore modes a reverse-KL sampler collapses away from. With a
+:class:`~oplearn.sampling.local_search.LocalSearch` every other step trains instead on backward
+paths from MCMC-refined samples (:mod:`oplearn.sampling.local_search`). Weights of shape
 ``(segments, n)`` (SCLD's sub-trajectories) are reduced per segment and summed.
 
 References
@@ -29,20 +31,25 @@ import torch
 from torch import nn
 
 from oplearn.errors import ConfigError
+from oplearn.sampling.local_search import LocalSearch
 from oplearn.sampling.methods.base import Sampler
 from oplearn.sampling.methods.scld import SCLD
 
 
 class SamplerLoss(nn.Module):
-    """A loss on a sampler's log-weights; :meth:`forward` draws the paths and returns the scalar loss."""
+    """A loss on a sampler's log-weights; :meth:`forward` draws the paths and returns the scalar loss.
+    Off-policy losses take an optional ``local_search`` (module docstring)."""
 
     off_policy: bool = True
 
-    def __init__(self, exploration: float = 0.0) -> None:
+    def __init__(self, exploration: float = 0.0, local_search: LocalSearch | None = None) -> None:
         super().__init__()
         if exploration < 0:
             raise ConfigError(f"loss: exploration must be >= 0, got {exploration}")
+        if local_search is not None and not self.off_policy:
+            raise ConfigError("loss: local search trains on backward paths; use log_variance or trajectory_balance")
         self.exploration = float(exploration)
+        self.local_search = local_search
 
     def reduce(self, log_w: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -51,7 +58,12 @@ class SamplerLoss(nn.Module):
         self, sampler: Sampler | SCLD, n: int, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(loss, log-weights)`` for ``n`` paths of ``sampler``."""
-        log_w = sampler.training_log_weights(n, generator, self.off_policy, self.exploration)
+        if self.local_search is not None:
+            if isinstance(sampler, SCLD):
+                raise ConfigError("loss: local search needs whole backward paths; SCLD trains on sub-trajectories")
+            log_w = self.local_search.training_log_weights(sampler, n, generator, self.exploration)
+        else:
+            log_w = sampler.training_log_weights(n, generator, self.off_policy, self.exploration)
         return self.reduce(log_w), log_w
 
 
@@ -60,12 +72,12 @@ class ReverseKL(SamplerLoss):
 
     off_policy = False
 
-    def __init__(self, exploration: float = 0.0) -> None:
+    def __init__(self, exploration: float = 0.0, local_search: LocalSearch | None = None) -> None:
         if exploration:
             raise ConfigError(
                 "loss: the reverse-KL loss is on-policy; exploration applies to log_variance and trajectory_balance"
             )
-        super().__init__(0.0)
+        super().__init__(0.0, local_search)
 
     def reduce(self, log_w: torch.Tensor) -> torch.Tensor:
         return -log_w.mean(-1).sum()
@@ -81,9 +93,16 @@ class LogVariance(SamplerLoss):
 class TrajectoryBalance(SamplerLoss):
     """:math:`E[(\\log w - \\log Z_\\theta)^2]` with a learned :math:`\\log Z_\\theta` (module docstring)."""
 
-    def __init__(self, exploration: float = 0.0) -> None:
-        super().__init__(exploration)
+    def __init__(self, exploration: float = 0.0, local_search: LocalSearch | None = None) -> None:
+        super().__init__(exploration, local_search)
         self.log_Z = nn.Parameter(torch.zeros(()))
+
+    @torch.no_grad()
+    def initialise(self, sampler: Sampler | SCLD, n: int, generator: torch.Generator | None = None) -> None:
+        """Start :math:`\\log Z_\\theta` at the ELBO of ``n`` paths of ``sampler``: the loss's minimiser
+        over :math:`\\log Z_\\theta` for on-policy paths, which a learning rate of the network's order
+        would take thousands of steps to reach on targets such as Many-Well (log Z 164.7)."""
+        self.log_Z.fill_(sampler.estimate(n, generator).elbo)
 
     def reduce(self, log_w: torch.Tensor) -> torch.Tensor:
         if log_w.ndim != 1:
@@ -98,7 +117,7 @@ LOSSES: dict[str, type[SamplerLoss]] = {
 }
 
 
-def make_loss(name: str, exploration: float = 0.0) -> SamplerLoss:
+def make_loss(name: str, exploration: float = 0.0, local_search: LocalSearch | None = None) -> SamplerLoss:
     if name not in LOSSES:
         raise ConfigError(f"unknown sampler loss '{name}'; choose one of {', '.join(LOSSES)}")
-    return LOSSES[name](exploration)
+    return LOSSES[name](exploration, local_search)

@@ -29,7 +29,8 @@ from torch import nn
 
 from oplearn.config import RunConfig
 from oplearn.sampling.config import SamplingConfig
-from oplearn.sampling.losses import SamplerLoss, make_loss
+from oplearn.sampling.local_search import LocalSearch
+from oplearn.sampling.losses import SamplerLoss, TrajectoryBalance, make_loss
 from oplearn.sampling.methods import METHODS, make_method, method_parameters
 from oplearn.sampling.metrics import ess_fraction, sample_metrics
 from oplearn.sampling.targets import TARGETS, make_target, target_parameters
@@ -65,7 +66,9 @@ def build_sampler_model(settings: SamplingConfig) -> SamplerModel:
     params = dict(settings.method_params)
     params.setdefault("net", settings.net.model_dump())
     sampler = make_method(settings.method, target, **params)
-    return SamplerModel(sampler, make_loss(settings.loss, settings.exploration))
+    search = settings.local_search
+    local_search = None if search is None else LocalSearch(target.dim, **search.model_dump())
+    return SamplerModel(sampler, make_loss(settings.loss, settings.exploration, local_search))
 
 
 def _settings(config: RunConfig) -> SamplingConfig:
@@ -113,6 +116,11 @@ class SamplerTask(Task):
                 "sampling.method_params.replay_capacity: the replay buffer trains the off-policy log_variance loss; "
                 "set sampling.loss: log_variance or replay_capacity: 0"
             )
+        if s.local_search is not None and (s.loss == "kl" or s.method == "scld"):
+            raise ValueError(
+                "sampling.local_search trains the off-policy losses on whole backward paths; "
+                "use loss log_variance or trajectory_balance with a method other than scld"
+            )
         if s.loss == "trajectory_balance" and s.method == "scld":
             raise ValueError("sampling.loss trajectory_balance needs whole paths; use log_variance or kl with scld")
 
@@ -125,7 +133,19 @@ class SamplerTask(Task):
 
     def build_model(self) -> SamplerModel:
         self.model = build_sampler_model(self.settings)
+        if isinstance(self.model.loss, TrajectoryBalance):  # its paths count as training's
+            target = self.model.sampler.target
+            before = target.evaluations
+            n = max(self.settings.validation_samples, 256)
+            self.model.loss.initialise(self.model.sampler, n, generator(self.config.seed, 22))
+            self.evaluations += target.evaluations - before
         return self.model
+
+    def parameter_groups(self, model: SamplerModel) -> list[dict]:
+        """The sampler's parameters, and trajectory balance's log Z at ``sampling.log_z_lr`` without weight decay."""
+        log_z = list(model.loss.parameters())
+        groups = [{"params": list(model.sampler.parameters())}]
+        return groups + ([{"params": log_z, "lr": self.settings.log_z_lr, "weight_decay": 0.0}] if log_z else [])
 
     def info(self) -> dict:
         target = self.model.sampler.target

@@ -226,7 +226,9 @@ def _fit_in(
     net = DistributedDataParallel(model) if world.distributed else model
     average = WeightAverage(model, config.train.ema_decay) if config.train.ema_decay else None
     evaluated = average.model if average is not None else model  # what is validated and saved
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.train.lr, weight_decay=config.train.weight_decay)
+    optimizer = torch.optim.AdamW(
+        task.parameter_groups(model), lr=config.train.lr, weight_decay=config.train.weight_decay
+    )
     scheduler = _scheduler(config, optimizer)
     autocast, scaler = _mixed_precision(config, device)
     data_info = json.dumps(task.info())

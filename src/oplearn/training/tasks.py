@@ -234,6 +234,11 @@ class Task:
         """An untrained model of the saved shape, to load a checkpoint's weights into."""
         raise NotImplementedError
 
+    def parameter_groups(self, model: nn.Module) -> list[dict]:
+        """The optimiser's parameter groups (options beside ``params`` override ``train.lr`` and
+        ``train.weight_decay`` for that group); one group of every parameter by default."""
+        return [{"params": list(model.parameters())}]
+
     def __len__(self) -> int:
         """Items per epoch; the loop shuffles and batches their indices."""
         raise NotImplementedError
