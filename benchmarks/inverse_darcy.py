@@ -182,7 +182,7 @@ def posterior_runs(args, work: Path, train_path: Path, truth, observations, prob
         sigmas = karras_sigmas(args.steps, setup.sigma_min, setup.sigma_max)
         for problem in problems:
             t0 = time.perf_counter()
-            means, cover = [], []
+            means, cover, by_draws = [], [], {}
             for i, obs in enumerate(observations[problem]):
                 x = sample_posterior(
                     setup.denoise,
@@ -201,6 +201,12 @@ def posterior_runs(args, work: Path, train_path: Path, truth, observations, prob
                 post = summarize(x)
                 means.append(post.mean)
                 cover.append(calibration(post, truth[i]))
+                m = 2
+                while m <= len(x):  # the unobserved field's error of the mean of the first m draws
+                    unknown = slice(1 - problems[problem], 2 - problems[problem])
+                    error = relative_l2(x[None, :m, unknown].double().mean(1), truth[i : i + 1, unknown]).item()
+                    by_draws.setdefault(f"relative_l2_unobserved_mean_of_{m}", []).append(error)
+                    m *= 2
                 print(
                     f"{arm}, {problem} case {i}: u {relative_l2(post.mean[None, 1:], truth[i : i + 1, 1:]).item():.4f}, "
                     f"coefficient error rate {coefficient_error_rate(post.mean[None, :1], truth[i : i + 1, :1], setup.pde.low, setup.pde.high).item():.4f}, "
@@ -224,7 +230,7 @@ def posterior_runs(args, work: Path, train_path: Path, truth, observations, prob
                 problem,
                 f"DPS posterior mean, {arm} ({label})",
                 torch.stack(means),
-                {"calibration_a": cover[:, 0].tolist(), "calibration_u": cover[:, 1].tolist()},
+                {"calibration_a": cover[:, 0].tolist(), "calibration_u": cover[:, 1].tolist(), **by_draws},
             )
             timings[f"sampling_{arm}_{problem}_s"] = time.perf_counter() - t0
 
@@ -302,7 +308,8 @@ def main() -> None:
     timings = {"data_s": time.perf_counter() - t0}
 
     if args.stage == "prior":
-        train_prior(work, train_path, args)
+        if not args.no_joint:
+            train_prior(work, train_path, args)
         if args.ddis or args.ddis_solver:
             train_prior(work, train_path, args, "inputs")
         if args.ddis:
